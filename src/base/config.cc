@@ -31,7 +31,8 @@ Result<int64_t> ParseScaled(std::string_view text,
                             bool unit_required) {
   text = Trim(text);
   size_t i = 0;
-  while (i < text.size() && ((text[i] >= '0' && text[i] <= '9') || text[i] == '-')) ++i;
+  while (i < text.size() && ((text[i] >= '0' && text[i] <= '9') || text[i] == '-'))
+    ++i;
   auto number = ParseInt(text.substr(0, i));
   if (!number) return number.error();
   std::string_view unit = Trim(text.substr(i));
@@ -52,12 +53,18 @@ Result<int64_t> ParseScaled(std::string_view text,
 
 const char* TypeName(Type t) {
   switch (t) {
-    case Type::kString: return "a string";
-    case Type::kInt: return "an integer";
-    case Type::kBool: return "true or false";
-    case Type::kStringList: return "a list of strings";
-    case Type::kDuration: return "a duration such as 30s, 5m, 12h or 7d";
-    case Type::kSize: return "a size such as 512, 64KiB or 256MiB";
+    case Type::kString:
+      return "a string";
+    case Type::kInt:
+      return "an integer";
+    case Type::kBool:
+      return "true or false";
+    case Type::kStringList:
+      return "a list of strings";
+    case Type::kDuration:
+      return "a duration such as 30s, 5m, 12h or 7d";
+    case Type::kSize:
+      return "a size such as 512, 64KiB or 256MiB";
   }
   return "?";
 }
@@ -85,7 +92,8 @@ Result<Value> ParseText(const Option& o, std::string_view text, std::string_view
     case Type::kString:
       if (!o.choices.empty()) {
         bool ok = false;
-        for (auto& c : o.choices) ok = ok || c == text;
+        for (auto& c : o.choices)
+          ok = ok || c == text;
         if (!ok) return ValueError(o, text, origin);
       }
       return Value(std::string(text));
@@ -222,8 +230,7 @@ std::string Schema::EnvName(std::string_view key) {
 }
 
 std::string Schema::MarkdownReference() const {
-  std::string out =
-      "| key | environment | flag | default | meaning |\n|---|---|---|---|---|\n";
+  std::string out = "| key | environment | flag | default | meaning |\n|---|---|---|---|---|\n";
   for (auto& o : options_) {
     out += fmt::format("| `{}` | `{}` | {} | {} | {} |\n", o.key, EnvName(o.key),
                        o.flag.empty() ? "" : fmt::format("`--{}`", o.flag),
@@ -256,7 +263,8 @@ Result<Settings> Settings::Load(const Schema& schema, const Sources& sources) {
     }
     std::map<std::string, Value> values;
     ORRERY_TRY(WalkToml(schema, table, "", origin, values));
-    for (auto& [k, v] : values) s.entries_[k] = Entry{std::move(v), "file " + origin};
+    for (auto& [k, v] : values)
+      s.entries_[k] = Entry{std::move(v), "file " + origin};
   }
 
   for (auto& [name, text] : sources.env) {
@@ -308,20 +316,22 @@ const Settings::Entry& Settings::Get(std::string_view key) const {
 const std::string& Settings::String(std::string_view key) const {
   return std::get<std::string>(Get(key).value);
 }
-int64_t Settings::Int(std::string_view key) const { return std::get<int64_t>(Get(key).value); }
-bool Settings::Bool(std::string_view key) const { return std::get<bool>(Get(key).value); }
+int64_t Settings::Int(std::string_view key) const {
+  return std::get<int64_t>(Get(key).value);
+}
+bool Settings::Bool(std::string_view key) const {
+  return std::get<bool>(Get(key).value);
+}
 const std::vector<std::string>& Settings::List(std::string_view key) const {
   return std::get<std::vector<std::string>>(Get(key).value);
 }
-const std::string& Settings::Origin(std::string_view key) const { return Get(key).origin; }
+const std::string& Settings::Origin(std::string_view key) const {
+  return Get(key).origin;
+}
 
 Result<int64_t> ParseDurationMs(std::string_view text) {
   return ParseScaled(text,
-                     {{"ms", 1},
-                      {"s", 1000},
-                      {"m", 60'000},
-                      {"h", 3'600'000},
-                      {"d", 86'400'000}},
+                     {{"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000}, {"d", 86'400'000}},
                      /*unit_required=*/true);
 }
 

@@ -34,7 +34,7 @@ enum class Type {
 };
 
 struct Option {
-  std::string key;            // dotted, e.g. "https.port"
+  std::string key;  // dotted, e.g. "https.port"
   Type type = Type::kString;
   std::string default_value;  // textual, parsed like an environment value
   std::string help;           // one line, for --help and the README reference
@@ -62,9 +62,9 @@ class Schema {
 using Value = std::variant<std::string, int64_t, bool, std::vector<std::string>>;
 
 struct Sources {
-  std::optional<std::filesystem::path> file;         // TOML file, if any
-  std::map<std::string, std::string> env;            // the process environment (all of it)
-  std::map<std::string, std::string> flags;          // key → text, for flags given
+  std::optional<std::filesystem::path> file;  // TOML file, if any
+  std::map<std::string, std::string> env;     // the process environment (all of it)
+  std::map<std::string, std::string> flags;   // key → text, for flags given
 };
 
 class Settings {
@@ -89,8 +89,7 @@ class Settings {
   const std::vector<std::string>& unknown_env() const { return unknown_env_; }
 
   // Overrides a value after loading (tests and derived defaults). Validates like Load.
-  Status Set(const Schema& schema, std::string_view key, std::string_view text,
-             std::string origin);
+  Status Set(const Schema& schema, std::string_view key, std::string_view text, std::string origin);
 
  private:
   struct Entry {

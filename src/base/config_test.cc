@@ -9,25 +9,41 @@ namespace {
 
 Schema TestSchema() {
   Schema s;
-  s.Add({.key = "https.port", .type = Type::kInt, .default_value = "443", .help = "HTTPS port",
-         .min = 0, .max = 65535, .flag = "https-port"});
-  s.Add({.key = "server.host_name", .type = Type::kString, .default_value = "localhost",
+  s.Add({.key = "https.port",
+         .type = Type::kInt,
+         .default_value = "443",
+         .help = "HTTPS port",
+         .min = 0,
+         .max = 65535,
+         .flag = "https-port"});
+  s.Add({.key = "server.host_name",
+         .type = Type::kString,
+         .default_value = "localhost",
          .help = "host name"});
-  s.Add({.key = "log.format", .type = Type::kString, .default_value = "human", .help = "format",
+  s.Add({.key = "log.format",
+         .type = Type::kString,
+         .default_value = "human",
+         .help = "format",
          .choices = {"human", "json"}});
-  s.Add({.key = "server.bind", .type = Type::kStringList, .default_value = "127.0.0.1, ::1",
+  s.Add({.key = "server.bind",
+         .type = Type::kStringList,
+         .default_value = "127.0.0.1, ::1",
          .help = "addresses"});
-  s.Add({.key = "eventlog.retention", .type = Type::kDuration, .default_value = "1d",
+  s.Add({.key = "eventlog.retention",
+         .type = Type::kDuration,
+         .default_value = "1d",
          .help = "retention"});
-  s.Add({.key = "eventlog.segment_size", .type = Type::kSize, .default_value = "64MiB",
+  s.Add({.key = "eventlog.segment_size",
+         .type = Type::kSize,
+         .default_value = "64MiB",
          .help = "segment"});
   s.Add({.key = "mqtt.enabled", .type = Type::kBool, .default_value = "true", .help = "on"});
   return s;
 }
 
 std::filesystem::path WriteTemp(const std::string& name, const std::string& text) {
-  auto p = std::filesystem::temp_directory_path() /
-           (name + "-" + std::to_string(::getpid()) + ".toml");
+  auto p =
+      std::filesystem::temp_directory_path() / (name + "-" + std::to_string(::getpid()) + ".toml");
   std::ofstream(p) << text;
   return p;
 }
@@ -106,7 +122,8 @@ TEST(ConfigTest, MalformedAndUnknownInFileAreErrors) {
   s = Settings::Load(TestSchema(), {.file = "/nonexistent/orrery.toml"});
   ASSERT_FALSE(s);
   EXPECT_NE(s.error().message().find("not found"), std::string::npos);
-  for (auto& p : {bad, unknown, wrong_type}) std::filesystem::remove(p);
+  for (auto& p : {bad, unknown, wrong_type})
+    std::filesystem::remove(p);
 }
 
 TEST(ConfigTest, TomlDurationsSizesAndLists) {

@@ -86,7 +86,9 @@ std::string RandomBytes(size_t n) {
   return out;
 }
 
-std::string RandomKeyBase64(size_t n) { return Base64Encode(RandomBytes(n)); }
+std::string RandomKeyBase64(size_t n) {
+  return Base64Encode(RandomBytes(n));
+}
 
 bool ConstantTimeEqual(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;

@@ -24,15 +24,24 @@ void throw_exception_from_error(const Error& e, const boost::source_location& lo
 
 std::string ErrcTraits<BaseErrc>::Message(BaseErrc e) {
   switch (e) {
-    case BaseErrc::kInvalidArgument: return "invalid argument";
-    case BaseErrc::kNotFound: return "not found";
-    case BaseErrc::kAlreadyExists: return "already exists";
-    case BaseErrc::kPermissionDenied: return "permission denied";
-    case BaseErrc::kIo: return "I/O error";
-    case BaseErrc::kParse: return "parse error";
-    case BaseErrc::kTooLarge: return "too large";
-    case BaseErrc::kUnavailable: return "unavailable";
-    case BaseErrc::kInternal: return "internal error";
+    case BaseErrc::kInvalidArgument:
+      return "invalid argument";
+    case BaseErrc::kNotFound:
+      return "not found";
+    case BaseErrc::kAlreadyExists:
+      return "already exists";
+    case BaseErrc::kPermissionDenied:
+      return "permission denied";
+    case BaseErrc::kIo:
+      return "I/O error";
+    case BaseErrc::kParse:
+      return "parse error";
+    case BaseErrc::kTooLarge:
+      return "too large";
+    case BaseErrc::kUnavailable:
+      return "unavailable";
+    case BaseErrc::kInternal:
+      return "internal error";
   }
   return "unknown base error";
 }

@@ -47,8 +47,8 @@ class Error {
   Error(std::error_code code, std::string message = {})
       : code_(code), message_(std::move(message)) {}
   template <class E>
-    requires std::is_error_code_enum_v<E>
-  Error(E e, std::string message = {}) : Error(make_error_code(e), std::move(message)) {}
+  requires std::is_error_code_enum_v<E> Error(E e, std::string message = {})
+      : Error(make_error_code(e), std::move(message)) {}
 
   const std::error_code& code() const { return code_; }
   // The context message, or the code's own message when none was given.
@@ -57,10 +57,8 @@ class Error {
   std::string ToString() const;
 
   template <class E>
-    requires std::is_error_code_enum_v<E>
-  bool Is(E e) const {
-    return code_ == make_error_code(e);
-  }
+  requires std::is_error_code_enum_v<E>
+  bool Is(E e) const { return code_ == make_error_code(e); }
 
  private:
   std::error_code code_;
@@ -74,7 +72,9 @@ template <class T>
 using Result = boost::system::result<T, Error>;
 using Status = Result<void>;
 
-inline Status Ok() { return {}; }
+inline Status Ok() {
+  return {};
+}
 
 // Errors of the base component itself (configuration, files, crypto helpers).
 enum class BaseErrc {
@@ -104,24 +104,26 @@ struct ErrcTraits<BaseErrc> {
   struct std::is_error_code_enum<Enum> : std::true_type {}
 
 namespace orrery {
-inline std::error_code make_error_code(BaseErrc e) { return MakeErrorCode(e); }
+inline std::error_code make_error_code(BaseErrc e) {
+  return MakeErrorCode(e);
+}
 }  // namespace orrery
 ORRERY_ERRC(orrery::BaseErrc);
 
 // Propagates the error of a Result-returning expression: `ORRERY_TRY(DoThing());`
-#define ORRERY_TRY(expr)                                 \
-  do {                                                   \
-    if (auto _orrery_r = (expr); !_orrery_r) {           \
-      return std::move(_orrery_r).error();               \
-    }                                                    \
+#define ORRERY_TRY(expr)                       \
+  do {                                         \
+    if (auto _orrery_r = (expr); !_orrery_r) { \
+      return std::move(_orrery_r).error();     \
+    }                                          \
   } while (0)
 
 // Declares `var` from a Result-returning expression or propagates its error.
-#define ORRERY_ASSIGN_OR_RETURN(var, expr)                 \
-  auto ORRERY_CONCAT(_orrery_r_, __LINE__) = (expr);       \
-  if (!ORRERY_CONCAT(_orrery_r_, __LINE__)) {              \
+#define ORRERY_ASSIGN_OR_RETURN(var, expr)                         \
+  auto ORRERY_CONCAT(_orrery_r_, __LINE__) = (expr);               \
+  if (!ORRERY_CONCAT(_orrery_r_, __LINE__)) {                      \
     return std::move(ORRERY_CONCAT(_orrery_r_, __LINE__)).error(); \
-  }                                                        \
+  }                                                                \
   var = std::move(*ORRERY_CONCAT(_orrery_r_, __LINE__))
 #define ORRERY_CONCAT_INNER(a, b) a##b
 #define ORRERY_CONCAT(a, b) ORRERY_CONCAT_INNER(a, b)

@@ -61,8 +61,8 @@ Status WriteFileAtomic(const std::filesystem::path& path, std::string_view data,
                        std::filesystem::perms perms) {
   auto dir = path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path();
   auto tmp = dir / (path.filename().string() + ".tmp");
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                  static_cast<mode_t>(perms));
+  int fd =
+      ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, static_cast<mode_t>(perms));
   if (fd < 0) return IoError("cannot create", tmp, errno);
   // open() applies the umask; secrets must not depend on it being strict, nor may a lax
   // umask widen them.

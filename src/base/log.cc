@@ -19,11 +19,21 @@ void AppendJsonString(spdlog::memory_buf_t& out, std::string_view s) {
   out.push_back('"');
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out.append(std::string_view("\\\"")); break;
-      case '\\': out.append(std::string_view("\\\\")); break;
-      case '\n': out.append(std::string_view("\\n")); break;
-      case '\r': out.append(std::string_view("\\r")); break;
-      case '\t': out.append(std::string_view("\\t")); break;
+      case '"':
+        out.append(std::string_view("\\\""));
+        break;
+      case '\\':
+        out.append(std::string_view("\\\\"));
+        break;
+      case '\n':
+        out.append(std::string_view("\\n"));
+        break;
+      case '\r':
+        out.append(std::string_view("\\r"));
+        break;
+      case '\t':
+        out.append(std::string_view("\\t"));
+        break;
       default:
         if (c < 0x20) {
           fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
@@ -44,8 +54,8 @@ class JsonFormatter final : public spdlog::formatter {
     std::time_t secs = static_cast<std::time_t>(micros / 1000000);
     std::tm tm{};
     gmtime_r(&secs, &tm);
-    fmt::format_to(std::back_inserter(dest), "{{\"ts\":\"{:%Y-%m-%dT%H:%M:%S}.{:06}Z\",\"level\":",
-                   tm, micros % 1000000);
+    fmt::format_to(std::back_inserter(dest),
+                   "{{\"ts\":\"{:%Y-%m-%dT%H:%M:%S}.{:06}Z\",\"level\":", tm, micros % 1000000);
     auto level = spdlog::level::to_string_view(msg.level);
     AppendJsonString(dest, std::string_view(level.data(), level.size()));
     dest.append(std::string_view(",\"component\":"));
@@ -70,8 +80,8 @@ State& GetState() {
   static State* state = [] {
     auto* s = new State();  // never destroyed: loggers stay usable during static teardown
     s->sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
-    s->sink->set_formatter(std::make_unique<spdlog::pattern_formatter>(
-        kHumanPattern, spdlog::pattern_time_type::utc));
+    s->sink->set_formatter(
+        std::make_unique<spdlog::pattern_formatter>(kHumanPattern, spdlog::pattern_time_type::utc));
     return s;
   }();
   return *state;
@@ -103,7 +113,8 @@ Status Init(const Options& options) {
         std::make_unique<spdlog::pattern_formatter>(kHumanPattern, spdlog::pattern_time_type::utc));
   }
   s.level = level;
-  for (auto& [name, logger] : s.loggers) logger->set_level(level);
+  for (auto& [name, logger] : s.loggers)
+    logger->set_level(level);
   return Ok();
 }
 

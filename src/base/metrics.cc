@@ -35,7 +35,8 @@ std::string FormatLabels(const Labels& labels, std::string_view extra_key = {},
     AppendEscaped(out, v, true);
     out += '"';
   };
-  for (auto& [k, v] : labels) add(k, v);
+  for (auto& [k, v] : labels)
+    add(k, v);
   if (!extra_key.empty()) add(extra_key, extra_value);
   out += '}';
   return out;
@@ -86,7 +87,8 @@ class GroupingSink final : public Sink {
   };
   void Add(std::string_view name, std::string_view help, const char* type, const Labels& labels,
            double value) {
-    auto [it, inserted] = families_.try_emplace(std::string(name), Fam{std::string(help), type, {}});
+    auto [it, inserted] =
+        families_.try_emplace(std::string(name), Fam{std::string(help), type, {}});
     it->second.lines += fmt::format("{}{} {}\n", name, FormatLabels(labels), FormatValue(value));
   }
   std::map<std::string, Fam> families_;
@@ -99,8 +101,8 @@ Histogram::Histogram(std::vector<double> bounds)
       counts_(std::make_unique<std::atomic<uint64_t>[]>(bounds_.size() + 1)) {}
 
 void Histogram::Observe(double v) {
-  size_t i = static_cast<size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), v) -
-                                 bounds_.begin());
+  size_t i =
+      static_cast<size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), v) - bounds_.begin());
   counts_[i].fetch_add(1, std::memory_order_relaxed);
   sum_.fetch_add(v, std::memory_order_relaxed);
 }
@@ -119,8 +121,8 @@ Histogram::Snapshot Histogram::Read() const {
 }
 
 std::vector<double> LatencyBuckets() {
-  return {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-          0.025,   0.05,   0.1,     0.25,   0.5,   1,      2.5,    5,     10};
+  return {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+          0.05,    0.1,    0.25,    0.5,    1,     2.5,    5,     10};
 }
 
 std::vector<double> SizeBuckets() {
@@ -213,7 +215,8 @@ std::string Registry::Render() const {
     }
   }
   GroupingSink sink;
-  for (auto& [id, c] : collectors_) c(sink);
+  for (auto& [id, c] : collectors_)
+    c(sink);
   sink.RenderTo(out);
   return out;
 }

@@ -67,10 +67,12 @@ TEST(MetricsTest, ConcurrentIncrementsAreNotLost) {
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&] {
-      for (int i = 0; i < 100000; ++i) c.Inc();
+      for (int i = 0; i < 100000; ++i)
+        c.Inc();
     });
   }
-  for (auto& t : threads) t.join();
+  for (auto& t : threads)
+    t.join();
   EXPECT_EQ(c.Value(), 400000u);
 }
 

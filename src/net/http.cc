@@ -67,9 +67,13 @@ HttpResponse HttpResponse::JsonError(int status, std::string_view code, std::str
   return Json(status, boost::json::serialize(o));
 }
 
-void Responder::Send(HttpResponse response) const { state_->Deliver(std::move(response)); }
+void Responder::Send(HttpResponse response) const {
+  state_->Deliver(std::move(response));
+}
 
-bool Responder::Closed() const { return state_->closed.load(std::memory_order_relaxed); }
+bool Responder::Closed() const {
+  return state_->closed.load(std::memory_order_relaxed);
+}
 
 namespace detail {
 
@@ -93,7 +97,8 @@ std::vector<std::string> SplitPath(std::string_view path) {
   std::vector<std::string> out;
   if (path.empty() || path == "/") return out;
   if (path.front() == '/') path.remove_prefix(1);
-  for (auto seg : strings::Split(path, '/')) out.emplace_back(seg);
+  for (auto seg : strings::Split(path, '/'))
+    out.emplace_back(seg);
   return out;
 }
 
@@ -111,7 +116,8 @@ int MatchRoute(const Router::Route& route, const std::vector<std::string>& raw,
     const std::string& p = pat[i];
     if (IsCapture(p) && p[1] == '*') {
       std::string rest;
-      for (size_t j = i; j < raw.size(); ++j) rest += (j == i ? "" : "/") + raw[j];
+      for (size_t j = i; j < raw.size(); ++j)
+        rest += (j == i ? "" : "/") + raw[j];
       if (params) (*params)[p.substr(2, p.size() - 3)] = strings::UrlDecode(rest).value_or(rest);
       return literals;
     }
@@ -133,11 +139,12 @@ int MatchRoute(const Router::Route& route, const std::vector<std::string>& raw,
 
 void Router::Add(std::string_view method, std::string_view pattern, HttpHandler handler,
                  RouteOptions options) {
-  routes_.push_back(
-      Route{std::string(method), SplitPath(pattern), std::move(handler), options});
+  routes_.push_back(Route{std::string(method), SplitPath(pattern), std::move(handler), options});
 }
 
-void Router::AddWebSocket(WebSocketRoute route) { websockets_.push_back(std::move(route)); }
+void Router::AddWebSocket(WebSocketRoute route) {
+  websockets_.push_back(std::move(route));
+}
 
 Router::Match Router::Find(std::string_view method, std::string_view raw_path) const {
   auto raw = SplitPath(raw_path);

@@ -84,8 +84,9 @@ struct RouteOptions {
 };
 
 struct WebSocketRoute {
-  std::string path;                       // exact path, e.g. "/$iothub/websocket"
-  std::vector<std::string> subprotocols;  // acceptable, in preference order; the client must offer one
+  std::string path;  // exact path, e.g. "/$iothub/websocket"
+  std::vector<std::string>
+      subprotocols;  // acceptable, in preference order; the client must offer one
   std::function<void(StreamPtr)> handler;  // receives the upgraded connection as a byte stream
   size_t max_message = 1 << 20;
 };

@@ -2,13 +2,13 @@
 
 #include <charconv>
 
+#include <fmt/format.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-#include <fmt/format.h>
 
 #include "net/tls_peer.h"
 
@@ -42,8 +42,10 @@ Result<Url> ParseUrl(std::string_view url) {
     }
     host = authority.substr(1, close - 1);
     authority.remove_prefix(close + 1);
-    if (!authority.empty() && authority.front() == ':') authority.remove_prefix(1);
-    else authority = {};
+    if (!authority.empty() && authority.front() == ':')
+      authority.remove_prefix(1);
+    else
+      authority = {};
   } else if (auto colon = authority.rfind(':'); colon != std::string_view::npos) {
     host = authority.substr(0, colon);
     authority = authority.substr(colon + 1);
@@ -76,8 +78,8 @@ class Op : public std::enable_shared_from_this<Op<S>> {
  public:
   static constexpr bool kTls = !std::is_same_v<S, beast::tcp_stream>;
 
-  Op(std::shared_ptr<HttpClient::Impl> impl, Url url, HttpRequest request,
-     HttpClient::Callback cb, S stream)
+  Op(std::shared_ptr<HttpClient::Impl> impl, Url url, HttpRequest request, HttpClient::Callback cb,
+     S stream)
       : impl_(std::move(impl)),
         url_(std::move(url)),
         request_(std::move(request)),
@@ -105,11 +107,12 @@ class Op : public std::enable_shared_from_this<Op<S>> {
       SSL* ssl = stream_.native_handle();
       detail::SetServerName(ssl, url_.host.c_str());
       if (impl_->options.tls.verify) SSL_set1_host(ssl, url_.host.c_str());
-      stream_.async_handshake(asio::ssl::stream_base::client,
-                              [self = this->shared_from_this()](const boost::system::error_code& e) {
-                                if (e) return self->Fail("TLS handshake failed", e);
-                                self->Write();
-                              });
+      stream_.async_handshake(
+          asio::ssl::stream_base::client,
+          [self = this->shared_from_this()](const boost::system::error_code& e) {
+            if (e) return self->Fail("TLS handshake failed", e);
+            self->Write();
+          });
     } else {
       Write();
     }
@@ -120,42 +123,43 @@ class Op : public std::enable_shared_from_this<Op<S>> {
     req_.method_string(request_.method.empty() ? "GET" : request_.method);
     req_.target(url_.target);
     bool default_port = (url_.port == 443 && kTls) || (url_.port == 80 && !kTls);
-    req_.set(http::field::host, default_port ? url_.host : fmt::format("{}:{}", url_.host, url_.port));
+    req_.set(http::field::host,
+             default_port ? url_.host : fmt::format("{}:{}", url_.host, url_.port));
     req_.set(http::field::user_agent, "orrery");
-    for (auto& [k, v] : request_.headers.all()) req_.set(k, v);
+    for (auto& [k, v] : request_.headers.all())
+      req_.set(k, v);
     req_.body() = std::move(request_.body);
     req_.keep_alive(false);
     req_.prepare_payload();
-    http::async_write(stream_, req_,
-                      [self = this->shared_from_this()](const boost::system::error_code& ec,
-                                                        std::size_t) {
-                        if (ec) return self->Fail("cannot send request", ec);
-                        self->Read();
-                      });
+    http::async_write(
+        stream_, req_,
+        [self = this->shared_from_this()](const boost::system::error_code& ec, std::size_t) {
+          if (ec) return self->Fail("cannot send request", ec);
+          self->Read();
+        });
   }
 
   void Read() {
     parser_.body_limit(impl_->options.max_response_bytes);
-    http::async_read(stream_, buffer_, parser_,
-                     [self = this->shared_from_this()](const boost::system::error_code& ec,
-                                                       std::size_t) {
-                       if (ec) return self->Fail("cannot read response", ec);
-                       auto& res = self->parser_.get();
-                       HttpResponse out;
-                       out.status = static_cast<int>(res.result_int());
-                       for (auto& f : res) {
-                         out.headers.Add(std::string(f.name_string()), std::string(f.value()));
-                       }
-                       out.body = std::move(res.body());
-                       self->Done(std::move(out));
-                     });
+    http::async_read(
+        stream_, buffer_, parser_,
+        [self = this->shared_from_this()](const boost::system::error_code& ec, std::size_t) {
+          if (ec) return self->Fail("cannot read response", ec);
+          auto& res = self->parser_.get();
+          HttpResponse out;
+          out.status = static_cast<int>(res.result_int());
+          for (auto& f : res) {
+            out.headers.Add(std::string(f.name_string()), std::string(f.value()));
+          }
+          out.body = std::move(res.body());
+          self->Done(std::move(out));
+        });
   }
 
   void Fail(const std::string& what, const boost::system::error_code& ec) {
-    std::string msg = ec == beast::error::timeout
-                          ? fmt::format("{}: timed out after {} ms", what,
-                                        impl_->options.timeout.count())
-                          : fmt::format("{}: {}", what, ec.message());
+    std::string msg = ec == beast::error::timeout ? fmt::format("{}: timed out after {} ms", what,
+                                                                impl_->options.timeout.count())
+                                                  : fmt::format("{}: {}", what, ec.message());
     if constexpr (kTls) {
       long verify = SSL_get_verify_result(stream_.native_handle());
       if (verify != X509_V_OK) {
@@ -205,13 +209,13 @@ void HttpClient::Send(std::string_view url, HttpRequest request, Callback callba
   }
   if (parsed->scheme == "https") {
     using S = beast::ssl_stream<beast::tcp_stream>;
-    auto op = std::make_shared<Op<S>>(impl_, std::move(*parsed), std::move(request),
-                                      std::move(callback),
-                                      S(beast::tcp_stream(impl_->executor), *impl_->tls));
+    auto op =
+        std::make_shared<Op<S>>(impl_, std::move(*parsed), std::move(request), std::move(callback),
+                                S(beast::tcp_stream(impl_->executor), *impl_->tls));
     asio::post(impl_->executor, [op] { op->Run(); });
   } else {
-    auto op = std::make_shared<Op<beast::tcp_stream>>(impl_, std::move(*parsed),
-                                                      std::move(request), std::move(callback),
+    auto op = std::make_shared<Op<beast::tcp_stream>>(impl_, std::move(*parsed), std::move(request),
+                                                      std::move(callback),
                                                       beast::tcp_stream(impl_->executor));
     asio::post(impl_->executor, [op] { op->Run(); });
   }

@@ -1,5 +1,6 @@
 #include "net/http_server.h"
 
+#include <fmt/format.h>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
@@ -7,7 +8,6 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
-#include <fmt/format.h>
 
 #include "base/log.h"
 #include "base/strings.h"
@@ -56,9 +56,8 @@ class Session : public std::enable_shared_from_this<Session<S>> {
     if constexpr (kTls) {
       beast::get_lowest_layer(stream_).expires_after(shared_->options.handshake_timeout);
       stream_.async_handshake(asio::ssl::stream_base::server,
-                              [self = this->shared_from_this()](const boost::system::error_code& ec) {
-                                self->OnHandshake(ec);
-                              });
+                              [self = this->shared_from_this()](
+                                  const boost::system::error_code& ec) { self->OnHandshake(ec); });
     } else {
       ReadHeader();
     }
@@ -87,11 +86,9 @@ class Session : public std::enable_shared_from_this<Session<S>> {
     beast::get_lowest_layer(stream_).expires_after(first_ ? opts().request_timeout
                                                           : opts().idle_timeout);
     first_ = false;
-    http::async_read_header(
-        stream_, buffer_, *parser_,
-        [self = this->shared_from_this()](const boost::system::error_code& ec, std::size_t) {
-          self->OnHeader(ec);
-        });
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = this->shared_from_this()](const boost::system::error_code& ec,
+                                                              std::size_t) { self->OnHeader(ec); });
   }
 
   void OnHeader(const boost::system::error_code& ec) {
@@ -101,9 +98,8 @@ class Session : public std::enable_shared_from_this<Session<S>> {
     start_ = std::chrono::steady_clock::now();
     std::string path;
     ParseTarget(std::string_view(req.target().data(), req.target().size()), path, query_);
-    match_ = shared_->router->Find(std::string_view(req.method_string().data(),
-                                                    req.method_string().size()),
-                                   path);
+    match_ = shared_->router->Find(
+        std::string_view(req.method_string().data(), req.method_string().size()), path);
     path_ = std::move(path);
     if (match_.route && match_.route->options.max_body) {
       // Beast checks Content-Length against the limit while parsing the header, so a route's
@@ -116,12 +112,12 @@ class Session : public std::enable_shared_from_this<Session<S>> {
     }
     if (parser_->is_done()) return Dispatch();
     beast::get_lowest_layer(stream_).expires_after(opts().request_timeout);
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = this->shared_from_this()](const boost::system::error_code& e,
-                                                       std::size_t) {
-                       if (e) return self->OnReadError(e);
-                       self->Dispatch();
-                     });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = this->shared_from_this()](const boost::system::error_code& e, std::size_t) {
+          if (e) return self->OnReadError(e);
+          self->Dispatch();
+        });
   }
 
   void OnReadError(const boost::system::error_code& ec) {
@@ -135,8 +131,8 @@ class Session : public std::enable_shared_from_this<Session<S>> {
     if (ec == http::error::body_limit) {
       size_t limit = match_.route && match_.route->options.max_body ? match_.route->options.max_body
                                                                     : opts().max_body_bytes;
-      return Write(HttpResponse::JsonError(
-          413, "MessageTooLarge", fmt::format("request body exceeds {} bytes", limit)));
+      return Write(HttpResponse::JsonError(413, "MessageTooLarge",
+                                           fmt::format("request body exceeds {} bytes", limit)));
     }
     Write(HttpResponse::JsonError(400, "BadRequest",
                                   fmt::format("malformed HTTP request: {}", ec.message())));
@@ -188,7 +184,8 @@ class Session : public std::enable_shared_from_this<Session<S>> {
     res.version(11);
     res.result(static_cast<unsigned>(r.status));
     res.set(http::field::server, "Orrery");
-    for (auto& [k, v] : r.headers.all()) res.insert(k, v);
+    for (auto& [k, v] : r.headers.all())
+      res.insert(k, v);
     res.body() = std::move(r.body);
     res.keep_alive(keep_alive_ && !close_after_);
     res.prepare_payload();
@@ -231,10 +228,10 @@ class Session : public std::enable_shared_from_this<Session<S>> {
       }
     }
     if (!route->subprotocols.empty() && chosen.empty()) {
-      return Write(HttpResponse::JsonError(
-          400, "BadRequest",
-          fmt::format("WebSocket subprotocol required at {} (one of: {})", path,
-                      fmt::join(route->subprotocols, ", "))));
+      return Write(
+          HttpResponse::JsonError(400, "BadRequest",
+                                  fmt::format("WebSocket subprotocol required at {} (one of: {})",
+                                              path, fmt::join(route->subprotocols, ", "))));
     }
     if (shared_->upgrades) shared_->upgrades->Inc();
     auto ws = std::make_shared<websocket::stream<S>>(std::move(stream_));
@@ -253,8 +250,8 @@ class Session : public std::enable_shared_from_this<Session<S>> {
     peer_->websocket_path = path;
     peer_->websocket_protocol = chosen;
     auto handler = route->handler;
-    ws->async_accept(req, [ws, handler, peer = *peer_, token = std::make_shared<ConnectionToken>(
-                                                           std::move(token_))](
+    ws->async_accept(req, [ws, handler, peer = *peer_,
+                           token = std::make_shared<ConnectionToken>(std::move(token_))](
                               const boost::system::error_code& ec) mutable {
       if (ec) return;
       handler(std::make_unique<detail::WebSocketStream<S>>(std::move(*ws), std::move(peer),
@@ -324,9 +321,9 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(IoPool& pool, HttpServerOp
     shared->latency = &options.metrics->GetHistogram(
         "orrery_http_request_duration_seconds", "Time from a complete request to its response.",
         metrics::LatencyBuckets(), {{"server", options.name}});
-    shared->upgrades = &options.metrics->GetCounter(
-        "orrery_http_websocket_upgrades_total", "WebSocket upgrades accepted.",
-        {{"server", options.name}});
+    shared->upgrades =
+        &options.metrics->GetCounter("orrery_http_websocket_upgrades_total",
+                                     "WebSocket upgrades accepted.", {{"server", options.name}});
   }
   ListenerOptions lo{.name = options.name,
                      .addresses = options.addresses,
@@ -357,12 +354,16 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(IoPool& pool, HttpServerOp
   return server;
 }
 
-HttpServer::~HttpServer() { Stop(); }
+HttpServer::~HttpServer() {
+  Stop();
+}
 
 void HttpServer::Stop() {
   if (listener_) listener_->Stop();
 }
 
-uint16_t HttpServer::port() const { return listener_->port(); }
+uint16_t HttpServer::port() const {
+  return listener_->port();
+}
 
 }  // namespace orrery::net

@@ -2,6 +2,7 @@
 
 #include <thread>
 
+#include <gtest/gtest.h>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -10,7 +11,6 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
-#include <gtest/gtest.h>
 
 #include "base/crypto.h"
 #include "net/http_client.h"
@@ -47,16 +47,18 @@ class HttpServerTest : public ::testing::Test {
     router->Add("GET", "/hello/{name}", [](HttpRequest& req, Responder r) {
       r.Send(HttpResponse::Json(200, "{\"hello\":\"" + std::string(req.Param("name")) + "\"}"));
     });
-    router->Add("POST", "/echo", [](HttpRequest& req, Responder r) {
-      r.Send(HttpResponse::Text(200, req.body));
-    }, RouteOptions{.max_body = 10});
+    router->Add(
+        "POST", "/echo",
+        [](HttpRequest& req, Responder r) { r.Send(HttpResponse::Text(200, req.body)); },
+        RouteOptions{.max_body = 10});
     router->Add("GET", "/later", [](HttpRequest&, Responder r) {
       std::thread([r] { r.Send(HttpResponse::Text(202, "from another thread")); }).detach();
     });
     router->Add("GET", "/forgotten", [](HttpRequest&, Responder) {});
     router->Add("GET", "/whoami", [](HttpRequest& req, Responder r) {
       auto& chain = req.peer->client_cert_chain_der;
-      r.Send(HttpResponse::Text(200, chain.empty() ? "none" : crypto::HexEncode(crypto::Sha1(chain[0]), true)));
+      r.Send(HttpResponse::Text(
+          200, chain.empty() ? "none" : crypto::HexEncode(crypto::Sha1(chain[0]), true)));
     });
     router->AddWebSocket({.path = "/mqtt", .subprotocols = {"mqtt"}, .handler = [](StreamPtr s) {
                             auto e = std::make_shared<Echo>();
@@ -65,8 +67,8 @@ class HttpServerTest : public ::testing::Test {
                           }});
     auto tls = TlsServerContext::Create({certs_.paths.server_cert, certs_.paths.server_key});
     ASSERT_TRUE(tls) << tls.error().message();
-    auto https = HttpServer::Start(pool_, {.name = "https", .addresses = {"127.0.0.1"}, .tls = *tls},
-                                   router);
+    auto https = HttpServer::Start(
+        pool_, {.name = "https", .addresses = {"127.0.0.1"}, .tls = *tls}, router);
     ASSERT_TRUE(https) << https.error().message();
     https_ = std::move(*https);
     auto plain = HttpServer::Start(pool_, {.name = "http", .addresses = {"127.0.0.1"}}, router);
@@ -167,10 +169,10 @@ TEST_F(HttpServerTest, ResponsesFromOtherThreadsAndForgottenRequests) {
 }
 
 TEST_F(HttpServerTest, ChunkedBodiesAndKeepAlive) {
-  std::string out = Raw(
-      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-      "5\r\nhello\r\n0\r\n\r\n"
-      "GET /hello/again HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  std::string out =
+      Raw("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+          "5\r\nhello\r\n0\r\n\r\n"
+          "GET /hello/again HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   EXPECT_NE(out.find("HTTP/1.1 200 OK"), std::string::npos) << out;
   EXPECT_NE(out.find("hello"), std::string::npos) << out;
   EXPECT_NE(out.find("{\"hello\":\"again\"}"), std::string::npos) << out;
@@ -224,7 +226,8 @@ TEST_F(HttpServerTest, WebSocketCarriesAByteStreamAcrossFrames) {
   ws.handshake(res, "localhost", "/mqtt");
   EXPECT_EQ(res[boost::beast::http::field::sec_websocket_protocol], "mqtt");
   ws.binary(true);
-  for (std::string piece : {"ab", "cd", "ef"}) ws.write(asio::buffer(piece));
+  for (std::string piece : {"ab", "cd", "ef"})
+    ws.write(asio::buffer(piece));
   std::string got;
   while (got.size() < 6) {
     boost::beast::flat_buffer b;

@@ -48,7 +48,8 @@ void IoPool::Start() {
 
 void IoPool::Stop() {
   guards_.clear();
-  for (auto& c : contexts_) c->stop();
+  for (auto& c : contexts_)
+    c->stop();
 }
 
 void IoPool::Join() {

@@ -1,9 +1,9 @@
 #include "net/listener.h"
 
+#include <fmt/format.h>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <fmt/format.h>
 
 #include "base/log.h"
 
@@ -13,8 +13,7 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-std::vector<asio::ip::address> Expand(const std::vector<std::string>& addresses,
-                                      std::string* bad) {
+std::vector<asio::ip::address> Expand(const std::vector<std::string>& addresses, std::string* bad) {
   std::vector<asio::ip::address> out;
   for (auto& a : addresses) {
     if (a == "localhost") {
@@ -45,8 +44,8 @@ Listener::Listener(IoPool& pool, ListenerOptions options, OnAccept on_accept)
   if (options_.metrics) {
     metrics::Labels l{{"listener", options_.name}};
     open_gauge_ = &options_.metrics->GetGauge("orrery_net_connections", "Open connections.", l);
-    accepted_ = &options_.metrics->GetCounter("orrery_net_accepted_total",
-                                              "Connections accepted.", l);
+    accepted_ =
+        &options_.metrics->GetCounter("orrery_net_accepted_total", "Connections accepted.", l);
     rejected_ = &options_.metrics->GetCounter(
         "orrery_net_rejected_total", "Connections refused because the limit was reached.", l);
   }
@@ -62,8 +61,8 @@ Result<std::shared_ptr<Listener>> Listener::Open(IoPool& pool, ListenerOptions o
                  fmt::format("{}: '{}' is not an IP address", l->options_.name, bad));
   }
   if (addrs.empty()) {
-    return Error(BaseErrc::kInvalidArgument, fmt::format("{}: no address to listen on",
-                                                         l->options_.name));
+    return Error(BaseErrc::kInvalidArgument,
+                 fmt::format("{}: no address to listen on", l->options_.name));
   }
   uint16_t port = l->options_.port;
   std::string skipped;
@@ -78,9 +77,9 @@ Result<std::shared_ptr<Listener>> Listener::Open(IoPool& pool, ListenerOptions o
     if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
     if (ec) {
       // A loopback ::1 on a host without IPv6 is not worth failing for.
-      bool optional_v6 = addr.is_v6() && addrs.size() > 1 &&
-                         (ec == asio::error::address_family_not_supported ||
-                          ec.value() == EADDRNOTAVAIL);
+      bool optional_v6 =
+          addr.is_v6() && addrs.size() > 1 &&
+          (ec == asio::error::address_family_not_supported || ec.value() == EADDRNOTAVAIL);
       if (optional_v6) {
         skipped = Describe(addr, port);
         continue;
@@ -89,10 +88,10 @@ Result<std::shared_ptr<Listener>> Listener::Open(IoPool& pool, ListenerOptions o
       if (ec == asio::error::access_denied && port < 1024) {
         hint = " (ports below 1024 need root or CAP_NET_BIND_SERVICE)";
       }
-      return Error(ec == asio::error::address_in_use ? BaseErrc::kAlreadyExists
-                                                     : BaseErrc::kUnavailable,
-                   fmt::format("cannot listen on {} for {}: {}{}", Describe(addr, port),
-                               l->options_.name, ec.message(), hint));
+      return Error(
+          ec == asio::error::address_in_use ? BaseErrc::kAlreadyExists : BaseErrc::kUnavailable,
+          fmt::format("cannot listen on {} for {}: {}{}", Describe(addr, port), l->options_.name,
+                      ec.message(), hint));
     }
     port = acc->local_endpoint().port();  // an ephemeral port is shared by all addresses
     l->acceptors_.push_back(std::move(acc));
@@ -105,7 +104,8 @@ Result<std::shared_ptr<Listener>> Listener::Open(IoPool& pool, ListenerOptions o
 }
 
 void Listener::Start() {
-  for (size_t i = 0; i < acceptors_.size(); ++i) Accept(i);
+  for (size_t i = 0; i < acceptors_.size(); ++i)
+    Accept(i);
 }
 
 void Listener::Stop() {
@@ -120,39 +120,39 @@ void Listener::Stop() {
 
 void Listener::Accept(size_t i) {
   auto& ctx = pool_.Next();
-  acceptors_[i]->async_accept(ctx, [self = shared_from_this(), i](
-                                       const boost::system::error_code& ec, tcp::socket socket) {
-    if (ec == asio::error::operation_aborted || self->stopped_) return;
-    if (ec) {
-      // Out of descriptors or similar: back off instead of spinning.
-      log::Get("net")->warn("{}: accept failed: {}", self->options_.name, ec.message());
-      auto timer = std::make_shared<asio::steady_timer>(self->acceptors_[i]->get_executor(),
-                                                        std::chrono::milliseconds(100));
-      timer->async_wait([self, i, timer](const boost::system::error_code&) {
-        if (!self->stopped_) self->Accept(i);
+  acceptors_[i]->async_accept(
+      ctx, [self = shared_from_this(), i](const boost::system::error_code& ec, tcp::socket socket) {
+        if (ec == asio::error::operation_aborted || self->stopped_) return;
+        if (ec) {
+          // Out of descriptors or similar: back off instead of spinning.
+          log::Get("net")->warn("{}: accept failed: {}", self->options_.name, ec.message());
+          auto timer = std::make_shared<asio::steady_timer>(self->acceptors_[i]->get_executor(),
+                                                            std::chrono::milliseconds(100));
+          timer->async_wait([self, i, timer](const boost::system::error_code&) {
+            if (!self->stopped_) self->Accept(i);
+          });
+          return;
+        }
+        int64_t now = self->active_->fetch_add(1, std::memory_order_relaxed) + 1;
+        if (now > static_cast<int64_t>(self->options_.max_connections)) {
+          self->active_->fetch_sub(1, std::memory_order_relaxed);
+          if (self->rejected_) self->rejected_->Inc();
+          boost::system::error_code ignored;
+          socket.close(ignored);
+        } else {
+          if (self->accepted_) self->accepted_->Inc();
+          if (self->open_gauge_) self->open_gauge_->Add(1);
+          boost::system::error_code ignored;
+          socket.set_option(tcp::no_delay(true), ignored);
+          ConnectionToken token(self->active_, self->open_gauge_);
+          // The socket belongs to `ctx`; run the protocol's start there.
+          auto executor = socket.get_executor();
+          asio::post(executor, [self, s = std::move(socket), t = std::move(token)]() mutable {
+            self->on_accept_(std::move(s), std::move(t));
+          });
+        }
+        self->Accept(i);
       });
-      return;
-    }
-    int64_t now = self->active_->fetch_add(1, std::memory_order_relaxed) + 1;
-    if (now > static_cast<int64_t>(self->options_.max_connections)) {
-      self->active_->fetch_sub(1, std::memory_order_relaxed);
-      if (self->rejected_) self->rejected_->Inc();
-      boost::system::error_code ignored;
-      socket.close(ignored);
-    } else {
-      if (self->accepted_) self->accepted_->Inc();
-      if (self->open_gauge_) self->open_gauge_->Add(1);
-      boost::system::error_code ignored;
-      socket.set_option(tcp::no_delay(true), ignored);
-      ConnectionToken token(self->active_, self->open_gauge_);
-      // The socket belongs to `ctx`; run the protocol's start there.
-      auto executor = socket.get_executor();
-      asio::post(executor, [self, s = std::move(socket), t = std::move(token)]() mutable {
-        self->on_accept_(std::move(s), std::move(t));
-      });
-    }
-    self->Accept(i);
-  });
 }
 
 }  // namespace orrery::net

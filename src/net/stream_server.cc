@@ -16,10 +16,14 @@ using tcp = asio::ip::tcp;
 
 const char* TransportName(Transport t) {
   switch (t) {
-    case Transport::kTcp: return "tcp";
-    case Transport::kTls: return "tls";
-    case Transport::kWebSocket: return "ws";
-    case Transport::kWebSocketTls: return "wss";
+    case Transport::kTcp:
+      return "tcp";
+    case Transport::kTls:
+      return "tls";
+    case Transport::kWebSocket:
+      return "ws";
+    case Transport::kWebSocketTls:
+      return "wss";
   }
   return "?";
 }
@@ -106,8 +110,7 @@ struct HandshakeState {
 
 }  // namespace
 
-Result<std::unique_ptr<StreamServer>> StreamServer::Start(IoPool& pool,
-                                                          StreamServerOptions options,
+Result<std::unique_ptr<StreamServer>> StreamServer::Start(IoPool& pool, StreamServerOptions options,
                                                           StreamAcceptor acceptor) {
   auto tls = options.tls;
   auto timeout = options.handshake_timeout;
@@ -131,7 +134,8 @@ Result<std::unique_ptr<StreamServer>> StreamServer::Start(IoPool& pool,
       return;
     }
     auto state = std::make_shared<HandshakeState>(socket.get_executor());
-    state->stream = std::make_unique<TlsStream>(tls->Current(), std::move(socket), std::move(token));
+    state->stream =
+        std::make_unique<TlsStream>(tls->Current(), std::move(socket), std::move(token));
     state->timer.expires_after(timeout);
     state->timer.async_wait([state](const boost::system::error_code& ec) {
       if (!ec && state->stream) state->stream->Close();
@@ -157,13 +161,17 @@ Result<std::unique_ptr<StreamServer>> StreamServer::Start(IoPool& pool,
   return server;
 }
 
-StreamServer::~StreamServer() { Stop(); }
+StreamServer::~StreamServer() {
+  Stop();
+}
 
 void StreamServer::Stop() {
   if (listener_) listener_->Stop();
 }
 
-uint16_t StreamServer::port() const { return listener_->port(); }
+uint16_t StreamServer::port() const {
+  return listener_->port();
+}
 
 StreamPtr MakeTcpClientStream(asio::io_context& ctx, const std::string& host, uint16_t port,
                               boost::system::error_code& ec) {

@@ -45,7 +45,7 @@ class StreamServer {
 
 // Wraps a connected plain socket or TLS stream (net-internal factories, also used by the
 // HTTP server's WebSocket upgrade and by clients in tests and benchmarks).
-StreamPtr MakeTcpClientStream(boost::asio::io_context& ctx, const std::string& host,
-                              uint16_t port, boost::system::error_code& ec);
+StreamPtr MakeTcpClientStream(boost::asio::io_context& ctx, const std::string& host, uint16_t port,
+                              boost::system::error_code& ec);
 
 }  // namespace orrery::net

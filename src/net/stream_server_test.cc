@@ -1,11 +1,11 @@
 #include "net/stream_server.h"
 
+#include <gtest/gtest.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/write.hpp>
-#include <gtest/gtest.h>
 
 #include "base/crypto.h"
 #include "net/test_certs.h"
@@ -24,8 +24,8 @@ struct Echo : std::enable_shared_from_this<Echo> {
   asio::const_buffer out[1];
   void Start() {
     auto& chain = stream->peer().client_cert_chain_der;
-    hello = std::string(TransportName(stream->peer().transport)) + " leaf=" +
-            (chain.empty() ? "none" : crypto::HexEncode(crypto::Sha1(chain[0]), true)) +
+    hello = std::string(TransportName(stream->peer().transport)) +
+            " leaf=" + (chain.empty() ? "none" : crypto::HexEncode(crypto::Sha1(chain[0]), true)) +
             " sni=" + stream->peer().sni + "\n";
     out[0] = asio::buffer(hello);
     stream->AsyncWrite(out, [self = shared_from_this()](auto ec, std::size_t) {
@@ -55,7 +55,8 @@ template <class S>
 std::string ReadLine(S& s) {
   std::string line;
   char c;
-  while (asio::read(s, asio::buffer(&c, 1)) == 1 && c != '\n') line += c;
+  while (asio::read(s, asio::buffer(&c, 1)) == 1 && c != '\n')
+    line += c;
   return line;
 }
 
@@ -88,8 +89,8 @@ TEST(StreamServerTest, TlsCapturesClientChainAndSni) {
   IoPool pool(1);
   auto tls = TlsServerContext::Create({certs.paths.server_cert, certs.paths.server_key});
   ASSERT_TRUE(tls);
-  auto server = StreamServer::Start(pool, {.name = "mqtts", .addresses = {"127.0.0.1"}, .tls = *tls},
-                                    EchoAcceptor());
+  auto server = StreamServer::Start(
+      pool, {.name = "mqtts", .addresses = {"127.0.0.1"}, .tls = *tls}, EchoAcceptor());
   ASSERT_TRUE(server);
   pool.Start();
   auto [cert, key] = certs.Client("dev1");
@@ -102,7 +103,7 @@ TEST(StreamServerTest, TlsCapturesClientChainAndSni) {
   SSL_set1_host(s.native_handle(), "localhost");
   s.handshake(asio::ssl::stream_base::client);
   EXPECT_EQ(ReadLine(s), "tls leaf=" + pki::ThumbprintSha1(files::ReadFile(cert).value()).value() +
-                            " sni=localhost");
+                             " sni=localhost");
   asio::write(s, asio::buffer(std::string("over tls\n")));
   EXPECT_EQ(ReadLine(s), "over tls");
   pool.Stop();
@@ -111,16 +112,15 @@ TEST(StreamServerTest, TlsCapturesClientChainAndSni) {
 
 TEST(StreamServerTest, PortInUseIsAOneLineError) {
   IoPool pool(1);
-  auto first = StreamServer::Start(pool, {.name = "mqtt", .addresses = {"127.0.0.1"}},
-                                   EchoAcceptor());
+  auto first =
+      StreamServer::Start(pool, {.name = "mqtt", .addresses = {"127.0.0.1"}}, EchoAcceptor());
   ASSERT_TRUE(first);
   auto second = StreamServer::Start(
       pool, {.name = "mqtt", .addresses = {"127.0.0.1"}, .port = (*first)->port()}, EchoAcceptor());
   ASSERT_FALSE(second);
   EXPECT_NE(second.error().message().find("cannot listen on 127.0.0.1:"), std::string::npos)
       << second.error().message();
-  EXPECT_NE(second.error().message().find("in use"), std::string::npos)
-      << second.error().message();
+  EXPECT_NE(second.error().message().find("in use"), std::string::npos) << second.error().message();
 }
 
 }  // namespace

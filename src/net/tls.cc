@@ -1,9 +1,9 @@
 #include "net/tls.h"
 
-#include <boost/asio/ssl/context.hpp>
 #include <fmt/format.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <boost/asio/ssl/context.hpp>
 
 namespace orrery::net {
 namespace {
@@ -23,14 +23,16 @@ Error TlsError(std::string_view what) {
 
 void Harden(SSL_CTX* ctx) {
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                               SSL_OP_CIPHER_SERVER_PREFERENCE);
+  SSL_CTX_set_options(
+      ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
   SSL_CTX_set_cipher_list(ctx, kTls12Ciphers);
   // Idle connections give their read/write buffers back: matters with 100k+ devices.
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 }
 
-int AcceptAnyClientCert(int /*preverify_ok*/, X509_STORE_CTX* /*ctx*/) { return 1; }
+int AcceptAnyClientCert(int /*preverify_ok*/, X509_STORE_CTX* /*ctx*/) {
+  return 1;
+}
 
 Result<std::shared_ptr<boost::asio::ssl::context>> Load(const TlsServerOptions& o) {
   auto ctx = std::make_shared<boost::asio::ssl::context>(boost::asio::ssl::context::tls_server);

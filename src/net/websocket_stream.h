@@ -21,15 +21,15 @@ class WebSocketStream final : public Stream {
   const PeerInfo& peer() const override { return peer_; }
   boost::asio::any_io_executor executor() override { return ws_.get_executor(); }
   void AsyncRead(boost::asio::mutable_buffer buffer, Handler handler) override {
-    ws_.async_read_some(buffer, [h = std::move(handler)](const boost::system::error_code& ec,
-                                                         std::size_t n) {
-      // A close frame is the end of the byte stream.
-      if (ec == boost::beast::websocket::error::closed) {
-        h(boost::asio::error::eof, n);
-      } else {
-        h(ec, n);
-      }
-    });
+    ws_.async_read_some(
+        buffer, [h = std::move(handler)](const boost::system::error_code& ec, std::size_t n) {
+          // A close frame is the end of the byte stream.
+          if (ec == boost::beast::websocket::error::closed) {
+            h(boost::asio::error::eof, n);
+          } else {
+            h(ec, n);
+          }
+        });
   }
   void AsyncWrite(std::span<const boost::asio::const_buffer> buffers, Handler handler) override {
     ws_.async_write(buffers, std::move(handler));

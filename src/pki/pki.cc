@@ -85,8 +85,8 @@ Status AddExt(X509* cert, X509V3_CTX* ctx, int nid, const std::string& value) {
 }
 
 struct Signer {
-  X509* cert;      // issuer certificate, or nullptr for self-signed
-  EVP_PKEY* key;   // issuer key (the subject's own key when self-signed)
+  X509* cert;     // issuer certificate, or nullptr for self-signed
+  EVP_PKEY* key;  // issuer key (the subject's own key when self-signed)
 };
 
 Result<CertAndKey> Build(const CertRequest& req, bool root_ca, const Signer* signer) {
@@ -131,8 +131,10 @@ Result<CertAndKey> Build(const CertRequest& req, bool root_ca, const Signer* sig
     ORRERY_TRY(AddExt(cert.get(), &ctx, NID_ext_key_usage,
                       req.usage == Usage::kServer ? "serverAuth" : "clientAuth"));
     std::string san;
-    for (auto& d : req.dns_names) san += (san.empty() ? "DNS:" : ",DNS:") + d;
-    for (auto& ip : req.ip_addresses) san += (san.empty() ? "IP:" : ",IP:") + ip;
+    for (auto& d : req.dns_names)
+      san += (san.empty() ? "DNS:" : ",DNS:") + d;
+    for (auto& ip : req.ip_addresses)
+      san += (san.empty() ? "IP:" : ",IP:") + ip;
     if (!san.empty()) ORRERY_TRY(AddExt(cert.get(), &ctx, NID_subject_alt_name, san));
   }
   if (X509_sign(cert.get(), issuer_key, EVP_sha256()) == 0) return SslError("cannot sign");
@@ -180,8 +182,8 @@ Result<CertInfo> Inspect(std::string_view cert_pem) {
   ORRERY_ASSIGN_OR_RETURN(X509Ptr cert, ParseCert(cert_pem));
   CertInfo info;
   char cn[256] = {};
-  if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert.get()), NID_commonName, cn,
-                                sizeof cn) > 0) {
+  if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert.get()), NID_commonName, cn, sizeof cn) >
+      0) {
     info.subject_cn = cn;
   }
   NamesPtr names(static_cast<GENERAL_NAMES*>(
@@ -197,9 +199,8 @@ Result<CertInfo> Inspect(std::string_view cert_pem) {
         const auto* ip = gn->d.iPAddress;
         int len = ASN1_STRING_length(ip);
         char text[INET6_ADDRSTRLEN] = {};
-        if ((len == 4 || len == 16) &&
-            inet_ntop(len == 4 ? AF_INET : AF_INET6, ASN1_STRING_get0_data(ip), text,
-                      sizeof text)) {
+        if ((len == 4 || len == 16) && inet_ntop(len == 4 ? AF_INET : AF_INET6,
+                                                 ASN1_STRING_get0_data(ip), text, sizeof text)) {
           info.ip_addresses.emplace_back(text);
         }
       }
@@ -242,7 +243,8 @@ Result<EnsureResult> EnsureDevelopmentCerts(const std::filesystem::path& data_di
     auto info = Inspect(pem);
     bool covers = false;
     if (info) {
-      for (auto& d : info->dns_names) covers = covers || d == host_name;
+      for (auto& d : info->dns_names)
+        covers = covers || d == host_name;
       covers = covers && info->not_after_unix > std::time(nullptr) + 30 * 86400;
     }
     need_server = !covers;

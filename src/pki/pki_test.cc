@@ -77,9 +77,9 @@ TEST(PkiTest, EnsureDevelopmentCertsIsIdempotentAndFollowsHostName) {
   ASSERT_TRUE(first) << first.error().message();
   EXPECT_TRUE(first->created_ca);
   EXPECT_TRUE(first->issued_server);
-  EXPECT_EQ(std::filesystem::status(first->paths.ca_key).permissions() &
-                std::filesystem::perms::all,
-            files::kSecretPerms);
+  EXPECT_EQ(
+      std::filesystem::status(first->paths.ca_key).permissions() & std::filesystem::perms::all,
+      files::kSecretPerms);
 
   auto second = EnsureDevelopmentCerts(dir, "localhost");
   ASSERT_TRUE(second);

@@ -1,0 +1,142 @@
+#include "apps/orrery/options.h"
+
+#include <unistd.h>
+
+#include <thread>
+
+extern char** environ;
+
+namespace orrery::app {
+
+const config::Schema& Schema() {
+  static const config::Schema schema = [] {
+    using config::Type;
+    config::Schema s;
+    // server
+    s.Add({.key = "server.data_dir",
+           .type = Type::kString,
+           .default_value = "var",
+           .help = "Directory for all state: stores, logs, certificates, keys.",
+           .flag = "data-dir"});
+    s.Add({.key = "server.host_name",
+           .type = Type::kString,
+           .default_value = "localhost",
+           .help = "The hub's host name: in connection strings, SAS tokens and the server "
+                   "certificate.",
+           .flag = "host-name"});
+    s.Add({.key = "server.bind",
+           .type = Type::kStringList,
+           .default_value = "localhost",
+           .help = "Addresses the HTTPS and MQTT/TLS listeners bind (`localhost` = 127.0.0.1 "
+                   "and ::1; `0.0.0.0`, `::` for all).",
+           .flag = "bind"});
+    s.Add({.key = "server.threads",
+           .type = Type::kInt,
+           .default_value = "0",
+           .help = "I/O threads (one io_context each); 0 = one per CPU core.",
+           .min = 0,
+           .max = 256});
+    // tls
+    s.Add({.key = "tls.cert",
+           .type = Type::kString,
+           .default_value = "",
+           .help = "Server certificate chain (PEM). Empty: a development CA and certificate "
+                   "are generated under <data_dir>/tls. Reloaded on SIGHUP.",
+           .flag = "tls-cert"});
+    s.Add({.key = "tls.key",
+           .type = Type::kString,
+           .default_value = "",
+           .help = "Private key (PEM) for tls.cert.",
+           .flag = "tls-key"});
+    // https
+    s.Add({.key = "https.port",
+           .type = Type::kInt,
+           .default_value = "443",
+           .help = "HTTPS port: service REST, device HTTPS, MQTT over WebSockets, /metrics. "
+                   "0 turns it off. The Azure SDKs' REST clients only use 443.",
+           .min = 0,
+           .max = 65535,
+           .flag = "https-port"});
+    s.Add({.key = "https.max_connections",
+           .type = Type::kInt,
+           .default_value = "20000",
+           .help = "Open HTTPS connections at most; more are refused.",
+           .min = 1,
+           .max = 10'000'000});
+    s.Add({.key = "https.max_body",
+           .type = Type::kSize,
+           .default_value = "1MiB",
+           .help = "Largest request body accepted by default (413 beyond).",
+           .min = 1024,
+           .max = int64_t{1} << 30});
+    s.Add({.key = "https.max_header",
+           .type = Type::kSize,
+           .default_value = "16KiB",
+           .help = "Largest request header block (431 beyond).",
+           .min = 1024,
+           .max = 1 << 20});
+    s.Add({.key = "https.request_timeout",
+           .type = Type::kDuration,
+           .default_value = "30s",
+           .help = "Time allowed to receive a request or send a response.",
+           .min = 1000,
+           .max = 3'600'000});
+    s.Add({.key = "https.idle_timeout",
+           .type = Type::kDuration,
+           .default_value = "120s",
+           .help = "Idle keep-alive connections are closed after this.",
+           .min = 1000,
+           .max = 86'400'000});
+    // log
+    s.Add({.key = "log.level",
+           .type = Type::kString,
+           .default_value = "info",
+           .help = "Log level.",
+           .choices = {"trace", "debug", "info", "warn", "error", "critical", "off"},
+           .flag = "log-level"});
+    s.Add({.key = "log.format",
+           .type = Type::kString,
+           .default_value = "human",
+           .help = "Log format on stderr: `human` lines or `json` objects.",
+           .choices = {"human", "json"},
+           .flag = "log-format"});
+    return s;
+  }();
+  return schema;
+}
+
+void AddFlags(CLI::App& cmd, FlagBindings& b, std::initializer_list<const char*> keys) {
+  cmd.add_option("--config", b.config_file,
+                 "TOML configuration file (also ORRERY_CONFIG); flags override it")
+      ->check(CLI::ExistingFile);
+  for (const char* key : keys) {
+    const config::Option* o = Schema().Find(key);
+    std::string name = "--" + o->flag;
+    std::string help = o->help;
+    if (!o->default_value.empty()) help += " [default: " + o->default_value + "]";
+    help += " (" + std::string(key) + ", " + config::Schema::EnvName(key) + ")";
+    b.options[key] = cmd.add_option(name, b.values[key], help);
+  }
+}
+
+Result<config::Settings> LoadSettings(const FlagBindings& b) {
+  config::Sources src;
+  for (char** e = environ; e && *e; ++e) {
+    std::string_view kv(*e);
+    auto eq = kv.find('=');
+    if (eq == std::string_view::npos) continue;
+    src.env.emplace(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
+  }
+  if (!b.config_file.empty()) {
+    src.file = b.config_file;
+  } else if (auto it = src.env.find("ORRERY_CONFIG"); it != src.env.end() && !it->second.empty()) {
+    src.file = it->second;
+  }
+  src.env.erase("ORRERY_CONFIG");
+  for (auto& [key, opt] : b.options) {
+    if (opt->count() > 0) src.flags[key] = b.values.at(key);
+  }
+  return config::Settings::Load(Schema(), src);
+}
+
+}  // namespace orrery::app

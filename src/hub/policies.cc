@@ -1,0 +1,138 @@
+#include "hub/policies.h"
+
+#include <fmt/format.h>
+#include <boost/json.hpp>
+
+#include "base/crypto.h"
+#include "base/files.h"
+#include "base/strings.h"
+
+namespace orrery::hub {
+namespace json = boost::json;
+
+namespace {
+
+constexpr std::pair<Permission, const char*> kNames[] = {
+    {kRegistryRead, "RegistryRead"},
+    {kRegistryWrite, "RegistryWrite"},
+    {kServiceConnect, "ServiceConnect"},
+    {kDeviceConnect, "DeviceConnect"},
+};
+
+AccessPolicy NewPolicy(std::string name, uint32_t permissions) {
+  return {std::move(name), crypto::RandomKeyBase64(), crypto::RandomKeyBase64(), permissions};
+}
+
+}  // namespace
+
+std::string PermissionsToString(uint32_t permissions) {
+  std::string out;
+  for (auto& [bit, name] : kNames) {
+    if (permissions & bit) out += (out.empty() ? "" : ", ") + std::string(name);
+  }
+  return out;
+}
+
+Result<uint32_t> PermissionsFromString(std::string_view text) {
+  uint32_t bits = 0;
+  for (auto piece : strings::Split(text, ',')) {
+    piece = strings::Trim(piece);
+    if (piece.empty()) continue;
+    bool found = false;
+    for (auto& [bit, name] : kNames) {
+      if (strings::IEquals(piece, name)) {
+        bits |= bit;
+        found = true;
+      }
+    }
+    if (!found) {
+      return Error(BaseErrc::kInvalidArgument,
+                   fmt::format("unknown permission '{}' (RegistryRead, RegistryWrite, "
+                               "ServiceConnect, DeviceConnect)",
+                               piece));
+    }
+  }
+  return bits;
+}
+
+Result<std::unique_ptr<PolicyStore>> PolicyStore::Open(const std::filesystem::path& data_dir) {
+  std::unique_ptr<PolicyStore> store(new PolicyStore());
+  auto dir = data_dir / "hub";
+  store->file_ = dir / "policies.json";
+  ORRERY_TRY(files::EnsureDirectory(dir, std::filesystem::perms::owner_all));
+  std::lock_guard lock(store->mu_);
+  if (!std::filesystem::exists(store->file_)) {
+    store->policies_ = {
+        NewPolicy("iothubowner", kRegistryRead | kRegistryWrite | kServiceConnect | kDeviceConnect),
+        NewPolicy("service", kServiceConnect),
+        NewPolicy("device", kDeviceConnect),
+        NewPolicy("registryRead", kRegistryRead),
+        NewPolicy("registryReadWrite", kRegistryRead | kRegistryWrite),
+    };
+    ORRERY_TRY(store->Save());
+    return store;
+  }
+  ORRERY_ASSIGN_OR_RETURN(std::string text, files::ReadFile(store->file_, 1 << 20));
+  boost::system::error_code ec;
+  json::value doc = json::parse(text, ec);
+  auto corrupt = [&](std::string_view why) {
+    return Error(Errc::kCorruptState, fmt::format("{}: {}", store->file_.string(), why));
+  };
+  if (ec || !doc.is_object() || !doc.as_object().contains("policies") ||
+      !doc.at("policies").is_array()) {
+    return corrupt("not a policies document");
+  }
+  for (auto& v : doc.at("policies").as_array()) {
+    if (!v.is_object()) return corrupt("policy is not an object");
+    auto& o = v.as_object();
+    auto str = [&](const char* k) -> const json::string* {
+      auto* p = o.if_contains(k);
+      return p && p->is_string() ? &p->as_string() : nullptr;
+    };
+    auto *name = str("keyName"), *pk = str("primaryKey"), *sk = str("secondaryKey"),
+         *rights = str("rights");
+    if (!name || !pk || !sk || !rights) return corrupt("policy lacks a field");
+    auto bits = PermissionsFromString(std::string_view(rights->data(), rights->size()));
+    if (!bits) return corrupt(bits.error().message());
+    store->policies_.push_back({std::string(*name), std::string(*pk), std::string(*sk), *bits});
+  }
+  return store;
+}
+
+Status PolicyStore::Save() const {
+  json::array arr;
+  for (auto& p : policies_) {
+    // Field names follow IoT Hub's authorizationPolicies.
+    arr.push_back(json::object{{"keyName", p.name},
+                               {"primaryKey", p.primary_key},
+                               {"secondaryKey", p.secondary_key},
+                               {"rights", PermissionsToString(p.permissions)}});
+  }
+  return files::WriteFileAtomic(file_, json::serialize(json::object{{"policies", arr}}) + "\n",
+                                files::kSecretPerms);
+}
+
+std::optional<AccessPolicy> PolicyStore::Find(std::string_view name) const {
+  std::lock_guard lock(mu_);
+  for (auto& p : policies_) {
+    if (p.name == name) return p;
+  }
+  return std::nullopt;
+}
+
+std::vector<AccessPolicy> PolicyStore::List() const {
+  std::lock_guard lock(mu_);
+  return policies_;
+}
+
+Result<std::string> PolicyStore::ConnectionString(std::string_view host_name,
+                                                  std::string_view policy, bool secondary) const {
+  auto p = Find(policy);
+  if (!p) {
+    return Error(Errc::kPolicyNotFound, fmt::format("no shared access policy named '{}'", policy));
+  }
+  return fmt::format("HostName={};SharedAccessKeyName={};SharedAccessKey={}", host_name, p->name,
+                     secondary ? p->secondary_key : p->primary_key);
+}
+
+}  // namespace orrery::hub

@@ -1,0 +1,63 @@
+// Shared access policies of the hub (IoT Hub's "Shared access policies"): named keys with
+// permissions. Service clients authenticate with SAS tokens signed by a policy key.
+//
+// Stored in <data-dir>/hub/policies.json, readable by its owner only (0600). The first start
+// creates IoT Hub's five default policies with random keys; `orrery hub connection-string`
+// reads (or first creates) them without a running server so that scripts can bootstrap.
+//
+// Thread safety: all methods are safe from any thread.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/error.h"
+#include "hub/errc.h"
+
+namespace orrery::hub {
+
+enum Permission : uint32_t {
+  kRegistryRead = 1,
+  kRegistryWrite = 2,
+  kServiceConnect = 4,
+  kDeviceConnect = 8,
+};
+
+// "RegistryRead, ServiceConnect" ↔ bits.
+std::string PermissionsToString(uint32_t permissions);
+Result<uint32_t> PermissionsFromString(std::string_view text);
+
+struct AccessPolicy {
+  std::string name;
+  std::string primary_key;    // base64, 32 random bytes
+  std::string secondary_key;  // base64, 32 random bytes
+  uint32_t permissions = 0;
+};
+
+class PolicyStore {
+ public:
+  // Loads <data_dir>/hub/policies.json, creating it with the default policies when missing.
+  static Result<std::unique_ptr<PolicyStore>> Open(const std::filesystem::path& data_dir);
+
+  std::optional<AccessPolicy> Find(std::string_view name) const;
+  std::vector<AccessPolicy> List() const;
+
+  // "HostName=<host>;SharedAccessKeyName=<name>;SharedAccessKey=<key>".
+  Result<std::string> ConnectionString(std::string_view host_name, std::string_view policy,
+                                       bool secondary = false) const;
+
+ private:
+  PolicyStore() = default;
+  Status Save() const;  // REQUIRES: mu_ held
+
+  std::filesystem::path file_;
+  mutable std::mutex mu_;
+  std::vector<AccessPolicy> policies_;
+};
+
+}  // namespace orrery::hub

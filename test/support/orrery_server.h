@@ -1,0 +1,44 @@
+// Test support: a real `orrery serve` on loopback with its own data directory and free ports.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "test/support/process.h"
+
+namespace orrery::testing {
+
+struct ServerPorts {
+  uint16_t https = 0;
+  uint16_t mqtts = 0;
+  uint16_t mqtt = 0;
+};
+
+class OrreryServer {
+ public:
+  // Starts the server (extra flags and "K=V" environment entries optional) and waits until it
+  // logs that it is ready. Check started() and output() on failure.
+  explicit OrreryServer(std::string_view name, std::vector<std::string> extra_args = {},
+                        std::vector<std::string> env = {});
+  // Restarts on the same data directory and ports (crash-recovery tests kill first).
+  void Restart();
+
+  bool started() const { return started_; }
+  const std::filesystem::path& data_dir() const { return dir_.path(); }
+  std::filesystem::path ca_file() const { return dir_.path() / "tls" / "ca.pem"; }
+  const ServerPorts& ports() const { return ports_; }
+  Process& process() { return *process_; }
+  std::string Url(std::string_view path) const;
+
+ private:
+  void Start();
+  TempDir dir_;
+  ServerPorts ports_;
+  std::vector<std::string> args_, env_;
+  std::unique_ptr<Process> process_;
+  bool started_ = false;
+};
+
+}  // namespace orrery::testing
