@@ -13,7 +13,9 @@ struct Violation {
   std::string message;
 };
 
-[[noreturn]] void Malformed(std::string msg) { throw Violation{Reason::kMalformedPacket, std::move(msg)}; }
+[[noreturn]] void Malformed(std::string msg) {
+  throw Violation{Reason::kMalformedPacket, std::move(msg)};
+}
 [[noreturn]] void ProtocolError(std::string msg) {
   throw Violation{Reason::kProtocolError, std::move(msg)};
 }
@@ -52,7 +54,8 @@ class Reader {
   uint32_t U32() {
     Need(4);
     uint32_t v = 0;
-    for (int i = 0; i < 4; ++i) v = (v << 8) | static_cast<uint8_t>(d_[pos_ + static_cast<size_t>(i)]);
+    for (int i = 0; i < 4; ++i)
+      v = (v << 8) | static_cast<uint8_t>(d_[pos_ + static_cast<size_t>(i)]);
     pos_ += 4;
     return v;
   }
@@ -158,8 +161,7 @@ Properties ReadProperties(Reader& r, uint32_t where) {
         break;
       case 0x15:
         allowed(kInConnect | kInConnack | kInAuth, "Authentication Method");
-        SetOnce(p.authentication_method, pr.Utf8("Authentication Method"),
-                "Authentication Method");
+        SetOnce(p.authentication_method, pr.Utf8("Authentication Method"), "Authentication Method");
         break;
       case 0x16:
         allowed(kInConnect | kInConnack | kInAuth, "Authentication Data");
@@ -242,8 +244,8 @@ Properties ReadProperties(Reader& r, uint32_t where) {
         break;
       case 0x2A:
         allowed(kInConnack, "Shared Subscription Available");
-        SetOnce(p.shared_subscription_available,
-                Flag01(pr.U8(), "Shared Subscription Available"), "Shared Subscription Available");
+        SetOnce(p.shared_subscription_available, Flag01(pr.U8(), "Shared Subscription Available"),
+                "Shared Subscription Available");
         break;
       default:
         Malformed(fmt::format("unknown property identifier 0x{:02x}", id));
@@ -263,8 +265,9 @@ Connect ReadConnect(Reader& r, DecodeError& err) {
   }
   if (name != "MQTT" || (level != 4 && level != 5)) {
     err.connack_version = Version::k311;
-    throw Violation{Reason::kUnsupportedProtocolVersion,
-                    fmt::format("unsupported protocol level {} (3.1.1 and 5 are supported)", level)};
+    throw Violation{
+        Reason::kUnsupportedProtocolVersion,
+        fmt::format("unsupported protocol level {} (3.1.1 and 5 are supported)", level)};
   }
   c.version = static_cast<Version>(level);
   err.connack_version = c.version;
@@ -393,7 +396,8 @@ Suback ReadSuback(Reader& r, Version v) {
   Suback s;
   s.packet_id = r.U16();
   if (v == Version::k5) s.properties = ReadProperties(r, kInSuback);
-  while (!r.done()) s.reasons.push_back(static_cast<Reason>(r.U8()));
+  while (!r.done())
+    s.reasons.push_back(static_cast<Reason>(r.U8()));
   return s;
 }
 
@@ -402,7 +406,8 @@ Unsubscribe ReadUnsubscribe(Reader& r, Version v) {
   u.packet_id = r.U16();
   if (u.packet_id == 0) Malformed("Packet Identifier 0");
   if (v == Version::k5) u.properties = ReadProperties(r, kInUnsubscribe);
-  while (!r.done()) u.filters.push_back(r.Utf8("Topic Filter"));
+  while (!r.done())
+    u.filters.push_back(r.Utf8("Topic Filter"));
   if (u.filters.empty()) ProtocolError("UNSUBSCRIBE without a Topic Filter");
   return u;
 }
@@ -412,7 +417,8 @@ Unsuback ReadUnsuback(Reader& r, Version v) {
   u.packet_id = r.U16();
   if (v == Version::k5) {
     u.properties = ReadProperties(r, kInUnsuback);
-    while (!r.done()) u.reasons.push_back(static_cast<Reason>(r.U8()));
+    while (!r.done())
+      u.reasons.push_back(static_cast<Reason>(r.U8()));
   }
   if (!r.done()) Malformed("trailing bytes after UNSUBACK");
   return u;
@@ -431,13 +437,16 @@ T ReadReasonAndProps(Reader& r, Version v, uint32_t where, const char* what) {
 
 // ---- encoding ----
 
-void PutU8(std::string& o, uint8_t v) { o.push_back(static_cast<char>(v)); }
+void PutU8(std::string& o, uint8_t v) {
+  o.push_back(static_cast<char>(v));
+}
 void PutU16(std::string& o, uint16_t v) {
   o.push_back(static_cast<char>(v >> 8));
   o.push_back(static_cast<char>(v & 0xFF));
 }
 void PutU32(std::string& o, uint32_t v) {
-  for (int s = 24; s >= 0; s -= 8) o.push_back(static_cast<char>((v >> s) & 0xFF));
+  for (int s = 24; s >= 0; s -= 8)
+    o.push_back(static_cast<char>((v >> s) & 0xFF));
 }
 void PutVbi(std::string& o, uint32_t v) {
   do {
@@ -447,7 +456,9 @@ void PutVbi(std::string& o, uint32_t v) {
     o.push_back(static_cast<char>(b));
   } while (v);
 }
-size_t VbiSize(uint32_t v) { return v < 128 ? 1 : v < 16384 ? 2 : v < 2097152 ? 3 : 4; }
+size_t VbiSize(uint32_t v) {
+  return v < 128 ? 1 : v < 16384 ? 2 : v < 2097152 ? 3 : 4;
+}
 void PutStr(std::string& o, std::string_view s) {
   PutU16(o, static_cast<uint16_t>(s.size()));
   o.append(s);
@@ -455,16 +466,28 @@ void PutStr(std::string& o, std::string_view s) {
 
 void PutPropertiesBody(std::string& o, const Properties& p) {
   auto u8 = [&](uint8_t id, const std::optional<uint8_t>& v) {
-    if (v) { PutU8(o, id); PutU8(o, *v); }
+    if (v) {
+      PutU8(o, id);
+      PutU8(o, *v);
+    }
   };
   auto u16 = [&](uint8_t id, const std::optional<uint16_t>& v) {
-    if (v) { PutU8(o, id); PutU16(o, *v); }
+    if (v) {
+      PutU8(o, id);
+      PutU16(o, *v);
+    }
   };
   auto u32 = [&](uint8_t id, const std::optional<uint32_t>& v) {
-    if (v) { PutU8(o, id); PutU32(o, *v); }
+    if (v) {
+      PutU8(o, id);
+      PutU32(o, *v);
+    }
   };
   auto str = [&](uint8_t id, const std::optional<std::string>& v) {
-    if (v) { PutU8(o, id); PutStr(o, *v); }
+    if (v) {
+      PutU8(o, id);
+      PutStr(o, *v);
+    }
   };
   u8(0x01, p.payload_format_indicator);
   u32(0x02, p.message_expiry_interval);
@@ -523,56 +546,100 @@ void Frame(std::string& out, uint8_t first, const std::string& body) {
   out.append(body);
 }
 
-bool EmptyProps(const Properties& p) { return p == Properties{}; }
+bool EmptyProps(const Properties& p) {
+  return p == Properties{};
+}
 
 }  // namespace
 
 const char* ReasonName(Reason r) {
   switch (r) {
-    case Reason::kSuccess: return "Success";
-    case Reason::kGrantedQos1: return "Granted QoS 1";
-    case Reason::kGrantedQos2: return "Granted QoS 2";
-    case Reason::kDisconnectWithWill: return "Disconnect with Will Message";
-    case Reason::kNoMatchingSubscribers: return "No matching subscribers";
-    case Reason::kNoSubscriptionExisted: return "No subscription existed";
-    case Reason::kContinueAuthentication: return "Continue authentication";
-    case Reason::kReauthenticate: return "Re-authenticate";
-    case Reason::kUnspecifiedError: return "Unspecified error";
-    case Reason::kMalformedPacket: return "Malformed Packet";
-    case Reason::kProtocolError: return "Protocol Error";
-    case Reason::kImplementationSpecificError: return "Implementation specific error";
-    case Reason::kUnsupportedProtocolVersion: return "Unsupported Protocol Version";
-    case Reason::kClientIdentifierNotValid: return "Client Identifier not valid";
-    case Reason::kBadUserNameOrPassword: return "Bad User Name or Password";
-    case Reason::kNotAuthorized: return "Not authorized";
-    case Reason::kServerUnavailable: return "Server unavailable";
-    case Reason::kServerBusy: return "Server busy";
-    case Reason::kBanned: return "Banned";
-    case Reason::kServerShuttingDown: return "Server shutting down";
-    case Reason::kBadAuthenticationMethod: return "Bad authentication method";
-    case Reason::kKeepAliveTimeout: return "Keep Alive timeout";
-    case Reason::kSessionTakenOver: return "Session taken over";
-    case Reason::kTopicFilterInvalid: return "Topic Filter invalid";
-    case Reason::kTopicNameInvalid: return "Topic Name invalid";
-    case Reason::kPacketIdentifierInUse: return "Packet Identifier in use";
-    case Reason::kPacketIdentifierNotFound: return "Packet Identifier not found";
-    case Reason::kReceiveMaximumExceeded: return "Receive Maximum exceeded";
-    case Reason::kTopicAliasInvalid: return "Topic Alias invalid";
-    case Reason::kPacketTooLarge: return "Packet too large";
-    case Reason::kMessageRateTooHigh: return "Message rate too high";
-    case Reason::kQuotaExceeded: return "Quota exceeded";
-    case Reason::kAdministrativeAction: return "Administrative action";
-    case Reason::kPayloadFormatInvalid: return "Payload format invalid";
-    case Reason::kRetainNotSupported: return "Retain not supported";
-    case Reason::kQosNotSupported: return "QoS not supported";
-    case Reason::kUseAnotherServer: return "Use another server";
-    case Reason::kServerMoved: return "Server moved";
-    case Reason::kSharedSubscriptionsNotSupported: return "Shared Subscriptions not supported";
-    case Reason::kConnectionRateExceeded: return "Connection rate exceeded";
-    case Reason::kMaximumConnectTime: return "Maximum connect time";
+    case Reason::kSuccess:
+      return "Success";
+    case Reason::kGrantedQos1:
+      return "Granted QoS 1";
+    case Reason::kGrantedQos2:
+      return "Granted QoS 2";
+    case Reason::kDisconnectWithWill:
+      return "Disconnect with Will Message";
+    case Reason::kNoMatchingSubscribers:
+      return "No matching subscribers";
+    case Reason::kNoSubscriptionExisted:
+      return "No subscription existed";
+    case Reason::kContinueAuthentication:
+      return "Continue authentication";
+    case Reason::kReauthenticate:
+      return "Re-authenticate";
+    case Reason::kUnspecifiedError:
+      return "Unspecified error";
+    case Reason::kMalformedPacket:
+      return "Malformed Packet";
+    case Reason::kProtocolError:
+      return "Protocol Error";
+    case Reason::kImplementationSpecificError:
+      return "Implementation specific error";
+    case Reason::kUnsupportedProtocolVersion:
+      return "Unsupported Protocol Version";
+    case Reason::kClientIdentifierNotValid:
+      return "Client Identifier not valid";
+    case Reason::kBadUserNameOrPassword:
+      return "Bad User Name or Password";
+    case Reason::kNotAuthorized:
+      return "Not authorized";
+    case Reason::kServerUnavailable:
+      return "Server unavailable";
+    case Reason::kServerBusy:
+      return "Server busy";
+    case Reason::kBanned:
+      return "Banned";
+    case Reason::kServerShuttingDown:
+      return "Server shutting down";
+    case Reason::kBadAuthenticationMethod:
+      return "Bad authentication method";
+    case Reason::kKeepAliveTimeout:
+      return "Keep Alive timeout";
+    case Reason::kSessionTakenOver:
+      return "Session taken over";
+    case Reason::kTopicFilterInvalid:
+      return "Topic Filter invalid";
+    case Reason::kTopicNameInvalid:
+      return "Topic Name invalid";
+    case Reason::kPacketIdentifierInUse:
+      return "Packet Identifier in use";
+    case Reason::kPacketIdentifierNotFound:
+      return "Packet Identifier not found";
+    case Reason::kReceiveMaximumExceeded:
+      return "Receive Maximum exceeded";
+    case Reason::kTopicAliasInvalid:
+      return "Topic Alias invalid";
+    case Reason::kPacketTooLarge:
+      return "Packet too large";
+    case Reason::kMessageRateTooHigh:
+      return "Message rate too high";
+    case Reason::kQuotaExceeded:
+      return "Quota exceeded";
+    case Reason::kAdministrativeAction:
+      return "Administrative action";
+    case Reason::kPayloadFormatInvalid:
+      return "Payload format invalid";
+    case Reason::kRetainNotSupported:
+      return "Retain not supported";
+    case Reason::kQosNotSupported:
+      return "QoS not supported";
+    case Reason::kUseAnotherServer:
+      return "Use another server";
+    case Reason::kServerMoved:
+      return "Server moved";
+    case Reason::kSharedSubscriptionsNotSupported:
+      return "Shared Subscriptions not supported";
+    case Reason::kConnectionRateExceeded:
+      return "Connection rate exceeded";
+    case Reason::kMaximumConnectTime:
+      return "Maximum connect time";
     case Reason::kSubscriptionIdentifiersNotSupported:
       return "Subscription Identifiers not supported";
-    case Reason::kWildcardSubscriptionsNotSupported: return "Wildcard Subscriptions not supported";
+    case Reason::kWildcardSubscriptionsNotSupported:
+      return "Wildcard Subscriptions not supported";
   }
   return "Unknown reason";
 }
@@ -596,8 +663,7 @@ PacketType TypeOf(const Packet& p) {
 }
 
 DecodeStatus Decode(std::string_view data, std::optional<Version> version,
-                    const DecodeLimits& limits, Packet& out, size_t& consumed,
-                    DecodeError& error) {
+                    const DecodeLimits& limits, Packet& out, size_t& consumed, DecodeError& error) {
   consumed = 0;
   if (data.size() < 2) return DecodeStatus::kNeedMore;
   // Fixed header: type/flags, then the remaining length (1–4 bytes).
@@ -618,10 +684,10 @@ DecodeStatus Decode(std::string_view data, std::optional<Version> version,
   uint8_t flags = first & 0x0F;
   size_t total = header + remaining;
   if (total > limits.max_packet_size) {
-    error = {Reason::kPacketTooLarge,
-             fmt::format("packet of {} bytes exceeds the maximum of {}", total,
-                         limits.max_packet_size),
-             std::nullopt};
+    error = {
+        Reason::kPacketTooLarge,
+        fmt::format("packet of {} bytes exceeds the maximum of {}", total, limits.max_packet_size),
+        std::nullopt};
     return DecodeStatus::kError;
   }
   if (data.size() < total) return DecodeStatus::kNeedMore;
@@ -644,17 +710,33 @@ DecodeStatus Decode(std::string_view data, std::optional<Version> version,
     Reader r(data.substr(header, remaining));
     Version v = version.value_or(Version::k311);
     switch (type) {
-      case PacketType::kConnect: out = ReadConnect(r, error); break;
-      case PacketType::kConnack: out = ReadConnack(r, v); break;
-      case PacketType::kPublish: out = ReadPublish(r, v, flags); break;
+      case PacketType::kConnect:
+        out = ReadConnect(r, error);
+        break;
+      case PacketType::kConnack:
+        out = ReadConnack(r, v);
+        break;
+      case PacketType::kPublish:
+        out = ReadPublish(r, v, flags);
+        break;
       case PacketType::kPuback:
       case PacketType::kPubrec:
       case PacketType::kPubrel:
-      case PacketType::kPubcomp: out = ReadAck(r, v, type); break;
-      case PacketType::kSubscribe: out = ReadSubscribe(r, v); break;
-      case PacketType::kSuback: out = ReadSuback(r, v); break;
-      case PacketType::kUnsubscribe: out = ReadUnsubscribe(r, v); break;
-      case PacketType::kUnsuback: out = ReadUnsuback(r, v); break;
+      case PacketType::kPubcomp:
+        out = ReadAck(r, v, type);
+        break;
+      case PacketType::kSubscribe:
+        out = ReadSubscribe(r, v);
+        break;
+      case PacketType::kSuback:
+        out = ReadSuback(r, v);
+        break;
+      case PacketType::kUnsubscribe:
+        out = ReadUnsubscribe(r, v);
+        break;
+      case PacketType::kUnsuback:
+        out = ReadUnsuback(r, v);
+        break;
       case PacketType::kPingreq:
         if (remaining) Malformed("PINGREQ with a body");
         out = Pingreq{};
@@ -670,7 +752,8 @@ DecodeStatus Decode(std::string_view data, std::optional<Version> version,
         if (v != Version::k5) Malformed("AUTH is not an MQTT 3.1.1 packet");
         out = ReadReasonAndProps<Auth>(r, v, kInAuth, "AUTH");
         break;
-      default: Malformed("reserved packet type 0");
+      default:
+        Malformed("reserved packet type 0");
     }
   } catch (const Violation& viol) {
     error.reason = viol.reason;
@@ -683,14 +766,20 @@ DecodeStatus Decode(std::string_view data, std::optional<Version> version,
 
 uint8_t ConnackReturnCode311(Reason r) {
   switch (r) {
-    case Reason::kSuccess: return 0;
-    case Reason::kUnsupportedProtocolVersion: return 1;
-    case Reason::kClientIdentifierNotValid: return 2;
+    case Reason::kSuccess:
+      return 0;
+    case Reason::kUnsupportedProtocolVersion:
+      return 1;
+    case Reason::kClientIdentifierNotValid:
+      return 2;
     case Reason::kBadUserNameOrPassword:
-    case Reason::kBadAuthenticationMethod: return 4;
+    case Reason::kBadAuthenticationMethod:
+      return 4;
     case Reason::kNotAuthorized:
-    case Reason::kBanned: return 5;
-    default: return 3;  // Server unavailable
+    case Reason::kBanned:
+      return 5;
+    default:
+      return 3;  // Server unavailable
   }
 }
 
@@ -702,8 +791,8 @@ size_t PublishSize(Version version, std::string_view topic, std::string_view pay
 }
 
 void EncodePublish(std::string& out, Version version, std::string_view topic,
-                   std::string_view payload, uint8_t qos, bool retain, bool dup,
-                   uint16_t packet_id, const Properties* properties) {
+                   std::string_view payload, uint8_t qos, bool retain, bool dup, uint16_t packet_id,
+                   const Properties* properties) {
   std::string props;
   if (version == Version::k5) {
     if (properties) {
@@ -731,7 +820,8 @@ void Encode(const Packet& packet, Version v, std::string& out) {
       PutU8(b, static_cast<uint8_t>(c.version));
       uint8_t flags = 0;
       if (c.clean_start) flags |= 0x02;
-      if (c.will) flags |= static_cast<uint8_t>(0x04 | (c.will->qos << 3) | (c.will->retain ? 0x20 : 0));
+      if (c.will)
+        flags |= static_cast<uint8_t>(0x04 | (c.will->qos << 3) | (c.will->retain ? 0x20 : 0));
       if (c.password) flags |= 0x40;
       if (c.username) flags |= 0x80;
       PutU8(b, flags);
@@ -813,7 +903,8 @@ void Encode(const Packet& packet, Version v, std::string& out) {
       auto& u = std::get<Unsubscribe>(packet);
       PutU16(b, u.packet_id);
       if (v5) PutProperties(b, u.properties);
-      for (auto& f : u.filters) PutStr(b, f);
+      for (auto& f : u.filters)
+        PutStr(b, f);
       Frame(out, 0xA2, b);
       return;
     }
@@ -822,13 +913,18 @@ void Encode(const Packet& packet, Version v, std::string& out) {
       PutU16(b, u.packet_id);
       if (v5) {
         PutProperties(b, u.properties);
-        for (Reason r : u.reasons) PutU8(b, static_cast<uint8_t>(r));
+        for (Reason r : u.reasons)
+          PutU8(b, static_cast<uint8_t>(r));
       }
       Frame(out, 0xB0, b);
       return;
     }
-    case PacketType::kPingreq: Frame(out, 0xC0, b); return;
-    case PacketType::kPingresp: Frame(out, 0xD0, b); return;
+    case PacketType::kPingreq:
+      Frame(out, 0xC0, b);
+      return;
+    case PacketType::kPingresp:
+      Frame(out, 0xD0, b);
+      return;
     case PacketType::kDisconnect: {
       auto& d = std::get<Disconnect>(packet);
       if (v5 && (d.reason != Reason::kSuccess || !EmptyProps(d.properties))) {

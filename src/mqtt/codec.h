@@ -34,8 +34,7 @@ struct DecodeLimits {
 // `version`: the connection's protocol version, or nullopt before CONNECT (then only a
 // CONNECT is accepted and it decides the version). On kOk, `consumed` bytes form `out`.
 DecodeStatus Decode(std::string_view data, std::optional<Version> version,
-                    const DecodeLimits& limits, Packet& out, size_t& consumed,
-                    DecodeError& error);
+                    const DecodeLimits& limits, Packet& out, size_t& consumed, DecodeError& error);
 
 // Appends the encoding of `packet` for `version` to `out`. Fields that the version lacks
 // (properties in 3.1.1) are left out; 5.0 reason codes map to 3.1.1 return codes.
@@ -43,8 +42,8 @@ void Encode(const Packet& packet, Version version, std::string& out);
 
 // Appends a PUBLISH without building a Publish struct (the broker's fan-out path).
 void EncodePublish(std::string& out, Version version, std::string_view topic,
-                   std::string_view payload, uint8_t qos, bool retain, bool dup,
-                   uint16_t packet_id, const Properties* properties);
+                   std::string_view payload, uint8_t qos, bool retain, bool dup, uint16_t packet_id,
+                   const Properties* properties);
 
 // Size of a PUBLISH encoding, to honour a client's Maximum Packet Size before sending.
 size_t PublishSize(Version version, std::string_view topic, std::string_view payload, uint8_t qos,

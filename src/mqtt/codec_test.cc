@@ -31,7 +31,8 @@ DecodeError DecErr(std::string_view bytes, std::optional<Version> v, DecodeLimit
 
 std::string Bytes(std::initializer_list<int> b) {
   std::string s;
-  for (int x : b) s.push_back(static_cast<char>(x));
+  for (int x : b)
+    s.push_back(static_cast<char>(x));
   return s;
 }
 
@@ -86,8 +87,8 @@ TEST(CodecTest, RoundTripsEveryPacketInBothVersions) {
       p.properties.user_properties = {{"k", "v"}};
     }
     packets.push_back(p);
-    for (auto t : {PacketType::kPuback, PacketType::kPubrec, PacketType::kPubrel,
-                   PacketType::kPubcomp}) {
+    for (auto t :
+         {PacketType::kPuback, PacketType::kPubrec, PacketType::kPubrel, PacketType::kPubcomp}) {
       Ack a;
       a.type = t;
       a.packet_id = 65535;
@@ -182,8 +183,8 @@ TEST(CodecTest, ConnectViolations) {
   EXPECT_EQ(DecErr(Enc(Pingreq{}, Version::k311), std::nullopt).reason, Reason::kProtocolError);
   EXPECT_EQ(DecErr(c, Version::k311).reason, Reason::kProtocolError);
   // Password without user name in 3.1.1.
-  std::string nouser = Bytes({0x10, 16, 0, 4, 'M', 'Q', 'T', 'T', 4, 0x42, 0, 60, 0, 1, 'c', 0,
-                              2, 'p', 'w'});
+  std::string nouser =
+      Bytes({0x10, 16, 0, 4, 'M', 'Q', 'T', 'T', 4, 0x42, 0, 60, 0, 1, 'c', 0, 2, 'p', 'w'});
   EXPECT_EQ(DecErr(nouser, std::nullopt).reason, Reason::kMalformedPacket);
   // Trailing garbage.
   std::string trailing = Bytes({0x10, 14, 0, 4, 'M', 'Q', 'T', 'T', 4, 2, 0, 60, 0, 1, 'c', 'X'});
@@ -218,8 +219,7 @@ TEST(CodecTest, PublishViolations) {
   EXPECT_EQ(DecErr(Bytes({0x30, 3, 0, 1, '#'}), Version::k311).reason, Reason::kTopicNameInvalid);
   // Invalid UTF-8, and U+0000.
   EXPECT_EQ(DecErr(Bytes({0x30, 3, 0, 1, 0xC0}), Version::k311).reason, Reason::kMalformedPacket);
-  EXPECT_EQ(DecErr(Bytes({0x30, 4, 0, 2, 'a', 0}), Version::k311).reason,
-            Reason::kMalformedPacket);
+  EXPECT_EQ(DecErr(Bytes({0x30, 4, 0, 2, 'a', 0}), Version::k311).reason, Reason::kMalformedPacket);
   // Empty topic: malformed in 3.1.1; in 5 only valid with a Topic Alias.
   EXPECT_EQ(DecErr(Bytes({0x30, 2, 0, 0}), Version::k311).reason, Reason::kMalformedPacket);
   EXPECT_EQ(DecErr(Bytes({0x30, 3, 0, 0, 0}), Version::k5).reason, Reason::kProtocolError);
@@ -232,9 +232,9 @@ TEST(CodecTest, PropertyViolations) {
   EXPECT_EQ(DecErr(Bytes({0x90, 7, 0, 1, 3, 0x23, 0, 1, 0}), Version::k5).reason,
             Reason::kMalformedPacket);
   // Duplicate Message Expiry Interval → protocol error.
-  EXPECT_EQ(DecErr(Bytes({0x30, 14, 0, 1, 'a', 10, 2, 0, 0, 0, 1, 2, 0, 0, 0, 1}), Version::k5)
-                .reason,
-            Reason::kProtocolError);
+  EXPECT_EQ(
+      DecErr(Bytes({0x30, 14, 0, 1, 'a', 10, 2, 0, 0, 0, 1, 2, 0, 0, 0, 1}), Version::k5).reason,
+      Reason::kProtocolError);
   // Unknown property identifier.
   EXPECT_EQ(DecErr(Bytes({0x30, 6, 0, 1, 'a', 1, 0x7F, 0}), Version::k5).reason,
             Reason::kMalformedPacket);

@@ -78,7 +78,9 @@ enum class Reason : uint8_t {
 };
 
 const char* ReasonName(Reason r);
-inline bool IsError(Reason r) { return static_cast<uint8_t>(r) >= 0x80; }
+inline bool IsError(Reason r) {
+  return static_cast<uint8_t>(r) >= 0x80;
+}
 
 // MQTT 5 properties. Absent = nullopt/empty. Which may appear in which packet is enforced
 // by the decoder (and is the encoder caller's responsibility).

@@ -52,7 +52,8 @@ bool IsValidPlainFilter(std::string_view f) {
   size_t start = 0;
   while (true) {
     size_t slash = f.find('/', start);
-    std::string_view level = f.substr(start, slash == std::string_view::npos ? f.npos : slash - start);
+    std::string_view level =
+        f.substr(start, slash == std::string_view::npos ? f.npos : slash - start);
     if (level.find_first_of("+#") != std::string_view::npos) {
       if (level.size() != 1) return false;
       if (level == "#" && slash != std::string_view::npos) return false;
@@ -85,7 +86,8 @@ bool IsValidTopicFilter(std::string_view filter) {
 }
 
 bool TopicMatches(std::string_view filter, std::string_view topic) {
-  if (!topic.empty() && topic[0] == '$' && !filter.empty() && (filter[0] == '+' || filter[0] == '#')) {
+  if (!topic.empty() && topic[0] == '$' && !filter.empty() &&
+      (filter[0] == '+' || filter[0] == '#')) {
     return false;
   }
   size_t fi = 0, ti = 0;

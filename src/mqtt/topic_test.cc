@@ -21,12 +21,11 @@ TEST(TopicTest, NamesAndFilters) {
   EXPECT_FALSE(IsValidTopicName(""));
   EXPECT_FALSE(IsValidTopicName("a/+"));
   EXPECT_FALSE(IsValidTopicName("a/#"));
-  for (const char* f : {"#", "+", "a/#", "a/+/b", "+/+", "/", "a//b", "$share/g/a/#",
-                        "$SYS/#"}) {
+  for (const char* f : {"#", "+", "a/#", "a/+/b", "+/+", "/", "a//b", "$share/g/a/#", "$SYS/#"}) {
     EXPECT_TRUE(IsValidTopicFilter(f)) << f;
   }
-  for (const char* f : {"", "a#", "a/#/b", "a+/b", "#/a", "$share/g", "$share//a",
-                        "$share/g+/a", "$share/g/a#"}) {
+  for (const char* f :
+       {"", "a#", "a/#/b", "a+/b", "#/a", "$share/g", "$share//a", "$share/g+/a", "$share/g/a#"}) {
     EXPECT_FALSE(IsValidTopicFilter(f)) << f;
   }
   auto s = SplitShared("$share/grp/a/b");
@@ -41,12 +40,12 @@ TEST(TopicTest, Matching) {
     const char* topic;
     bool match;
   } cases[] = {
-      {"a/b", "a/b", true},       {"a/b", "a/c", false},     {"a/+", "a/b", true},
-      {"a/+", "a/b/c", false},    {"a/#", "a", true},        {"a/#", "a/b/c", true},
-      {"#", "a/b", true},         {"+/+", "/a", true},       {"+", "/a", false},
-      {"a/+/c", "a//c", true},    {"#", "$SYS/x", false},    {"+/x", "$SYS/x", false},
-      {"$SYS/#", "$SYS/x", true}, {"a/b/#", "a/b", true},    {"a/b/+", "a/b", false},
-      {"/#", "/", true},          {"+", "", true},           {"a", "a/b", false},
+      {"a/b", "a/b", true},       {"a/b", "a/c", false},  {"a/+", "a/b", true},
+      {"a/+", "a/b/c", false},    {"a/#", "a", true},     {"a/#", "a/b/c", true},
+      {"#", "a/b", true},         {"+/+", "/a", true},    {"+", "/a", false},
+      {"a/+/c", "a//c", true},    {"#", "$SYS/x", false}, {"+/x", "$SYS/x", false},
+      {"$SYS/#", "$SYS/x", true}, {"a/b/#", "a/b", true}, {"a/b/+", "a/b", false},
+      {"/#", "/", true},          {"+", "", true},        {"a", "a/b", false},
   };
   for (auto& c : cases) {
     EXPECT_EQ(TopicMatches(c.filter, c.topic), c.match) << c.filter << " vs " << c.topic;
