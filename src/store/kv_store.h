@@ -29,7 +29,9 @@ enum class Errc {
   kCorruption,
   kClosed,
 };
-inline std::error_code make_error_code(Errc e) { return MakeErrorCode(e); }
+inline std::error_code make_error_code(Errc e) {
+  return MakeErrorCode(e);
+}
 
 enum class Durability { kDurable, kBuffered };
 
@@ -58,9 +60,9 @@ class KvStore {
 
   virtual Result<std::optional<std::string>> Get(std::string_view space, std::string_view key) = 0;
   // Visits the keys of `space` that start with `prefix`, in order, until `visit` returns false.
-  virtual Status Scan(std::string_view space, std::string_view prefix,
-                      const std::function<bool(std::string_view key, std::string_view value)>&
-                          visit) = 0;
+  virtual Status Scan(
+      std::string_view space, std::string_view prefix,
+      const std::function<bool(std::string_view key, std::string_view value)>& visit) = 0;
   // Applies the batch atomically; blocks until done.
   virtual Status Write(WriteBatch batch, Durability durability) = 0;
   // Applies the batch durably without blocking; `done` runs on the writer thread.
@@ -84,10 +86,14 @@ struct orrery::ErrcTraits<orrery::store::Errc> {
   static constexpr const char* kName = "store";
   static std::string Message(orrery::store::Errc e) {
     switch (e) {
-      case orrery::store::Errc::kOpenFailed: return "cannot open the state store";
-      case orrery::store::Errc::kIo: return "state store I/O error";
-      case orrery::store::Errc::kCorruption: return "state store corruption";
-      case orrery::store::Errc::kClosed: return "state store is closed";
+      case orrery::store::Errc::kOpenFailed:
+        return "cannot open the state store";
+      case orrery::store::Errc::kIo:
+        return "state store I/O error";
+      case orrery::store::Errc::kCorruption:
+        return "state store corruption";
+      case orrery::store::Errc::kClosed:
+        return "state store is closed";
     }
     return "unknown store error";
   }

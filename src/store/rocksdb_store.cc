@@ -124,7 +124,8 @@ class RocksDbStore final : public KvStore {
         work.swap(queue_);
       }
       rocksdb::WriteBatch wb;
-      for (auto& p : work) Fill(wb, p.batch);
+      for (auto& p : work)
+        Fill(wb, p.batch);
       rocksdb::WriteOptions wo;
       wo.sync = true;
       auto s = db_->Write(wo, &wb);
@@ -160,7 +161,8 @@ void WriteBatch::Delete(std::string_view space, std::string_view key) {
 }
 
 void WriteBatch::Append(WriteBatch&& other) {
-  for (auto& op : other.ops_) ops_.push_back(std::move(op));
+  for (auto& op : other.ops_)
+    ops_.push_back(std::move(op));
   other.ops_.clear();
 }
 
@@ -181,9 +183,8 @@ Result<std::unique_ptr<KvStore>> OpenRocksDb(const RocksDbOptions& options) {
   rocksdb::DB* raw = nullptr;
   auto s = rocksdb::DB::Open(o, options.path.string(), &raw);
   if (!s.ok()) {
-    return Error(Errc::kOpenFailed,
-                 fmt::format("cannot open the state store at {}: {}", options.path.string(),
-                             s.ToString()));
+    return Error(Errc::kOpenFailed, fmt::format("cannot open the state store at {}: {}",
+                                                options.path.string(), s.ToString()));
   }
   return std::unique_ptr<KvStore>(
       std::make_unique<RocksDbStore>(std::unique_ptr<rocksdb::DB>(raw), options.metrics));

@@ -56,14 +56,17 @@ TEST_F(StoreTest, PutGetScanDeleteAcrossReopen) {
 TEST_F(StoreTest, ScanHonoursPrefixAndEarlyStop) {
   auto db = Open();
   WriteBatch b;
-  for (int i = 0; i < 10; ++i) b.Put("q", "client/" + std::to_string(i), "v");
+  for (int i = 0; i < 10; ++i)
+    b.Put("q", "client/" + std::to_string(i), "v");
   b.Put("q", "clienu", "v");
   ASSERT_TRUE(db->Write(std::move(b), Durability::kBuffered));
   int n = 0;
-  ASSERT_TRUE(db->Scan("q", "client/", [&](std::string_view, std::string_view) { return ++n < 3; }));
+  ASSERT_TRUE(
+      db->Scan("q", "client/", [&](std::string_view, std::string_view) { return ++n < 3; }));
   EXPECT_EQ(n, 3);
   n = 0;
-  ASSERT_TRUE(db->Scan("q", "client/", [&](std::string_view, std::string_view) { return ++n > 0; }));
+  ASSERT_TRUE(
+      db->Scan("q", "client/", [&](std::string_view, std::string_view) { return ++n > 0; }));
   EXPECT_EQ(n, 10);
 }
 
@@ -89,7 +92,8 @@ TEST_F(StoreTest, AsyncWritesFromManyThreadsAllCompleteAndPersist) {
         }
       });
     }
-    for (auto& t : threads) t.join();
+    for (auto& t : threads)
+      t.join();
     std::unique_lock l(mu);
     ASSERT_TRUE(cv.wait_for(l, std::chrono::seconds(30), [&] { return done == 1000; }));
   }
