@@ -1,0 +1,876 @@
+// Design note: group commit.
+//
+// Producers never touch files. Append() encodes into a thread-local buffer, reserves its
+// bytes against max_pending_bytes with a CAS (so a refusal never inflates the counter even
+// transiently), and appends the record to its partition's `pending` buffer under that
+// partition's mutex, which is held for a memcpy and a vector push only.
+//
+// The writer thread loops: swap every partition's pending buffer with an empty one (double
+// buffering: producers fill the next batch while this one is written), write each partition's
+// records with one pwrite, fdatasync the touched partitions in parallel (SyncPool: one
+// fdatasync per partition per round), publish to readers, run the callbacks, release the
+// pending bytes. While a round's fdatasync runs, the next batch accumulates, so batch size
+// adapts to the disk's latency by itself: the slower the sync, the more each one covers.
+//
+// Waking the writer costs producers nothing while it is busy: they only take wake_mu_ when
+// writer_idle_ is set. The writer sets writer_idle_ *before* re-checking the pending buffers
+// under their mutexes, and producers read it *after* appending under the same mutex, so one
+// of the two always sees the other (no lost wake-up).
+#include "eventlog/event_log.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <limits>
+
+#include <fmt/format.h>
+#include <xxhash.h>
+
+#include "base/files.h"
+#include "base/log.h"
+#include "base/strings.h"
+#include "eventlog/format.h"
+#include "eventlog/partition.h"
+
+namespace orrery::eventlog {
+namespace internal {
+
+// Runs fdatasync (or any short task) for several partitions at once on a few helper threads
+// plus the calling thread.
+class SyncPool {
+ public:
+  explicit SyncPool(size_t helpers) {
+    for (size_t i = 0; i < helpers; ++i)
+      threads_.emplace_back([this] { HelperLoop(); });
+  }
+  ~SyncPool() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_)
+      t.join();
+  }
+
+  // Runs fn(0) .. fn(n-1), returning when all are done.
+  void Run(size_t n, const std::function<void(size_t)>& fn) {
+    if (threads_.empty() || n <= 1) {
+      for (size_t i = 0; i < n; ++i)
+        fn(i);
+      return;
+    }
+    {
+      std::lock_guard lock(mu_);
+      fn_ = &fn;
+      n_ = n;
+      next_.store(0);
+      remaining_ = n;
+      ++generation_;
+    }
+    cv_.notify_all();
+    Work(fn, n);
+    std::unique_lock lock(mu_);
+    done_cv_.wait(lock, [&] { return remaining_ == 0 && active_ == 0; });
+    fn_ = nullptr;
+  }
+
+ private:
+  void Work(const std::function<void(size_t)>& fn, size_t n) {
+    for (size_t i; (i = next_.fetch_add(1)) < n;) {
+      fn(i);
+      std::lock_guard lock(mu_);
+      if (--remaining_ == 0) done_cv_.notify_all();
+    }
+  }
+
+  void HelperLoop() {
+    uint64_t seen = 0;
+    std::unique_lock lock(mu_);
+    while (true) {
+      cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
+      if (stop_) return;
+      seen = generation_;
+      if (fn_ == nullptr) continue;  // woke after that round had finished
+      const auto* fn = fn_;
+      size_t n = n_;
+      ++active_;
+      lock.unlock();
+      Work(*fn, n);
+      lock.lock();
+      if (--active_ == 0) done_cv_.notify_all();
+    }
+  }
+
+  std::vector<std::thread> threads_;
+  std::mutex mu_;
+  std::condition_variable cv_, done_cv_;
+  const std::function<void(size_t)>* fn_ = nullptr;  // guarded by mu_
+  size_t n_ = 0;                                     // guarded by mu_
+  size_t remaining_ = 0;                             // guarded by mu_
+  size_t active_ = 0;                                // guarded by mu_
+  uint64_t generation_ = 0;                          // guarded by mu_
+  bool stop_ = false;                                // guarded by mu_
+  std::atomic<size_t> next_{0};
+};
+
+struct LogMetrics {
+  std::vector<metrics::Counter*> records;  // per partition
+  std::vector<metrics::Counter*> bytes;    // per partition
+  metrics::Histogram* latency = nullptr;
+  metrics::Histogram* commit_records = nullptr;
+  metrics::Histogram* commit_bytes = nullptr;
+  metrics::Histogram* fsync_seconds = nullptr;
+  metrics::Counter* backpressure = nullptr;
+  metrics::Counter* retention_deleted = nullptr;
+  metrics::Counter* recovery_truncated = nullptr;
+};
+
+}  // namespace internal
+
+namespace {
+
+using internal::Completion;
+using internal::Partition;
+using internal::RecordMeta;
+
+constexpr std::string_view kMetaFile = "eventlog.meta";
+constexpr std::string_view kMetaHeader = "orrery-eventlog 1";
+// Buffers larger than this are given back to the allocator when the writer goes idle.
+constexpr size_t kKeepBufferCapacity = 4 << 20;
+
+int64_t SteadyNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+int64_t SystemNowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Error Invalid(std::string message) {
+  return Error(Errc::kInvalidArgument, std::move(message));
+}
+
+// 1, 2, 4, ... 65536 records per commit.
+std::vector<double> CountBuckets() {
+  std::vector<double> b;
+  for (double v = 1; v <= 65536; v *= 2)
+    b.push_back(v);
+  return b;
+}
+
+}  // namespace
+
+struct EventLog::Batch {
+  std::string buffer;
+  std::vector<Completion> completions;
+  std::vector<RecordMeta> metas;
+  Status status;
+};
+
+Result<Durability> ParseDurability(std::string_view text) {
+  if (text == "fsync") return Durability::kFsync;
+  if (text == "os") return Durability::kOs;
+  return Invalid(fmt::format("unknown durability '{}' (fsync, os)", text));
+}
+
+std::string_view DurabilityName(Durability d) {
+  return d == Durability::kFsync ? "fsync" : "os";
+}
+
+Status ValidateOptions(const Options& o) {
+  if (o.partitions < 1 || o.partitions > 128) {
+    return Invalid(fmt::format("partitions must be in 1..128, got {}", o.partitions));
+  }
+  if (o.segment_size < 4096 || o.segment_size > (1ull << 30)) {
+    return Invalid(fmt::format("segment_size must be in 4KiB..1GiB, got {}", o.segment_size));
+  }
+  if (o.retention_ms < 1) return Invalid("retention_ms must be positive");
+  if (o.max_pending_bytes < 64 * 1024) {
+    return Invalid(
+        fmt::format("max_pending_bytes must be at least 64KiB, got {}", o.max_pending_bytes));
+  }
+  if (o.max_record_bytes < 64 || o.max_record_bytes > kMaxEncodedBytes) {
+    return Invalid(fmt::format("max_record_bytes must be in 64..{}, got {}", kMaxEncodedBytes,
+                               o.max_record_bytes));
+  }
+  if (o.max_record_bytes + format::kRecordHeaderSize + sizeof(internal::Completion) >
+      o.max_pending_bytes / 2) {
+    return Invalid(fmt::format("max_record_bytes ({}) must fit in half of max_pending_bytes ({})",
+                               o.max_record_bytes, o.max_pending_bytes));
+  }
+  if (o.index_interval_bytes < 1) return Invalid("index_interval_bytes must be positive");
+  if (o.retention_check_interval_ms < 1) {
+    return Invalid("retention_check_interval_ms must be positive");
+  }
+  return Ok();
+}
+
+uint32_t PartitionForDevice(std::string_view device_id, uint32_t partitions) {
+  return static_cast<uint32_t>(XXH3_64bits(device_id.data(), device_id.size()) % partitions);
+}
+
+EventLog::EventLog(std::filesystem::path dir, Options options)
+    : dir_(std::move(dir)), options_(std::move(options)) {}
+
+Result<std::unique_ptr<EventLog>> EventLog::Open(const std::filesystem::path& dir,
+                                                 Options options) {
+  ORRERY_TRY(ValidateOptions(options));
+  if (!options.now_ms) options.now_ms = SystemNowMs;
+  std::unique_ptr<EventLog> log(new EventLog(dir, std::move(options)));
+  const Options& o = log->options_;
+  ORRERY_TRY(files::EnsureDirectory(dir));
+
+  auto lock_path = dir / "LOCK";
+  log->lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (log->lock_fd_ < 0) {
+    return Error(Errc::kIo,
+                 fmt::format("cannot open {}: {}", lock_path.string(), std::strerror(errno)));
+  }
+  if (::flock(log->lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    return Error(Errc::kLocked, fmt::format("{} is in use by another event log (flock: {})",
+                                            dir.string(), std::strerror(errno)));
+  }
+
+  // The partition count is fixed at creation: a device's partition depends on it.
+  auto meta_path = dir / kMetaFile;
+  if (std::filesystem::exists(meta_path)) {
+    ORRERY_ASSIGN_OR_RETURN(std::string text, files::ReadFile(meta_path, 4096));
+    auto lines = strings::Split(text, '\n');
+    uint32_t stored = 0;
+    bool ok = lines.size() >= 2 && lines[0] == kMetaHeader &&
+              strings::StartsWith(lines[1], "partitions ");
+    if (ok) {
+      auto digits = lines[1].substr(11);
+      auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), stored);
+      ok = ec == std::errc() && end == digits.data() + digits.size() && stored >= 1;
+    }
+    if (!ok) {
+      return Error(Errc::kCorrupt,
+                   fmt::format("{}: malformed event log metadata", meta_path.string()));
+    }
+    if (stored != o.partitions) {
+      return Error(Errc::kPartitionMismatch,
+                   fmt::format("the event log in {} has {} partitions but {} are configured; the "
+                               "count is fixed when the log is created",
+                               dir.string(), stored, o.partitions));
+    }
+  } else {
+    if (std::filesystem::exists(dir / "p0")) {
+      return Error(Errc::kCorrupt,
+                   fmt::format("{} holds partitions but no {}", dir.string(), kMetaFile));
+    }
+    ORRERY_TRY(files::WriteFileAtomic(
+        meta_path, fmt::format("{}\npartitions {}\n", kMetaHeader, o.partitions)));
+  }
+
+  metrics::Registry* registry = o.metrics;
+  if (!registry) {
+    log->own_registry_ = std::make_unique<metrics::Registry>();
+    registry = log->own_registry_.get();
+  }
+  auto m = std::make_unique<internal::LogMetrics>();
+  for (uint32_t p = 0; p < o.partitions; ++p) {
+    metrics::Labels labels{{"partition", std::to_string(p)}};
+    m->records.push_back(&registry->GetCounter("orrery_eventlog_appended_records_total",
+                                               "Records made durable in the event log", labels));
+    m->bytes.push_back(&registry->GetCounter("orrery_eventlog_appended_bytes_total",
+                                             "Record bytes (headers included) made durable",
+                                             labels));
+  }
+  m->latency = &registry->GetHistogram("orrery_eventlog_append_latency_seconds",
+                                       "From Append() to the durable completion callback",
+                                       metrics::LatencyBuckets());
+  m->commit_records = &registry->GetHistogram(
+      "orrery_eventlog_commit_records", "Records made durable per group commit", CountBuckets());
+  m->commit_bytes =
+      &registry->GetHistogram("orrery_eventlog_commit_bytes", "Bytes made durable per group commit",
+                              metrics::SizeBuckets());
+  m->fsync_seconds = &registry->GetHistogram("orrery_eventlog_fsync_seconds",
+                                             "Duration of a group commit's (parallel) fdatasyncs",
+                                             metrics::LatencyBuckets());
+  m->backpressure =
+      &registry->GetCounter("orrery_eventlog_backpressure_total",
+                            "Appends refused because pending bytes were at the limit");
+  m->retention_deleted = &registry->GetCounter("orrery_eventlog_retention_deleted_segments_total",
+                                               "Segments deleted by retention");
+  m->recovery_truncated =
+      &registry->GetCounter("orrery_eventlog_recovery_truncated_bytes_total",
+                            "Bytes of torn or corrupt tail cut off by recovery");
+  log->metrics_ = std::move(m);
+
+  bool sync = o.durability == Durability::kFsync;
+  int64_t now = o.now_ms();
+  for (uint32_t p = 0; p < o.partitions; ++p) {
+    internal::PartitionConfig config{p, dir / fmt::format("p{}", p), o.segment_size,
+                                     o.index_interval_bytes, sync};
+    auto partition = std::make_shared<Partition>(std::move(config));
+    ORRERY_ASSIGN_OR_RETURN(RecoveryReport report, partition->Recover(now));
+    log->metrics_->recovery_truncated->Inc(report.truncated_bytes);
+    log->recovery_.push_back(std::move(report));
+    log->partitions_.push_back(std::move(partition));
+  }
+  if (sync) ORRERY_TRY(files::SyncDirectory(dir));
+  ORRERY_ASSIGN_OR_RETURN(log->groups_, ConsumerGroups::Open(dir / "groups", o.partitions));
+
+  EventLog* self = log.get();
+  log->collector_ = metrics::ScopedCollector(
+      *registry, [self](metrics::Sink& sink) { self->CollectMetrics(sink); });
+  ORRERY_TRY(log->Start());
+  return log;
+}
+
+Status EventLog::Start() {
+  batches_.resize(options_.partitions);
+  size_t helpers =
+      options_.durability == Durability::kFsync ? std::min<size_t>(options_.partitions, 4) - 1 : 0;
+  sync_pool_ = std::make_unique<internal::SyncPool>(helpers);
+  // Retention once now, on this thread (the writer does not run yet), then every
+  // retention_check_interval_ms of the (possibly injected) clock.
+  last_retention_ms_ = options_.now_ms();
+  ApplyRetention(last_retention_ms_);
+  if (failed_.load()) {
+    std::lock_guard lock(failure_mu_);
+    return failure_;
+  }
+  writer_ = std::thread([this] { WriterLoop(); });
+  return Ok();
+}
+
+EventLog::~EventLog() {
+  Close();
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+void EventLog::Close() {
+  {
+    std::lock_guard lock(close_mu_);
+    if (closed_) return;
+    closed_ = true;
+  }
+  closing_.store(true);
+  for (auto& p : partitions_) {
+    std::lock_guard lock(p->append_mu);
+    p->accepting = false;
+  }
+  {
+    std::lock_guard lock(wake_mu_);
+    stopping_ = true;
+  }
+  wake_cv_.notify_all();
+  retention_cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+
+  std::vector<std::function<void()>> hooks;
+  for (auto& p : partitions_)
+    p->Close(&hooks);
+  {
+    std::lock_guard lock(space_mu_);
+    for (auto& w : writable_waiters_)
+      hooks.push_back(std::move(w));
+    writable_waiters_.clear();
+  }
+  for (auto& hook : hooks)
+    hook();
+  collector_.Reset();
+  sync_pool_.reset();
+}
+
+Status EventLog::Append(const Message& message, AppendCallback done) {
+  return AppendToPartition(PartitionFor(message.system.connection_device_id), message,
+                           std::move(done));
+}
+
+Status EventLog::AppendToPartition(uint32_t partition, const Message& message,
+                                   AppendCallback done) {
+  if (partition >= partitions_.size()) {
+    return Invalid(
+        fmt::format("partition {} out of range (0..{})", partition, partitions_.size() - 1));
+  }
+  if (failed_.load(std::memory_order_relaxed)) {
+    std::lock_guard lock(failure_mu_);
+    return failure_;
+  }
+  size_t body = EncodedSize(message);
+  if (body > options_.max_record_bytes) {
+    return Error(Errc::kTooLarge, fmt::format("message of {} bytes exceeds the {}-byte limit", body,
+                                              options_.max_record_bytes));
+  }
+  ORRERY_TRY(CheckMessageLimits(message));
+  thread_local std::string scratch;
+  scratch.clear();
+  format::AppendRecordPrefix(&scratch, static_cast<uint32_t>(body));
+  Encode(message, &scratch);
+
+  const uint64_t cost = scratch.size() + sizeof(Completion);
+  uint64_t current = pending_bytes_.load(std::memory_order_relaxed);
+  do {
+    if (current + cost > options_.max_pending_bytes) {
+      metrics_->backpressure->Inc();
+      return Error(Errc::kBackpressure,
+                   fmt::format("{} bytes pending (limit {})", current, options_.max_pending_bytes));
+    }
+  } while (!pending_bytes_.compare_exchange_weak(current, current + cost));
+
+  Partition& p = *partitions_[partition];
+  bool accepted;
+  {
+    std::lock_guard lock(p.append_mu);
+    accepted = p.accepting;
+    if (accepted) {
+      p.pending.append(scratch);
+      p.completions.push_back({std::move(done), SteadyNs()});
+    }
+  }
+  if (!accepted) {
+    ReleasePending(cost);  // outside append_mu: it may run callbacks that append
+    return Error(Errc::kClosed, "event log is closed");
+  }
+  if (writer_idle_.load()) {
+    std::lock_guard lock(wake_mu_);
+    wake_ = true;
+    wake_cv_.notify_one();
+  }
+  return Ok();
+}
+
+bool EventLog::NotifyWhenWritable(std::function<void()> callback) {
+  std::lock_guard lock(space_mu_);
+  if (closing_.load() || failed_.load() ||
+      pending_bytes_.load() <= options_.max_pending_bytes / 2) {
+    return false;
+  }
+  writable_waiters_.push_back(std::move(callback));
+  return true;
+}
+
+void EventLog::ReleasePending(uint64_t bytes) {
+  uint64_t now = pending_bytes_.fetch_sub(bytes) - bytes;
+  if (now > options_.max_pending_bytes / 2) return;
+  std::vector<std::function<void()>> ready;
+  {
+    std::lock_guard lock(space_mu_);
+    ready.swap(writable_waiters_);
+  }
+  for (auto& callback : ready)
+    callback();
+}
+
+void EventLog::SetFailed(const Error& error) {
+  std::lock_guard lock(failure_mu_);
+  if (failed_.load()) return;
+  log::Get("eventlog")
+      ->error("event log in {} failed; refusing appends until restarted: {}", dir_.string(),
+              error.ToString());
+  failure_ = Error(Errc::kFailed, fmt::format("event log failed: {}", error.message()));
+  failed_.store(true);
+}
+
+bool EventLog::CollectBatches() {
+  bool any = false;
+  for (size_t i = 0; i < partitions_.size(); ++i) {
+    Partition& p = *partitions_[i];
+    Batch& b = batches_[i];
+    std::lock_guard lock(p.append_mu);
+    if (p.pending.empty()) continue;
+    b.buffer.swap(p.pending);
+    b.completions.swap(p.completions);
+    any = true;
+  }
+  return any;
+}
+
+bool EventLog::AnyPending() {
+  for (auto& p : partitions_) {
+    std::lock_guard lock(p->append_mu);
+    if (!p->pending.empty()) return true;
+  }
+  return false;
+}
+
+void EventLog::WriterLoop() {
+  while (true) {
+    bool stop;
+    {
+      std::lock_guard lock(wake_mu_);
+      stop = stopping_;
+    }
+    // `stopping_` is set only after every partition stopped accepting, so when it was seen
+    // before collecting, an empty collection means everything accepted is done.
+    if (CollectBatches()) {
+      CommitRound(options_.now_ms());
+    } else if (stop) {
+      break;
+    } else {
+      SleepUntilWork();
+    }
+
+    uint64_t requested;
+    {
+      std::lock_guard lock(wake_mu_);
+      requested = retention_requests_;
+    }
+    int64_t now = options_.now_ms();
+    bool due = now - last_retention_ms_ >= options_.retention_check_interval_ms;
+    bool asked = requested != retention_done_;
+    if (due || asked) {
+      size_t deleted = ApplyRetention(now);
+      last_retention_ms_ = now;
+      if (asked) {
+        {
+          std::lock_guard lock(wake_mu_);
+          retention_done_ = requested;
+          retention_deleted_ = deleted;
+        }
+        retention_cv_.notify_all();
+      }
+    }
+  }
+}
+
+void EventLog::SleepUntilWork() {
+  writer_idle_.store(true);
+  if (AnyPending()) {
+    writer_idle_.store(false);
+    return;
+  }
+  // Idle: give large buffers back (a burst must not pin its peak memory forever).
+  for (size_t i = 0; i < partitions_.size(); ++i) {
+    if (batches_[i].buffer.capacity() > kKeepBufferCapacity) batches_[i].buffer = std::string();
+    std::lock_guard lock(partitions_[i]->append_mu);
+    auto& pending = partitions_[i]->pending;
+    if (pending.empty() && pending.capacity() > kKeepBufferCapacity) pending = std::string();
+  }
+  {
+    std::unique_lock lock(wake_mu_);
+    wake_cv_.wait_for(lock, std::chrono::milliseconds(options_.retention_check_interval_ms),
+                      [&] { return wake_ || stopping_ || retention_requests_ != retention_done_; });
+    wake_ = false;
+  }
+  writer_idle_.store(false);
+}
+
+void EventLog::CommitRound(int64_t now_ms) {
+  const size_t n = partitions_.size();
+  uint64_t cost = 0;
+  std::vector<size_t> to_sync;
+  for (size_t i = 0; i < n; ++i) {
+    Batch& b = batches_[i];
+    if (b.completions.empty()) continue;
+    cost += b.buffer.size() + b.completions.size() * sizeof(Completion);
+    if (failed_.load()) {
+      std::lock_guard lock(failure_mu_);
+      b.status = failure_;
+      continue;
+    }
+    b.metas.reserve(b.completions.size());
+    if (Status st = partitions_[i]->Write(&b.buffer, now_ms, &b.metas); !st) {
+      SetFailed(st.error());
+      b.status = st.error();
+      continue;
+    }
+    if (partitions_[i]->dirty()) to_sync.push_back(i);
+  }
+
+  if (!to_sync.empty()) {
+    int64_t start = SteadyNs();
+    std::vector<Status> results(to_sync.size());
+    sync_pool_->Run(to_sync.size(),
+                    [&](size_t k) { results[k] = partitions_[to_sync[k]]->SyncActive(); });
+    if (options_.durability == Durability::kFsync) {
+      metrics_->fsync_seconds->Observe(static_cast<double>(SteadyNs() - start) / 1e9);
+      stat_fsyncs_.fetch_add(to_sync.size(), std::memory_order_relaxed);
+    }
+    for (size_t k = 0; k < to_sync.size(); ++k) {
+      if (!results[k]) {
+        SetFailed(results[k].error());
+        batches_[to_sync[k]].status = results[k].error();
+      }
+    }
+  }
+
+  std::vector<std::function<void()>> hooks;
+  for (size_t i = 0; i < n; ++i) {
+    if (!batches_[i].completions.empty() && batches_[i].status) partitions_[i]->Publish(&hooks);
+  }
+  for (auto& hook : hooks)
+    hook();
+
+  // Statistics first, so that whoever a callback wakes sees them.
+  uint64_t durable_records = 0, durable_bytes = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const Batch& b = batches_[i];
+    if (b.completions.empty() || !b.status) continue;
+    metrics_->records[i]->Inc(b.completions.size());
+    metrics_->bytes[i]->Inc(b.buffer.size());
+    durable_records += b.completions.size();
+    durable_bytes += b.buffer.size();
+  }
+  if (durable_records > 0) {
+    metrics_->commit_records->Observe(static_cast<double>(durable_records));
+    metrics_->commit_bytes->Observe(static_cast<double>(durable_bytes));
+    stat_commits_.fetch_add(1, std::memory_order_relaxed);
+    stat_records_.fetch_add(durable_records, std::memory_order_relaxed);
+    stat_bytes_.fetch_add(durable_bytes, std::memory_order_relaxed);
+  }
+
+  int64_t done_ns = SteadyNs();
+  for (size_t i = 0; i < n; ++i) {
+    Batch& b = batches_[i];
+    if (b.completions.empty()) continue;
+    if (b.status) {
+      for (size_t k = 0; k < b.completions.size(); ++k) {
+        const RecordMeta& meta = b.metas[k];
+        Result<Appended> r(
+            Appended{static_cast<uint32_t>(i), meta.sequence, meta.offset, meta.enqueued_ms});
+        metrics_->latency->Observe(static_cast<double>(done_ns - b.completions[k].enqueue_ns) /
+                                   1e9);
+        if (b.completions[k].callback) b.completions[k].callback(r);
+      }
+    } else {
+      Result<Appended> r(b.status.error());
+      for (auto& c : b.completions) {
+        if (c.callback) c.callback(r);
+      }
+    }
+    b.buffer.clear();
+    b.completions.clear();
+    b.metas.clear();
+    b.status = Ok();
+  }
+  ReleasePending(cost);
+}
+
+size_t EventLog::ApplyRetention(int64_t now_ms) {
+  if (failed_.load()) return 0;
+  size_t deleted = 0;
+  uint64_t budget = options_.max_bytes / options_.partitions;
+  if (options_.max_bytes > 0 && budget == 0) budget = 1;
+  std::vector<std::function<void()>> hooks;
+  for (auto& p : partitions_) {
+    auto r = p->Retain(now_ms, options_.retention_ms, budget);
+    if (!r) {
+      SetFailed(r.error());
+      break;
+    }
+    deleted += *r;
+  }
+  metrics_->retention_deleted->Inc(deleted);
+  return deleted;
+}
+
+Result<size_t> EventLog::EnforceRetention() {
+  std::unique_lock lock(wake_mu_);
+  if (stopping_) return Error(Errc::kClosed, "event log is closed");
+  uint64_t ticket = ++retention_requests_;
+  wake_cv_.notify_all();
+  retention_cv_.wait(lock, [&] { return retention_done_ >= ticket || stopping_; });
+  if (retention_done_ < ticket) return Error(Errc::kClosed, "event log is closed");
+  if (failed_.load()) {
+    std::lock_guard failure_lock(failure_mu_);
+    return failure_;
+  }
+  return retention_deleted_;
+}
+
+EventLog::CommitStats EventLog::commit_stats() const {
+  return {stat_commits_.load(), stat_records_.load(), stat_bytes_.load(), stat_fsyncs_.load()};
+}
+
+Result<PartitionProperties> EventLog::GetPartitionProperties(uint32_t partition) const {
+  if (partition >= partitions_.size()) {
+    return Invalid(
+        fmt::format("partition {} out of range (0..{})", partition, partitions_.size() - 1));
+  }
+  const Partition& p = *partitions_[partition];
+  std::lock_guard lock(p.mu);
+  PartitionProperties props;
+  props.partition = partition;
+  props.beginning_sequence = p.earliest();
+  props.next_sequence = p.durable_next;
+  props.empty = props.beginning_sequence == props.next_sequence;
+  props.bytes_on_disk = p.DiskBytes();
+  props.segments = p.segments.size();
+  for (auto it = p.segments.rbegin(); it != p.segments.rend(); ++it) {
+    const auto& s = (*it)->published;
+    if (s.records > 0) {
+      props.last_offset = (*it)->OffsetAt(s.last_position);
+      props.last_enqueued_ms = s.last_ms;
+      break;
+    }
+  }
+  return props;
+}
+
+Result<std::unique_ptr<Reader>> EventLog::OpenReader(uint32_t partition, Position position) {
+  if (partition >= partitions_.size()) {
+    return Invalid(
+        fmt::format("partition {} out of range (0..{})", partition, partitions_.size() - 1));
+  }
+  auto& p = partitions_[partition];
+  uint64_t sequence = 0;
+  switch (position.kind) {
+    case Position::Kind::kEarliest: {
+      std::lock_guard lock(p->mu);
+      sequence = p->earliest();
+      break;
+    }
+    case Position::Kind::kLatest: {
+      std::lock_guard lock(p->mu);
+      sequence = p->durable_next;
+      break;
+    }
+    case Position::Kind::kSequence:
+      if (position.value < 0) return Invalid("negative sequence number");
+      sequence = static_cast<uint64_t>(position.value);
+      break;
+    case Position::Kind::kEnqueuedTime: {
+      ORRERY_ASSIGN_OR_RETURN(sequence, p->SequenceForTime(position.value));
+      break;
+    }
+  }
+  return std::unique_ptr<Reader>(new Reader(p, sequence));
+}
+
+Result<std::unique_ptr<Reader>> EventLog::OpenReaderAtCheckpoint(std::string_view group,
+                                                                 uint32_t partition,
+                                                                 Position fallback) {
+  ORRERY_ASSIGN_OR_RETURN(auto checkpoint, groups_->GetCheckpoint(group, partition));
+  return OpenReader(partition, checkpoint ? Position::Sequence(*checkpoint) : fallback);
+}
+
+void EventLog::CollectMetrics(metrics::Sink& sink) const {
+  std::vector<std::pair<uint64_t, uint64_t>> bounds;  // (earliest, next) per partition
+  for (const auto& p : partitions_) {
+    std::lock_guard lock(p->mu);
+    metrics::Labels labels{{"partition", std::to_string(p->id())}};
+    sink.Gauge("orrery_eventlog_disk_bytes", "Bytes of segment files per partition", labels,
+               static_cast<double>(p->DiskBytes()));
+    sink.Gauge("orrery_eventlog_segments", "Segment files per partition", labels,
+               static_cast<double>(p->segments.size()));
+    bounds.emplace_back(p->earliest(), p->durable_next);
+  }
+  sink.Gauge("orrery_eventlog_pending_bytes", "Bytes accepted but not yet durable", {},
+             static_cast<double>(pending_bytes()));
+  for (const auto& [group, checkpoints] : groups_->Snapshot()) {
+    for (size_t p = 0; p < checkpoints.size() && p < bounds.size(); ++p) {
+      auto [earliest, next] = bounds[p];
+      uint64_t from = std::max(checkpoints[p].value_or(earliest), earliest);
+      sink.Gauge("orrery_eventlog_consumer_lag",
+                 "Durable records after the consumer group's checkpoint (all retained records "
+                 "when it has none)",
+                 {{"group", group}, {"partition", std::to_string(p)}},
+                 static_cast<double>(next > from ? next - from : 0));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Reader
+
+Reader::Reader(std::shared_ptr<internal::Partition> partition, uint64_t next_sequence)
+    : partition_(std::move(partition)),
+      partition_id_(partition_->id()),
+      next_sequence_(next_sequence) {}
+
+Reader::~Reader() = default;
+
+bool Reader::Locate(uint64_t* skipped) {
+  auto& p = *partition_;
+  uint64_t earliest = p.earliest();
+  if (next_sequence_ < earliest) {
+    *skipped += earliest - next_sequence_;
+    next_sequence_ = earliest;
+    iterator_.reset();
+  }
+  if (next_sequence_ >= p.durable_next) return false;
+  if (iterator_) {
+    const auto& segment = *iterator_->segment();
+    if (next_sequence_ >= segment.base_sequence() &&
+        next_sequence_ < segment.published.next_sequence) {
+      iterator_->set_limit(segment.published.size);
+      return true;
+    }
+  }
+  auto [segment, position] = p.Find(next_sequence_);
+  uint64_t limit = segment->published.size;
+  iterator_ = std::make_unique<internal::RecordIterator>(std::move(segment), position, limit);
+  return true;
+}
+
+Result<ReadBatch> Reader::Read(size_t max_events, std::chrono::steady_clock::time_point deadline) {
+  ReadBatch batch;
+  auto& p = *partition_;
+  {
+    std::unique_lock lock(p.mu);
+    auto ready = [&] {
+      return p.closed || next_sequence_ < p.durable_next || next_sequence_ < p.earliest();
+    };
+    if (!ready() && deadline > std::chrono::steady_clock::now()) {
+      if (deadline == std::chrono::steady_clock::time_point::max()) {
+        p.cv.wait(lock, ready);
+      } else {
+        p.cv.wait_until(lock, deadline, ready);
+      }
+    }
+    if (!Locate(&batch.skipped)) {
+      if (p.closed && batch.skipped == 0) return Error(Errc::kClosed, "event log is closed");
+      return batch;
+    }
+  }
+  format::RecordHeader header;
+  std::string_view body;
+  while (batch.events.size() < max_events) {
+    uint64_t position = iterator_->position();
+    ORRERY_ASSIGN_OR_RETURN(auto step, iterator_->Next(&header, &body));
+    if (step == internal::RecordIterator::Step::kEnd) {
+      std::lock_guard lock(p.mu);
+      if (!Locate(&batch.skipped)) break;
+      continue;
+    }
+    const auto& segment = *iterator_->segment();
+    if (step != internal::RecordIterator::Step::kRecord) {
+      return Error(Errc::kCorrupt,
+                   fmt::format("{}: bad record at position {}", segment.path().string(), position));
+    }
+    if (header.sequence < next_sequence_) continue;  // before the target: from a sparse index
+    if (header.sequence != next_sequence_) {
+      return Error(Errc::kCorrupt,
+                   fmt::format("{}: sequence {} at position {}, expected {}",
+                               segment.path().string(), header.sequence, position, next_sequence_));
+    }
+    auto message = Decode(body);
+    if (!message) {
+      return Error(Errc::kCorrupt, fmt::format("{}: record {}: {}", segment.path().string(),
+                                               header.sequence, message.error().message()));
+    }
+    Event& e = batch.events.emplace_back();
+    e.partition = partition_id_;
+    e.sequence = header.sequence;
+    e.offset = segment.OffsetAt(position);
+    e.enqueued_ms = header.enqueued_ms;
+    e.message = std::move(*message);
+    e.message.system.enqueued_time_ms = header.enqueued_ms;
+    ++next_sequence_;
+  }
+  return batch;
+}
+
+bool Reader::NotifyWhenReadable(std::function<void()> hook) {
+  auto& p = *partition_;
+  std::lock_guard lock(p.mu);
+  if (p.closed || next_sequence_ < p.durable_next || next_sequence_ < p.earliest()) return false;
+  p.readable_hooks.push_back(std::move(hook));
+  return true;
+}
+
+}  // namespace orrery::eventlog

@@ -1,0 +1,124 @@
+// One partition of the event log: its segments, the writer's view of the active segment,
+// the view published to readers, recovery and retention. Internal to the eventlog component;
+// EventLog drives it.
+//
+// Design note (who touches what):
+//  - Producers append encoded records to `pending` under `append_mu` (any thread).
+//  - The writer thread alone writes files: Write() assigns sequence numbers and times, fills
+//    CRCs, pwrites and rolls segments; SyncActive() fdatasyncs; Publish() then copies the
+//    writer's view into the segments' `published` state under `mu` and advances
+//    `durable_next`, which is all readers ever look at. Nothing a reader can see is ever
+//    un-durable, and the writer never waits for readers (they hold `mu` only to look up
+//    positions; they read files with pread outside it).
+//  - Rolling seals the active segment (fdatasync, then its .idx) before creating the next one
+//    (header, fdatasync, directory fsync), so every segment but the last is complete on disk.
+//    Recovery relies on that: only the last segment can have a torn tail.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "eventlog/event_log.h"
+#include "eventlog/segment.h"
+
+namespace orrery::eventlog::internal {
+
+// An accepted append waiting for durability.
+struct Completion {
+  AppendCallback callback;
+  int64_t enqueue_ns = 0;  // steady clock, for the latency histogram
+};
+
+struct RecordMeta {
+  uint64_t sequence = 0;
+  int64_t enqueued_ms = 0;
+  uint64_t offset = 0;
+};
+
+struct PartitionConfig {
+  uint32_t id = 0;
+  std::filesystem::path dir;
+  uint64_t segment_size = 0;
+  uint64_t index_interval = 0;
+  bool sync = true;  // fdatasync (Durability::kFsync)
+};
+
+class Partition {
+ public:
+  explicit Partition(PartitionConfig config) : config_(std::move(config)) {}
+  uint32_t id() const { return config_.id; }
+
+  // Opens or creates the partition directory and recovers it. Before the writer starts.
+  Result<RecoveryReport> Recover(int64_t now_ms);
+
+  // ---- Append side (any thread) ----
+  std::mutex append_mu;
+  std::string pending;  // records (format::AppendRecordPrefix + body) awaiting the writer
+  std::vector<Completion> completions;  // one per record in `pending`, in order
+  bool accepting = true;
+
+  // ---- Writer thread only ----
+  // Writes the records in `batch`, all with time max(now_ms, last time), rolling segments as
+  // they fill, and appends one RecordMeta per record to `metas`. Durable after SyncActive().
+  Status Write(std::string* batch, int64_t now_ms, std::vector<RecordMeta>* metas);
+  // fdatasyncs the active segment if it was written since its last sync (and sync is on).
+  Status SyncActive();
+  bool dirty() const { return dirty_; }
+  // Makes everything written so far visible to readers; moves due readable hooks to `hooks`.
+  void Publish(std::vector<std::function<void()>>* hooks);
+  // Deletes sealed segments whose newest record is older than now_ms - retention_ms, then the
+  // oldest sealed ones while the partition holds more than max_bytes (0: no size limit).
+  // An active segment whose newest record has expired is rolled first so it can go too.
+  Result<size_t> Retain(int64_t now_ms, int64_t retention_ms, uint64_t max_bytes);
+  // Marks the partition closed and moves every readable hook to `hooks`.
+  void Close(std::vector<std::function<void()>>* hooks);
+
+  // ---- Readers (any thread) ----
+  mutable std::mutex mu;
+  std::condition_variable cv;  // notified on Publish() and Close()
+  // Guarded by mu:
+  std::deque<std::shared_ptr<Segment>> segments;  // oldest first; never empty after Recover
+  uint64_t durable_next = 0;                      // one past the last durable record
+  bool closed = false;
+  std::vector<std::function<void()>> readable_hooks;
+
+  // REQUIRES: mu held.
+  uint64_t earliest() const { return segments.front()->base_sequence(); }
+  uint64_t DiskBytes() const;
+  // The segment holding `sequence` and the position of the last indexed record at or before
+  // it. REQUIRES: mu held, earliest() <= sequence < durable_next.
+  std::pair<std::shared_ptr<Segment>, uint64_t> Find(uint64_t sequence) const;
+
+  // The sequence number of the first durable record enqueued at or after `ms`, or
+  // durable_next when there is none yet. Takes mu itself.
+  Result<uint64_t> SequenceForTime(int64_t ms) const;
+
+ private:
+  Status Roll(int64_t now_ms);
+  void WriteIndexFile(const Segment& segment, const SegmentState& state) const;
+  Result<std::shared_ptr<Segment>> CreateSegment(uint64_t base_sequence, uint64_t base_offset,
+                                                 int64_t now_ms);
+
+  const PartitionConfig config_;
+  // Writer state.
+  std::shared_ptr<Segment> active_;
+  SegmentState active_state_;
+  struct Sealed {
+    std::shared_ptr<Segment> segment;
+    SegmentState state;
+  };
+  std::vector<Sealed> sealed_unpublished_;
+  uint64_t next_sequence_ = 0;
+  int64_t last_ms_ = 0;
+  bool dirty_ = false;
+};
+
+}  // namespace orrery::eventlog::internal
