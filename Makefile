@@ -15,7 +15,7 @@ HTTPS_PORT ?= $(if $(filter 0,$(shell id -u)),443,8443)
 
 FORMAT_FILES = $(shell git ls-files '*.h' '*.cc' 2>/dev/null)
 
-.PHONY: deps build run test test-unit test-asan format format-check bench fuzz clean
+.PHONY: deps build run test test-asan test-fuzz format format-check bench fuzz clean
 
 deps:
 	@scripts/install-deps
@@ -32,6 +32,7 @@ run: build
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 600
 	$(MAKE) --no-print-directory test-asan
+	$(MAKE) --no-print-directory test-fuzz
 	$(MAKE) --no-print-directory format-check
 
 test-asan: deps
@@ -52,8 +53,13 @@ bench: build
 
 fuzz: deps
 	CC=clang CXX=clang++ cmake -S . -B $(FUZZ_DIR) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-	  -DORRERY_FUZZ=ON -DORRERY_UNIT_ONLY=ON -DORRERY_BENCH=OFF -DORRERY_WERROR=OFF
-	cmake --build $(FUZZ_DIR) -j $(JOBS)
+	  -DORRERY_FUZZ=ON -DORRERY_UNIT_ONLY=ON -DORRERY_BENCH=OFF -DORRERY_WERROR=OFF \
+	  "-DCMAKE_CXX_FLAGS=-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer"
+	cmake --build $(FUZZ_DIR) -j $(JOBS) --target fuzzers
+
+# A bounded libFuzzer pass over each seed corpus (part of make test).
+test-fuzz: fuzz
+	cd $(FUZZ_DIR) && ctest -L fuzz --output-on-failure
 
 clean:
 	rm -rf build

@@ -9,6 +9,7 @@
 #include "apps/orrery/options.h"
 #include "apps/orrery/serve.h"
 #include "hub/policies.h"
+#include "mqtt/auth.h"
 #include "pki/pki.h"
 
 #ifndef ORRERY_VERSION
@@ -35,8 +36,9 @@ int main(int argc, char** argv) {
   app::FlagBindings serve_flags;
   auto* serve = app.add_subcommand("serve", "Run every enabled service");
   app::AddFlags(*serve, serve_flags,
-                {"server.data_dir", "server.host_name", "server.bind", "https.port", "tls.cert",
-                 "tls.key", "log.level", "log.format"});
+                {"server.data_dir", "server.host_name", "server.bind", "https.port", "mqtts.port",
+                 "mqtt.port", "mqtt.bind", "mqtt.ws_port", "mqtt.allow_anonymous",
+                 "mqtt.users_file", "tls.cert", "tls.key", "log.level", "log.format"});
 
   // orrery certs init
   auto* certs = app.add_subcommand("certs", "Certificates")->require_subcommand(1);
@@ -59,6 +61,16 @@ int main(int argc, char** argv) {
   app::AddFlags(*cs, cs_flags, {"server.data_dir", "server.host_name"});
   cs->add_option("--policy", policy, "Shared access policy name")->capture_default_str();
   cs->add_flag("--secondary", secondary, "Use the policy's secondary key");
+
+  // orrery mqtt passwd
+  auto* mqtt_cmd = app.add_subcommand("mqtt", "The MQTT broker")->require_subcommand(1);
+  std::string password;
+  int iterations = 20000;
+  auto* passwd = mqtt_cmd->add_subcommand(
+      "passwd", "Print a password hash for mqtt.users_file (reads the password from stdin)");
+  passwd->add_option("--iterations", iterations, "PBKDF2 iterations")
+      ->capture_default_str()
+      ->check(CLI::Range(1000, 10'000'000));
 
   // orrery config reference|check
   auto* cfg = app.add_subcommand("config", "Configuration")->require_subcommand(1);
@@ -107,6 +119,17 @@ int main(int argc, char** argv) {
     auto text = (*store)->ConnectionString(s->String("server.host_name"), policy, secondary);
     if (!text) return Fail(text.error(), 2);
     fmt::print("{}\n", *text);
+    return 0;
+  }
+  if (passwd->parsed()) {
+    std::getline(std::cin, password);
+    if (!password.empty() && password.back() == '\r') password.pop_back();
+    if (password.empty()) {
+      fmt::print(stderr,
+                 "orrery: no password on stdin (try: echo -n secret | orrery mqtt passwd)\n");
+      return 2;
+    }
+    fmt::print("{}\n", mqtt::HashPassword(password, iterations));
     return 0;
   }
   if (cfg->got_subcommand("reference")) {

@@ -10,16 +10,21 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "api/ops.h"
 #include "base/files.h"
 #include "base/log.h"
 #include "base/metrics.h"
 #include "hub/policies.h"
+#include "mqtt/auth.h"
+#include "mqtt/broker.h"
 #include "net/http_server.h"
 #include "net/io_pool.h"
+#include "net/stream_server.h"
 #include "net/tls.h"
 #include "pki/pki.h"
+#include "store/kv_store.h"
 
 #ifndef ORRERY_VERSION
 #define ORRERY_VERSION "dev"
@@ -121,12 +126,115 @@ int Serve(const config::Settings& s) {
 
   size_t threads = static_cast<size_t>(s.Int("server.threads"));
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  // Declaration order is destruction order in reverse: servers, broker, store, then the pool
+  // whose contexts the store's callbacks post to.
   net::IoPool pool(threads);
+
+  auto kv = store::OpenRocksDb({.path = data_dir / "state", .metrics = &registry});
+  if (!kv) return Fail(kv.error());
+  std::unique_ptr<store::KvStore> state = std::move(*kv);
+
+  // MQTT broker core.
+  std::shared_ptr<mqtt::ConfigAuth> mqtt_auth;
+  if (auto users = s.String("mqtt.users_file"); !users.empty()) {
+    auto a = mqtt::ConfigAuth::Load(users, s.Bool("mqtt.allow_anonymous"));
+    if (!a) return Fail(a.error(), 2);
+    mqtt_auth = std::move(*a);
+  } else {
+    mqtt_auth = std::make_shared<mqtt::ConfigAuth>(s.Bool("mqtt.allow_anonymous"),
+                                                   std::vector<mqtt::ConfigAuth::User>{},
+                                                   std::vector<mqtt::ConfigAuth::Acl>{});
+  }
+  int64_t max_expiry_ms = s.DurationMs("mqtt.max_session_expiry");
+  mqtt::BrokerOptions bo{
+      .max_packet_size = static_cast<size_t>(s.Bytes("mqtt.max_packet_size")),
+      .receive_maximum = static_cast<uint16_t>(s.Int("mqtt.receive_maximum")),
+      .max_inflight = static_cast<uint16_t>(s.Int("mqtt.max_inflight")),
+      .max_queued_messages = static_cast<size_t>(s.Int("mqtt.max_queued_messages")),
+      .max_subscriptions_per_client =
+          static_cast<size_t>(s.Int("mqtt.max_subscriptions_per_client")),
+      .topic_alias_maximum = static_cast<uint16_t>(s.Int("mqtt.topic_alias_maximum")),
+      .max_session_expiry_s = max_expiry_ms == 0 ? mqtt::kSessionNeverExpires
+                                                 : static_cast<uint32_t>(max_expiry_ms / 1000),
+      .connect_timeout = std::chrono::milliseconds(s.DurationMs("mqtt.connect_timeout")),
+      .retain_available = s.Bool("mqtt.retain_available"),
+      .metrics = &registry};
+  auto broker = std::make_unique<mqtt::Broker>(bo, state.get(), mqtt_auth, mqtt_auth,
+                                               pool.Get(0).get_executor());
+  if (auto st = broker->Load(); !st) return Fail(st.error());
+  auto accept_mqtt = [b = broker.get()](net::StreamPtr stream) { b->Accept(std::move(stream)); };
 
   auto router = std::make_shared<net::Router>();
   api::RegisterOpsRoutes(*router, registry, readiness);
+  auto ws_router = std::make_shared<net::Router>();
+  for (auto& path : s.List("mqtt.ws_paths")) {
+    net::WebSocketRoute route{
+        .path = path,
+        .subprotocols = {"mqtt", "mqttv3.1"},
+        .handler = accept_mqtt,
+        .max_message = static_cast<size_t>(s.Bytes("mqtt.max_packet_size")) + 16};
+    router->AddWebSocket(route);
+    ws_router->AddWebSocket(route);
+  }
 
   const auto& bind = s.List("server.bind");
+  const auto& mqtt_bind = s.List("mqtt.bind");
+  std::vector<std::string> endpoints;
+  auto mqtt_limit = static_cast<size_t>(s.Int("mqtt.max_connections"));
+  std::unique_ptr<net::StreamServer> mqtts, mqtt_plain;
+  std::unique_ptr<net::HttpServer> mqtt_ws;
+  if (int port = static_cast<int>(s.Int("mqtts.port")); port != 0) {
+    auto server = net::StreamServer::Start(pool,
+                                           {.name = "mqtts",
+                                            .addresses = bind,
+                                            .port = static_cast<uint16_t>(port),
+                                            .tls = *tls,
+                                            .max_connections = mqtt_limit,
+                                            .metrics = &registry},
+                                           accept_mqtt);
+    if (!server) return Fail(server.error());
+    mqtts = std::move(*server);
+    endpoints.push_back(fmt::format("mqtts://{}:{}", host, mqtts->port()));
+  }
+  if (int port = static_cast<int>(s.Int("mqtt.port")); port != 0) {
+    auto server = net::StreamServer::Start(pool,
+                                           {.name = "mqtt",
+                                            .addresses = mqtt_bind,
+                                            .port = static_cast<uint16_t>(port),
+                                            .max_connections = mqtt_limit,
+                                            .metrics = &registry},
+                                           accept_mqtt);
+    if (!server) return Fail(server.error());
+    mqtt_plain = std::move(*server);
+    endpoints.push_back(
+        fmt::format("mqtt://{}:{} ({})", mqtt_bind.front(), mqtt_plain->port(), "plain TCP"));
+  }
+  if (int port = static_cast<int>(s.Int("mqtt.ws_port")); port != 0) {
+    auto server = net::HttpServer::Start(pool,
+                                         {.name = "mqtt-ws",
+                                          .addresses = mqtt_bind,
+                                          .port = static_cast<uint16_t>(port),
+                                          .max_connections = mqtt_limit,
+                                          .metrics = &registry},
+                                         ws_router);
+    if (!server) return Fail(server.error());
+    mqtt_ws = std::move(*server);
+    endpoints.push_back(
+        fmt::format("ws://{}:{}{}", mqtt_bind.front(), mqtt_ws->port(),
+                    s.List("mqtt.ws_paths").empty() ? "" : s.List("mqtt.ws_paths").front()));
+  }
+  if (s.Bool("mqtt.allow_anonymous")) {
+    for (auto& a : bind) {
+      if (a != "localhost" && a != "127.0.0.1" && a != "::1") {
+        logger->warn(
+            "MQTT accepts anonymous clients on {} (set mqtt.allow_anonymous = false "
+            "and mqtt.users_file for a network-facing broker)",
+            a);
+        break;
+      }
+    }
+  }
+
   std::unique_ptr<net::HttpServer> https;
   if (int port = static_cast<int>(s.Int("https.port")); port != 0) {
     auto server = net::HttpServer::Start(
@@ -146,9 +254,16 @@ int Serve(const config::Settings& s) {
     https = std::move(*server);
     logger->info("https listening on {} port {} (service REST, device HTTPS, /metrics)",
                  fmt::join(bind, ", "), https->port());
+    for (auto& p : s.List("mqtt.ws_paths")) {
+      endpoints.push_back(fmt::format("wss://{}:{}{}", host, https->port(), p));
+    }
   }
+  for (auto& e : endpoints)
+    logger->info("MQTT listening on {}", e);
+  broker->Start();
 
   boost::asio::signal_set signals(pool.Get(0), SIGINT, SIGTERM, SIGHUP);
+  std::function<void()> shutdown_wait;
   std::function<void(const boost::system::error_code&, int)> on_signal =
       [&](const boost::system::error_code& ec, int sig) {
         if (ec) return;
@@ -163,8 +278,26 @@ int Serve(const config::Settings& s) {
         }
         logger->info("{}: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
         readiness.stopping = true;
-        if (https) https->Stop();
-        pool.Stop();
+        for (auto* srv : {mqtts.get(), mqtt_plain.get()}) {
+          if (srv) srv->Stop();
+        }
+        for (auto* srv : {https.get(), mqtt_ws.get()}) {
+          if (srv) srv->Stop();
+        }
+        // Clients get DISCONNECT (0x8B Server shutting down for MQTT 5), then the pool stops
+        // once they are gone or after a grace period.
+        broker->Shutdown();
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+        auto timer = std::make_shared<boost::asio::steady_timer>(pool.Get(0));
+        shutdown_wait = [&, timer, deadline] {
+          if (broker->connection_count() == 0 || std::chrono::steady_clock::now() >= deadline) {
+            pool.Stop();
+            return;
+          }
+          timer->expires_after(std::chrono::milliseconds(20));
+          timer->async_wait([&](const boost::system::error_code&) { shutdown_wait(); });
+        };
+        shutdown_wait();
       };
   signals.async_wait(on_signal);
 

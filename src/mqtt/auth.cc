@@ -87,8 +87,8 @@ Result<std::shared_ptr<ConfigAuth>> ConfigAuth::Load(const std::string& path,
   try {
     t = toml::parse_file(path);
   } catch (const toml::parse_error& e) {
-    return Error(BaseErrc::kParse, fmt::format("{}: line {}: {}", path, e.source().begin.line,
-                                               e.description()));
+    return Error(BaseErrc::kParse,
+                 fmt::format("{}: line {}: {}", path, e.source().begin.line, e.description()));
   }
   bool anon = t["allow_anonymous"].value_or(allow_anonymous_default);
   std::vector<User> users;
@@ -165,8 +165,9 @@ bool ConfigAuth::Allowed(const ClientInfo& c, std::string_view target, bool writ
   if (acls_.empty()) return true;
   bool authenticated = !c.principal.empty();
   for (auto& acl : acls_) {
-    bool applies = acl.user ? (*acl.user == "*" ? authenticated : (authenticated && *acl.user == c.principal))
-                            : !authenticated;
+    bool applies =
+        acl.user ? (*acl.user == "*" ? authenticated : (authenticated && *acl.user == c.principal))
+                 : !authenticated;
     if (!applies || (write ? !acl.write : !acl.read)) continue;
     std::string pattern = Substitute(acl.pattern, c);
     if (pattern.empty()) continue;

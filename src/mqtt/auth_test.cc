@@ -31,11 +31,13 @@ TEST(AuthTest, FilterCoverage) {
 }
 
 TEST(AuthTest, LoadsUsersAndAclsFromToml) {
-  auto path = std::filesystem::temp_directory_path() / ("orrery-users-" + std::to_string(::getpid()) + ".toml");
-  std::ofstream(path) << "allow_anonymous = false\n[[user]]\nname = \"bob\"\npassword_hash = \""
-                      << HashPassword("pw", 1000)
-                      << "\"\n[[acl]]\nuser = \"*\"\ntopic = \"public/#\"\naccess = \"read\"\n"
-                         "[[acl]]\nuser = \"bob\"\ntopic = \"devices/%c/#\"\naccess = \"readwrite\"\n";
+  auto path = std::filesystem::temp_directory_path() /
+              ("orrery-users-" + std::to_string(::getpid()) + ".toml");
+  std::ofstream(path)
+      << "allow_anonymous = false\n[[user]]\nname = \"bob\"\npassword_hash = \""
+      << HashPassword("pw", 1000)
+      << "\"\n[[acl]]\nuser = \"*\"\ntopic = \"public/#\"\naccess = \"read\"\n"
+         "[[acl]]\nuser = \"bob\"\ntopic = \"devices/%c/#\"\naccess = \"readwrite\"\n";
   auto auth = ConfigAuth::Load(path.string(), true);
   ASSERT_TRUE(auth) << auth.error().message();
   ClientInfo bob{.client_id = "bob-1", .username = "bob", .principal = "bob"};

@@ -2,9 +2,9 @@
 
 #include <algorithm>
 
+#include <fmt/format.h>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <fmt/format.h>
 
 #include "base/crypto.h"
 #include "base/log.h"
@@ -52,13 +52,13 @@ Broker::Broker(BrokerOptions options, store::KvStore* store, std::shared_ptr<Aut
                                  "Connections closed for malformed packets or protocol errors.");
     metrics_.publish_in = c("orrery_mqtt_publish_received_total", "PUBLISH packets received.");
     metrics_.publish_out = c("orrery_mqtt_publish_sent_total", "PUBLISH packets sent.");
-    metrics_.bytes_in = c("orrery_mqtt_received_bytes_total", "Bytes received on MQTT connections.");
+    metrics_.bytes_in =
+        c("orrery_mqtt_received_bytes_total", "Bytes received on MQTT connections.");
     metrics_.bytes_out = c("orrery_mqtt_sent_bytes_total", "Bytes sent on MQTT connections.");
-    metrics_.dropped_queue_full =
-        &m->GetCounter("orrery_mqtt_dropped_total", "Messages dropped, by reason.",
-                       {{"reason", "queue_full"}});
-    metrics_.dropped_expired = &m->GetCounter("orrery_mqtt_dropped_total",
-                                              "Messages dropped, by reason.", {{"reason", "expired"}});
+    metrics_.dropped_queue_full = &m->GetCounter(
+        "orrery_mqtt_dropped_total", "Messages dropped, by reason.", {{"reason", "queue_full"}});
+    metrics_.dropped_expired = &m->GetCounter(
+        "orrery_mqtt_dropped_total", "Messages dropped, by reason.", {{"reason", "expired"}});
     metrics_.dropped_too_large =
         &m->GetCounter("orrery_mqtt_dropped_total", "Messages dropped, by reason.",
                        {{"reason", "too_large_for_client"}});
@@ -89,6 +89,11 @@ size_t Broker::session_count() const {
   return sessions_.size();
 }
 
+size_t Broker::connection_count() const {
+  std::lock_guard lock(conns_mu_);
+  return connections_.size();
+}
+
 size_t Broker::retained_count() const {
   std::shared_lock lock(retained_mu_);
   return retained_.size();
@@ -109,15 +114,16 @@ Status Broker::Load() {
     return true;
   }));
   std::vector<SessionPtr> loaded;
-  ORRERY_TRY(store_->Scan(persist::kSessions, "", [&](std::string_view key, std::string_view value) {
-    auto s = std::make_shared<Session>(std::string(key));
-    if (!persist::DecodeSession(value, *s)) {
-      ++corrupt;
-      return true;
-    }
-    loaded.push_back(s);
-    return true;
-  }));
+  ORRERY_TRY(
+      store_->Scan(persist::kSessions, "", [&](std::string_view key, std::string_view value) {
+        auto s = std::make_shared<Session>(std::string(key));
+        if (!persist::DecodeSession(value, *s)) {
+          ++corrupt;
+          return true;
+        }
+        loaded.push_back(s);
+        return true;
+      }));
   int64_t now = Now();
   for (auto& s : loaded) {
     for (auto& [filter, sub] : s->subscriptions) {
@@ -163,7 +169,9 @@ void Broker::RestoreQueue(const SessionPtr& s) {
   if (!fix.empty()) (void)store_->Write(std::move(fix), store::Durability::kBuffered);
 }
 
-void Broker::Start() { ScheduleHousekeeping(); }
+void Broker::Start() {
+  ScheduleHousekeeping();
+}
 
 void Broker::ScheduleHousekeeping() {
   if (stopping_) return;
@@ -201,7 +209,8 @@ void Broker::Sweep() {
       }
     }
   }
-  for (auto& w : due) PublishWill(w.client, std::move(w.will));
+  for (auto& w : due)
+    PublishWill(w.client, std::move(w.will));
   for (auto& s : expired) {
     Log()->debug("session {} expired", s->client_id);
     EndSession(s);
@@ -218,11 +227,16 @@ void Broker::Shutdown() {
       if (auto c = w.lock()) live.push_back(std::move(c));
     }
   }
-  for (auto& c : live) c->PostKick(Reason::kServerShuttingDown);
+  for (auto& c : live)
+    c->PostKick(Reason::kServerShuttingDown);
 }
 
-void Broker::SetInterceptor(std::shared_ptr<PublishInterceptor> i) { interceptor_ = std::move(i); }
-void Broker::SetObserver(std::shared_ptr<ConnectionObserver> o) { observer_ = std::move(o); }
+void Broker::SetInterceptor(std::shared_ptr<PublishInterceptor> i) {
+  interceptor_ = std::move(i);
+}
+void Broker::SetObserver(std::shared_ptr<ConnectionObserver> o) {
+  observer_ = std::move(o);
+}
 
 void Broker::Accept(net::StreamPtr stream) {
   auto conn = std::make_shared<Connection>(*this, std::move(stream));
@@ -282,12 +296,14 @@ Broker::Attached Broker::Attach(const std::shared_ptr<Connection>& conn,
     {
       std::lock_guard sl(discarded->mu);
       discarded->ended = true;
-      for (auto& [f, s] : discarded->subscriptions) filters.push_back(f);
+      for (auto& [f, s] : discarded->subscriptions)
+        filters.push_back(f);
       discarded->subscriptions.clear();
       discarded->queue.clear();
       discarded->inflight.clear();
     }
-    for (auto& f : filters) tree_.Remove(f, discarded.get());
+    for (auto& f : filters)
+      tree_.Remove(f, discarded.get());
     if (store_) {
       store::WriteBatch b;
       b.Delete(persist::kSessions, client_id);
@@ -315,7 +331,8 @@ void Broker::Detach(const std::shared_ptr<Connection>& conn, const SessionPtr& s
   if (observer_) observer_->OnDisconnected(client);
   bool end = false;
   uint32_t will_delay = 0;
-  if (will && will->properties.will_delay_interval) will_delay = *will->properties.will_delay_interval;
+  if (will && will->properties.will_delay_interval)
+    will_delay = *will->properties.will_delay_interval;
   {
     std::lock_guard lock(sessions_mu_);
     std::lock_guard sl(session->mu);
@@ -363,12 +380,14 @@ void Broker::EndSession(const SessionPtr& s) {
     std::lock_guard sl(s->mu);
     s->ended = true;
     persisted = s->persistent();
-    for (auto& [f, sub] : s->subscriptions) filters.push_back(f);
+    for (auto& [f, sub] : s->subscriptions)
+      filters.push_back(f);
     s->subscriptions.clear();
     s->queue.clear();
     s->inflight.clear();
   }
-  for (auto& f : filters) tree_.Remove(f, s.get());
+  for (auto& f : filters)
+    tree_.Remove(f, s.get());
   if (store_ && persisted) {
     store::WriteBatch b;
     b.Delete(persist::kSessions, s->client_id);
@@ -394,7 +413,8 @@ void Broker::PublishWill(const ClientInfo& client, Will will) {
   m->publisher = client.client_id;
   Properties p = std::move(will.properties);
   p.will_delay_interval.reset();
-  if (p.message_expiry_interval) m->expires_at_ms = Now() + int64_t{*p.message_expiry_interval} * 1000;
+  if (p.message_expiry_interval)
+    m->expires_at_ms = Now() + int64_t{*p.message_expiry_interval} * 1000;
   p.message_expiry_interval.reset();
   if (!(p == Properties{})) m->properties = std::make_unique<Properties>(std::move(p));
   Route(client, std::move(m), [](Reason) {});
@@ -439,9 +459,10 @@ void Broker::Route(const ClientInfo& client, MessagePtr message, std::function<v
       if (store_) batch.Delete(persist::kRetained, message->topic);
     } else {
       retained_[message->topic] = message;
-      if (store_) batch.Put(persist::kRetained, message->topic,
-                            persist::EncodeMessage(Outgoing{message, message->qos, true, {}, 0},
-                                                   std::nullopt, 0));
+      if (store_)
+        batch.Put(
+            persist::kRetained, message->topic,
+            persist::EncodeMessage(Outgoing{message, message->qos, true, {}, 0}, std::nullopt, 0));
     }
   }
 
@@ -492,7 +513,8 @@ void Broker::Route(const ClientInfo& client, MessagePtr message, std::function<v
       done(st ? Reason::kSuccess : Reason::kUnspecifiedError);
     });
   }
-  for (auto& d : deliveries) Enqueue(d.session, std::move(d.out));
+  for (auto& d : deliveries)
+    Enqueue(d.session, std::move(d.out));
   targets.clear();
   if (!durable_pending) {
     done(deliveries.empty() && message->qos > 0 ? Reason::kNoMatchingSubscribers
@@ -588,7 +610,8 @@ void Broker::PersistSession(const SessionPtr& session, std::function<void(Status
 void Broker::WriteQueue(store::WriteBatch batch) {
   if (!store_ || batch.empty()) return;
   store_->WriteAsync(std::move(batch), [](Status st) {
-    if (!st) log::Get("mqtt")->error("could not update the message store: {}", st.error().message());
+    if (!st)
+      log::Get("mqtt")->error("could not update the message store: {}", st.error().message());
   });
 }
 

@@ -37,10 +37,10 @@ namespace orrery::mqtt {
 class Connection;
 
 struct BrokerOptions {
-  size_t max_packet_size = 1 << 20;      // bytes; larger packets: 0x95 / close
-  uint16_t receive_maximum = 1024;       // inbound QoS 1/2 publishes awaiting our ack
-  uint16_t max_inflight = 256;           // outbound unacknowledged per session
-  size_t max_queued_messages = 1000;     // per session; beyond: dropped and counted
+  size_t max_packet_size = 1 << 20;   // bytes; larger packets: 0x95 / close
+  uint16_t receive_maximum = 1024;    // inbound QoS 1/2 publishes awaiting our ack
+  uint16_t max_inflight = 256;        // outbound unacknowledged per session
+  size_t max_queued_messages = 1000;  // per session; beyond: dropped and counted
   size_t max_subscriptions_per_client = 1000;
   uint16_t topic_alias_maximum = 64;
   size_t max_client_id_length = 1024;
@@ -120,6 +120,7 @@ class Broker {
   int64_t Now() const { return options_.now_ms(); }
 
   size_t session_count() const;
+  size_t connection_count() const;
   size_t subscription_count() const { return tree_.size(); }
   size_t retained_count() const;
   const BrokerOptions& options() const { return options_; }
@@ -188,7 +189,7 @@ class Broker {
   mutable std::shared_mutex retained_mu_;
   std::map<std::string, MessagePtr, std::less<>> retained_;
 
-  std::mutex conns_mu_;
+  mutable std::mutex conns_mu_;
   std::unordered_map<Connection*, std::weak_ptr<Connection>> connections_;
 
   std::shared_ptr<PublishInterceptor> interceptor_;

@@ -18,7 +18,8 @@ using namespace std::chrono_literals;
 
 std::string Bytes(std::initializer_list<int> b) {
   std::string s;
-  for (int x : b) s.push_back(static_cast<char>(x));
+  for (int x : b)
+    s.push_back(static_cast<char>(x));
   return s;
 }
 
@@ -64,11 +65,12 @@ class BrokerTest : public ::testing::Test {
       ASSERT_TRUE(s) << s.error().message();
       store_ = std::move(*s);
     }
-    if (!auth) auth = std::make_shared<ConfigAuth>(true, std::vector<ConfigAuth::User>{},
-                                                   std::vector<ConfigAuth::Acl>{});
+    if (!auth)
+      auth = std::make_shared<ConfigAuth>(true, std::vector<ConfigAuth::User>{},
+                                          std::vector<ConfigAuth::Acl>{});
     pool_ = std::make_unique<net::IoPool>(2);
-    broker_ = std::make_unique<Broker>(options_, store_.get(), auth, auth,
-                                       pool_->Get(0).get_executor());
+    broker_ =
+        std::make_unique<Broker>(options_, store_.get(), auth, auth, pool_->Get(0).get_executor());
     ASSERT_TRUE(broker_->Load());
     broker_->SetObserver(disconnects_);
     broker_->Start();
@@ -475,10 +477,13 @@ TEST_F(BrokerTest, SharedSubscriptionsSpreadTheLoad) {
   pub.Connect("pub");
   EXPECT_EQ(a.Subscribe("$share/workers/jobs/+", 1), Reason::kGrantedQos1);
   EXPECT_EQ(b.Subscribe("$share/workers/jobs/+", 1), Reason::kGrantedQos1);
-  for (int i = 0; i < 10; ++i) pub.Publish("jobs/" + std::to_string(i), "j", 1);
+  for (int i = 0; i < 10; ++i)
+    pub.Publish("jobs/" + std::to_string(i), "j", 1);
   int got_a = 0, got_b = 0;
-  while (a.ReceivePublish(300ms)) ++got_a;
-  while (b.ReceivePublish(300ms)) ++got_b;
+  while (a.ReceivePublish(300ms))
+    ++got_a;
+  while (b.ReceivePublish(300ms))
+    ++got_b;
   EXPECT_EQ(got_a + got_b, 10);
   EXPECT_EQ(got_a, 5);
   EXPECT_EQ(got_b, 5);
@@ -494,7 +499,8 @@ TEST_F(BrokerTest, DollarTopicsAreNotMatchedByRootWildcards) {
   pub.Publish("$SYS/x", "sys");
   pub.Publish("normal", "n");
   std::vector<std::string> got;
-  while (auto m = sub.ReceivePublish(300ms)) got.push_back(m->payload);
+  while (auto m = sub.ReceivePublish(300ms))
+    got.push_back(m->payload);
   EXPECT_EQ(got, (std::vector<std::string>{"sys", "n"}));
 }
 
@@ -537,11 +543,13 @@ TEST_F(BrokerTest, QueueLimitDropsAndCounts) {
   }
   TestClient pub(port_);
   pub.Connect("pub");
-  for (int i = 0; i < 5; ++i) pub.Publish("q", std::to_string(i), 1);
+  for (int i = 0; i < 5; ++i)
+    pub.Publish("q", std::to_string(i), 1);
   TestClient dev(port_);
   dev.Connect("dev", Version::k311, false);
   std::vector<std::string> got;
-  while (auto m = dev.ReceivePublish(300ms)) got.push_back(m->payload);
+  while (auto m = dev.ReceivePublish(300ms))
+    got.push_back(m->payload);
   EXPECT_EQ(got, (std::vector<std::string>{"0", "1", "2"}));
   EXPECT_EQ(Counter("orrery_mqtt_dropped_total{reason=\"queue_full\"}"), 2u);
 }
@@ -587,8 +595,7 @@ TEST_F(BrokerTest, MalformedPacketsCloseTheConnectionAndTheServerStaysUp) {
        Reason::kProtocolError},
       {"wildcard topic (v5)", Version::k5, Bytes({0x30, 4, 0, 1, '#', 0}),
        Reason::kTopicNameInvalid},
-      {"client sends CONNACK (v5)", Version::k5, Bytes({0x20, 3, 0, 0, 0}),
-       Reason::kProtocolError},
+      {"client sends CONNACK (v5)", Version::k5, Bytes({0x20, 3, 0, 0, 0}), Reason::kProtocolError},
   };
   for (auto& tc : cases) {
     TestClient c(port_);

@@ -396,8 +396,14 @@ Suback ReadSuback(Reader& r, Version v) {
   Suback s;
   s.packet_id = r.U16();
   if (v == Version::k5) s.properties = ReadProperties(r, kInSuback);
-  while (!r.done())
-    s.reasons.push_back(static_cast<Reason>(r.U8()));
+  while (!r.done()) {
+    uint8_t code = r.U8();
+    // MQTT 3.1.1 §3.9.3: only 0x00, 0x01, 0x02 and 0x80 exist.
+    if (v == Version::k311 && code > 2 && code != 0x80) {
+      Malformed(fmt::format("SUBACK return code 0x{:02x}", code));
+    }
+    s.reasons.push_back(static_cast<Reason>(code));
+  }
   return s;
 }
 

@@ -263,6 +263,16 @@ TEST(CodecTest, SubscribeViolations) {
   EXPECT_EQ(std::get<Subscribe>(s).filters[0].first, "a#");
 }
 
+TEST(CodecTest, Suback311AcceptsOnlyItsFourReturnCodes) {
+  // Found by the fuzzer: 0xfc is not a 3.1.1 SUBACK return code.
+  EXPECT_EQ(DecErr(Bytes({0x90, 4, 0xff, 0xcf, 0xfc, 0x02}), Version::k311).reason,
+            Reason::kMalformedPacket);
+  auto s = Dec(Bytes({0x90, 5, 0, 1, 0, 2, 0x80}), Version::k311);
+  EXPECT_EQ(
+      std::get<Suback>(s).reasons,
+      (std::vector<Reason>{Reason::kSuccess, Reason::kGrantedQos2, Reason::kUnspecifiedError}));
+}
+
 TEST(CodecTest, PacketTooLargeIsDetectedFromTheHeader) {
   std::string big = Bytes({0x30, 0x80, 0x80, 0x01});  // remaining length 16384, not yet arrived
   auto e = DecErr(big, Version::k311, {.max_packet_size = 1000});

@@ -1,7 +1,7 @@
 #include "mqtt/connection.h"
 
-#include <boost/asio/post.hpp>
 #include <fmt/format.h>
+#include <boost/asio/post.hpp>
 
 #include "base/crypto.h"
 #include "base/log.h"
@@ -42,7 +42,8 @@ void Connection::Start() {
   // Until CONNECT arrives, the connect timeout bounds how long a silent socket may stay.
   timer_.expires_after(broker_.options().connect_timeout);
   timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
-    if (!ec && self->state_ == State::kAwaitConnect) self->Close(std::nullopt, "no CONNECT in time");
+    if (!ec && self->state_ == State::kAwaitConnect)
+      self->Close(std::nullopt, "no CONNECT in time");
   });
   last_rx_ = std::chrono::steady_clock::now();
   Read();
@@ -79,17 +80,19 @@ void Connection::Read() {
   size_t old = in_.size();
   in_.resize(old + kReadChunk);
   reading_ = true;
-  stream_->AsyncRead(asio::buffer(in_.data() + old, kReadChunk),
-                     [self = shared_from_this(), old](const boost::system::error_code& ec, size_t n) {
-                       self->reading_ = false;
-                       self->in_.resize(old + (ec ? 0 : n));
-                       self->OnRead(ec, n);
-                     });
+  stream_->AsyncRead(
+      asio::buffer(in_.data() + old, kReadChunk),
+      [self = shared_from_this(), old](const boost::system::error_code& ec, size_t n) {
+        self->reading_ = false;
+        self->in_.resize(old + (ec ? 0 : n));
+        self->OnRead(ec, n);
+      });
 }
 
 void Connection::OnRead(const boost::system::error_code& ec, size_t n) {
   if (ec) {
-    if (state_ != State::kClosed) Close(std::nullopt, ec == asio::error::eof ? "peer closed" : ec.message());
+    if (state_ != State::kClosed)
+      Close(std::nullopt, ec == asio::error::eof ? "peer closed" : ec.message());
     return;
   }
   Inc(broker_.metrics().bytes_in, n);
@@ -129,16 +132,30 @@ void Connection::ProcessInput() {
 
 bool Connection::Handle(Packet& packet) {
   switch (TypeOf(packet)) {
-    case PacketType::kConnect: HandleConnect(std::get<Connect>(packet)); return true;
-    case PacketType::kPublish: HandlePublish(std::get<Publish>(packet)); return true;
+    case PacketType::kConnect:
+      HandleConnect(std::get<Connect>(packet));
+      return true;
+    case PacketType::kPublish:
+      HandlePublish(std::get<Publish>(packet));
+      return true;
     case PacketType::kPuback:
     case PacketType::kPubrec:
     case PacketType::kPubrel:
-    case PacketType::kPubcomp: HandleAck(std::get<Ack>(packet)); return true;
-    case PacketType::kSubscribe: HandleSubscribe(std::get<Subscribe>(packet)); return true;
-    case PacketType::kUnsubscribe: HandleUnsubscribe(std::get<Unsubscribe>(packet)); return true;
-    case PacketType::kPingreq: Send(Pingresp{}); return true;
-    case PacketType::kDisconnect: HandleDisconnect(std::get<Disconnect>(packet)); return false;
+    case PacketType::kPubcomp:
+      HandleAck(std::get<Ack>(packet));
+      return true;
+    case PacketType::kSubscribe:
+      HandleSubscribe(std::get<Subscribe>(packet));
+      return true;
+    case PacketType::kUnsubscribe:
+      HandleUnsubscribe(std::get<Unsubscribe>(packet));
+      return true;
+    case PacketType::kPingreq:
+      Send(Pingresp{});
+      return true;
+    case PacketType::kDisconnect:
+      HandleDisconnect(std::get<Disconnect>(packet));
+      return false;
     case PacketType::kAuth:
       ProtocolViolation(Reason::kProtocolError, "AUTH without an authentication method");
       return false;
@@ -215,8 +232,8 @@ void Connection::OnAuthenticated(Connect c, AuthResult r) {
   will_ = std::move(c.will);
   keep_alive_s_ = c.keep_alive;
 
-  auto attached = broker_.Attach(shared_from_this(), c.client_id, c.clean_start, session_expiry_,
-                                 c.version);
+  auto attached =
+      broker_.Attach(shared_from_this(), c.client_id, c.clean_start, session_expiry_, c.version);
   session_ = attached.session;
   state_ = State::kConnected;
 
@@ -454,9 +471,8 @@ void Connection::HandleAck(Ack& a) {
 void Connection::HandleSubscribe(Subscribe& s) {
   if (state_ != State::kConnected) return;
   const bool v5 = *version_ == Version::k5;
-  uint32_t sub_id = s.properties.subscription_identifiers.empty()
-                        ? 0
-                        : s.properties.subscription_identifiers[0];
+  uint32_t sub_id =
+      s.properties.subscription_identifiers.empty() ? 0 : s.properties.subscription_identifiers[0];
   Suback ack;
   ack.packet_id = s.packet_id;
   std::vector<std::pair<MessagePtr, uint8_t>> retained;
@@ -467,7 +483,8 @@ void Connection::HandleSubscribe(Subscribe& s) {
     std::vector<MessagePtr> r;
     Reason reason = broker_.Subscribe(client_, session_, filter, options, sub_id, r);
     ack.reasons.push_back(reason);
-    for (auto& m : r) retained.emplace_back(std::move(m), options.qos);
+    for (auto& m : r)
+      retained.emplace_back(std::move(m), options.qos);
   }
   auto finish = [self = shared_from_this(), ack = std::move(ack), retained = std::move(retained),
                  sub_id]() mutable {
@@ -500,7 +517,8 @@ void Connection::HandleUnsubscribe(Unsubscribe& u) {
   if (state_ != State::kConnected) return;
   Unsuback ack;
   ack.packet_id = u.packet_id;
-  for (auto& f : u.filters) ack.reasons.push_back(broker_.Unsubscribe(session_, f));
+  for (auto& f : u.filters)
+    ack.reasons.push_back(broker_.Unsubscribe(session_, f));
   bool persistent;
   {
     std::lock_guard sl(session_->mu);
@@ -525,8 +543,8 @@ void Connection::HandleDisconnect(Disconnect& d) {
         return ProtocolViolation(Reason::kProtocolError,
                                  "Session Expiry set on DISCONNECT after 0 on CONNECT");
       }
-      session_expiry_ = std::min(*d.properties.session_expiry_interval,
-                                 broker_.options().max_session_expiry_s);
+      session_expiry_ =
+          std::min(*d.properties.session_expiry_interval, broker_.options().max_session_expiry_s);
       if (session_) {
         std::lock_guard sl(session_->mu);
         session_->expiry_s = session_expiry_;
@@ -602,7 +620,8 @@ void Connection::Flush() {
       if (m.expires_at_ms) {
         if (!now) now = broker_.Now();
         if (m.expires_at_ms <= now) {
-          if (o.store_seq) batch.Delete(persist::kQueue, persist::QueueKey(session_->client_id, o.store_seq));
+          if (o.store_seq)
+            batch.Delete(persist::kQueue, persist::QueueKey(session_->client_id, o.store_seq));
           q.pop_front();
           ++expired;
           continue;
@@ -622,7 +641,8 @@ void Connection::Flush() {
         props = &local;
       }
       if (PublishSize(v, m.topic, m.payload, o.qos, props) > client_max_packet_) {
-        if (o.store_seq) batch.Delete(persist::kQueue, persist::QueueKey(session_->client_id, o.store_seq));
+        if (o.store_seq)
+          batch.Delete(persist::kQueue, persist::QueueKey(session_->client_id, o.store_seq));
         q.pop_front();
         ++too_large;
         continue;

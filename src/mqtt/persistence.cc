@@ -5,16 +5,20 @@
 namespace orrery::mqtt::persist {
 namespace {
 
-void PutU8(std::string& o, uint8_t v) { o.push_back(static_cast<char>(v)); }
+void PutU8(std::string& o, uint8_t v) {
+  o.push_back(static_cast<char>(v));
+}
 void PutU16(std::string& o, uint16_t v) {
   PutU8(o, static_cast<uint8_t>(v >> 8));
   PutU8(o, static_cast<uint8_t>(v));
 }
 void PutU32(std::string& o, uint32_t v) {
-  for (int s = 24; s >= 0; s -= 8) PutU8(o, static_cast<uint8_t>(v >> s));
+  for (int s = 24; s >= 0; s -= 8)
+    PutU8(o, static_cast<uint8_t>(v >> s));
 }
 void PutU64(std::string& o, uint64_t v) {
-  for (int s = 56; s >= 0; s -= 8) PutU8(o, static_cast<uint8_t>(v >> s));
+  for (int s = 56; s >= 0; s -= 8)
+    PutU8(o, static_cast<uint8_t>(v >> s));
 }
 void PutStr(std::string& o, std::string_view s) {
   PutU32(o, static_cast<uint32_t>(s.size()));
@@ -32,7 +36,8 @@ class In {
       return 0;
     }
     uint64_t v = 0;
-    for (int i = 0; i < bytes; ++i) v = (v << 8) | static_cast<uint8_t>(d_[pos_++]);
+    for (int i = 0; i < bytes; ++i)
+      v = (v << 8) | static_cast<uint8_t>(d_[pos_++]);
     return v;
   }
   std::string_view Str() {
@@ -84,7 +89,8 @@ std::string EncodeMessage(const Outgoing& out, std::optional<Inflight::State> st
   PutU8(o, m.retain ? 1 : 0);
   PutU64(o, static_cast<uint64_t>(m.expires_at_ms));
   PutU32(o, static_cast<uint32_t>(out.subscription_ids.size()));
-  for (uint32_t id : out.subscription_ids) PutU32(o, id);
+  for (uint32_t id : out.subscription_ids)
+    PutU32(o, id);
   PutStr(o, m.publisher);
   // The topic, payload and properties as an MQTT 5 PUBLISH: the codec already validates them.
   std::string pub;
@@ -107,7 +113,8 @@ std::optional<StoredMessage> DecodeMessage(std::string_view bytes) {
   msg->expires_at_ms = static_cast<int64_t>(in.U(8));
   uint64_t n = in.U(4);
   if (!in.ok() || n > 1024 || state > 3 || s.out.qos > 2 || msg->qos > 2) return std::nullopt;
-  for (uint64_t i = 0; i < n; ++i) s.out.subscription_ids.push_back(static_cast<uint32_t>(in.U(4)));
+  for (uint64_t i = 0; i < n; ++i)
+    s.out.subscription_ids.push_back(static_cast<uint32_t>(in.U(4)));
   msg->publisher = std::string(in.Str());
   if (!in.ok()) return std::nullopt;
   if (state) s.state = static_cast<Inflight::State>(state - 1);
@@ -141,8 +148,8 @@ std::string EncodeSession(const Session& s) {
   for (auto& [filter, sub] : s.subscriptions) {
     PutStr(o, filter);
     const auto& op = sub.options;
-    PutU8(o, static_cast<uint8_t>(op.qos | (op.no_local ? 4 : 0) | (op.retain_as_published ? 8 : 0) |
-                                  (op.retain_handling << 4)));
+    PutU8(o, static_cast<uint8_t>(op.qos | (op.no_local ? 4 : 0) |
+                                  (op.retain_as_published ? 8 : 0) | (op.retain_handling << 4)));
     PutU32(o, sub.subscription_id);
   }
   return o;

@@ -115,7 +115,8 @@ bool TopicTree::Remove(std::string_view filter, const Session* session) {
 namespace {
 
 void AddSubscribers(const TopicTree::Node& n, std::vector<Target>& out) {
-  for (auto& e : n.subscribers) out.push_back({e.session, e.options, e.subscription_id, false});
+  for (auto& e : n.subscribers)
+    out.push_back({e.session, e.options, e.subscription_id, false});
   for (auto& [name, g] : n.groups) {
     size_t size = g.members.size();
     if (size == 0) continue;

@@ -11,7 +11,8 @@ std::vector<std::string> Who(const TopicTree& t, std::string_view topic) {
   std::vector<Target> out;
   t.Match(topic, out);
   std::vector<std::string> ids;
-  for (auto& o : out) ids.push_back(o.session->client_id);
+  for (auto& o : out)
+    ids.push_back(o.session->client_id);
   std::sort(ids.begin(), ids.end());
   return ids;
 }

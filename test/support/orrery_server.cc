@@ -10,22 +10,30 @@ OrreryServer::OrreryServer(std::string_view name, std::vector<std::string> extra
   ports_.https = FreePort();
   ports_.mqtts = FreePort();
   ports_.mqtt = FreePort();
+  ports_.mqtt_ws = FreePort();
   Start();
 }
 
 void OrreryServer::Start() {
-  std::vector<std::string> argv = {
-      OrreryBinary(), "serve",     "--data-dir",   dir_.path().string(),
-      "--bind",       "127.0.0.1", "--https-port", std::to_string(ports_.https)};
+  std::vector<std::string> argv = {OrreryBinary(),       "serve",  "--data-dir",
+                                   dir_.path().string(), "--bind", "127.0.0.1"};
+  auto port = [&](const char* flag, uint16_t p) {
+    argv.push_back(flag);
+    argv.push_back(std::to_string(p));
+  };
+  port("--https-port", ports_.https);
+  port("--mqtts-port", ports_.mqtts);
+  port("--mqtt-port", ports_.mqtt);
+  port("--mqtt-ws-port", ports_.mqtt_ws);
   for (auto& a : args_)
     argv.push_back(a);
   process_ = Process::Spawn(argv, env_);
   started_ = process_->WaitForOutput("orrery is ready");
 }
 
-void OrreryServer::Restart() {
+void OrreryServer::Restart(int signal) {
   if (process_) {
-    process_->Signal(SIGTERM);
+    process_->Signal(signal);
     process_->Wait();
   }
   Start();

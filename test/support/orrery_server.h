@@ -14,6 +14,7 @@ struct ServerPorts {
   uint16_t https = 0;
   uint16_t mqtts = 0;
   uint16_t mqtt = 0;
+  uint16_t mqtt_ws = 0;
 };
 
 class OrreryServer {
@@ -22,8 +23,9 @@ class OrreryServer {
   // logs that it is ready. Check started() and output() on failure.
   explicit OrreryServer(std::string_view name, std::vector<std::string> extra_args = {},
                         std::vector<std::string> env = {});
-  // Restarts on the same data directory and ports (crash-recovery tests kill first).
-  void Restart();
+  // Restarts on the same data directory and ports, after SIGTERM (or `signal`, e.g. SIGKILL
+  // for crash-recovery tests).
+  void Restart(int signal = 15);
 
   bool started() const { return started_; }
   const std::filesystem::path& data_dir() const { return dir_.path(); }

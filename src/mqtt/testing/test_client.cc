@@ -26,7 +26,9 @@ TestClient::TestClient(uint16_t port) {
   ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-TestClient::~TestClient() { Close(); }
+TestClient::~TestClient() {
+  Close();
+}
 
 void TestClient::Close() {
   if (fd_ >= 0) ::close(fd_);
