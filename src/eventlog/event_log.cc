@@ -1,16 +1,22 @@
 // Design note: group commit.
 //
-// Producers never touch files. Append() encodes into a thread-local buffer, reserves its
-// bytes against max_pending_bytes with a CAS (so a refusal never inflates the counter even
-// transiently), and appends the record to its partition's `pending` buffer under that
-// partition's mutex, which is held for a memcpy and a vector push only.
+// Producers never touch files. Append() encodes into a thread-local buffer and checksums the
+// body there, reserves its bytes against max_pending_bytes with a CAS (so a refusal never
+// inflates the counter even transiently), and appends the record to its partition's
+// `pending` buffer under that partition's mutex, held for a memcpy and a vector push only.
 //
-// The writer thread loops: swap every partition's pending buffer with an empty one (double
-// buffering: producers fill the next batch while this one is written), write each partition's
-// records with one pwrite, fdatasync the touched partitions in parallel (SyncPool: one
-// fdatasync per partition per round), publish to readers, run the callbacks, release the
-// pending bytes. While a round's fdatasync runs, the next batch accumulates, so batch size
-// adapts to the disk's latency by itself: the slower the sync, the more each one covers.
+// Two threads then form a two-stage pipeline over "rounds" (one group commit each):
+//  - the writer thread swaps every partition's pending buffer with an empty one, assigns
+//    sequence numbers and times, finishes the CRCs and writes each partition's records with
+//    one pwrite (rolling segments as they fill), and hands the round to
+//  - the sync thread, which fdatasyncs the touched partitions in parallel (SyncPool: one
+//    fdatasync per partition per round), publishes the round to readers, runs its callbacks
+//    and releases its pending bytes.
+// While round N is being synced, the writer already writes round N+1, and producers fill
+// round N+2: disk writes, syncs and producers all overlap, and batch size adapts to the
+// disk's latency by itself (the slower the sync, the more each one covers). At most one round
+// is in flight, so rounds are published and completed in order. Every record is
+// acknowledged only after an fdatasync that started after its pwrite returned.
 //
 // Waking the writer costs producers nothing while it is busy: they only take wake_mu_ when
 // writer_idle_ is set. The writer sets writer_idle_ *before* re-checking the pending buffers
@@ -19,6 +25,7 @@
 #include "eventlog/event_log.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -45,8 +52,12 @@ namespace internal {
 class SyncPool {
  public:
   explicit SyncPool(size_t helpers) {
-    for (size_t i = 0; i < helpers; ++i)
-      threads_.emplace_back([this] { HelperLoop(); });
+    for (size_t i = 0; i < helpers; ++i) {
+      threads_.emplace_back([this] {
+        ::pthread_setname_np(::pthread_self(), "eventlog-fsync");
+        HelperLoop();
+      });
+    }
   }
   ~SyncPool() {
     {
@@ -170,11 +181,20 @@ std::vector<double> CountBuckets() {
 
 }  // namespace
 
+// One partition's share of a group commit.
 struct EventLog::Batch {
-  std::string buffer;
-  std::vector<Completion> completions;
-  std::vector<RecordMeta> metas;
-  Status status;
+  std::string buffer;                   // records, swapped out of Partition::pending
+  std::vector<Completion> completions;  // one per record
+  std::vector<RecordMeta> metas;        // filled by Partition::Write
+  Status status;                        // why the batch failed, if it did
+  bool written = false;                 // written without error; durable once synced
+};
+
+// A group commit: filled and written by the writer thread, then synced, published and
+// completed by the sync thread while the writer fills the other one.
+struct EventLog::Round {
+  std::vector<Batch> batches;                  // per partition
+  std::vector<internal::PublishPoint> points;  // per partition, where batches[i].written
 };
 
 Result<Durability> ParseDurability(std::string_view text) {
@@ -330,7 +350,11 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(const std::filesystem::path& di
 }
 
 Status EventLog::Start() {
-  batches_.resize(options_.partitions);
+  rounds_ = std::make_unique<Round[]>(2);
+  for (size_t r = 0; r < 2; ++r) {
+    rounds_[r].batches.resize(options_.partitions);
+    rounds_[r].points.resize(options_.partitions);
+  }
   size_t helpers =
       options_.durability == Durability::kFsync ? std::min<size_t>(options_.partitions, 4) - 1 : 0;
   sync_pool_ = std::make_unique<internal::SyncPool>(helpers);
@@ -342,7 +366,14 @@ Status EventLog::Start() {
     std::lock_guard lock(failure_mu_);
     return failure_;
   }
-  writer_ = std::thread([this] { WriterLoop(); });
+  syncer_ = std::thread([this] {
+    ::pthread_setname_np(::pthread_self(), "eventlog-sync");
+    SyncerLoop();
+  });
+  writer_ = std::thread([this] {
+    ::pthread_setname_np(::pthread_self(), "eventlog-write");
+    WriterLoop();
+  });
   return Ok();
 }
 
@@ -368,7 +399,8 @@ void EventLog::Close() {
   }
   wake_cv_.notify_all();
   retention_cv_.notify_all();
-  if (writer_.joinable()) writer_.join();
+  if (writer_.joinable()) writer_.join();  // drains the syncer and tells it to stop
+  if (syncer_.joinable()) syncer_.join();
 
   std::vector<std::function<void()>> hooks;
   for (auto& p : partitions_)
@@ -405,19 +437,19 @@ Status EventLog::AppendToPartition(uint32_t partition, const Message& message,
     return Error(Errc::kTooLarge, fmt::format("message of {} bytes exceeds the {}-byte limit", body,
                                               options_.max_record_bytes));
   }
-  ORRERY_TRY(CheckMessageLimits(message));
+  ORRERY_TRY(CheckMessageLimits(message, body));
   thread_local std::string scratch;
   scratch.clear();
   format::AppendRecordPrefix(&scratch, static_cast<uint32_t>(body));
   Encode(message, &scratch);
+  format::ChecksumBody(scratch.data());  // here, in parallel, rather than on the writer
 
   const uint64_t cost = scratch.size() + sizeof(Completion);
   uint64_t current = pending_bytes_.load(std::memory_order_relaxed);
   do {
     if (current + cost > options_.max_pending_bytes) {
       metrics_->backpressure->Inc();
-      return Error(Errc::kBackpressure,
-                   fmt::format("{} bytes pending (limit {})", current, options_.max_pending_bytes));
+      return Error(Errc::kBackpressure);  // no formatting: callers may hit this in a loop
     }
   } while (!pending_bytes_.compare_exchange_weak(current, current + cost));
 
@@ -475,11 +507,11 @@ void EventLog::SetFailed(const Error& error) {
   failed_.store(true);
 }
 
-bool EventLog::CollectBatches() {
+bool EventLog::CollectRound(Round& round) {
   bool any = false;
   for (size_t i = 0; i < partitions_.size(); ++i) {
     Partition& p = *partitions_[i];
-    Batch& b = batches_[i];
+    Batch& b = round.batches[i];
     std::lock_guard lock(p.append_mu);
     if (p.pending.empty()) continue;
     b.buffer.swap(p.pending);
@@ -498,6 +530,7 @@ bool EventLog::AnyPending() {
 }
 
 void EventLog::WriterLoop() {
+  size_t current = 0;  // the round being filled; the other may be in flight on the syncer
   while (true) {
     bool stop;
     {
@@ -506,12 +539,15 @@ void EventLog::WriterLoop() {
     }
     // `stopping_` is set only after every partition stopped accepting, so when it was seen
     // before collecting, an empty collection means everything accepted is done.
-    if (CollectBatches()) {
-      CommitRound(options_.now_ms());
+    Round& round = rounds_[current];
+    if (CollectRound(round)) {
+      WriteRound(round, options_.now_ms());
+      HandOff(&round);
+      current ^= 1;
     } else if (stop) {
       break;
     } else {
-      SleepUntilWork();
+      SleepUntilWork(round);
     }
 
     uint64_t requested;
@@ -523,6 +559,7 @@ void EventLog::WriterLoop() {
     bool due = now - last_retention_ms_ >= options_.retention_check_interval_ms;
     bool asked = requested != retention_done_;
     if (due || asked) {
+      WaitForSyncer();  // retention publishes directly: nothing may be in flight
       size_t deleted = ApplyRetention(now);
       last_retention_ms_ = now;
       if (asked) {
@@ -535,9 +572,15 @@ void EventLog::WriterLoop() {
       }
     }
   }
+  WaitForSyncer();
+  {
+    std::lock_guard lock(pipe_mu_);
+    syncer_stop_ = true;
+  }
+  pipe_cv_.notify_all();
 }
 
-void EventLog::SleepUntilWork() {
+void EventLog::SleepUntilWork(Round& idle_round) {
   writer_idle_.store(true);
   if (AnyPending()) {
     writer_idle_.store(false);
@@ -545,7 +588,8 @@ void EventLog::SleepUntilWork() {
   }
   // Idle: give large buffers back (a burst must not pin its peak memory forever).
   for (size_t i = 0; i < partitions_.size(); ++i) {
-    if (batches_[i].buffer.capacity() > kKeepBufferCapacity) batches_[i].buffer = std::string();
+    auto& buffer = idle_round.batches[i].buffer;
+    if (buffer.capacity() > kKeepBufferCapacity) buffer = std::string();
     std::lock_guard lock(partitions_[i]->append_mu);
     auto& pending = partitions_[i]->pending;
     if (pending.empty() && pending.capacity() > kKeepBufferCapacity) pending = std::string();
@@ -559,14 +603,11 @@ void EventLog::SleepUntilWork() {
   writer_idle_.store(false);
 }
 
-void EventLog::CommitRound(int64_t now_ms) {
-  const size_t n = partitions_.size();
-  uint64_t cost = 0;
-  std::vector<size_t> to_sync;
-  for (size_t i = 0; i < n; ++i) {
-    Batch& b = batches_[i];
+void EventLog::WriteRound(Round& round, int64_t now_ms) {
+  for (size_t i = 0; i < partitions_.size(); ++i) {
+    Batch& b = round.batches[i];
+    b.written = false;
     if (b.completions.empty()) continue;
-    cost += b.buffer.size() + b.completions.size() * sizeof(Completion);
     if (failed_.load()) {
       std::lock_guard lock(failure_mu_);
       b.status = failure_;
@@ -578,38 +619,86 @@ void EventLog::CommitRound(int64_t now_ms) {
       b.status = st.error();
       continue;
     }
-    if (partitions_[i]->dirty()) to_sync.push_back(i);
+    round.points[i] = partitions_[i]->TakePublishPoint();
+    b.written = true;
   }
+}
 
+void EventLog::HandOff(Round* round) {
+  std::unique_lock lock(pipe_mu_);
+  pipe_cv_.wait(lock, [&] { return in_flight_ == nullptr; });
+  in_flight_ = round;
+  pipe_cv_.notify_all();
+}
+
+void EventLog::WaitForSyncer() {
+  std::unique_lock lock(pipe_mu_);
+  pipe_cv_.wait(lock, [&] { return in_flight_ == nullptr; });
+}
+
+void EventLog::SyncerLoop() {
+  while (true) {
+    Round* round;
+    {
+      std::unique_lock lock(pipe_mu_);
+      pipe_cv_.wait(lock, [&] { return in_flight_ != nullptr || syncer_stop_; });
+      if (in_flight_ == nullptr) return;
+      round = in_flight_;
+    }
+    CompleteRound(*round);
+    {
+      std::lock_guard lock(pipe_mu_);
+      in_flight_ = nullptr;
+    }
+    pipe_cv_.notify_all();
+  }
+}
+
+void EventLog::CompleteRound(Round& round) {
+  const size_t n = partitions_.size();
+  // A failure noticed while this round was being written taints it: its fdatasync can no
+  // longer be trusted to cover it (and the log refuses everything from now on).
+  if (failed_.load()) {
+    std::lock_guard lock(failure_mu_);
+    for (auto& b : round.batches) {
+      if (b.written) b.status = failure_;
+      b.written = false;
+    }
+  }
+  std::vector<size_t> to_sync;
+  for (size_t i = 0; i < n; ++i) {
+    if (round.batches[i].written && round.points[i].needs_sync) to_sync.push_back(i);
+  }
   if (!to_sync.empty()) {
     int64_t start = SteadyNs();
     std::vector<Status> results(to_sync.size());
-    sync_pool_->Run(to_sync.size(),
-                    [&](size_t k) { results[k] = partitions_[to_sync[k]]->SyncActive(); });
-    if (options_.durability == Durability::kFsync) {
-      metrics_->fsync_seconds->Observe(static_cast<double>(SteadyNs() - start) / 1e9);
-      stat_fsyncs_.fetch_add(to_sync.size(), std::memory_order_relaxed);
-    }
+    sync_pool_->Run(to_sync.size(), [&](size_t k) {
+      results[k] = partitions_[to_sync[k]]->Sync(round.points[to_sync[k]]);
+    });
+    metrics_->fsync_seconds->Observe(static_cast<double>(SteadyNs() - start) / 1e9);
+    stat_fsyncs_.fetch_add(to_sync.size(), std::memory_order_relaxed);
     for (size_t k = 0; k < to_sync.size(); ++k) {
       if (!results[k]) {
         SetFailed(results[k].error());
-        batches_[to_sync[k]].status = results[k].error();
+        round.batches[to_sync[k]].status = results[k].error();
+        round.batches[to_sync[k]].written = false;
       }
     }
   }
 
   std::vector<std::function<void()>> hooks;
   for (size_t i = 0; i < n; ++i) {
-    if (!batches_[i].completions.empty() && batches_[i].status) partitions_[i]->Publish(&hooks);
+    if (round.batches[i].written) partitions_[i]->Publish(std::move(round.points[i]), &hooks);
   }
   for (auto& hook : hooks)
     hook();
 
   // Statistics first, so that whoever a callback wakes sees them.
-  uint64_t durable_records = 0, durable_bytes = 0;
+  uint64_t durable_records = 0, durable_bytes = 0, cost = 0;
   for (size_t i = 0; i < n; ++i) {
-    const Batch& b = batches_[i];
-    if (b.completions.empty() || !b.status) continue;
+    const Batch& b = round.batches[i];
+    cost += b.buffer.size() + b.completions.size() * sizeof(Completion);
+    if (b.completions.empty() || !b.written) continue;
     metrics_->records[i]->Inc(b.completions.size());
     metrics_->bytes[i]->Inc(b.buffer.size());
     durable_records += b.completions.size();
@@ -625,9 +714,9 @@ void EventLog::CommitRound(int64_t now_ms) {
 
   int64_t done_ns = SteadyNs();
   for (size_t i = 0; i < n; ++i) {
-    Batch& b = batches_[i];
+    Batch& b = round.batches[i];
     if (b.completions.empty()) continue;
-    if (b.status) {
+    if (b.written) {
       for (size_t k = 0; k < b.completions.size(); ++k) {
         const RecordMeta& meta = b.metas[k];
         Result<Appended> r(
@@ -637,7 +726,7 @@ void EventLog::CommitRound(int64_t now_ms) {
         if (b.completions[k].callback) b.completions[k].callback(r);
       }
     } else {
-      Result<Appended> r(b.status.error());
+      Result<Appended> r(b.status ? Error(Errc::kFailed, "event log failed") : b.status.error());
       for (auto& c : b.completions) {
         if (c.callback) c.callback(r);
       }
@@ -646,6 +735,7 @@ void EventLog::CommitRound(int64_t now_ms) {
     b.completions.clear();
     b.metas.clear();
     b.status = Ok();
+    b.written = false;
   }
   ReleasePending(cost);
 }

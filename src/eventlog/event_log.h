@@ -9,11 +9,12 @@
 //   groups/<name>.ckpt     consumer-group checkpoints (consumer_groups.h)
 //
 // Appends. Append() encodes the message, queues it on its partition (chosen by a stable hash
-// of the device id) and returns at once. One writer thread takes everything queued, assigns
-// sequence numbers and enqueued times, writes each partition's records with one pwrite,
-// fdatasyncs the touched partitions in parallel (group commit: one fdatasync per partition
-// covers every append gathered since the last one), publishes the records to readers and
-// then runs the completion callbacks. A callback therefore means "durable".
+// of the device id) and returns at once. A writer thread takes everything queued, assigns
+// sequence numbers and enqueued times and writes each partition's records with one pwrite;
+// a sync thread then fdatasyncs the touched partitions in parallel (group commit: one
+// fdatasync per partition covers every append gathered since the last one), publishes the
+// records to readers and runs the completion callbacks, while the writer already writes the
+// next batch. A callback therefore means "durable".
 //
 // Backpressure. Queued-but-not-yet-durable bytes are bounded by max_pending_bytes. Append()
 // refuses with Errc::kBackpressure when a record does not fit; the caller stops reading from
@@ -33,9 +34,10 @@
 // recovery() and a log line) and fdatasyncs what remains before anyone can read it.
 //
 // Threads. Append(), NotifyWhenWritable(), OpenReader() and the accessors are safe from any
-// thread. Completion, writable and readable callbacks run on the log's writer thread: they
-// must be short and must not block (post to your own executor); they may call Append(),
-// but never Close() or the destructor.
+// thread. Completion, writable and readable callbacks run on the log's sync thread (one per
+// log, so never concurrently; while closing, on the thread calling Close()): they must be
+// short and must not block (post to your own executor); they may call Append() and
+// NotifyWhenWritable(), but never Close() or the destructor.
 #pragma once
 
 #include <atomic>
@@ -103,7 +105,7 @@ struct Appended {
   uint64_t offset = 0;
   int64_t enqueued_ms = 0;
 };
-// Called exactly once per accepted append, on the writer thread: the record on success, or
+// Called exactly once per accepted append, on the sync thread: the record on success, or
 // kFailed (an I/O error; the record may or may not be on disk) / kClosed.
 using AppendCallback = std::function<void(const Result<Appended>&)>;
 
@@ -164,7 +166,7 @@ struct RecoveryReport {
 class EventLog;
 
 // Reads one partition in sequence order. Not thread-safe: one thread at a time (hooks
-// registered with NotifyWhenReadable run on the writer thread and must not touch the reader).
+// registered with NotifyWhenReadable run on the sync thread and must not touch the reader).
 // May outlive the EventLog (it then reports kClosed).
 class Reader {
  public:
@@ -187,7 +189,7 @@ class Reader {
 
   // One-shot readiness hook for event loops. Returns false, without keeping `hook`, when
   // Read() would return something now (or the log is closed); otherwise keeps it and runs it
-  // once on the writer thread when new durable records arrive or the log closes. The hook
+  // once on the sync thread when new durable records arrive or the log closes. The hook
   // may run after this Reader is destroyed: capture what it needs by value or weakly.
   bool NotifyWhenReadable(std::function<void()> hook);
 
@@ -213,12 +215,12 @@ class EventLog {
   EventLog& operator=(const EventLog&) = delete;
 
   // Stops accepting appends, makes everything already accepted durable (running its
-  // callbacks), stops the writer thread and wakes readers and hooks. Idempotent.
+  // callbacks), stops its threads and wakes readers and hooks. Idempotent.
   // REQUIRES: not called from a callback of this log.
   void Close();
 
   // Appends to the partition of message.system.connection_device_id. On OK, `done` runs
-  // exactly once, on the writer thread, after the record is durable (or failed). Errors
+  // exactly once, on the sync thread, after the record is durable (or failed). Errors
   // (nothing queued, `done` not called): kBackpressure, kTooLarge, kClosed, kFailed.
   Status Append(const Message& message, AppendCallback done);
   // Appends to an explicit partition. REQUIRES: partition < partition_count().
@@ -226,7 +228,7 @@ class EventLog {
 
   // One-shot: returns false, without keeping `callback`, when pending bytes are already at
   // or below half of max_pending_bytes (retry the append now) or the log is closed/failed;
-  // otherwise runs `callback` once on the writer thread when they drop to half the limit
+  // otherwise runs `callback` once on the sync thread when they drop to half the limit
   // (or the log closes).
   bool NotifyWhenWritable(std::function<void()> callback);
 
@@ -252,6 +254,7 @@ class EventLog {
 
   // Applies retention now (on the writer thread) and waits for it; the writer also applies
   // it every retention_check_interval_ms. Returns the number of segments deleted.
+  // REQUIRES: not called from a callback of this log.
   Result<size_t> EnforceRetention();
 
   // Group-commit statistics since Open() (benchmarks and tests).
@@ -265,14 +268,21 @@ class EventLog {
 
  private:
   struct Batch;
+  struct Round;
   EventLog(std::filesystem::path dir, Options options);
   Status Start();
+  // Writer thread.
   void WriterLoop();
-  bool CollectBatches();
+  bool CollectRound(Round& round);
   bool AnyPending();
-  void CommitRound(int64_t now_ms);
+  void WriteRound(Round& round, int64_t now_ms);
+  void HandOff(Round* round);
+  void WaitForSyncer();
   size_t ApplyRetention(int64_t now_ms);
-  void SleepUntilWork();
+  void SleepUntilWork(Round& idle_round);
+  // Sync thread.
+  void SyncerLoop();
+  void CompleteRound(Round& round);
   void ReleasePending(uint64_t bytes);
   void SetFailed(const Error& error);
   void CollectMetrics(metrics::Sink& sink) const;
@@ -309,10 +319,16 @@ class EventLog {
   std::mutex failure_mu_;
   Error failure_;  // guarded by failure_mu_
 
-  // Writer-thread state.
-  std::vector<Batch> batches_;
-  std::unique_ptr<internal::SyncPool> sync_pool_;
-  int64_t last_retention_ms_ = 0;
+  // Writer → sync thread hand-off: at most one round in flight.
+  std::mutex pipe_mu_;
+  std::condition_variable pipe_cv_;
+  Round* in_flight_ = nullptr;  // guarded by pipe_mu_
+  bool syncer_stop_ = false;    // guarded by pipe_mu_
+
+  std::unique_ptr<Round[]> rounds_;                // two, used alternately
+  std::unique_ptr<internal::SyncPool> sync_pool_;  // sync thread
+  int64_t last_retention_ms_ = 0;                  // writer thread
+  std::thread syncer_;
   std::thread writer_;
 
   std::atomic<uint64_t> stat_commits_{0}, stat_records_{0}, stat_bytes_{0}, stat_fsyncs_{0};

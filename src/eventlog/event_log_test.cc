@@ -24,7 +24,7 @@ using testutil::TestMessage;
 constexpr int64_t kStart = 1'790'000'000'000;  // 2026-09-21, ms since epoch
 constexpr int64_t kDay = 24 * 3600 * 1000;
 
-// Holds the writer thread inside a completion callback until opened, so that later appends
+// Holds the sync thread inside a completion callback until opened, so that later appends
 // pile up deterministically (group commit, backpressure, visibility tests).
 class Gate {
  public:
@@ -53,7 +53,7 @@ class Gate {
   bool open_ = false;
 };
 
-// A one-shot flag for callbacks run on the writer thread.
+// A one-shot flag for callbacks run on the sync thread.
 class Flag {
  public:
   std::function<void()> Setter() {
@@ -372,7 +372,7 @@ TEST_F(EventLogTest, ReadersSeeOnlyDurableRecords) {
   auto reader = log->OpenReader(0, Position::Earliest()).value();
   Gate gate;
   ASSERT_TRUE(log->Append(TestMessage("d", "first"), gate.Blocker()));
-  gate.WaitEntered();  // "first" is durable; the writer is parked in its callback
+  gate.WaitEntered();  // "first" is durable; the sync thread is parked in its callback
   Completions done;
   ASSERT_TRUE(log->Append(TestMessage("d", "second"), done.Callback()));
   auto batch = reader->TryRead(10).value();
@@ -398,8 +398,10 @@ TEST_F(EventLogTest, GroupCommitCoversEverythingQueuedDuringASync) {
   ASSERT_TRUE(done.WaitFor(200));
   auto stats = log->commit_stats();
   EXPECT_EQ(stats.records, 201u);
-  EXPECT_EQ(stats.commits, 2u);  // one for "first", one for the 200 gathered meanwhile
-  EXPECT_EQ(stats.fsyncs, 2u);
+  // One commit for "first"; the 200 gathered while its callback held the sync thread went
+  // into at most two more: the round the writer wrote meanwhile, and the rest.
+  EXPECT_LE(stats.commits, 3u);
+  EXPECT_EQ(stats.fsyncs, stats.commits);
   auto ok = done.ok();
   ASSERT_EQ(ok.size(), 200u);
   for (size_t i = 0; i < ok.size(); ++i)
@@ -465,7 +467,7 @@ TEST_F(EventLogTest, BackpressureRefusesThenResumes) {
   Gate gate;
   ASSERT_TRUE(log->Append(TestMessage("d", "first"), gate.Blocker()));
   gate.WaitEntered();
-  // The writer is parked: appends accumulate until the limit, then are refused.
+  // The sync thread is parked: appends accumulate until the limit, then are refused.
   Completions done;
   int accepted = 0;
   Status refused = Ok();

@@ -77,11 +77,15 @@ uint32_t RecordBodyLength(const char* record) {
   return Get<uint32_t>(record + 4);
 }
 
+void ChecksumBody(char* record) {
+  uint32_t length = Get<uint32_t>(record + 4);
+  Put<uint32_t>(record, Crc32c(0, record + kRecordHeaderSize, length));
+}
+
 void SealRecord(char* record, uint64_t sequence, int64_t enqueued_ms) {
   Put<uint64_t>(record + 8, sequence);
   Put<int64_t>(record + 16, enqueued_ms);
-  uint32_t length = Get<uint32_t>(record + 4);
-  Put<uint32_t>(record, Crc32c(0, record + 4, kRecordHeaderSize - 4 + length));
+  Put<uint32_t>(record, Crc32c(Get<uint32_t>(record), record + 4, kRecordHeaderSize - 4));
 }
 
 RecordStatus CheckRecord(std::string_view bytes, RecordHeader* header, std::string_view* body) {
@@ -93,7 +97,8 @@ RecordStatus CheckRecord(std::string_view bytes, RecordHeader* header, std::stri
   header->enqueued_ms = Get<int64_t>(p + 16);
   if (header->length == 0 || header->length > kMaxRecordBody) return RecordStatus::kBadLength;
   if (bytes.size() - kRecordHeaderSize < header->length) return RecordStatus::kTruncated;
-  if (Crc32c(0, p + 4, kRecordHeaderSize - 4 + header->length) != header->crc) {
+  uint32_t body_crc = Crc32c(0, p + kRecordHeaderSize, header->length);
+  if (Crc32c(body_crc, p + 4, kRecordHeaderSize - 4) != header->crc) {
     return RecordStatus::kBadCrc;
   }
   *body = bytes.substr(kRecordHeaderSize, header->length);

@@ -8,9 +8,11 @@
 //   header:  0 magic "ORRYSEG1" | 8 u32 version (1) | 12 u32 partition | 16 u64 base sequence
 //            24 u64 base offset | 32 i64 created (ms since epoch) | 40 u32 reserved (0)
 //            44 u32 CRC32C of bytes [0, 44)
-// Record:    0 u32 CRC32C of bytes [4, 24 + length) | 4 u32 length of the body
-//            8 u64 sequence number | 16 i64 enqueued time (ms since epoch) | 24 body
-//            (the body is an encoded eventlog::Message)
+// Record:    0 u32 CRC32C | 4 u32 length of the body | 8 u64 sequence number
+//            16 i64 enqueued time (ms since epoch) | 24 body (an encoded eventlog::Message)
+//            The CRC covers the body followed by header bytes [4, 24): producers checksum
+//            the body on their own threads, and the writer thread, which assigns sequence
+//            and time, only extends it over 20 bytes.
 //
 // A record's offset is its byte position in the partition's record stream, headers excluded:
 // segment base offset + (position in the file - 48). The next segment's base offset is the
@@ -57,11 +59,14 @@ struct RecordHeader {
 };
 
 // Appends a record header with the body length set and the CRC, sequence number and time
-// left zero; the writer thread fills them with SealRecord() once it assigns them.
+// left zero. The caller appends the body, then calls ChecksumBody() (producer thread); the
+// writer thread later fills sequence and time with SealRecord().
 void AppendRecordPrefix(std::string* out, uint32_t body_length);
+// Stores the CRC32C of the body in the CRC field. REQUIRES: the body follows the header.
+void ChecksumBody(char* record);
 // Reads the body length written by AppendRecordPrefix. REQUIRES: kRecordHeaderSize bytes.
 uint32_t RecordBodyLength(const char* record);
-// Fills sequence, time and CRC of a record whose body follows its header in memory.
+// Fills sequence and time and extends the body's CRC over them. REQUIRES: ChecksumBody().
 void SealRecord(char* record, uint64_t sequence, int64_t enqueued_ms);
 
 enum class RecordStatus {

@@ -28,6 +28,7 @@ TEST(FormatTest, RecordSealAndCheck) {
   AppendRecordPrefix(&buf, 5);
   buf += "hello";
   EXPECT_EQ(RecordBodyLength(buf.data()), 5u);
+  ChecksumBody(buf.data());
   SealRecord(buf.data(), 77, 1234);
   RecordHeader h;
   std::string_view body;

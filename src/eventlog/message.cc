@@ -115,7 +115,7 @@ int64_t ReadInt64(std::string_view b) {
 
 }  // namespace
 
-Status CheckMessageLimits(const Message& message) {
+Status CheckMessageLimits(const Message& message, std::optional<size_t> encoded_size) {
   if (message.properties.size() > kMaxPropertyCount) {
     return Error(Errc::kTooLarge, fmt::format("{} application properties (at most {})",
                                               message.properties.size(), kMaxPropertyCount));
@@ -132,7 +132,7 @@ Status CheckMessageLimits(const Message& message) {
                    fmt::format("system property larger than {} bytes", kMaxPropertyBytes));
     }
   }
-  if (EncodedSize(message) > kMaxEncodedBytes) {
+  if ((encoded_size ? *encoded_size : EncodedSize(message)) > kMaxEncodedBytes) {
     return Error(Errc::kTooLarge, fmt::format("message larger than {} bytes", kMaxEncodedBytes));
   }
   return Ok();

@@ -19,6 +19,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -63,7 +64,8 @@ inline constexpr size_t kMaxPropertyBytes = 64 * 1024;  // one key, value or sys
 inline constexpr size_t kMaxEncodedBytes = 16 << 20;    // a whole encoded message
 
 // OK when `message` fits the bounds above (body included); kTooLarge otherwise.
-Status CheckMessageLimits(const Message& message);
+// `encoded_size`, when known, saves computing EncodedSize(message) again.
+Status CheckMessageLimits(const Message& message, std::optional<size_t> encoded_size = {});
 
 // The exact size Encode() appends.
 size_t EncodedSize(const Message& message);

@@ -187,6 +187,7 @@ Result<RecoveryReport> Partition::Recover(int64_t now_ms) {
 
   active_ = loaded.back();
   active_state_ = active_->published;
+  handed_index_ = active_state_.index.size();
   next_sequence_ = active_state_.next_sequence;
   for (const auto& s : loaded) {
     if (s->published.records > 0) last_ms_ = s->published.last_ms;
@@ -210,7 +211,10 @@ void Partition::WriteIndexFile(const Segment& segment, const SegmentState& state
 }
 
 Status Partition::Roll(int64_t now_ms) {
-  if (config_.sync && dirty_) ORRERY_TRY(active_->Sync());
+  // Sealed segments are complete on disk before the next one exists (recovery relies on it).
+  // The sync thread may be syncing this file for an earlier point at the same time; both
+  // calls return once everything written so far is durable.
+  if (config_.sync) ORRERY_TRY(active_->Sync());
   dirty_ = false;
   WriteIndexFile(*active_, active_state_);
   ORRERY_ASSIGN_OR_RETURN(
@@ -219,6 +223,7 @@ Status Partition::Roll(int64_t now_ms) {
   active_ = next;
   active_state_ = SegmentState{};
   active_state_.next_sequence = next_sequence_;
+  handed_index_ = 0;
   // Readers may see the new, empty segment at once: they never read past durable_next.
   std::lock_guard lock(mu);
   segments.push_back(std::move(next));
@@ -264,47 +269,63 @@ Status Partition::Write(std::string* batch, int64_t now_ms, std::vector<RecordMe
   return Ok();
 }
 
-Status Partition::SyncActive() {
-  if (!dirty_) return Ok();
-  if (config_.sync) ORRERY_TRY(active_->Sync());
+PublishPoint Partition::TakePublishPoint() {
+  PublishPoint point;
+  point.active = active_;
+  const SegmentState& a = active_state_;
+  point.state.size = a.size;
+  point.state.next_sequence = a.next_sequence;
+  point.state.records = a.records;
+  point.state.first_ms = a.first_ms;
+  point.state.last_ms = a.last_ms;
+  point.state.last_position = a.last_position;
+  point.state.index.assign(a.index.begin() + static_cast<ptrdiff_t>(handed_index_), a.index.end());
+  handed_index_ = a.index.size();
+  point.sealed = std::move(sealed_unpublished_);
+  sealed_unpublished_.clear();
+  point.next_sequence = next_sequence_;
+  point.needs_sync = dirty_ && config_.sync;
   dirty_ = false;
+  return point;
+}
+
+Status Partition::Sync(const PublishPoint& point) {
+  if (point.needs_sync) ORRERY_TRY(point.active->Sync());
   return Ok();
 }
 
-void Partition::Publish(std::vector<std::function<void()>>* hooks) {
+void Partition::Publish(PublishPoint point, std::vector<std::function<void()>>* hooks) {
   {
     std::lock_guard lock(mu);
-    for (auto& sealed : sealed_unpublished_) {
+    for (auto& sealed : point.sealed) {
       sealed.segment->published = std::move(sealed.state);
     }
-    auto& p = active_->published;
-    p.size = active_state_.size;
-    p.next_sequence = active_state_.next_sequence;
-    p.records = active_state_.records;
-    p.first_ms = active_state_.first_ms;
-    p.last_ms = active_state_.last_ms;
-    p.last_position = active_state_.last_position;
-    p.index.insert(p.index.end(),
-                   active_state_.index.begin() + static_cast<ptrdiff_t>(p.index.size()),
-                   active_state_.index.end());
-    bool advanced = durable_next != next_sequence_;
-    durable_next = next_sequence_;
+    auto& p = point.active->published;
+    const auto& s = point.state;
+    p.size = s.size;
+    p.next_sequence = s.next_sequence;
+    p.records = s.records;
+    p.first_ms = s.first_ms;
+    p.last_ms = s.last_ms;
+    p.last_position = s.last_position;
+    p.index.insert(p.index.end(), s.index.begin(), s.index.end());
+    bool advanced = durable_next != point.next_sequence;
+    durable_next = point.next_sequence;
     if (advanced) {
       for (auto& hook : readable_hooks)
         hooks->push_back(std::move(hook));
       readable_hooks.clear();
     }
   }
-  sealed_unpublished_.clear();
   cv.notify_all();
 }
 
 Result<size_t> Partition::Retain(int64_t now_ms, int64_t retention_ms, uint64_t max_bytes) {
   int64_t cutoff = now_ms - retention_ms;
   if (active_state_.records > 0 && active_state_.last_ms < cutoff) {
-    ORRERY_TRY(Roll(now_ms));
+    ORRERY_TRY(Roll(now_ms));  // syncs the old segment; the new one holds only its header
     std::vector<std::function<void()>> none;
-    Publish(&none);
+    Publish(TakePublishPoint(), &none);
   }
   std::vector<std::shared_ptr<Segment>> victims;
   {

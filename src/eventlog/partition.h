@@ -4,11 +4,14 @@
 //
 // Design note (who touches what):
 //  - Producers append encoded records to `pending` under `append_mu` (any thread).
-//  - The writer thread alone writes files: Write() assigns sequence numbers and times, fills
-//    CRCs, pwrites and rolls segments; SyncActive() fdatasyncs; Publish() then copies the
-//    writer's view into the segments' `published` state under `mu` and advances
-//    `durable_next`, which is all readers ever look at. Nothing a reader can see is ever
-//    un-durable, and the writer never waits for readers (they hold `mu` only to look up
+//  - The writer thread alone writes files: Write() assigns sequence numbers and times,
+//    finishes CRCs, pwrites and rolls segments; TakePublishPoint() then captures what it
+//    wrote as a PublishPoint and hands it to the sync thread.
+//  - The sync thread fdatasyncs a point (Sync()) and Publish()es it: copies it into the
+//    segments' `published` state under `mu` and advances `durable_next`, which is all readers
+//    ever look at. Points are published in the order they were taken. Meanwhile the writer
+//    already writes the next batch, so writing and syncing overlap. Nothing a reader can see
+//    is ever un-durable, and neither thread waits for readers (they hold `mu` only to look up
 //    positions; they read files with pread outside it).
 //  - Rolling seals the active segment (fdatasync, then its .idx) before creating the next one
 //    (header, fdatasync, directory fsync), so every segment but the last is complete on disk.
@@ -43,6 +46,21 @@ struct RecordMeta {
   uint64_t offset = 0;
 };
 
+// A segment sealed by a roll, with its final state.
+struct Sealed {
+  std::shared_ptr<Segment> segment;
+  SegmentState state;
+};
+
+// What the writer has written up to a moment: made durable by Sync(), visible by Publish().
+struct PublishPoint {
+  std::shared_ptr<Segment> active;
+  SegmentState state;          // the active segment's; `index` holds only the new entries
+  std::vector<Sealed> sealed;  // segments rolled since the previous point, oldest first
+  uint64_t next_sequence = 0;
+  bool needs_sync = false;  // the active segment was written since the previous point
+};
+
 struct PartitionConfig {
   uint32_t id = 0;
   std::filesystem::path dir;
@@ -66,18 +84,23 @@ class Partition {
   bool accepting = true;
 
   // ---- Writer thread only ----
-  // Writes the records in `batch`, all with time max(now_ms, last time), rolling segments as
-  // they fill, and appends one RecordMeta per record to `metas`. Durable after SyncActive().
+  // Writes the records in `batch` (prepared by producers: format::AppendRecordPrefix, body,
+  // format::ChecksumBody), all with time max(now_ms, last time), rolling segments as they
+  // fill, and appends one RecordMeta per record to `metas`.
   Status Write(std::string* batch, int64_t now_ms, std::vector<RecordMeta>* metas);
-  // fdatasyncs the active segment if it was written since its last sync (and sync is on).
-  Status SyncActive();
-  bool dirty() const { return dirty_; }
-  // Makes everything written so far visible to readers; moves due readable hooks to `hooks`.
-  void Publish(std::vector<std::function<void()>>* hooks);
+  // Captures everything written since the previous point.
+  PublishPoint TakePublishPoint();
   // Deletes sealed segments whose newest record is older than now_ms - retention_ms, then the
   // oldest sealed ones while the partition holds more than max_bytes (0: no size limit).
   // An active segment whose newest record has expired is rolled first so it can go too.
+  // REQUIRES: every point taken has been published (no write in flight).
   Result<size_t> Retain(int64_t now_ms, int64_t retention_ms, uint64_t max_bytes);
+
+  // ---- Sync thread (or the writer thread when nothing is in flight) ----
+  // fdatasyncs the point's active segment if needed (and sync is on).
+  Status Sync(const PublishPoint& point);
+  // Makes the point visible to readers; moves due readable hooks to `hooks`.
+  void Publish(PublishPoint point, std::vector<std::function<void()>>* hooks);
   // Marks the partition closed and moves every readable hook to `hooks`.
   void Close(std::vector<std::function<void()>>* hooks);
 
@@ -111,14 +134,11 @@ class Partition {
   // Writer state.
   std::shared_ptr<Segment> active_;
   SegmentState active_state_;
-  struct Sealed {
-    std::shared_ptr<Segment> segment;
-    SegmentState state;
-  };
+  size_t handed_index_ = 0;  // entries of active_state_.index already in a PublishPoint
   std::vector<Sealed> sealed_unpublished_;
   uint64_t next_sequence_ = 0;
   int64_t last_ms_ = 0;
-  bool dirty_ = false;
+  bool dirty_ = false;  // written since the last PublishPoint
 };
 
 }  // namespace orrery::eventlog::internal

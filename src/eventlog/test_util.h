@@ -48,7 +48,7 @@ class FakeClock {
   std::atomic<int64_t> now_;
 };
 
-// Waits for completion callbacks (which run on the writer thread).
+// Waits for completion callbacks (which run on the sync thread).
 class Completions {
  public:
   AppendCallback Callback() {
