@@ -21,6 +21,10 @@ bool IsAlnum(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
+Error GroupNotFound(std::string_view name) {
+  return Error(Errc::kGroupNotFound, fmt::format("consumer group '{}' not found", name));
+}
+
 template <class T>
 bool ParseNumber(std::string_view s, T* out) {
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
@@ -118,9 +122,7 @@ Status ConsumerGroups::Delete(std::string_view name) {
   }
   std::lock_guard lock(mu_);
   auto it = groups_.find(name);
-  if (it == groups_.end()) {
-    return Error(Errc::kGroupNotFound, fmt::format("consumer group '{}' not found", name));
-  }
+  if (it == groups_.end()) return GroupNotFound(name);
   auto file = FileOf(name);
   if (::unlink(file.c_str()) != 0 && errno != ENOENT) {
     return Error(Errc::kIo,
@@ -146,15 +148,10 @@ std::vector<std::string> ConsumerGroups::List() const {
 
 Status ConsumerGroups::Checkpoint(std::string_view group, uint32_t partition,
                                   uint64_t next_sequence) {
-  if (partition >= partitions_) {
-    return Error(Errc::kInvalidArgument,
-                 fmt::format("partition {} out of range (0..{})", partition, partitions_ - 1));
-  }
+  if (partition >= partitions_) return PartitionOutOfRange(partition, partitions_);
   std::lock_guard lock(mu_);
   auto it = groups_.find(group);
-  if (it == groups_.end()) {
-    return Error(Errc::kGroupNotFound, fmt::format("consumer group '{}' not found", group));
-  }
+  if (it == groups_.end()) return GroupNotFound(group);
   Checkpoints updated = it->second;
   updated[partition] = next_sequence;
   ORRERY_TRY(Save(it->first, updated));
@@ -164,15 +161,10 @@ Status ConsumerGroups::Checkpoint(std::string_view group, uint32_t partition,
 
 Result<std::optional<uint64_t>> ConsumerGroups::GetCheckpoint(std::string_view group,
                                                               uint32_t partition) const {
-  if (partition >= partitions_) {
-    return Error(Errc::kInvalidArgument,
-                 fmt::format("partition {} out of range (0..{})", partition, partitions_ - 1));
-  }
+  if (partition >= partitions_) return PartitionOutOfRange(partition, partitions_);
   std::lock_guard lock(mu_);
   auto it = groups_.find(group);
-  if (it == groups_.end()) {
-    return Error(Errc::kGroupNotFound, fmt::format("consumer group '{}' not found", group));
-  }
+  if (it == groups_.end()) return GroupNotFound(group);
   return it->second[partition];
 }
 

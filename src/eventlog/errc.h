@@ -58,3 +58,13 @@ struct orrery::ErrcTraits<orrery::eventlog::Errc> {
   }
 };
 ORRERY_ERRC(orrery::eventlog::Errc);
+
+namespace orrery::eventlog {
+
+// kInvalidArgument for a partition index beyond the log's `count` partitions.
+inline Error PartitionOutOfRange(uint32_t partition, uint32_t count) {
+  return Error(Errc::kInvalidArgument, "partition " + std::to_string(partition) +
+                                           " out of range (0.." + std::to_string(count - 1) + ")");
+}
+
+}  // namespace orrery::eventlog

@@ -425,8 +425,7 @@ Status EventLog::Append(const Message& message, AppendCallback done) {
 Status EventLog::AppendToPartition(uint32_t partition, const Message& message,
                                    AppendCallback done) {
   if (partition >= partitions_.size()) {
-    return Invalid(
-        fmt::format("partition {} out of range (0..{})", partition, partitions_.size() - 1));
+    return PartitionOutOfRange(partition, options_.partitions);
   }
   if (failed_.load(std::memory_order_relaxed)) {
     std::lock_guard lock(failure_mu_);
@@ -778,8 +777,7 @@ EventLog::CommitStats EventLog::commit_stats() const {
 
 Result<PartitionProperties> EventLog::GetPartitionProperties(uint32_t partition) const {
   if (partition >= partitions_.size()) {
-    return Invalid(
-        fmt::format("partition {} out of range (0..{})", partition, partitions_.size() - 1));
+    return PartitionOutOfRange(partition, options_.partitions);
   }
   const Partition& p = *partitions_[partition];
   std::lock_guard lock(p.mu);
@@ -803,8 +801,7 @@ Result<PartitionProperties> EventLog::GetPartitionProperties(uint32_t partition)
 
 Result<std::unique_ptr<Reader>> EventLog::OpenReader(uint32_t partition, Position position) {
   if (partition >= partitions_.size()) {
-    return Invalid(
-        fmt::format("partition {} out of range (0..{})", partition, partitions_.size() - 1));
+    return PartitionOutOfRange(partition, options_.partitions);
   }
   auto& p = partitions_[partition];
   uint64_t sequence = 0;

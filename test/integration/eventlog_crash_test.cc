@@ -12,11 +12,8 @@
 #include <signal.h>
 
 #include <cinttypes>
-#include <condition_variable>
 #include <fstream>
 #include <map>
-#include <mutex>
-#include <optional>
 #include <random>
 #include <string>
 
@@ -26,6 +23,7 @@
 #include "base/files.h"
 #include "eventlog/event_log.h"
 #include "eventlog/format.h"
+#include "eventlog/test_util.h"
 #include "test/support/process.h"
 
 namespace orrery::eventlog {
@@ -213,22 +211,11 @@ TEST(EventLogCrashTest, NothingAcknowledgedIsLostAcrossKillsAndPowerCuts) {
     Message m;
     m.system.connection_device_id = "verifier";
     m.body = "cycle " + std::to_string(cycle);
-    std::mutex mu;
-    std::condition_variable cv;
-    std::optional<Result<Appended>> result;
-    ASSERT_TRUE(log.Append(m, [&](const Result<Appended>& r) {
-      std::lock_guard lock(mu);
-      result = r;
-      cv.notify_all();
-    }));
-    {
-      std::unique_lock lock(mu);
-      cv.wait(lock, [&] { return result.has_value(); });
-    }
-    ASSERT_TRUE(*result) << result->error().ToString();
-    acked[{(*result)->partition, (*result)->sequence}] =
+    auto appended = testutil::AppendSync(log, m);
+    ASSERT_TRUE(appended) << appended.error().ToString();
+    acked[{appended->partition, appended->sequence}] =
         Acked{XXH64(m.body.data(), m.body.size(), 0),
-              (*result)->offset + format::kRecordHeaderSize + EncodedSize(m)};
+              appended->offset + format::kRecordHeaderSize + EncodedSize(m)};
     std::printf("cycle %2d: mode %d%s, %5zu acks (%6zu in total), %6zu records stored, %6" PRIu64
                 " torn bytes truncated\n",
                 cycle, mode, power_cut ? " + power cut" : "", acks.size(), acked.size(),
