@@ -88,7 +88,9 @@ struct Options {
   uint64_t index_interval_bytes = 32 << 10;      // one sparse index entry per this many bytes
   int64_t retention_check_interval_ms = 10'000;  // how often the writer applies retention
   metrics::Registry* metrics = nullptr;          // nullable; must outlive the log
-  std::function<int64_t()> now_ms;               // wall clock in ms; default system_clock
+  // Wall clock in ms since epoch (default: system_clock); called on the opening and writer
+  // threads, so an injected clock must be thread-safe.
+  std::function<int64_t()> now_ms;
 };
 
 // Validates bounds (also done by Open()).
@@ -215,7 +217,8 @@ class EventLog {
   EventLog& operator=(const EventLog&) = delete;
 
   // Stops accepting appends, makes everything already accepted durable (running its
-  // callbacks), stops its threads and wakes readers and hooks. Idempotent.
+  // callbacks), stops its threads and wakes readers and hooks. Idempotent. The directory
+  // stays locked until destruction.
   // REQUIRES: not called from a callback of this log.
   void Close();
 
