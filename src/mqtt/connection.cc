@@ -70,6 +70,19 @@ void Connection::Read() {
       state_ == State::kAuthenticating) {
     return;
   }
+  reading_ = true;
+  if (stream_->AsyncWaitReadable(
+          [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
+            self->reading_ = false;
+            if (ec) {
+              if (self->state_ != State::kClosed) self->Close(std::nullopt, ec.message());
+              return;
+            }
+            self->OnReadable();
+          })) {
+    return;
+  }
+  // Transports without readiness (TLS, WebSocket) read into the connection's own buffer.
   if (in_start_ > 0 && in_start_ == in_.size()) {
     in_.clear();
     in_start_ = 0;
@@ -79,7 +92,6 @@ void Connection::Read() {
   }
   size_t old = in_.size();
   in_.resize(old + kReadChunk);
-  reading_ = true;
   stream_->AsyncRead(
       asio::buffer(in_.data() + old, kReadChunk),
       [self = shared_from_this(), old](const boost::system::error_code& ec, size_t n) {
@@ -101,16 +113,60 @@ void Connection::OnRead(const boost::system::error_code& ec, size_t n) {
   Read();
 }
 
+void Connection::OnReadable() {
+  // Data is waiting: read it into a per-thread scratch buffer, handle every whole packet
+  // straight from there, and keep only the bytes of an incomplete packet.
+  thread_local std::string scratch(kReadChunk, '\0');
+  boost::system::error_code ec;
+  size_t n = stream_->ReadAvailable(asio::buffer(scratch), ec);
+  if (ec == asio::error::would_block) return Read();
+  if (!ec && n == 0) ec = asio::error::eof;
+  if (ec) {
+    if (state_ != State::kClosed)
+      Close(std::nullopt, ec == asio::error::eof ? "peer closed" : ec.message());
+    return;
+  }
+  Inc(broker_.metrics().bytes_in, n);
+  last_rx_ = std::chrono::steady_clock::now();
+  std::string_view fresh(scratch.data(), n);
+  if (in_start_ < in_.size()) {
+    in_.append(fresh);
+    ProcessInput();
+  } else {
+    in_.clear();
+    in_start_ = 0;
+    size_t used = Consume(fresh);
+    in_.assign(fresh.substr(used));
+  }
+  if (in_.empty() && in_.capacity() > 4096) std::string().swap(in_);  // give idle memory back
+  Read();
+}
+
 void Connection::ProcessInput() {
+  in_start_ += Consume(std::string_view(in_).substr(in_start_));
+  if (in_start_ == in_.size()) {
+    in_.clear();
+    in_start_ = 0;
+  }
+}
+
+size_t Connection::Consume(std::string_view data) {
   DecodeLimits limits{.max_packet_size = broker_.options().max_packet_size};
+  size_t pos = 0;
+  // Handlers may un-pause reading inline (PumpAcks); the loop below then simply continues,
+  // so nothing may start a nested Consume over the same bytes.
+  consuming_ = true;
+  struct Reset {
+    bool& flag;
+    ~Reset() { flag = false; }
+  } reset{consuming_};
   while (state_ != State::kClosing && state_ != State::kClosed && !read_paused_) {
-    if (state_ == State::kAuthenticating) return;  // the rest waits for CONNACK
-    std::string_view data(in_.data() + in_start_, in_.size() - in_start_);
+    if (state_ == State::kAuthenticating) break;  // the rest waits for CONNACK
     Packet packet;
     size_t used = 0;
     DecodeError err;
-    auto st = Decode(data, version_, limits, packet, used, err);
-    if (st == DecodeStatus::kNeedMore) return;
+    auto st = Decode(data.substr(pos), version_, limits, packet, used, err);
+    if (st == DecodeStatus::kNeedMore) break;
     if (st == DecodeStatus::kError) {
       if (!version_ && err.connack_version) {
         // Refuse a bad CONNECT with a CONNACK the client can read.
@@ -120,14 +176,15 @@ void Connection::ProcessInput() {
         version_ = err.connack_version;
         Inc(broker_.metrics().connect_refused);
         Close(std::nullopt, err.message);
-        return;
+        return pos;
       }
       ProtocolViolation(err.reason, err.message);
-      return;
+      return pos;
     }
-    in_start_ += used;
-    if (!Handle(packet)) return;
+    pos += used;
+    if (!Handle(packet)) return pos;
   }
+  return pos;
 }
 
 bool Connection::Handle(Packet& packet) {
@@ -261,6 +318,7 @@ void Connection::OnAuthenticated(Connect c, AuthResult r) {
   if (attached.present) ResendInflight();
   Flush();
   ProcessInput();  // packets that arrived behind the CONNECT
+  if (in_.empty() && in_.capacity() > 4096) std::string().swap(in_);
   Read();
 }
 
@@ -401,8 +459,10 @@ void Connection::PumpAcks() {
   }
   if (sent && read_paused_ && acks_.size() < broker_.options().receive_maximum) {
     read_paused_ = false;
-    ProcessInput();
-    Read();
+    if (!consuming_) {
+      ProcessInput();
+      Read();
+    }
   }
 }
 
@@ -581,6 +641,7 @@ void Connection::StartWrite() {
 
 void Connection::OnWrite(const boost::system::error_code& ec) {
   writing_.clear();
+  if (writing_.capacity() > 64 * 1024) std::string().swap(writing_);
   if (ec) {
     if (state_ != State::kClosed) Close(std::nullopt, "write failed: " + ec.message());
     return;

@@ -36,7 +36,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void Read();
   void OnRead(const boost::system::error_code& ec, size_t n);
-  void ProcessInput();
+  void OnReadable();
+  // Decodes and handles whole packets from `data`; returns the bytes used. Stops early while
+  // authenticating, paused or closing.
+  size_t Consume(std::string_view data);
+  void ProcessInput();          // Consume() what is buffered in in_
   bool Handle(Packet& packet);  // false: stop processing (closing)
   void HandleConnect(Connect& c);
   void OnAuthenticated(Connect c, AuthResult r);
@@ -98,6 +102,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   uint32_t session_expiry_ = 0;
   std::unordered_map<uint16_t, std::string> aliases_;
   bool registered_ = false;
+  bool consuming_ = false;
   bool assigned_id_ = false;
   bool finished_ = false;
 };

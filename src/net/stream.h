@@ -16,6 +16,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/system/error_code.hpp>
 
 namespace orrery::net {
@@ -45,6 +46,17 @@ class Stream {
   virtual boost::asio::any_io_executor executor() = 0;
   // Reads at least one byte into `buffer` (less than its size is normal).
   virtual void AsyncRead(boost::asio::mutable_buffer buffer, Handler handler) = 0;
+  // Readiness-based reading, for transports that support it (plain TCP): wait until data can
+  // be read without holding a buffer, then take it with ReadAvailable. Idle connections then
+  // cost no read buffer at all. Returns false (and never calls `handler`) when unsupported.
+  virtual bool AsyncWaitReadable(Handler /*handler*/) { return false; }
+  // After AsyncWaitReadable: reads what is there without blocking; `ec` is would_block when
+  // nothing is (a spurious wake-up).
+  virtual std::size_t ReadAvailable(boost::asio::mutable_buffer /*buffer*/,
+                                    boost::system::error_code& ec) {
+    ec = boost::asio::error::operation_not_supported;
+    return 0;
+  }
   // Writes all of `buffers`; they must stay valid until the handler runs.
   virtual void AsyncWrite(std::span<const boost::asio::const_buffer> buffers, Handler handler) = 0;
   // Closes the stream (a TLS close_notify or WebSocket close frame where possible).

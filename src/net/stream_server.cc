@@ -49,11 +49,25 @@ class TcpStream final : public Stream {
   TcpStream(tcp::socket socket, ConnectionToken token)
       : socket_(std::move(socket)), token_(std::move(token)) {
     peer_ = BasicPeer(socket_, Transport::kTcp);
+    boost::system::error_code ec;
+    socket_.non_blocking(true, ec);  // ReadAvailable must never block
   }
   const PeerInfo& peer() const override { return peer_; }
   asio::any_io_executor executor() override { return socket_.get_executor(); }
   void AsyncRead(asio::mutable_buffer buffer, Handler handler) override {
     socket_.async_read_some(buffer, std::move(handler));
+  }
+  bool AsyncWaitReadable(Handler handler) override {
+    socket_.async_wait(tcp::socket::wait_read,
+                       [h = std::move(handler)](const boost::system::error_code& ec) { h(ec, 0); });
+    return true;
+  }
+  size_t ReadAvailable(asio::mutable_buffer buffer, boost::system::error_code& ec) override {
+    size_t n = socket_.read_some(buffer, ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      ec = asio::error::would_block;
+    }
+    return n;
   }
   void AsyncWrite(std::span<const asio::const_buffer> buffers, Handler handler) override {
     asio::async_write(socket_, buffers, std::move(handler));
