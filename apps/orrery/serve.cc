@@ -309,6 +309,8 @@ int Serve(const config::Settings& s) {
   readiness.ready = true;
   logger->info("orrery is ready");
   pool.Run();
+  // Durable-write callbacks hold connections, whose timers belong to the pool's contexts.
+  state->Drain();
   logger->info("stopped");
   return 0;
 }

@@ -30,8 +30,8 @@
 #include <thread>
 #include <vector>
 
-#include <boost/asio.hpp>
 #include <fmt/format.h>
+#include <boost/asio.hpp>
 
 #include "mqtt/codec.h"
 #include "test/support/process.h"
@@ -90,7 +90,8 @@ class Client : public std::enable_shared_from_this<Client> {
   }
   void StartPublishing() {
     publishing_ = true;
-    while (inflight_ < window) PublishOne();
+    while (inflight_ < window)
+      PublishOne();
     Flush();
   }
   void StopPublishing() { publishing_ = false; }
@@ -329,17 +330,21 @@ Result RunLoad(Broker& broker, const std::string& scenario, const Options& o) {
     p->window = 8;
     pubs.push_back(p);
   }
-  for (auto& c : subs) c->Start(broker.port);
-  for (auto& c : pubs) c->Start(broker.port);
+  for (auto& c : subs)
+    c->Start(broker.port);
+  for (auto& c : pubs)
+    c->Start(broker.port);
   auto deadline = Clock::now() + std::chrono::seconds(30);
-  while (ready < want_ready && Clock::now() < deadline) io.run_for(std::chrono::milliseconds(50));
+  while (ready < want_ready && Clock::now() < deadline)
+    io.run_for(std::chrono::milliseconds(50));
   Result r;
   if (ready < want_ready) {
     fmt::print(stderr, "{}: only {}/{} clients ready\n", broker.name, ready, want_ready);
     r.ok = false;
     return r;
   }
-  for (auto& p : pubs) p->StartPublishing();
+  for (auto& p : pubs)
+    p->StartPublishing();
   io.run_for(std::chrono::milliseconds(1000));  // warm-up
   stats.latencies_us.reserve(1 << 22);
   stats.measuring = true;
@@ -348,7 +353,8 @@ Result RunLoad(Broker& broker, const std::string& scenario, const Options& o) {
   stats.measuring = false;
   double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
   r.rss_kb = RssKb(broker.proc->pid());
-  for (auto& p : pubs) p->StopPublishing();
+  for (auto& p : pubs)
+    p->StopPublishing();
   r.msgs_per_s = static_cast<double>(stats.received) / elapsed;
   auto& l = stats.latencies_us;
   if (!l.empty()) {
@@ -356,8 +362,10 @@ Result RunLoad(Broker& broker, const std::string& scenario, const Options& o) {
     r.p50_ms = l[l.size() / 2] / 1000.0;
     r.p99_ms = l[std::min(l.size() - 1, l.size() * 99 / 100)] / 1000.0;
   }
-  for (auto& c : subs) r.ok = r.ok && !c->failed();
-  for (auto& c : pubs) r.ok = r.ok && !c->failed();
+  for (auto& c : subs)
+    r.ok = r.ok && !c->failed();
+  for (auto& c : pubs)
+    r.ok = r.ok && !c->failed();
   return r;
 }
 
@@ -377,17 +385,20 @@ Result RunIdle(Broker& broker, const Options& o) {
     clients.push_back(c);
     if (i % 500 == 499) {
       auto until = Clock::now() + std::chrono::seconds(10);
-      while (ready < i + 1 && Clock::now() < until) io.run_for(std::chrono::milliseconds(5));
+      while (ready < i + 1 && Clock::now() < until)
+        io.run_for(std::chrono::milliseconds(5));
     }
   }
   auto until = Clock::now() + std::chrono::seconds(30);
-  while (ready < o.idle && Clock::now() < until) io.run_for(std::chrono::milliseconds(20));
+  while (ready < o.idle && Clock::now() < until)
+    io.run_for(std::chrono::milliseconds(20));
   io.run_for(std::chrono::milliseconds(500));
   Result r;
   r.rss_kb = RssKb(broker.proc->pid());
   r.kb_per_conn = static_cast<double>(r.rss_kb - before) / static_cast<double>(o.idle);
   r.ok = ready == o.idle;
-  if (!r.ok) fmt::print(stderr, "{}: only {}/{} idle clients connected\n", broker.name, ready, o.idle);
+  if (!r.ok)
+    fmt::print(stderr, "{}: only {}/{} idle clients connected\n", broker.name, ready, o.idle);
   return r;
 }
 
@@ -421,8 +432,9 @@ int main(int argc, char** argv) {
         start = comma + 1;
       }
     } else {
-      fmt::print(stderr, "usage: mqtt_bench [--quick] [--seconds S] [--clients N] [--idle M] "
-                         "[--orrery PATH] [--only fan-in,pairs,fan-out,idle]\n");
+      fmt::print(stderr,
+                 "usage: mqtt_bench [--quick] [--seconds S] [--clients N] [--idle M] "
+                 "[--orrery PATH] [--only fan-in,pairs,fan-out,idle]\n");
       return 2;
     }
   }
@@ -437,9 +449,10 @@ int main(int argc, char** argv) {
   setrlimit(RLIMIT_NOFILE, &rl);
   ::signal(SIGPIPE, SIG_IGN);
 
-  fmt::print("MQTT benchmark: {} s per load scenario, {} clients, {} idle connections, "
-             "{} CPU cores\n\n",
-             o.seconds, o.clients, o.idle, std::thread::hardware_concurrency());
+  fmt::print(
+      "MQTT benchmark: {} s per load scenario, {} clients, {} idle connections, "
+      "{} CPU cores\n\n",
+      o.seconds, o.clients, o.idle, std::thread::hardware_concurrency());
   fmt::print("{:<9} {:<10} {:>12} {:>9} {:>9} {:>10}\n", "scenario", "broker", "msg/s", "p50 ms",
              "p99 ms", "RSS MiB");
   std::vector<std::string> scenarios = {"fan-in", "pairs", "fan-out", "idle"};
@@ -453,7 +466,8 @@ int main(int argc, char** argv) {
       const Result& r = res[which];
       if (sc == "idle") {
         fmt::print("{:<9} {:<10} {:>12} {:>9} {:>9} {:>10.1f}   {:.2f} KiB/connection{}\n", sc,
-                   b.name, "-", "-", "-", r.rss_kb / 1024.0, r.kb_per_conn, r.ok ? "" : " (FAILED)");
+                   b.name, "-", "-", "-", r.rss_kb / 1024.0, r.kb_per_conn,
+                   r.ok ? "" : " (FAILED)");
       } else {
         fmt::print("{:<9} {:<10} {:>12.0f} {:>9.2f} {:>9.2f} {:>10.1f}{}\n", sc, b.name,
                    r.msgs_per_s, r.p50_ms, r.p99_ms, r.rss_kb / 1024.0, r.ok ? "" : " (FAILED)");
@@ -464,10 +478,11 @@ int main(int argc, char** argv) {
       fmt::print("{:<9} ratio      memory per connection orrery/mosquitto = {:.2f}\n\n", sc,
                  res[0].kb_per_conn / std::max(0.001, res[1].kb_per_conn));
     } else {
-      fmt::print("{:<9} ratio      throughput orrery/mosquitto = {:.2f}x, p99 orrery/mosquitto = "
-                 "{:.2f}\n\n",
-                 sc, res[0].msgs_per_s / std::max(1.0, res[1].msgs_per_s),
-                 res[0].p99_ms / std::max(0.001, res[1].p99_ms));
+      fmt::print(
+          "{:<9} ratio      throughput orrery/mosquitto = {:.2f}x, p99 orrery/mosquitto = "
+          "{:.2f}\n\n",
+          sc, res[0].msgs_per_s / std::max(1.0, res[1].msgs_per_s),
+          res[0].p99_ms / std::max(0.001, res[1].p99_ms));
     }
   }
   return 0;

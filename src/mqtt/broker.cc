@@ -328,7 +328,6 @@ Broker::Attached Broker::Attach(const std::shared_ptr<Connection>& conn,
 void Broker::Detach(const std::shared_ptr<Connection>& conn, const SessionPtr& session,
                     std::optional<Will> will, const ClientInfo& client) {
   if (metrics_.online) metrics_.online->Add(-1);
-  if (observer_) observer_->OnDisconnected(client);
   bool end = false;
   uint32_t will_delay = 0;
   if (will && will->properties.will_delay_interval)
@@ -366,6 +365,8 @@ void Broker::Detach(const std::shared_ptr<Connection>& conn, const SessionPtr& s
   } else if (store_ && session->persistent()) {
     PersistSession(session, {});
   }
+  // Last, so an observer sees the disconnect only once its will and session state are settled.
+  if (observer_) observer_->OnDisconnected(client);
 }
 
 void Broker::EndSession(const SessionPtr& s) {

@@ -68,6 +68,8 @@ class ConnectionObserver {
  public:
   virtual ~ConnectionObserver() = default;
   virtual void OnConnected(const ClientInfo& client) = 0;
+  // Called after the broker has settled the session: its will is published or scheduled and
+  // its expiry is recorded.
   virtual void OnDisconnected(const ClientInfo& client) = 0;
 };
 

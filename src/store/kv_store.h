@@ -67,6 +67,10 @@ class KvStore {
   virtual Status Write(WriteBatch batch, Durability durability) = 0;
   // Applies the batch durably without blocking; `done` runs on the writer thread.
   virtual void WriteAsync(WriteBatch batch, std::function<void(Status)> done) = 0;
+  // Blocks until every WriteAsync accepted before the call has completed and its callback has
+  // been run and destroyed, so whatever those callbacks own (connections, timers) is released
+  // before its owners (I/O contexts) go away. Must not be called from a WriteAsync callback.
+  virtual void Drain() = 0;
 };
 
 struct RocksDbOptions {

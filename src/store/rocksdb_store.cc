@@ -1,5 +1,6 @@
 #include <condition_variable>
 #include <deque>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -85,6 +86,15 @@ class RocksDbStore final : public KvStore {
     return Ok();
   }
 
+  void Drain() override {
+    // Callbacks run in queue order and each is destroyed before the next runs, so when this
+    // empty marker's callback runs, everything queued before it is finished.
+    std::promise<void> done;
+    auto finished = done.get_future();
+    WriteAsync(WriteBatch{}, [&done](Status) { done.set_value(); });
+    finished.wait();
+  }
+
   void WriteAsync(WriteBatch batch, std::function<void(Status)> done) override {
     {
       std::lock_guard lock(mu_);
@@ -135,6 +145,7 @@ class RocksDbStore final : public KvStore {
       if (!s.ok()) log::Get("store")->error("durable write failed: {}", s.ToString());
       for (auto& p : work) {
         if (p.done) p.done(st);
+        p.done = nullptr;  // release what the callback owns before later ones run (Drain)
       }
       work.clear();
     }

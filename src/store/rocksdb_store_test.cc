@@ -103,6 +103,26 @@ TEST_F(StoreTest, AsyncWritesFromManyThreadsAllCompleteAndPersist) {
   EXPECT_EQ(n, 1000);
 }
 
+TEST_F(StoreTest, DrainWaitsForEveryQueuedCallbackAndReleasesWhatItOwns) {
+  auto db = Open();
+  std::vector<std::weak_ptr<int>> owned;
+  std::atomic<int> ran{0};
+  for (int i = 0; i < 200; ++i) {
+    auto token = std::make_shared<int>(i);
+    owned.push_back(token);
+    WriteBatch b;
+    b.Put("m", std::to_string(i), "x");
+    db->WriteAsync(std::move(b), [token, &ran](Status s) {
+      EXPECT_TRUE(s);
+      ++ran;
+    });
+  }
+  db->Drain();
+  EXPECT_EQ(ran.load(), 200);
+  for (auto& w : owned)
+    EXPECT_TRUE(w.expired());
+}
+
 TEST_F(StoreTest, SecondOpenOfALockedStoreIsAClearError) {
   auto db = Open();
   auto second = OpenRocksDb({.path = dir_});

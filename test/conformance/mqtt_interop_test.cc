@@ -13,7 +13,9 @@ namespace {
 using testing::OrreryServer;
 using testing::Process;
 
-bool Installed(const char* path) { return ::access(path, X_OK) == 0; }
+bool Installed(const char* path) {
+  return ::access(path, X_OK) == 0;
+}
 
 std::string PahoScript() {
   const char* src = std::getenv("ORRERY_SOURCE_DIR");
@@ -59,8 +61,9 @@ class MqttInteropTest : public ::testing::Test {
     return {"-h", "127.0.0.1", "-p", std::to_string(server_->ports().mqtt)};
   }
   static std::vector<std::string> Tls() {
-    return {"-h", "localhost", "-p", std::to_string(server_->ports().mqtts), "--cafile",
-            server_->ca_file().string()};
+    return {"-h",       "localhost",
+            "-p",       std::to_string(server_->ports().mqtts),
+            "--cafile", server_->ca_file().string()};
   }
   static std::vector<std::string> Join(std::vector<std::string> a,
                                        const std::vector<std::string>& b) {
@@ -85,8 +88,8 @@ TEST_F(MqttInteropTest, MosquittoQosRoundTripsOverTcpAndTlsIn311And5) {
       }
       ASSERT_EQ(sub->Wait(), 0) << sub->output();
       for (std::string qos : {"0", "1", "2"}) {
-        EXPECT_NE(sub->output().find(topic + " qos" + qos), std::string::npos)
-            << version << "\n" << sub->output();
+        EXPECT_NE(sub->output().find(topic + " qos" + qos), std::string::npos) << version << "\n"
+                                                                               << sub->output();
       }
     }
   }
@@ -94,8 +97,8 @@ TEST_F(MqttInteropTest, MosquittoQosRoundTripsOverTcpAndTlsIn311And5) {
 
 TEST_F(MqttInteropTest, MosquittoRetainedMessages) {
   Pub(Join(Tcp(), {"-t", "retained/lamp", "-m", "on", "-r", "-q", "1"}));
-  auto sub = Process::Spawn(Join({"mosquitto_sub", "-V", "mqttv5"},
-                                 Join(Tcp(), {"-t", "retained/#", "-C", "1", "-v"})));
+  auto sub = Process::Spawn(
+      Join({"mosquitto_sub", "-V", "mqttv5"}, Join(Tcp(), {"-t", "retained/#", "-C", "1", "-v"})));
   ASSERT_EQ(sub->Wait(), 0) << sub->output();
   EXPECT_NE(sub->output().find("retained/lamp on"), std::string::npos) << sub->output();
   Pub(Join(Tcp(), {"-t", "retained/lamp", "-n", "-r", "-q", "1"}));  // clear
@@ -107,8 +110,7 @@ TEST_F(MqttInteropTest, MosquittoWillOnAbruptDisconnect) {
                                 "wills/dying-sub", "--will-payload", "lost", "--will-qos", "1"}));
   dying->Signal(SIGKILL);  // no DISCONNECT
   ASSERT_EQ(watcher->Wait(), 0) << watcher->output();
-  EXPECT_NE(watcher->output().find("wills/dying-sub lost"), std::string::npos)
-      << watcher->output();
+  EXPECT_NE(watcher->output().find("wills/dying-sub lost"), std::string::npos) << watcher->output();
 }
 
 TEST_F(MqttInteropTest, MosquittoTakeOverOfADuplicateClientId) {
@@ -129,9 +131,9 @@ TEST_F(MqttInteropTest, PersistentSessionSurvivesKill9OfTheServer) {
   // …and the server is killed without warning.
   server_->Restart(SIGKILL);
   ASSERT_TRUE(server_->started()) << server_->process().output();
-  auto again = Process::Spawn(Join({"mosquitto_sub"}, Join(Tcp(), {"-c", "-i", "persistent-dev",
-                                                                   "-q", "1", "-t",
-                                                                   "cmd/persistent", "-C", "1"})));
+  auto again = Process::Spawn(Join(
+      {"mosquitto_sub"},
+      Join(Tcp(), {"-c", "-i", "persistent-dev", "-q", "1", "-t", "cmd/persistent", "-C", "1"})));
   ASSERT_EQ(again->Wait(), 0) << again->output();
   EXPECT_NE(again->output().find("queued-then-crashed"), std::string::npos) << again->output();
 }
@@ -146,13 +148,14 @@ TEST_P(PahoTest, Scenario) {
   }
   auto [scenario, transport, version] = GetParam();
   const auto& ports = server_->ports();
-  std::vector<std::string> argv = {"/usr/bin/python3", PahoScript(), scenario, "--transport",
-                                   transport, "--version", std::to_string(version)};
+  std::vector<std::string> argv = {"/usr/bin/python3",     PahoScript(), scenario,
+                                   "--transport",          transport,    "--version",
+                                   std::to_string(version)};
   if (transport == "tcp") argv.insert(argv.end(), {"--port", std::to_string(ports.mqtt)});
   if (transport == "ws") argv.insert(argv.end(), {"--port", std::to_string(ports.mqtt_ws)});
   if (transport == "tls") {
-    argv.insert(argv.end(), {"--port", std::to_string(ports.mqtts), "--cafile",
-                             server_->ca_file().string()});
+    argv.insert(argv.end(),
+                {"--port", std::to_string(ports.mqtts), "--cafile", server_->ca_file().string()});
   }
   if (transport == "wss") {
     argv.insert(argv.end(), {"--port", std::to_string(ports.https), "--cafile",

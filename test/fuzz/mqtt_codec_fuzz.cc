@@ -15,9 +15,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   std::optional<Version> version;
   switch (data[0] % 3) {
-    case 0: version = std::nullopt; break;
-    case 1: version = Version::k311; break;
-    default: version = Version::k5; break;
+    case 0:
+      version = std::nullopt;
+      break;
+    case 1:
+      version = Version::k311;
+      break;
+    default:
+      version = Version::k5;
+      break;
   }
   std::string_view in(reinterpret_cast<const char*>(data + 1), size - 1);
   DecodeLimits limits{.max_packet_size = 1 << 16};
@@ -34,14 +40,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Packet q;
     size_t used2 = 0;
     DecodeError err2;
-    std::optional<Version> v2 = std::holds_alternative<Connect>(p) ? std::nullopt
-                                                                   : std::optional<Version>(v);
+    std::optional<Version> v2 =
+        std::holds_alternative<Connect>(p) ? std::nullopt : std::optional<Version>(v);
     if (Decode(again, v2, {}, q, used2, err2) != DecodeStatus::kOk || !(p == q) ||
         used2 != again.size()) {
       // The encoder and decoder disagree: show both encodings, then crash for libFuzzer.
       auto hex = [](std::string_view b) {
         std::string h;
-        for (unsigned char c : b) h += "0123456789abcdef"[c >> 4], h += "0123456789abcdef"[c & 15];
+        for (unsigned char c : b)
+          h += "0123456789abcdef"[c >> 4], h += "0123456789abcdef"[c & 15];
         return h;
       };
       std::fprintf(stderr, "round trip mismatch: type %d v%d\n in  %s\n out %s\n (%s)\n",
