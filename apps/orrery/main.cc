@@ -1,14 +1,19 @@
 // orrery — one binary: `orrery serve` runs the platform; the other commands are its tools.
 // This file is wiring only: it parses the command line and calls into the components.
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
+#include "api/monitor.h"
 #include "apps/orrery/options.h"
 #include "apps/orrery/serve.h"
+#include "base/strings.h"
+#include "base/time.h"
 #include "hub/policies.h"
+#include "hub/sas.h"
 #include "mqtt/auth.h"
 #include "pki/pki.h"
 
@@ -72,6 +77,41 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1000, 10'000'000));
 
+  // orrery monitor-events
+  app::FlagBindings monitor_flags;
+  api::MonitorOptions monitor;
+  std::string monitor_cs, monitor_url, monitor_ca, monitor_props;
+  int64_t monitor_timeout = 0;
+  int64_t monitor_partition = -1;
+  auto* monitor_cmd = app.add_subcommand(
+      "monitor-events",
+      "Follow the hub's events (like az iot hub monitor-events) through the HTTPS event stream");
+  app::AddFlags(*monitor_cmd, monitor_flags, {"server.data_dir", "server.host_name", "https.port"});
+  monitor_cmd
+      ->add_option("--connection-string,--login", monitor_cs,
+                   "Service connection string (a policy with ServiceConnect); default: the "
+                   "'service' policy read from --data-dir")
+      ->envname("ORRERY_CONNECTION_STRING");
+  monitor_cmd->add_option("--url", monitor_url,
+                          "HTTPS endpoint (default https://<HostName>:<https.port>)");
+  monitor_cmd->add_option("--cafile", monitor_ca,
+                          "CA to trust (default <data-dir>/tls/ca.pem when it exists)");
+  monitor_cmd->add_option("--device-id,-d", monitor.device_id, "Only this device's events");
+  monitor_cmd->add_option("--consumer-group,--cg", monitor.consumer_group, "Consumer group")
+      ->capture_default_str();
+  monitor_cmd->add_option("--partition", monitor_partition, "Only this partition (default all)");
+  monitor_cmd
+      ->add_option("--from", monitor.from,
+                   "Where to start: latest, earliest, checkpoint, sequence:<n>, time:<ISO 8601>")
+      ->capture_default_str();
+  monitor_cmd->add_option("--properties,--props", monitor_props,
+                          "Also show: comma-separated sys, app, anno, or all");
+  monitor_cmd->add_option("--count", monitor.count, "Stop after this many events (0: never)");
+  monitor_cmd
+      ->add_option("--timeout", monitor_timeout,
+                   "Stop after this many seconds without an event (0: never)")
+      ->check(CLI::NonNegativeNumber);
+
   // orrery config reference|check
   auto* cfg = app.add_subcommand("config", "Configuration")->require_subcommand(1);
   cfg->add_subcommand("reference", "Print every configuration key as a Markdown table");
@@ -130,6 +170,48 @@ int main(int argc, char** argv) {
       return 2;
     }
     fmt::print("{}\n", mqtt::HashPassword(password, iterations));
+    return 0;
+  }
+  if (monitor_cmd->parsed()) {
+    auto s = settings_for(monitor_flags);
+    if (!s) return Fail(s.error(), 2);
+    std::filesystem::path data_dir = s->String("server.data_dir");
+    if (monitor_cs.empty()) {
+      auto store = hub::PolicyStore::Open(data_dir);
+      if (!store) return Fail(store.error(), 2);
+      auto text = (*store)->ConnectionString(s->String("server.host_name"), "service");
+      if (!text) return Fail(text.error(), 2);
+      monitor_cs = *text;
+    }
+    auto cs_parsed = hub::ParseServiceConnectionString(monitor_cs);
+    if (!cs_parsed) return Fail(cs_parsed.error(), 2);
+    auto token = hub::MakeSasToken(cs_parsed->host_name, cs_parsed->key,
+                                   timeutil::NowMs() / 1000 + 3600, cs_parsed->key_name);
+    if (!token) return Fail(token.error(), 2);
+    monitor.token = *token;
+    monitor.url = !monitor_url.empty()
+                      ? monitor_url
+                      : fmt::format("https://{}:{}", cs_parsed->host_name, s->Int("https.port"));
+    if (!monitor_ca.empty()) {
+      monitor.tls.ca_file = monitor_ca;
+    } else if (std::filesystem::exists(data_dir / "tls" / "ca.pem")) {
+      monitor.tls.ca_file = data_dir / "tls" / "ca.pem";
+    }
+    if (monitor_partition >= 0) monitor.partition = static_cast<uint32_t>(monitor_partition);
+    for (auto piece : strings::Split(monitor_props, ',')) {
+      auto p = strings::Trim(piece);
+      if (p.empty()) continue;
+      if (p == "sys" || p == "all") monitor.system_properties = true;
+      if (p == "app" || p == "all") monitor.application_properties = true;
+      if (p == "anno" || p == "all") monitor.annotations = true;
+      if (p != "sys" && p != "app" && p != "anno" && p != "all") {
+        fmt::print(stderr, "orrery: --properties takes sys, app, anno or all, not '{}'\n", p);
+        return 2;
+      }
+    }
+    monitor.idle_timeout = std::chrono::seconds(monitor_timeout);
+    auto st = api::MonitorEvents(monitor, stdout, stderr);
+    if (!st) return Fail(st.error(), 1);
     return 0;
   }
   if (cfg->got_subcommand("reference")) {

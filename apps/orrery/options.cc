@@ -195,6 +195,60 @@ const config::Schema& Schema() {
            .help = "TOML file with MQTT users (PBKDF2 password hashes from `orrery mqtt "
                    "passwd`) and topic ACLs. See docs/mqtt.md.",
            .flag = "mqtt-users-file"});
+    // eventlog
+    s.Add({.key = "eventlog.partitions",
+           .type = Type::kInt,
+           .default_value = "4",
+           .help = "Partitions of the event log, fixed when it is first created (a device's "
+                   "messages always go to the same one). Changing it later is refused.",
+           .min = 1,
+           .max = 128});
+    s.Add({.key = "eventlog.retention",
+           .type = Type::kDuration,
+           .default_value = "1d",
+           .help = "How long events are kept; whole segments older than this are deleted.",
+           .min = 1000,
+           .max = int64_t{3650} * 24 * 3600 * 1000});
+    s.Add({.key = "eventlog.max_bytes",
+           .type = Type::kSize,
+           .default_value = "0",
+           .help = "Size budget of the whole event log (split evenly over partitions); the "
+                   "oldest segments are deleted beyond it. 0 = no size limit.",
+           .min = 0});
+    s.Add({.key = "eventlog.segment_size",
+           .type = Type::kSize,
+           .default_value = "64MiB",
+           .help = "Segment file size at which a partition rolls to a new segment (retention "
+                   "deletes whole segments).",
+           .min = 4096,
+           .max = int64_t{1} << 30});
+    s.Add({.key = "eventlog.durability",
+           .type = Type::kString,
+           .default_value = "fsync",
+           .help = "`fsync`: an append is acknowledged once fdatasync'ed (survives power loss). "
+                   "`os`: once written to the OS — survives kill -9 but NOT power loss or a "
+                   "kernel crash; only for disposable data.",
+           .choices = {"fsync", "os"}});
+    s.Add({.key = "eventlog.max_pending_bytes",
+           .type = Type::kSize,
+           .default_value = "64MiB",
+           .help = "Appended bytes waiting for the disk at most; producers are slowed "
+                   "(backpressure) beyond it rather than memory growing.",
+           .min = 1 << 20,
+           .max = int64_t{16} << 30});
+    s.Add({.key = "eventlog.max_message_bytes",
+           .type = Type::kSize,
+           .default_value = "1MiB",
+           .help = "Largest encoded event (body and properties); at most half of "
+                   "eventlog.max_pending_bytes.",
+           .min = 1024,
+           .max = int64_t{16} << 20});
+    s.Add({.key = "eventlog.max_streams",
+           .type = Type::kInt,
+           .default_value = "256",
+           .help = "Concurrent event-stream WebSockets (/eventhub/events); more get 503.",
+           .min = 1,
+           .max = 100'000});
     // log
     s.Add({.key = "log.level",
            .type = Type::kString,

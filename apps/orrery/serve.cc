@@ -11,11 +11,14 @@
 #include <fmt/ranges.h>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 
+#include "api/eventhub.h"
 #include "api/ops.h"
 #include "base/files.h"
 #include "base/log.h"
 #include "base/metrics.h"
+#include "eventlog/event_log.h"
 #include "hub/policies.h"
 #include "mqtt/auth.h"
 #include "mqtt/broker.h"
@@ -134,6 +137,38 @@ int Serve(const config::Settings& s) {
   if (!kv) return Fail(kv.error());
   std::unique_ptr<store::KvStore> state = std::move(*kv);
 
+  // The event log: the built-in Event Hubs-compatible endpoint. Declared after the pool: its
+  // sync thread posts readiness hooks to the pool's contexts, so it closes first.
+  auto durability = eventlog::ParseDurability(s.String("eventlog.durability"));
+  if (!durability) return Fail(durability.error(), 2);
+  eventlog::Options eo{
+      .partitions = static_cast<uint32_t>(s.Int("eventlog.partitions")),
+      .segment_size = static_cast<uint64_t>(s.Bytes("eventlog.segment_size")),
+      .retention_ms = s.DurationMs("eventlog.retention"),
+      .max_bytes = static_cast<uint64_t>(s.Bytes("eventlog.max_bytes")),
+      .durability = *durability,
+      .max_pending_bytes = static_cast<uint64_t>(s.Bytes("eventlog.max_pending_bytes")),
+      .max_record_bytes = static_cast<uint64_t>(s.Bytes("eventlog.max_message_bytes")),
+      .metrics = &registry};
+  if (auto st = eventlog::ValidateOptions(eo); !st) return Fail(st.error(), 2);
+  auto opened_log = eventlog::EventLog::Open(data_dir / "eventlog", eo);
+  if (!opened_log) return Fail(opened_log.error());
+  std::unique_ptr<eventlog::EventLog> event_log = std::move(*opened_log);
+  for (auto& r : event_log->recovery()) {
+    if (r.truncated_bytes > 0 || r.removed_segments > 0 || r.rebuilt_indexes > 0) {
+      logger->warn(
+          "event log partition {}: recovered a torn tail ({} bytes cut{}{}), {} segments "
+          "removed, {} indexes rebuilt",
+          r.partition, r.truncated_bytes, r.problem.empty() ? "" : ": ", r.problem,
+          r.removed_segments, r.rebuilt_indexes);
+    }
+  }
+  logger->info("event log: {} partitions, {:.1f} h retention, durability {}",
+               event_log->partition_count(), static_cast<double>(eo.retention_ms) / 3'600'000,
+               eventlog::DurabilityName(*durability));
+  // Checkpoints and consumer-group changes fsync: they run here, off the I/O threads.
+  boost::asio::thread_pool blocking(1);
+
   // MQTT broker core.
   std::shared_ptr<mqtt::ConfigAuth> mqtt_auth;
   if (auto users = s.String("mqtt.users_file"); !users.empty()) {
@@ -166,6 +201,12 @@ int Serve(const config::Settings& s) {
 
   auto router = std::make_shared<net::Router>();
   api::RegisterOpsRoutes(*router, registry, readiness);
+  api::RegisterEventHubRoutes(*router,
+                              {.log = event_log.get(),
+                               .policies = policies->get(),
+                               .metrics = &registry,
+                               .max_streams = static_cast<size_t>(s.Int("eventlog.max_streams")),
+                               .blocking = blocking.get_executor()});
   auto ws_router = std::make_shared<net::Router>();
   for (auto& path : s.List("mqtt.ws_paths")) {
     net::WebSocketRoute route{
@@ -257,6 +298,8 @@ int Serve(const config::Settings& s) {
     for (auto& p : s.List("mqtt.ws_paths")) {
       endpoints.push_back(fmt::format("wss://{}:{}{}", host, https->port(), p));
     }
+    logger->info("event stream on wss://{}:{}/eventhub/events (orrery monitor-events)", host,
+                 https->port());
   }
   for (auto& e : endpoints)
     logger->info("MQTT listening on {}", e);
@@ -311,6 +354,8 @@ int Serve(const config::Settings& s) {
   pool.Run();
   // Durable-write callbacks hold connections, whose timers belong to the pool's contexts.
   state->Drain();
+  blocking.join();
+  event_log->Close();
   logger->info("stopped");
   return 0;
 }

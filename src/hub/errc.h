@@ -8,6 +8,7 @@ namespace orrery::hub {
 enum class Errc {
   kPolicyNotFound = 1,
   kCorruptState,
+  kUnauthorized,  // a missing, malformed, expired or wrongly signed credential, or too few rights
 };
 
 inline std::error_code make_error_code(Errc e) {
@@ -25,6 +26,8 @@ struct orrery::ErrcTraits<orrery::hub::Errc> {
         return "shared access policy not found";
       case orrery::hub::Errc::kCorruptState:
         return "corrupt hub state";
+      case orrery::hub::Errc::kUnauthorized:
+        return "unauthorized";
     }
     return "unknown hub error";
   }

@@ -6,6 +6,7 @@
 #include "base/crypto.h"
 #include "base/files.h"
 #include "base/strings.h"
+#include "hub/sas.h"
 
 namespace orrery::hub {
 namespace json = boost::json;
@@ -110,6 +111,31 @@ Status PolicyStore::Save() const {
   }
   return files::WriteFileAtomic(file_, json::serialize(json::object{{"policies", arr}}) + "\n",
                                 files::kSecretPerms);
+}
+
+Result<AccessPolicy> PolicyStore::Authenticate(std::string_view authorization, uint32_t required,
+                                               int64_t now_s) const {
+  ORRERY_ASSIGN_OR_RETURN(SasToken token, ParseSasToken(authorization));
+  if (token.key_name.empty()) {
+    return Error(Errc::kUnauthorized,
+                 "the SAS token names no shared access policy ('skn'); sign it with a policy key");
+  }
+  if (token.resource.empty() || token.resource.find('/') != std::string::npos) {
+    return Error(Errc::kUnauthorized, "a service SAS token's 'sr' must be the hub's host name");
+  }
+  if (token.expiry <= now_s) return Error(Errc::kUnauthorized, "the SAS token has expired");
+  auto policy = Find(token.key_name);
+  // One message for an unknown policy and a bad signature: do not confirm which policies exist.
+  if (!policy || !(SasSignatureMatches(token, policy->primary_key) ||
+                   SasSignatureMatches(token, policy->secondary_key))) {
+    return Error(Errc::kUnauthorized, "the SAS token's signature does not verify");
+  }
+  if ((policy->permissions & required) != required) {
+    return Error(Errc::kUnauthorized,
+                 fmt::format("policy '{}' lacks the {} permission", policy->name,
+                             PermissionsToString(required & ~policy->permissions)));
+  }
+  return *policy;
 }
 
 std::optional<AccessPolicy> PolicyStore::Find(std::string_view name) const {

@@ -89,6 +89,11 @@ struct WebSocketRoute {
       subprotocols;  // acceptable, in preference order; the client must offer one
   std::function<void(StreamPtr)> handler;  // receives the upgraded connection as a byte stream
   size_t max_message = 1 << 20;
+  bool text = false;  // send text frames (JSON protocols) instead of binary ones
+  // Optional gate run on the upgrade request (on the connection's thread; must not block): a
+  // response refuses the upgrade with it (401, 404, …); nullopt accepts. The handler then
+  // finds the request's query in peer().websocket_query.
+  std::function<std::optional<HttpResponse>(const HttpRequest&)> check;
 };
 
 // Maps (method, path pattern) to handlers. Patterns are '/'-separated segments where

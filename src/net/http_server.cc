@@ -233,6 +233,18 @@ class Session : public std::enable_shared_from_this<Session<S>> {
                                   fmt::format("WebSocket subprotocol required at {} (one of: {})",
                                               path, fmt::join(route->subprotocols, ", "))));
     }
+    if (route->check) {
+      HttpRequest request;
+      request.method = std::string(req.method_string());
+      request.target = std::string(req.target());
+      request.path = path;
+      request.query = query;
+      for (auto& f : req) {
+        request.headers.Add(std::string(f.name_string()), std::string(f.value()));
+      }
+      request.peer = peer_;
+      if (auto refusal = route->check(request)) return Write(std::move(*refusal));
+    }
     if (shared_->upgrades) shared_->upgrades->Inc();
     auto ws = std::make_shared<websocket::stream<S>>(std::move(stream_));
     beast::get_lowest_layer(*ws).expires_never();
@@ -249,13 +261,15 @@ class Session : public std::enable_shared_from_this<Session<S>> {
     peer_->transport = kTls ? Transport::kWebSocketTls : Transport::kWebSocket;
     peer_->websocket_path = path;
     peer_->websocket_protocol = chosen;
+    peer_->websocket_query = std::move(query);
     auto handler = route->handler;
-    ws->async_accept(req, [ws, handler, peer = *peer_,
+    bool binary = !route->text;
+    ws->async_accept(req, [ws, handler, binary, peer = *peer_,
                            token = std::make_shared<ConnectionToken>(std::move(token_))](
                               const boost::system::error_code& ec) mutable {
       if (ec) return;
       handler(std::make_unique<detail::WebSocketStream<S>>(std::move(*ws), std::move(peer),
-                                                           std::move(*token)));
+                                                           std::move(*token), binary));
     });
   }
 

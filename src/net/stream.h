@@ -12,6 +12,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -35,6 +36,7 @@ struct PeerInfo {
   std::vector<std::string> client_cert_chain_der;
   std::string websocket_path;      // request path for WebSocket transports
   std::string websocket_protocol;  // negotiated subprotocol
+  std::vector<std::pair<std::string, std::string>> websocket_query;  // decoded query pairs
 };
 
 class Stream {

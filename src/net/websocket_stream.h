@@ -1,6 +1,7 @@
 // net-internal: a Beast WebSocket presented as a byte Stream. MQTT over WebSockets sends
 // packets split across many frames and messages (mqtt.js writes each piece separately), so
-// reads ignore message boundaries; each write is one binary message.
+// reads ignore message boundaries; each write is one message (binary unless the route asked
+// for text frames).
 #pragma once
 
 #include <boost/beast/core.hpp>
@@ -14,9 +15,10 @@ namespace orrery::net::detail {
 template <class Next>
 class WebSocketStream final : public Stream {
  public:
-  WebSocketStream(boost::beast::websocket::stream<Next> ws, PeerInfo peer, ConnectionToken token)
+  WebSocketStream(boost::beast::websocket::stream<Next> ws, PeerInfo peer, ConnectionToken token,
+                  bool binary = true)
       : ws_(std::move(ws)), peer_(std::move(peer)), token_(std::move(token)) {
-    ws_.binary(true);
+    ws_.binary(binary);
   }
   const PeerInfo& peer() const override { return peer_; }
   boost::asio::any_io_executor executor() override { return ws_.get_executor(); }

@@ -31,11 +31,16 @@ void OrreryServer::Start() {
   started_ = process_->WaitForOutput("orrery is ready");
 }
 
-void OrreryServer::Restart(int signal) {
+void OrreryServer::Stop(int signal) {
   if (process_) {
     process_->Signal(signal);
     process_->Wait();
   }
+  started_ = false;
+}
+
+void OrreryServer::Restart(int signal) {
+  Stop(signal);
   Start();
 }
 

@@ -26,6 +26,10 @@ class OrreryServer {
   // Restarts on the same data directory and ports, after SIGTERM (or `signal`, e.g. SIGKILL
   // for crash-recovery tests).
   void Restart(int signal = 15);
+  // Stops the server (SIGTERM or `signal`) and waits for it; Start() runs it again on the same
+  // data directory and ports (tests that prepare state offline in between).
+  void Stop(int signal = 15);
+  void Start();
 
   bool started() const { return started_; }
   const std::filesystem::path& data_dir() const { return dir_.path(); }
@@ -35,7 +39,6 @@ class OrreryServer {
   std::string Url(std::string_view path) const;
 
  private:
-  void Start();
   TempDir dir_;
   ServerPorts ports_;
   std::vector<std::string> args_, env_;
