@@ -447,6 +447,13 @@ int main(int argc, char** argv) {
   getrlimit(RLIMIT_NOFILE, &rl);
   rl.rlim_cur = rl.rlim_max;
   setrlimit(RLIMIT_NOFILE, &rl);
+  // Each idle connection costs one descriptor here and one in the broker.
+  if (rl.rlim_cur != RLIM_INFINITY && o.idle + 1000 > rl.rlim_cur) {
+    size_t fit = rl.rlim_cur > 2000 ? static_cast<size_t>(rl.rlim_cur) - 1000 : 1000;
+    fmt::print(stderr, "note: {} idle connections exceed the descriptor limit {}; using {}\n",
+               o.idle, rl.rlim_cur, fit);
+    o.idle = fit;
+  }
   ::signal(SIGPIPE, SIG_IGN);
 
   fmt::print(
