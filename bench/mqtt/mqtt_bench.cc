@@ -445,8 +445,13 @@ int main(int argc, char** argv) {
   // Many sockets for the idle test: raise the descriptor limit for us and the brokers.
   rlimit rl{};
   getrlimit(RLIMIT_NOFILE, &rl);
-  rl.rlim_cur = rl.rlim_max;
-  setrlimit(RLIMIT_NOFILE, &rl);
+  // Root (CAP_SYS_RESOURCE) may also raise the hard limit; the brokers inherit it.
+  rlimit wanted{o.idle + 4096, std::max<rlim_t>(rl.rlim_max, o.idle + 4096)};
+  if (setrlimit(RLIMIT_NOFILE, &wanted) != 0) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  getrlimit(RLIMIT_NOFILE, &rl);
   // Each idle connection costs one descriptor here and one in the broker.
   if (rl.rlim_cur != RLIM_INFINITY && o.idle + 1000 > rl.rlim_cur) {
     size_t fit = rl.rlim_cur > 2000 ? static_cast<size_t>(rl.rlim_cur) - 1000 : 1000;

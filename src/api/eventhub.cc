@@ -28,8 +28,8 @@ using net::Responder;
 namespace {
 
 constexpr size_t kEventsPerRead = 32;
-constexpr size_t kBytesPerPump = 1 << 20;      // stop gathering once this much is queued
-constexpr size_t kMaxCommandBytes = 4096;      // one client command line
+constexpr size_t kBytesPerPump = 1 << 20;  // stop gathering once this much is queued
+constexpr size_t kMaxCommandBytes = 4096;  // one client command line
 
 struct Shared {
   EventHubApiOptions options;
@@ -252,13 +252,13 @@ class EventStream : public std::enable_shared_from_this<EventStream> {
     }
     writing_ = true;
     buffer_ = boost::asio::buffer(out_.front());
-    stream_->AsyncWrite(std::span(&buffer_, 1), [self = shared_from_this()](
-                                                    const boost::system::error_code& ec,
-                                                    std::size_t) {
-      if (ec) return self->Close();
-      self->out_.pop_front();
-      self->WriteNext();
-    });
+    stream_->AsyncWrite(
+        std::span(&buffer_, 1),
+        [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
+          if (ec) return self->Close();
+          self->out_.pop_front();
+          self->WriteNext();
+        });
   }
 
   void ReadCommands() {
@@ -313,14 +313,13 @@ class EventStream : public std::enable_shared_from_this<EventStream> {
       mine |= r->partition() == *partition;
     if (!mine) return ReplyError(fmt::format("this stream does not read partition {}", *partition));
     auto executor = stream_->executor();
-    boost::asio::post(shared_->options.blocking, [self = shared_from_this(), executor, part = *partition,
-                                          next = *sequence] {
+    boost::asio::post(shared_->options.blocking, [self = shared_from_this(), executor,
+                                                  part = *partition, next = *sequence] {
       auto st = self->shared_->options.log->consumer_groups().Checkpoint(self->group_, part, next);
       boost::asio::post(executor, [self, st, part, next] {
         if (!st) return self->ReplyError(st.error().message());
-        self->Reply(json::object{{"type", "checkpoint"},
-                                 {"partition", part},
-                                 {"sequenceNumber", next}});
+        self->Reply(
+            json::object{{"type", "checkpoint"}, {"partition", part}, {"sequenceNumber", next}});
       });
     });
   }
@@ -367,8 +366,8 @@ struct StreamRequest {
   std::string device;
 };
 
-Result<StreamRequest> ParseStreamRequest(const Shared& s,
-                                         const std::vector<std::pair<std::string, std::string>>& q) {
+Result<StreamRequest> ParseStreamRequest(
+    const Shared& s, const std::vector<std::pair<std::string, std::string>>& q) {
   auto get = [&](std::string_view key) -> std::optional<std::string_view> {
     for (auto& [k, v] : q)
       if (k == key) return v;
@@ -433,9 +432,9 @@ void RegisterEventHubRoutes(net::Router& router, const EventHubApiOptions& optio
   shared->options = options;
   if (options.metrics) {
     shared->streams_gauge = &options.metrics->GetGauge("orrery_eventhub_streams",
-                                                  "Open event-stream WebSocket connections.");
+                                                       "Open event-stream WebSocket connections.");
     shared->events_sent = &options.metrics->GetCounter("orrery_eventhub_events_sent_total",
-                                                  "Events sent to event-stream WebSockets.");
+                                                       "Events sent to event-stream WebSockets.");
   }
 
   router.Add("GET", "/eventhub", Guard(shared, false, [](Shared& s, const HttpRequest&) {
@@ -496,28 +495,29 @@ void RegisterEventHubRoutes(net::Router& router, const EventHubApiOptions& optio
                if (*c) o["sequenceNumber"] = **c;
                return HttpResponse::Json(200, json::serialize(o));
              }));
-  router.Add(
-      "PUT", "/eventhub/consumergroups/{group}/partitions/{partition}/checkpoint",
-      Guard(shared, true,
-            [checkpoint_target](Shared& s, const HttpRequest& req) {
-              auto p = checkpoint_target(s, req);
-              if (!p) return FromError(p.error());
-              boost::system::error_code ec;
-              json::value body = json::parse(req.body, ec);
-              const json::value* seq = ec || !body.is_object()
-                                           ? nullptr
-                                           : body.as_object().if_contains("sequenceNumber");
-              auto next = seq ? json::try_value_to<uint64_t>(*seq)
-                              : json::try_value_to<uint64_t>(json::value());
-              if (!next) return Error400("body must be {\"sequenceNumber\": <next to read>}");
-              auto st = s.options.log->consumer_groups().Checkpoint(req.Param("group"), *p, *next);
-              if (!st) return FromError(st.error());
-              return HttpResponse::Json(
-                  200, json::serialize(json::object{{"consumerGroup", req.Param("group")},
-                                                    {"partition", *p},
-                                                    {"sequenceNumber", *next}}));
-            }),
-      {.max_body = 1024});
+  router.Add("PUT", "/eventhub/consumergroups/{group}/partitions/{partition}/checkpoint",
+             Guard(shared, true,
+                   [checkpoint_target](Shared& s, const HttpRequest& req) {
+                     auto p = checkpoint_target(s, req);
+                     if (!p) return FromError(p.error());
+                     boost::system::error_code ec;
+                     json::value body = json::parse(req.body, ec);
+                     const json::value* seq = ec || !body.is_object()
+                                                  ? nullptr
+                                                  : body.as_object().if_contains("sequenceNumber");
+                     auto next = seq ? json::try_value_to<uint64_t>(*seq)
+                                     : json::try_value_to<uint64_t>(json::value());
+                     if (!next)
+                       return Error400("body must be {\"sequenceNumber\": <next to read>}");
+                     auto st =
+                         s.options.log->consumer_groups().Checkpoint(req.Param("group"), *p, *next);
+                     if (!st) return FromError(st.error());
+                     return HttpResponse::Json(
+                         200, json::serialize(json::object{{"consumerGroup", req.Param("group")},
+                                                           {"partition", *p},
+                                                           {"sequenceNumber", *next}}));
+                   }),
+             {.max_body = 1024});
 
   net::WebSocketRoute events;
   events.path = "/eventhub/events";
@@ -543,10 +543,9 @@ void RegisterEventHubRoutes(net::Router& router, const EventHubApiOptions& optio
     auto& log = *shared->options.log;
     std::vector<std::unique_ptr<eventlog::Reader>> readers;
     for (uint32_t p : parsed->partitions) {
-      auto reader = parsed->from.checkpoint
-                        ? log.OpenReaderAtCheckpoint(parsed->group, p,
-                                                     eventlog::Position::Earliest())
-                        : log.OpenReader(p, parsed->from.position);
+      auto reader = parsed->from.checkpoint ? log.OpenReaderAtCheckpoint(
+                                                  parsed->group, p, eventlog::Position::Earliest())
+                                            : log.OpenReader(p, parsed->from.position);
       if (!reader) {
         log::Get("eventhub")->warn("cannot open a reader: {}", reader.error().message());
         stream->Close();

@@ -35,10 +35,10 @@ class PolicyStore;
 namespace orrery::api {
 
 struct EventHubApiOptions {
-  eventlog::EventLog* log = nullptr;            // must outlive every stream (close it last)
-  const hub::PolicyStore* policies = nullptr;   // must outlive the router
-  metrics::Registry* metrics = nullptr;         // nullable
-  size_t max_streams = 256;                     // concurrent WebSocket streams; then 503
+  eventlog::EventLog* log = nullptr;           // must outlive every stream (close it last)
+  const hub::PolicyStore* policies = nullptr;  // must outlive the router
+  metrics::Registry* metrics = nullptr;        // nullable
+  size_t max_streams = 256;                    // concurrent WebSocket streams; then 503
   // Runs what must not block an I/O thread (checkpoints and group changes fsync). Its owner
   // joins it before closing the log.
   boost::asio::any_io_executor blocking;

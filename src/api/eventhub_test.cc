@@ -1,9 +1,9 @@
 #include "api/eventhub.h"
 
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/json.hpp>
-#include <gtest/gtest.h>
 
 #include "base/strings.h"
 #include "base/time.h"
@@ -54,8 +54,7 @@ class EventHubTest : public ::testing::Test {
 
   std::string Token(std::string_view policy = "service") {
     auto p = policies_->Find(policy);
-    return *hub::MakeSasToken("localhost", p->primary_key, timeutil::NowMs() / 1000 + 3600,
-                              policy);
+    return *hub::MakeSasToken("localhost", p->primary_key, timeutil::NowMs() / 1000 + 3600, policy);
   }
   net::HttpResponse Call(std::string method, std::string path, std::string body = {},
                          std::optional<std::string> token = std::nullopt) {
@@ -226,8 +225,7 @@ TEST_F(EventHubTest, BadRequestsAreRefusedBeforeTheUpgrade) {
     EXPECT_NE(r.error().message().find(status), std::string::npos) << r.error().message();
     EXPECT_NE(r.error().message().find(text), std::string::npos) << r.error().message();
   };
-  expect(Stream("", "SharedAccessSignature sr=x&sig=y&se=1&skn=service"), "HTTP 401",
-         "expired");
+  expect(Stream("", "SharedAccessSignature sr=x&sig=y&se=1&skn=service"), "HTTP 401", "expired");
   expect(Stream("consumerGroup=nope"), "HTTP 404", "no consumer group 'nope'");
   expect(Stream("partition=4"), "HTTP 400", "partition must be 0..3");
   expect(Stream("from=yesterday"), "HTTP 400", "'from' must be");

@@ -65,7 +65,8 @@ std::string FormatMonitoredEvent(const json::object& event, const MonitorOptions
   e["component"] = Str(sys, "dt-subject");
   std::string body = Str(event, "body");
   boost::system::error_code ec;
-  json::value parsed = Str(event, "bodyEncoding") == "utf-8" ? json::parse(body, ec) : json::value();
+  json::value parsed =
+      Str(event, "bodyEncoding") == "utf-8" ? json::parse(body, ec) : json::value();
   e["payload"] = (Str(event, "bodyEncoding") == "utf-8" && !ec) ? parsed : json::value(body);
   if (options.annotations) {
     json::object anno;
@@ -114,15 +115,14 @@ Status MonitorEvents(const MonitorOptions& o, std::FILE* out, std::FILE* err) {
   wo.tls = o.tls;
   wo.headers.Add("Authorization", o.token);
   ORRERY_ASSIGN_OR_RETURN(auto client, net::WebSocketClient::Connect(url, std::move(wo)));
-  fmt::print(err, "Starting event monitor{}, use ctrl-c to stop...\n",
-             o.device_id.empty() ? std::string()
-                                 : fmt::format(", filtering on device: {}", o.device_id));
+  fmt::print(
+      err, "Starting event monitor{}, use ctrl-c to stop...\n",
+      o.device_id.empty() ? std::string() : fmt::format(", filtering on device: {}", o.device_id));
   std::fflush(err);
   uint64_t seen = 0;
   while (o.count == 0 || seen < o.count) {
-    auto deadline = o.idle_timeout.count() > 0
-                        ? std::chrono::steady_clock::now() + o.idle_timeout
-                        : std::chrono::steady_clock::time_point::max();
+    auto deadline = o.idle_timeout.count() > 0 ? std::chrono::steady_clock::now() + o.idle_timeout
+                                               : std::chrono::steady_clock::time_point::max();
     auto message = client->Read(deadline);
     if (!message) return message.error();
     if (!*message) {
@@ -142,8 +142,8 @@ Status MonitorEvents(const MonitorOptions& o, std::FILE* out, std::FILE* err) {
       fmt::print(err, "warning: {} events of partition {} expired before they were read\n",
                  json::serialize(m.at("count")), json::serialize(m.at("partition")));
     } else if (type == "error") {
-      return Error(BaseErrc::kUnavailable, fmt::format("the server ended the stream: {}",
-                                                       Str(m, "message")));
+      return Error(BaseErrc::kUnavailable,
+                   fmt::format("the server ended the stream: {}", Str(m, "message")));
     }
   }
   client->Close();

@@ -20,13 +20,13 @@ struct MonitorOptions {
   std::string token;  // a service SAS token with ServiceConnect
   net::TlsClientOptions tls;
   std::string consumer_group = "$Default";
-  std::optional<uint32_t> partition;  // all partitions when empty
-  std::string from = "latest";        // checkpoint | earliest | latest | sequence:N | time:T
-  std::string device_id;              // only this device's events when non-empty
-  bool system_properties = false;     // --properties sys
-  bool application_properties = false;  // --properties app
-  bool annotations = false;             // --properties anno
-  uint64_t count = 0;                   // stop after this many events (0: never)
+  std::optional<uint32_t> partition;     // all partitions when empty
+  std::string from = "latest";           // checkpoint | earliest | latest | sequence:N | time:T
+  std::string device_id;                 // only this device's events when non-empty
+  bool system_properties = false;        // --properties sys
+  bool application_properties = false;   // --properties app
+  bool annotations = false;              // --properties anno
+  uint64_t count = 0;                    // stop after this many events (0: never)
   std::chrono::seconds idle_timeout{0};  // stop after this long without an event (0: never)
 };
 

@@ -70,7 +70,8 @@ Result<std::string> SasSignature(std::string_view resource_raw, int64_t expiry,
                                  std::string_view key_base64) {
   auto key = crypto::Base64Decode(key_base64);
   if (!key) return Error(BaseErrc::kInvalidArgument, "the shared access key is not base64");
-  return crypto::Base64Encode(crypto::HmacSha256(*key, fmt::format("{}\n{}", resource_raw, expiry)));
+  return crypto::Base64Encode(
+      crypto::HmacSha256(*key, fmt::format("{}\n{}", resource_raw, expiry)));
 }
 
 bool SasSignatureMatches(const SasToken& token, std::string_view key_base64) {
@@ -82,7 +83,8 @@ Result<std::string> MakeSasToken(std::string_view resource, std::string_view key
                                  int64_t expiry, std::string_view key_name, bool encode_resource) {
   std::string sr = encode_resource ? strings::UrlEncode(resource) : std::string(resource);
   ORRERY_ASSIGN_OR_RETURN(std::string sig, SasSignature(sr, expiry, key_base64));
-  std::string token = fmt::format("SharedAccessSignature sr={}&sig={}", sr, strings::UrlEncode(sig));
+  std::string token =
+      fmt::format("SharedAccessSignature sr={}&sig={}", sr, strings::UrlEncode(sig));
   if (!key_name.empty()) token += fmt::format("&skn={}", strings::UrlEncode(key_name));
   token += fmt::format("&se={}", expiry);
   return token;
@@ -98,9 +100,9 @@ Result<ServiceConnectionString> ParseServiceConnectionString(std::string_view te
     if (name == "SharedAccessKey") cs.key = std::string(*value);
   }
   std::string missing;
-  for (auto [name, value] : {std::pair{"HostName", &cs.host_name},
-                             std::pair{"SharedAccessKeyName", &cs.key_name},
-                             std::pair{"SharedAccessKey", &cs.key}}) {
+  for (auto [name, value] :
+       {std::pair{"HostName", &cs.host_name}, std::pair{"SharedAccessKeyName", &cs.key_name},
+        std::pair{"SharedAccessKey", &cs.key}}) {
     if (value->empty()) missing += fmt::format("{}{}", missing.empty() ? "" : ", ", name);
   }
   if (!missing.empty()) {

@@ -31,9 +31,10 @@ TEST(SasTest, SignsTheResourceExactlyAsSentAndAcceptsAnyFieldOrder) {
   // Service style: sr not encoded, skn between sig and se as the SDK orders it.
   auto made = MakeSasToken("localhost", kKey, 1795322094, "iothubowner");
   ASSERT_TRUE(made);
-  EXPECT_EQ(*made,
-            "SharedAccessSignature sr=localhost&sig=FGPHjpvXfPWucvMtB1AXXxANW62O5SDK%2FeTpPH5oOow%3D"
-            "&skn=iothubowner&se=1795322094");
+  EXPECT_EQ(
+      *made,
+      "SharedAccessSignature sr=localhost&sig=FGPHjpvXfPWucvMtB1AXXxANW62O5SDK%2FeTpPH5oOow%3D"
+      "&skn=iothubowner&se=1795322094");
   auto reordered = ParseSasToken(
       "SharedAccessSignature se=1795322094&skn=iothubowner&extra=1"
       "&sig=FGPHjpvXfPWucvMtB1AXXxANW62O5SDK%2FeTpPH5oOow%3D&sr=localhost");
@@ -117,8 +118,8 @@ TEST_F(PolicyAuthTest, RefusesWrongRightsExpiryKeysAndResources) {
                 .find("expired"),
             std::string::npos);
   // A token signed with another policy's key, or naming a policy that does not exist.
-  auto forged = *MakeSasToken("localhost", store_->Find("registryRead")->primary_key,
-                              2'000'000'000, "iothubowner");
+  auto forged = *MakeSasToken("localhost", store_->Find("registryRead")->primary_key, 2'000'000'000,
+                              "iothubowner");
   EXPECT_NE(Why(store_->Authenticate(forged, kServiceConnect, kNow)).find("does not verify"),
             std::string::npos);
   auto unknown = *MakeSasToken("localhost", std::string(kKey), 2'000'000'000, "nobody");

@@ -116,7 +116,8 @@ Result<std::unique_ptr<WebSocketClient>> WebSocketClient::Connect(std::string_vi
       std::string what = "TLS handshake failed with";
       long verify = SSL_get_verify_result(ssl);
       if (verify != X509_V_OK)
-        what = fmt::format("certificate not trusted ({}) at", X509_verify_cert_error_string(verify));
+        what =
+            fmt::format("certificate not trusted ({}) at", X509_verify_cert_error_string(verify));
       return fail(what, ec);
     }
   }
@@ -127,7 +128,8 @@ Result<std::unique_ptr<WebSocketClient>> WebSocketClient::Connect(std::string_vi
       req.set(http::field::user_agent, "orrery");
       for (auto& [k, v] : options.headers.all())
         req.set(k, v);
-      if (!options.subprotocol.empty()) req.set(http::field::sec_websocket_protocol, options.subprotocol);
+      if (!options.subprotocol.empty())
+        req.set(http::field::sec_websocket_protocol, options.subprotocol);
     }));
     ws.async_handshake(response, host_header, u.target, [&](const boost::system::error_code& e) {
       ec = e;
@@ -145,7 +147,8 @@ Result<std::unique_ptr<WebSocketClient>> WebSocketClient::Connect(std::string_vi
   }
   impl->With([](auto& ws) {
     beast::get_lowest_layer(ws).expires_never();
-    websocket::stream_base::timeout t = websocket::stream_base::timeout::suggested(beast::role_type::client);
+    websocket::stream_base::timeout t =
+        websocket::stream_base::timeout::suggested(beast::role_type::client);
     ws.set_option(t);
   });
   return std::unique_ptr<WebSocketClient>(new WebSocketClient(std::move(impl)));
@@ -170,7 +173,7 @@ Result<std::optional<std::string>> WebSocketClient::Read(
   if (m.read_ec) {
     m.broken = true;
     if (m.read_ec == websocket::error::closed) {
-      std::string reason = m.With([](auto& ws) { 
+      std::string reason = m.With([](auto& ws) {
         auto& r = ws.reason().reason;
         return std::string(r.data(), r.size());
       });
@@ -201,8 +204,8 @@ Status WebSocketClient::Write(std::string_view text, std::chrono::milliseconds t
   });
   if (!m.RunUntil(done, std::chrono::steady_clock::now() + timeout) || ec) {
     m.broken = true;
-    return Error(BaseErrc::kUnavailable, fmt::format("cannot send on the WebSocket: {}",
-                                                     ec ? ec.message() : "timed out"));
+    return Error(BaseErrc::kUnavailable,
+                 fmt::format("cannot send on the WebSocket: {}", ec ? ec.message() : "timed out"));
   }
   return Ok();
 }

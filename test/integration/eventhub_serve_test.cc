@@ -40,14 +40,10 @@ eventlog::Message Telemetry(std::string device, std::string body,
 }
 
 std::vector<std::string> Monitor(const OrreryServer& server, std::vector<std::string> extra) {
-  std::vector<std::string> argv = {OrreryBinary(),
-                                   "monitor-events",
-                                   "--data-dir",
-                                   server.data_dir().string(),
-                                   "--https-port",
-                                   std::to_string(server.ports().https),
-                                   "--timeout",
-                                   "20"};
+  std::vector<std::string> argv = {OrreryBinary(), "monitor-events",
+                                   "--data-dir",   server.data_dir().string(),
+                                   "--https-port", std::to_string(server.ports().https),
+                                   "--timeout",    "20"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   return argv;
 }
@@ -57,10 +53,9 @@ TEST(EventHubServeTest, MonitorEventsReadsTheLogThroughTheServer) {
   ASSERT_TRUE(server.started()) << server.process().output();
   EXPECT_NE(server.process().output().find("event log: 4 partitions"), std::string::npos);
   server.Stop();
-  AppendOffline(server.data_dir(),
-                {Telemetry("dev-a", R"({"temp":21})"),
-                 Telemetry("dev-b", R"({"temp":22})", {{"alert", "high"}}),
-                 Telemetry("dev-b", "plain text")});
+  AppendOffline(server.data_dir(), {Telemetry("dev-a", R"({"temp":21})"),
+                                    Telemetry("dev-b", R"({"temp":22})", {{"alert", "high"}}),
+                                    Telemetry("dev-b", "plain text")});
   server.Start();
   ASSERT_TRUE(server.started()) << server.process().output();
 
@@ -92,10 +87,10 @@ TEST(EventHubServeTest, MonitorEventsReadsTheLogThroughTheServer) {
   EXPECT_NE(weak->output().find("HTTP 401"), std::string::npos) << weak->output();
   EXPECT_NE(weak->output().find("lacks the ServiceConnect permission"), std::string::npos)
       << weak->output();
-  auto forged = Process::Spawn(Monitor(
-      server, {"--connection-string",
-               "HostName=localhost;SharedAccessKeyName=service;SharedAccessKey="
-               "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}));
+  auto forged = Process::Spawn(
+      Monitor(server, {"--connection-string",
+                       "HostName=localhost;SharedAccessKeyName=service;SharedAccessKey="
+                       "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}));
   EXPECT_EQ(forged->Wait(), 1);
   EXPECT_NE(forged->output().find("signature does not verify"), std::string::npos)
       << forged->output();
@@ -115,10 +110,10 @@ TEST(EventHubServeTest, PartitionCountIsFixedWhenTheLogIsCreated) {
   OrreryServer server("eventhub-parts");
   ASSERT_TRUE(server.started()) << server.process().output();
   server.Stop();
-  auto again = Process::Spawn({OrreryBinary(), "serve", "--data-dir", server.data_dir().string(),
-                               "--bind", "127.0.0.1", "--https-port", "0", "--mqtts-port", "0",
-                               "--mqtt-port", "0"},
-                              {"ORRERY_EVENTLOG_PARTITIONS=8"});
+  auto again =
+      Process::Spawn({OrreryBinary(), "serve", "--data-dir", server.data_dir().string(), "--bind",
+                      "127.0.0.1", "--https-port", "0", "--mqtts-port", "0", "--mqtt-port", "0"},
+                     {"ORRERY_EVENTLOG_PARTITIONS=8"});
   auto code = again->Wait();
   ASSERT_TRUE(code);
   EXPECT_NE(*code, 0);
