@@ -39,8 +39,8 @@ struct EventHubApiOptions {
   const hub::PolicyStore* policies = nullptr;  // must outlive the router
   metrics::Registry* metrics = nullptr;        // nullable
   size_t max_streams = 256;                    // concurrent WebSocket streams; then 503
-  // Runs what must not block an I/O thread (checkpoints and group changes fsync). Its owner
-  // joins it before closing the log.
+  // Required: runs what must not block an I/O thread (checkpoints and group changes fsync).
+  // Its owner joins it before closing the log.
   boost::asio::any_io_executor blocking;
 };
 
