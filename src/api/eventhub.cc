@@ -73,11 +73,13 @@ HttpResponse FromError(const Error& e) {
   return HttpResponse::JsonError(500, "ServerError", e.message());
 }
 
-std::optional<uint32_t> ParsePartition(const eventlog::EventLog& log, std::string_view text) {
+Result<uint32_t> ParsePartition(const eventlog::EventLog& log, std::string_view text) {
   uint32_t p = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), p);
-  if (ec != std::errc() || end != text.data() + text.size() || p >= log.partition_count())
-    return std::nullopt;
+  if (ec != std::errc() || end != text.data() + text.size() || p >= log.partition_count()) {
+    return Error(eventlog::Errc::kInvalidArgument,
+                 fmt::format("partition must be 0..{}", log.partition_count() - 1));
+  }
   return p;
 }
 
@@ -380,12 +382,8 @@ Result<StreamRequest> ParseStreamRequest(
     return Error(eventlog::Errc::kGroupNotFound, fmt::format("no consumer group '{}'", r.group));
   }
   if (auto p = get("partition"); p && !p->empty()) {
-    auto parsed = ParsePartition(log, *p);
-    if (!parsed) {
-      return Error(eventlog::Errc::kInvalidArgument,
-                   fmt::format("partition must be 0..{}", log.partition_count() - 1));
-    }
-    r.partitions.push_back(*parsed);
+    ORRERY_ASSIGN_OR_RETURN(uint32_t parsed, ParsePartition(log, *p));
+    r.partitions.push_back(parsed);
   } else {
     for (uint32_t i = 0; i < log.partition_count(); ++i)
       r.partitions.push_back(i);
@@ -477,17 +475,9 @@ void RegisterEventHubRoutes(net::Router& router, const EventHubApiOptions& optio
                return HttpResponse::Empty(204);
              }));
 
-  auto checkpoint_target = [](Shared& s, const HttpRequest& req) -> Result<uint32_t> {
-    auto p = ParsePartition(*s.options.log, req.Param("partition"));
-    if (!p) {
-      return Error(eventlog::Errc::kInvalidArgument,
-                   fmt::format("partition must be 0..{}", s.options.log->partition_count() - 1));
-    }
-    return *p;
-  };
   router.Add("GET", "/eventhub/consumergroups/{group}/partitions/{partition}/checkpoint",
-             Guard(shared, false, [checkpoint_target](Shared& s, const HttpRequest& req) {
-               auto p = checkpoint_target(s, req);
+             Guard(shared, false, [](Shared& s, const HttpRequest& req) {
+               auto p = ParsePartition(*s.options.log, req.Param("partition"));
                if (!p) return FromError(p.error());
                auto c = s.options.log->consumer_groups().GetCheckpoint(req.Param("group"), *p);
                if (!c) return FromError(c.error());
@@ -497,8 +487,8 @@ void RegisterEventHubRoutes(net::Router& router, const EventHubApiOptions& optio
              }));
   router.Add("PUT", "/eventhub/consumergroups/{group}/partitions/{partition}/checkpoint",
              Guard(shared, true,
-                   [checkpoint_target](Shared& s, const HttpRequest& req) {
-                     auto p = checkpoint_target(s, req);
+                   [](Shared& s, const HttpRequest& req) {
+                     auto p = ParsePartition(*s.options.log, req.Param("partition"));
                      if (!p) return FromError(p.error());
                      boost::system::error_code ec;
                      json::value body = json::parse(req.body, ec);

@@ -292,28 +292,8 @@ Broker::Attached Broker::Attach(const std::shared_ptr<Connection>& conn,
   }
   if (discarded) {
     // The old session's state goes away, but the old connection may still hold it: mark it.
-    std::vector<std::string> filters;
-    {
-      std::lock_guard sl(discarded->mu);
-      discarded->ended = true;
-      for (auto& [f, s] : discarded->subscriptions)
-        filters.push_back(f);
-      discarded->subscriptions.clear();
-      discarded->queue.clear();
-      discarded->inflight.clear();
-    }
-    for (auto& f : filters)
-      tree_.Remove(f, discarded.get());
-    if (store_) {
-      store::WriteBatch b;
-      b.Delete(persist::kSessions, client_id);
-      store_->Scan(persist::kQueue, persist::QueuePrefix(client_id),
-                   [&](std::string_view key, std::string_view) {
-                     b.Delete(persist::kQueue, key);
-                     return true;
-                   });
-      if (!b.empty()) WriteQueue(std::move(b));
-    }
+    ClearSession(*discarded);
+    if (store_) ForgetStoredSession(client_id);
   }
   if (store_ && expiry_s != 0) PersistSession(result.session, {});
   if (store_ && expiry_s == 0 && result.present) {
@@ -375,30 +355,37 @@ void Broker::EndSession(const SessionPtr& s) {
     auto it = sessions_.find(s->client_id);
     if (it != sessions_.end() && it->second == s) sessions_.erase(it);
   }
+  bool persisted = ClearSession(*s);
+  if (store_ && persisted) ForgetStoredSession(s->client_id);
+}
+
+bool Broker::ClearSession(Session& s) {
   std::vector<std::string> filters;
   bool persisted;
   {
-    std::lock_guard sl(s->mu);
-    s->ended = true;
-    persisted = s->persistent();
-    for (auto& [f, sub] : s->subscriptions)
+    std::lock_guard sl(s.mu);
+    s.ended = true;
+    persisted = s.persistent();
+    for (auto& [f, sub] : s.subscriptions)
       filters.push_back(f);
-    s->subscriptions.clear();
-    s->queue.clear();
-    s->inflight.clear();
+    s.subscriptions.clear();
+    s.queue.clear();
+    s.inflight.clear();
   }
   for (auto& f : filters)
-    tree_.Remove(f, s.get());
-  if (store_ && persisted) {
-    store::WriteBatch b;
-    b.Delete(persist::kSessions, s->client_id);
-    store_->Scan(persist::kQueue, persist::QueuePrefix(s->client_id),
-                 [&](std::string_view key, std::string_view) {
-                   b.Delete(persist::kQueue, key);
-                   return true;
-                 });
-    WriteQueue(std::move(b));
-  }
+    tree_.Remove(f, &s);
+  return persisted;
+}
+
+void Broker::ForgetStoredSession(const std::string& client_id) {
+  store::WriteBatch b;
+  b.Delete(persist::kSessions, client_id);
+  store_->Scan(persist::kQueue, persist::QueuePrefix(client_id),
+               [&](std::string_view key, std::string_view) {
+                 b.Delete(persist::kQueue, key);
+                 return true;
+               });
+  WriteQueue(std::move(b));
 }
 
 void Broker::PublishWill(const ClientInfo& client, Will will) {

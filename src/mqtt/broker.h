@@ -163,6 +163,11 @@ class Broker {
 
  private:
   void EndSession(const SessionPtr& session);
+  // Marks the session ended, drops its subscriptions (from the trie too), queue and in-flight
+  // messages. Returns whether it was persistent.
+  bool ClearSession(Session& session);
+  // Deletes the stored session record and its queued messages. REQUIRES: store_.
+  void ForgetStoredSession(const std::string& client_id);
   void ScheduleHousekeeping();
   void PublishWill(const ClientInfo& client, Will will);
   void RestoreQueue(const SessionPtr& session);
