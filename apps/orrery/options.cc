@@ -249,6 +249,53 @@ const config::Schema& Schema() {
            .help = "Concurrent event-stream WebSockets (/eventhub/events); more get 503.",
            .min = 1,
            .max = 100'000});
+    // hub
+    s.Add({.key = "hub.max_devices",
+           .type = Type::kInt,
+           .default_value = "1000000",
+           .help = "Device identities the registry holds at most (creates beyond: 403 "
+                   "IotHubQuotaExceeded).",
+           .min = 1,
+           .max = 100'000'000});
+    s.Add({.key = "hub.max_modules_per_device",
+           .type = Type::kInt,
+           .default_value = "50",
+           .help = "Module identities per device at most (IoT Hub: 50).",
+           .min = 1,
+           .max = 1000});
+    s.Add({.key = "cloud_to_device.max_queue_depth",
+           .type = Type::kInt,
+           .default_value = "50",
+           .help = "Cloud-to-device messages queued per device at most (IoT Hub: 50); sends "
+                   "beyond are refused with 403.",
+           .min = 1,
+           .max = 10'000});
+    s.Add({.key = "cloud_to_device.default_ttl",
+           .type = Type::kDuration,
+           .default_value = "1h",
+           .help = "Time to live of a cloud-to-device message sent without an expiry time.",
+           .min = 1000,
+           .max = int64_t{2} * 24 * 3600 * 1000});
+    s.Add({.key = "cloud_to_device.max_ttl",
+           .type = Type::kDuration,
+           .default_value = "2d",
+           .help = "Longest time to live a sender may ask for (IoT Hub: 2 days).",
+           .min = 1000,
+           .max = int64_t{365} * 24 * 3600 * 1000});
+    s.Add({.key = "cloud_to_device.lock_timeout",
+           .type = Type::kDuration,
+           .default_value = "60s",
+           .help = "How long a message received over HTTPS stays locked before it is "
+                   "delivered again.",
+           .min = 1000,
+           .max = 3'600'000});
+    s.Add({.key = "cloud_to_device.max_delivery_count",
+           .type = Type::kInt,
+           .default_value = "10",
+           .help = "Deliveries of one message at most; beyond, it is dead-lettered (feedback "
+                   "DeliveryCountExceeded).",
+           .min = 1,
+           .max = 100});
     // log
     s.Add({.key = "log.level",
            .type = Type::kString,

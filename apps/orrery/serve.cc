@@ -13,12 +13,16 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include "api/device_http.h"
 #include "api/eventhub.h"
 #include "api/ops.h"
+#include "api/service_api.h"
 #include "base/files.h"
 #include "base/log.h"
 #include "base/metrics.h"
 #include "eventlog/event_log.h"
+#include "hub/hub.h"
+#include "hub/mqtt_adapter.h"
 #include "hub/policies.h"
 #include "mqtt/auth.h"
 #include "mqtt/broker.h"
@@ -194,13 +198,38 @@ int Serve(const config::Settings& s) {
       .connect_timeout = std::chrono::milliseconds(s.DurationMs("mqtt.connect_timeout")),
       .retain_available = s.Bool("mqtt.retain_available"),
       .metrics = &registry};
-  auto broker = std::make_unique<mqtt::Broker>(bo, state.get(), mqtt_auth, mqtt_auth,
-                                               pool.Get(0).get_executor());
+  // The hub core (registry, twins, C2D queues, methods) and its MQTT device protocol, which
+  // authenticates devices and hands plain MQTT clients to mqtt_auth. Declared before the
+  // broker, which holds the adapter, so the broker goes first.
+  hub::HubOptions ho{
+      .host_name = host,
+      .registry = {.max_devices = static_cast<size_t>(s.Int("hub.max_devices")),
+                   .max_modules_per_device =
+                       static_cast<size_t>(s.Int("hub.max_modules_per_device"))},
+      .c2d = {.max_queue_depth = static_cast<size_t>(s.Int("cloud_to_device.max_queue_depth")),
+              .default_ttl_ms = s.DurationMs("cloud_to_device.default_ttl"),
+              .max_ttl_ms = s.DurationMs("cloud_to_device.max_ttl"),
+              .lock_timeout_ms = s.DurationMs("cloud_to_device.lock_timeout"),
+              .max_delivery_count =
+                  static_cast<uint32_t>(s.Int("cloud_to_device.max_delivery_count"))},
+      .metrics = &registry};
+  auto opened_hub =
+      hub::Hub::Open(ho, state.get(), event_log.get(), policies->get(), pool.Get(0).get_executor());
+  if (!opened_hub) return Fail(opened_hub.error());
+  std::unique_ptr<hub::Hub> hub_core = std::move(*opened_hub);
+  auto adapter = std::make_shared<hub::MqttAdapter>(*hub_core, mqtt_auth, mqtt_auth);
+  auto broker =
+      std::make_unique<mqtt::Broker>(bo, state.get(), adapter, adapter, pool.Get(0).get_executor());
+  adapter->SetBroker(broker.get());
+  broker->SetInterceptor(adapter);
+  broker->SetObserver(adapter);
   if (auto st = broker->Load(); !st) return Fail(st.error());
   auto accept_mqtt = [b = broker.get()](net::StreamPtr stream) { b->Accept(std::move(stream)); };
 
   auto router = std::make_shared<net::Router>();
   api::RegisterOpsRoutes(*router, registry, readiness);
+  api::RegisterServiceRoutes(*router, {.hub = hub_core.get(), .metrics = &registry});
+  api::RegisterDeviceHttpRoutes(*router, {.hub = hub_core.get()});
   api::RegisterEventHubRoutes(*router,
                               {.log = event_log.get(),
                                .policies = policies->get(),
@@ -304,6 +333,7 @@ int Serve(const config::Settings& s) {
   for (auto& e : endpoints)
     logger->info("MQTT listening on {}", e);
   broker->Start();
+  hub_core->Start();
 
   boost::asio::signal_set signals(pool.Get(0), SIGINT, SIGTERM, SIGHUP);
   std::function<void()> shutdown_wait;
@@ -329,6 +359,7 @@ int Serve(const config::Settings& s) {
         }
         // Clients get DISCONNECT (0x8B Server shutting down for MQTT 5), then the pool stops
         // once they are gone or after a grace period.
+        hub_core->Shutdown();
         broker->Shutdown();
         auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
         auto timer = std::make_shared<boost::asio::steady_timer>(pool.Get(0));

@@ -57,7 +57,8 @@ std::optional<HttpResponse> Authorize(const Shared& s, const HttpRequest& req) {
   }
   auto policy = s.options.policies->Authenticate(*token, hub::kServiceConnect, NowS());
   if (!policy) {
-    return HttpResponse::JsonError(401, "IotHubUnauthorizedAccess", policy.error().message());
+    int status = policy.error().Is(hub::Errc::kForbidden) ? 403 : 401;
+    return HttpResponse::JsonError(status, "IotHubUnauthorizedAccess", policy.error().message());
   }
   return std::nullopt;
 }

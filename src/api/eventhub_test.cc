@@ -111,7 +111,7 @@ TEST_F(EventHubTest, RestNeedsAServiceConnectToken) {
   EXPECT_EQ(none->status, 401);
   EXPECT_NE(none->body.find("IotHubUnauthorizedAccess"), std::string::npos);
   auto weak = Call("GET", "/eventhub", "", Token("registryRead"));
-  EXPECT_EQ(weak.status, 401);
+  EXPECT_EQ(weak.status, 403);
   EXPECT_NE(weak.body.find("lacks the ServiceConnect permission"), std::string::npos) << weak.body;
   Append("dev-a", "x");
   auto ok = Call("GET", "/eventhub");

@@ -131,7 +131,7 @@ Result<AccessPolicy> PolicyStore::Authenticate(std::string_view authorization, u
     return Error(Errc::kUnauthorized, "the SAS token's signature does not verify");
   }
   if ((policy->permissions & required) != required) {
-    return Error(Errc::kUnauthorized,
+    return Error(Errc::kForbidden,
                  fmt::format("policy '{}' lacks the {} permission", policy->name,
                              PermissionsToString(required & ~policy->permissions)));
   }

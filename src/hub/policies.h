@@ -50,8 +50,9 @@ class PolicyStore {
   // Authenticates a service SAS token (an Authorization header value): `skn` names the policy,
   // the signature verifies with its primary or secondary key (constant time), `sr` is a bare
   // host name (not a device resource), `se` is after `now_s`, and the policy grants every bit
-  // of `required`. Errc::kUnauthorized otherwise, with a message fit for the client (it never
-  // echoes the signature or says which key was tried).
+  // of `required`. Errc::kUnauthorized otherwise (kForbidden when only the permission is
+  // missing), with a message fit for the client (it never echoes the signature or says which
+  // key was tried).
   Result<AccessPolicy> Authenticate(std::string_view authorization, uint32_t required,
                                     int64_t now_s) const;
 

@@ -258,6 +258,10 @@ void Broker::NotifyConnected(const ClientInfo& client) {
   if (observer_) observer_->OnConnected(client);
 }
 
+void Broker::NotifySubscribed(const ClientInfo& client, const std::string& filter) {
+  if (observer_) observer_->OnSubscribed(client, filter);
+}
+
 Broker::Attached Broker::Attach(const std::shared_ptr<Connection>& conn,
                                 const std::string& client_id, bool clean_start, uint32_t expiry_s,
                                 Version version) {
@@ -430,6 +434,51 @@ void Broker::Disconnect(std::string_view client_id, Reason reason) {
     conn = it->second->connection.lock();
   }
   if (conn) conn->PostKick(reason);
+}
+
+namespace {
+// The granted QoS of the session's best subscription matching `topic`, or -1. REQUIRES: s.mu.
+int MatchingQos(const Session& s, std::string_view topic) {
+  int best = -1;
+  for (auto& [filter, sub] : s.subscriptions) {
+    if (TopicMatches(filter, topic)) best = std::max(best, int{sub.options.qos});
+  }
+  return best;
+}
+}  // namespace
+
+DeliverResult Broker::DeliverTo(std::string_view client_id, MessagePtr message, uint8_t qos,
+                                std::shared_ptr<DeliveryHook> hook) {
+  SessionPtr s;
+  {
+    std::lock_guard lock(sessions_mu_);
+    auto it = sessions_.find(std::string(client_id));
+    if (it == sessions_.end()) return DeliverResult::kOffline;
+    s = it->second;
+  }
+  Outgoing out;
+  {
+    std::lock_guard sl(s->mu);
+    if (!s->online || s->ended) return DeliverResult::kOffline;
+    int granted = MatchingQos(*s, message->topic);
+    if (granted < 0) return DeliverResult::kNotSubscribed;
+    out.qos = static_cast<uint8_t>(std::min<int>(granted, qos));
+  }
+  out.message = std::move(message);
+  if (out.qos > 0) out.hook = std::move(hook);
+  return Enqueue(s, std::move(out)) ? DeliverResult::kQueued : DeliverResult::kDropped;
+}
+
+bool Broker::IsSubscribed(std::string_view client_id, std::string_view topic) const {
+  SessionPtr s;
+  {
+    std::lock_guard lock(sessions_mu_);
+    auto it = sessions_.find(std::string(client_id));
+    if (it == sessions_.end()) return false;
+    s = it->second;
+  }
+  std::lock_guard sl(s->mu);
+  return s->online && !s->ended && MatchingQos(*s, topic) >= 0;
 }
 
 void Broker::Route(const ClientInfo& client, MessagePtr message, std::function<void(Reason)> done) {

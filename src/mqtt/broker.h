@@ -71,6 +71,16 @@ class ConnectionObserver {
   // Called after the broker has settled the session: its will is published or scheduled and
   // its expiry is recorded.
   virtual void OnDisconnected(const ClientInfo& client) = 0;
+  // A subscription was granted (after its SUBACK is queued). Runs on the connection's thread.
+  virtual void OnSubscribed(const ClientInfo& /*client*/, const std::string& /*filter*/) {}
+};
+
+// What DeliverTo did with a message.
+enum class DeliverResult {
+  kQueued,         // handed to the client's session (sent when the connection drains)
+  kOffline,        // no session, or its client is not connected
+  kNotSubscribed,  // connected, but no subscription of the client matches the topic
+  kDropped,        // the session's queue is full
 };
 
 struct BrokerMetrics {
@@ -114,6 +124,15 @@ class Broker {
   // Routes a message originated by the server. `durable` (optional) runs once the copies for
   // persistent sessions are stored.
   void Publish(MessagePtr message, std::function<void(Status)> durable = {});
+  // Delivers a server-originated message to one connected client only, if one of its
+  // subscriptions matches the topic (the hub's per-device topics: twin responses, desired
+  // updates, method requests, cloud-to-device messages). QoS is the lower of `qos` and the
+  // subscription's. Such deliveries are never stored by the broker: the caller owns their
+  // durability and learns their fate through `hook` (QoS > 0).
+  DeliverResult DeliverTo(std::string_view client_id, MessagePtr message, uint8_t qos,
+                          std::shared_ptr<DeliveryHook> hook = nullptr);
+  // Whether the client is connected with a subscription that matches `topic`.
+  bool IsSubscribed(std::string_view client_id, std::string_view topic) const;
   // Disconnects the client with this id, if connected (v5: with `reason`).
   void Disconnect(std::string_view client_id, Reason reason);
 
@@ -160,6 +179,7 @@ class Broker {
   void Register(const std::shared_ptr<Connection>& conn);
   void Unregister(Connection* conn);
   void NotifyConnected(const ClientInfo& client);
+  void NotifySubscribed(const ClientInfo& client, const std::string& filter);
 
  private:
   void EndSession(const SessionPtr& session);

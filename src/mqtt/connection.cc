@@ -451,7 +451,16 @@ void Connection::PumpAcks() {
       std::lock_guard sl(session_->mu);
       session_->incoming_qos2.erase(a.packet_id);  // a failed QoS 2 flow ends here
     }
-    if (*version_ == Version::k311) ack.reason = Reason::kSuccess;
+    if (*version_ == Version::k311) {
+      // 3.1.1 acknowledgements carry no reason: a message that could not be made durable must
+      // not be acknowledged at all, so the client sends it again on its next connection.
+      if (a.reason == Reason::kUnspecifiedError || a.reason == Reason::kServerBusy ||
+          a.reason == Reason::kQuotaExceeded || a.reason == Reason::kImplementationSpecificError) {
+        return Close(std::nullopt,
+                     fmt::format("could not accept a message: {}", ReasonName(a.reason)));
+      }
+      ack.reason = Reason::kSuccess;
+    }
     Send(ack);
     acks_.pop_front();
     ++acks_base_;
@@ -485,6 +494,7 @@ void Connection::HandleAck(Ack& a) {
   }
   store::WriteBatch batch;
   bool pubrel = false;
+  std::shared_ptr<DeliveryHook> acked;
   {
     std::lock_guard sl(session_->mu);
     auto it = session_->inflight.find(a.packet_id);
@@ -513,9 +523,11 @@ void Connection::HandleAck(Ack& a) {
       if (inf.out.store_seq) {
         batch.Delete(persist::kQueue, persist::QueueKey(session_->client_id, inf.out.store_seq));
       }
+      if (!IsError(a.reason)) acked = std::move(inf.out.hook);
       session_->inflight.erase(it);
     }
   }
+  if (acked) acked->Settle(true);
   broker_.WriteQueue(std::move(batch));
   if (pubrel) {
     Ack rel;
@@ -546,10 +558,16 @@ void Connection::HandleSubscribe(Subscribe& s) {
     for (auto& m : r)
       retained.emplace_back(std::move(m), options.qos);
   }
+  std::vector<std::string> filters;
+  for (auto& f : s.filters)
+    filters.push_back(f.first);
   auto finish = [self = shared_from_this(), ack = std::move(ack), retained = std::move(retained),
-                 sub_id]() mutable {
+                 filters = std::move(filters), sub_id]() mutable {
     if (self->state_ != State::kConnected) return;
     self->Send(ack);
+    for (size_t i = 0; i < ack.reasons.size() && i < filters.size(); ++i) {
+      if (!IsError(ack.reasons[i])) self->broker_.NotifySubscribed(self->client_, filters[i]);
+    }
     for (auto& [m, qos] : retained) {
       Outgoing o;
       o.qos = std::min(qos, m->qos);

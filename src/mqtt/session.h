@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -24,12 +25,35 @@ namespace orrery::mqtt {
 
 class Connection;
 
+// Learns the fate of one server-originated delivery (the hub's cloud-to-device messages):
+// `settled(true)` when the client acknowledged it (PUBACK, or PUBCOMP for QoS 2),
+// `settled(false)` when the broker gave it up (session ended, queue full, expired, too large
+// for the client) — whichever happens first, exactly once, on any thread, possibly while a
+// session lock is held: `settled` must only record or post, never call into the broker.
+class DeliveryHook {
+ public:
+  explicit DeliveryHook(std::function<void(bool acked)> settled) : settled_(std::move(settled)) {}
+  ~DeliveryHook() { Settle(false); }
+  DeliveryHook(const DeliveryHook&) = delete;
+  DeliveryHook& operator=(const DeliveryHook&) = delete;
+  void Settle(bool acked) {
+    if (!done_.exchange(true) && settled_) settled_(acked);
+  }
+  // Forgets the callback without calling it (the delivery was never handed over).
+  void Disarm() { done_ = true; }
+
+ private:
+  std::function<void(bool)> settled_;
+  std::atomic<bool> done_{false};
+};
+
 struct Outgoing {
   MessagePtr message;
   uint8_t qos = 0;
   bool retain = false;
   std::vector<uint32_t> subscription_ids;
-  uint64_t store_seq = 0;  // key in the persistent queue; 0 = not persisted
+  uint64_t store_seq = 0;              // key in the persistent queue; 0 = not persisted
+  std::shared_ptr<DeliveryHook> hook;  // server-originated direct deliveries only
 };
 
 struct Inflight {

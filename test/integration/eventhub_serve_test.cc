@@ -84,7 +84,7 @@ TEST(EventHubServeTest, MonitorEventsReadsTheLogThroughTheServer) {
   std::string registry_read = cs->output().substr(0, cs->output().find('\n'));
   auto weak = Process::Spawn(Monitor(server, {"--connection-string", registry_read}));
   EXPECT_EQ(weak->Wait(), 1);
-  EXPECT_NE(weak->output().find("HTTP 401"), std::string::npos) << weak->output();
+  EXPECT_NE(weak->output().find("HTTP 403"), std::string::npos) << weak->output();
   EXPECT_NE(weak->output().find("lacks the ServiceConnect permission"), std::string::npos)
       << weak->output();
   auto forged = Process::Spawn(

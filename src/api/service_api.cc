@@ -1,0 +1,425 @@
+#include "api/service_api.h"
+
+#include <atomic>
+#include <charconv>
+#include <mutex>
+
+#include <fmt/format.h>
+#include <boost/json.hpp>
+
+#include "api/hub_http.h"
+#include "base/strings.h"
+#include "base/time.h"
+#include "hub/errc.h"
+#include "hub/hub.h"
+#include "hub/policies.h"
+
+namespace orrery::api {
+namespace json = boost::json;
+using hub::Errc;
+using net::HttpRequest;
+using net::HttpResponse;
+using net::Responder;
+
+namespace {
+
+struct Ctx {
+  ServiceApiOptions o;
+  hub::Hub& hub() const { return *o.hub; }
+  const hub::PolicyStore& policies() const { return o.hub->policies(); }
+};
+using CtxPtr = std::shared_ptr<const Ctx>;
+
+constexpr uint32_t kRead = hub::kRegistryRead;
+constexpr uint32_t kWrite = hub::kRegistryWrite;
+constexpr uint32_t kService = hub::kServiceConnect;
+
+HttpResponse Invalid(std::string message) {
+  return ErrorResponse(Error(Errc::kInvalidArgument, std::move(message)));
+}
+
+// The identity JSON with the etag as IoT Hub also reports it in the ETag header.
+HttpResponse IdentityResponse(const hub::IdentityView& v) {
+  auto r = JsonResponse(200, hub::IdentityToJson(v.identity, v.runtime));
+  r.headers.Set("ETag", "\"" + v.identity.etag + "\"");
+  return r;
+}
+
+HttpResponse TwinResponse(const json::object& twin) {
+  auto r = JsonResponse(200, twin);
+  if (auto* e = twin.if_contains("etag"); e && e->is_string()) {
+    r.headers.Set("ETag", "\"" + std::string(e->get_string()) + "\"");
+  }
+  return r;
+}
+
+std::string TwinKey(const HttpRequest& req) {
+  return hub::IdentityKey(req.Param("id"), req.Param("mid"));
+}
+
+// Reads an integer member (absent → fallback); nullopt when present but not an integer.
+std::optional<int64_t> IntMember(const json::object& o, std::string_view key, int64_t fallback) {
+  auto* v = o.if_contains(key);
+  if (!v || v->is_null()) return fallback;
+  if (v->is_int64()) return v->get_int64();
+  if (v->is_uint64()) return static_cast<int64_t>(v->get_uint64());
+  if (v->is_double() &&
+      v->get_double() == static_cast<double>(static_cast<int64_t>(v->get_double())))
+    return static_cast<int64_t>(v->get_double());
+  return std::nullopt;
+}
+
+// ---------------------------------------------------------------- registry
+
+void PutIdentity(const CtxPtr& c, HttpRequest& req, Responder res) {
+  if (auto refusal = CheckServiceAuth(c->policies(), req, kWrite)) return res.Send(*refusal);
+  auto body = ParseJsonBody(req);
+  if (!body) return res.Send(ErrorResponse(body.error()));
+  auto id = hub::IdentityFromJson(*body, req.Param("id"), req.Param("mid"));
+  if (!id) return res.Send(ErrorResponse(id.error()));
+  std::string if_match = IfMatch(req);
+  auto reply = [res](Result<hub::IdentityView> r) {
+    res.Send(r ? IdentityResponse(*r) : ErrorResponse(r.error()));
+  };
+  // IoT Hub: PUT without If-Match creates (409 if it exists); with If-Match it updates.
+  if (if_match.empty()) {
+    c->hub().registry().Create(std::move(*id), reply);
+  } else {
+    c->hub().UpdateIdentity(std::move(*id), if_match, reply);
+  }
+}
+
+void GetIdentity(const CtxPtr& c, HttpRequest& req, Responder res) {
+  if (auto refusal = CheckServiceAuth(c->policies(), req, kRead)) return res.Send(*refusal);
+  auto v = c->hub().registry().Get(req.Param("id"), req.Param("mid"));
+  if (!v) {
+    if (req.Param("mid").empty()) {
+      return res.Send(ErrorResponse(Error(
+          Errc::kDeviceNotFound, fmt::format("device '{}' does not exist", req.Param("id")))));
+    }
+    return res.Send(ErrorResponse(
+        Error(Errc::kModuleNotFound, fmt::format("module '{}' of device '{}' does not exist",
+                                                 req.Param("mid"), req.Param("id")))));
+  }
+  res.Send(IdentityResponse(*v));
+}
+
+void DeleteIdentity(const CtxPtr& c, HttpRequest& req, Responder res) {
+  if (auto refusal = CheckServiceAuth(c->policies(), req, kWrite)) return res.Send(*refusal);
+  c->hub().DeleteIdentity(
+      std::string(req.Param("id")), std::string(req.Param("mid")), IfMatch(req),
+      [res](Status st) { res.Send(st ? HttpResponse::Empty(204) : ErrorResponse(st.error())); });
+}
+
+void ListDevices(const CtxPtr& c, HttpRequest& req, Responder res) {
+  if (auto refusal = CheckServiceAuth(c->policies(), req, kRead)) return res.Send(*refusal);
+  size_t max = c->o.max_list;
+  if (auto top = req.Query("top")) {
+    size_t n = 0;
+    auto [end, ec] = std::from_chars(top->data(), top->data() + top->size(), n);
+    if (ec != std::errc() || end != top->data() + top->size() || n == 0) {
+      return res.Send(Invalid("top must be a positive integer"));
+    }
+    max = std::min(max, n);
+  }
+  json::array out;
+  for (auto& v : c->hub().registry().ListDevices(max))
+    out.push_back(hub::IdentityToJson(v.identity, v.runtime));
+  res.Send(JsonResponse(200, out));
+}
+
+void ListModules(const CtxPtr& c, HttpRequest& req, Responder res) {
+  if (auto refusal = CheckServiceAuth(c->policies(), req, kRead)) return res.Send(*refusal);
+  if (!c->hub().registry().Get(req.Param("id"))) {
+    return res.Send(ErrorResponse(
+        Error(Errc::kDeviceNotFound, fmt::format("device '{}' does not exist", req.Param("id")))));
+  }
+  json::array out;
+  for (auto& v : c->hub().registry().ListModules(req.Param("id")))
+    out.push_back(hub::IdentityToJson(v.identity, v.runtime));
+  res.Send(JsonResponse(200, out));
+}
+
+// POST /devices: the registry's bulk operation (1..max_bulk devices, per-device results).
+void BulkRegistry(const CtxPtr& c, HttpRequest& req, Responder res) {
+  if (auto refusal = CheckServiceAuth(c->policies(), req, kWrite)) return res.Send(*refusal);
+  auto body = ParseJsonBody(req);
+  if (!body) return res.Send(ErrorResponse(body.error()));
+  if (!body->is_array() || body->get_array().empty()) {
+    return res.Send(Invalid("the body must be a non-empty JSON array of devices"));
+  }
+  auto& items = body->get_array();
+  if (items.size() > c->o.max_bulk) {
+    return res.Send(Invalid(fmt::format("a bulk request takes at most {} devices (got {})",
+                                        c->o.max_bulk, items.size())));
+  }
+  struct State {
+    std::mutex mu;
+    json::array errors;
+    std::atomic<size_t> remaining;
+    Responder res;
+    State(size_t n, Responder r) : remaining(n), res(std::move(r)) {}
+    void Fail(std::string_view device, const Error& e) {
+      auto w = hub::ToWireError(e);
+      std::lock_guard lock(mu);
+      errors.push_back(
+          json::object{{"deviceId", device}, {"errorCode", w.code}, {"errorStatus", e.message()}});
+    }
+    void Done() {
+      if (remaining.fetch_sub(1) != 1) return;
+      std::lock_guard lock(mu);
+      json::object out{
+          {"isSuccessful", errors.empty()}, {"errors", errors}, {"warnings", json::array{}}};
+      res.Send(JsonResponse(200, out));
+    }
+  };
+  auto state = std::make_shared<State>(items.size(), res);
+  for (auto& item : items) {
+    std::string device;
+    if (item.is_object()) {
+      if (auto* id = item.get_object().if_contains("id"); id && id->is_string()) {
+        device = std::string(id->get_string());
+      } else if (auto* d = item.get_object().if_contains("deviceId"); d && d->is_string()) {
+        device = std::string(d->get_string());
+      }
+    }
+    if (device.empty()) {
+      state->Fail("", Error(Errc::kInvalidArgument, "a bulk item lacks its 'id'"));
+      state->Done();
+      continue;
+    }
+    json::object desc = item.get_object();
+    std::string mode =
+        strings::ToLower(desc.contains("importMode") && desc["importMode"].is_string()
+                             ? std::string(desc["importMode"].get_string())
+                             : "create");
+    std::string etag;
+    if (auto* e = desc.if_contains("eTag"); e && e->is_string()) etag = e->get_string();
+    if (auto* e = desc.if_contains("etag"); e && e->is_string()) etag = e->get_string();
+    desc.erase("id");
+    desc.erase("importMode");
+    desc["deviceId"] = device;
+    auto record = [state, device](Status st) {
+      if (!st) state->Fail(device, st.error());
+      state->Done();
+    };
+    if (mode == "delete" || mode == "deleteifmatchetag") {
+      c->hub().DeleteIdentity(device, "", mode == "delete" ? "*" : etag, record);
+      continue;
+    }
+    auto id = hub::IdentityFromJson(json::value(desc), device, "");
+    if (!id) {
+      record(id.error());
+      continue;
+    }
+    auto as_status = [record](Result<hub::IdentityView> r) {
+      record(r ? Status(Ok()) : Status(r.error()));
+    };
+    if (mode == "create") {
+      c->hub().registry().Create(std::move(*id), as_status);
+    } else if (mode == "update" || mode == "updateifmatchetag") {
+      c->hub().UpdateIdentity(std::move(*id), mode == "update" ? "*" : etag, as_status);
+    } else if (mode == "createorupdate") {
+      if (c->hub().registry().Get(device)) {
+        c->hub().UpdateIdentity(std::move(*id), "*", as_status);
+      } else {
+        c->hub().registry().Create(std::move(*id), as_status);
+      }
+    } else {
+      record(Error(Errc::kInvalidArgument,
+                   fmt::format("importMode '{}' is not one of create, update, updateIfMatchETag, "
+                               "createOrUpdate, delete, deleteIfMatchETag",
+                               mode)));
+    }
+  }
+}
+
+void DeviceStatistics(const CtxPtr& c, HttpRequest& req, Responder res) {
+  if (auto refusal = CheckServiceAuth(c->policies(), req, kRead)) return res.Send(*refusal);
+  auto s = c->hub().registry().Statistics();
+  res.Send(JsonResponse(200, json::object{{"totalDeviceCount", s.total_devices},
+                                          {"enabledDeviceCount", s.enabled_devices},
+                                          {"disabledDeviceCount", s.disabled_devices}}));
+}
+
+void ServiceStatistics(const CtxPtr& c, HttpRequest& req, Responder res) {
+  if (auto refusal = CheckServiceAuth(c->policies(), req, kRead | kService, /*any=*/true)) {
+    return res.Send(*refusal);
+  }
+  auto s = c->hub().registry().Statistics();
+  res.Send(JsonResponse(200, json::object{{"connectedDeviceCount", s.connected_devices}}));
+}
+
+// ---------------------------------------------------------------- twins
+
+void GetTwin(const CtxPtr& c, HttpRequest& req, Responder res) {
+  if (auto refusal = CheckServiceAuth(c->policies(), req, kRead | kService, /*any=*/true)) {
+    return res.Send(*refusal);
+  }
+  auto twin = c->hub().registry().GetTwin(req.Param("id"), req.Param("mid"));
+  res.Send(twin ? TwinResponse(*twin) : ErrorResponse(twin.error()));
+}
+
+void ChangeTwin(const CtxPtr& c, HttpRequest& req, Responder res, bool replace) {
+  if (auto refusal = CheckServiceAuth(c->policies(), req, kService)) return res.Send(*refusal);
+  auto body = ParseJsonBody(req);
+  if (!body) return res.Send(ErrorResponse(body.error()));
+  if (!body->is_object()) return res.Send(Invalid("the twin patch must be a JSON object"));
+  auto reply = [res](Result<hub::TwinChange> r) {
+    res.Send(r ? TwinResponse(r->twin) : ErrorResponse(r.error()));
+  };
+  if (replace) {
+    c->hub().ReplaceTwin(TwinKey(req), body->get_object(), IfMatch(req), reply);
+  } else {
+    c->hub().UpdateTwin(TwinKey(req), body->get_object(), IfMatch(req), reply);
+  }
+}
+
+// ---------------------------------------------------------------- direct methods
+
+void InvokeMethod(const CtxPtr& c, HttpRequest& req, Responder res) {
+  if (auto refusal = CheckServiceAuth(c->policies(), req, kService)) return res.Send(*refusal);
+  auto body = ParseJsonBody(req);
+  if (!body) return res.Send(ErrorResponse(body.error()));
+  if (!body->is_object()) return res.Send(Invalid("the method call must be a JSON object"));
+  auto& o = body->get_object();
+  hub::MethodRequest m;
+  auto* name = o.if_contains("methodName");
+  if (!name || !name->is_string()) return res.Send(Invalid("methodName is required"));
+  m.method_name = std::string(name->get_string());
+  if (auto* p = o.if_contains("payload")) m.payload = json::serialize(*p);
+  auto rt = IntMember(o, "responseTimeoutInSeconds", 30);
+  auto ct = IntMember(o, "connectTimeoutInSeconds", 0);
+  if (!rt || !ct) return res.Send(Invalid("the timeouts must be whole numbers of seconds"));
+  m.response_timeout_s = static_cast<int>(std::clamp<int64_t>(*rt, -1, 100000));
+  m.connect_timeout_s = static_cast<int>(std::clamp<int64_t>(*ct, -1, 100000));
+  c->hub().InvokeMethod(TwinKey(req), std::move(m), [res](Result<hub::MethodResponse> r) {
+    if (!r) return res.Send(ErrorResponse(r.error()));
+    res.Send(HttpResponse::Json(
+        200, fmt::format(R"({{"status":{},"payload":{}}})", r->status, r->payload)));
+  });
+}
+
+// ---------------------------------------------------------------- cloud-to-device
+
+void SendC2d(const CtxPtr& c, HttpRequest& req, Responder res) {
+  if (auto refusal = CheckServiceAuth(c->policies(), req, kService)) return res.Send(*refusal);
+  hub::C2dMessage m;
+  m.body = std::move(req.body);
+  auto header = [&](std::string_view name) {
+    auto v = req.headers.Get(name);
+    return v ? std::string(*v) : std::string();
+  };
+  m.message_id = header("iothub-messageid");
+  m.correlation_id = header("iothub-correlationid");
+  m.user_id = header("iothub-userid");
+  m.content_type = header("iothub-contenttype");
+  if (m.content_type.empty()) m.content_type = header("Content-Type");
+  m.content_encoding = header("iothub-contentencoding");
+  auto ack = hub::ParseAckMode(header("iothub-ack"));
+  if (!ack) return res.Send(ErrorResponse(ack.error()));
+  m.ack = *ack;
+  if (auto exp = header("iothub-expiry"); !exp.empty()) {
+    auto ms = timeutil::ParseUtcMs(exp);
+    if (!ms)
+      return res.Send(Invalid(fmt::format("iothub-expiry '{}' is not an ISO 8601 time", exp)));
+    m.expiry_ms = *ms;
+  }
+  for (auto& [k, v] : req.headers.all()) {
+    std::string lower = strings::ToLower(k);
+    if (lower.starts_with("iothub-app-") && lower.size() > 11) {
+      m.properties.emplace_back(k.substr(11), v);
+    }
+  }
+  std::string device(req.Param("id"));
+  c->hub().SendC2d(device, std::move(m), [res](Result<size_t> r) {
+    if (!r) return res.Send(ErrorResponse(r.error()));
+    res.Send(JsonResponse(200, json::object{{"queueDepth", *r}}));
+  });
+}
+
+void PurgeC2d(const CtxPtr& c, HttpRequest& req, Responder res) {
+  if (auto refusal = CheckServiceAuth(c->policies(), req, kService)) return res.Send(*refusal);
+  std::string device(req.Param("id"));
+  if (!c->hub().registry().Get(device)) {
+    return res.Send(ErrorResponse(
+        Error(Errc::kDeviceNotFound, fmt::format("device '{}' does not exist", device))));
+  }
+  size_t n = c->hub().c2d().Purge(device, false);
+  res.Send(JsonResponse(200, json::object{{"deviceId", device}, {"totalMessagesPurged", n}}));
+}
+
+void ReceiveFeedback(const CtxPtr& c, HttpRequest& req, Responder res) {
+  if (auto refusal = CheckServiceAuth(c->policies(), req, kService)) return res.Send(*refusal);
+  auto batch = c->hub().c2d().ReceiveFeedback(100);
+  if (!batch) return res.Send(HttpResponse::Empty(204));
+  json::array records;
+  for (auto& r : batch->records) {
+    records.push_back(json::object{{"originalMessageId", r.original_message_id},
+                                   {"description", r.description},
+                                   {"deviceGenerationId", r.device_generation_id},
+                                   {"deviceId", r.device_id},
+                                   {"enqueuedTimeUtc", timeutil::FormatUtcMs(r.enqueued_ms)},
+                                   {"statusCode", r.status_code}});
+  }
+  HttpResponse out = JsonResponse(200, records);
+  out.headers.Set("Content-Type", "application/vnd.microsoft.iothub.feedback.json");
+  out.headers.Set("ETag", "\"" + batch->lock_token + "\"");
+  out.headers.Set("iothub-enqueuedtime", timeutil::FormatUtcMs(batch->enqueued_ms));
+  res.Send(std::move(out));
+}
+
+void SettleFeedback(const CtxPtr& c, HttpRequest& req, Responder res, bool complete) {
+  if (auto refusal = CheckServiceAuth(c->policies(), req, kService)) return res.Send(*refusal);
+  auto st = complete ? c->hub().c2d().CompleteFeedback(req.Param("lock"))
+                     : c->hub().c2d().AbandonFeedback(req.Param("lock"));
+  res.Send(st ? HttpResponse::Empty(204) : ErrorResponse(st.error()));
+}
+
+}  // namespace
+
+void RegisterServiceRoutes(net::Router& router, const ServiceApiOptions& options) {
+  auto c = std::make_shared<const Ctx>(Ctx{options});
+  auto on = [&](std::string_view method, std::string_view pattern,
+                void (*fn)(const CtxPtr&, HttpRequest&, Responder)) {
+    router.Add(method, pattern, [c, fn](HttpRequest& req, Responder res) { fn(c, req, res); });
+  };
+  // Registry.
+  on("GET", "/devices", ListDevices);
+  on("POST", "/devices", BulkRegistry);
+  on("PUT", "/devices/{id}", PutIdentity);
+  on("GET", "/devices/{id}", GetIdentity);
+  on("DELETE", "/devices/{id}", DeleteIdentity);
+  on("GET", "/devices/{id}/modules", ListModules);
+  on("PUT", "/devices/{id}/modules/{mid}", PutIdentity);
+  on("GET", "/devices/{id}/modules/{mid}", GetIdentity);
+  on("DELETE", "/devices/{id}/modules/{mid}", DeleteIdentity);
+  on("GET", "/statistics/devices", DeviceStatistics);
+  on("GET", "/statistics/service", ServiceStatistics);
+  // Twins.
+  on("GET", "/twins/{id}", GetTwin);
+  on("GET", "/twins/{id}/modules/{mid}", GetTwin);
+  router.Add("PATCH", "/twins/{id}",
+             [c](HttpRequest& req, Responder res) { ChangeTwin(c, req, res, false); });
+  router.Add("PATCH", "/twins/{id}/modules/{mid}",
+             [c](HttpRequest& req, Responder res) { ChangeTwin(c, req, res, false); });
+  router.Add("PUT", "/twins/{id}",
+             [c](HttpRequest& req, Responder res) { ChangeTwin(c, req, res, true); });
+  router.Add("PUT", "/twins/{id}/modules/{mid}",
+             [c](HttpRequest& req, Responder res) { ChangeTwin(c, req, res, true); });
+  // Direct methods.
+  on("POST", "/twins/{id}/methods", InvokeMethod);
+  on("POST", "/twins/{id}/modules/{mid}/methods", InvokeMethod);
+  // Cloud-to-device (sending over REST is Orrery's extension; IoT Hub uses AMQP for it).
+  router.Add("POST", "/devices/{id}/messages/devicebound",
+             [c](HttpRequest& req, Responder res) { SendC2d(c, req, res); },
+             {.max_body = 64 * 1024 + 1024});
+  on("DELETE", "/devices/{id}/commands", PurgeC2d);
+  on("GET", "/messages/serviceBound/feedback", ReceiveFeedback);
+  router.Add("DELETE", "/messages/serviceBound/feedback/{lock}",
+             [c](HttpRequest& req, Responder res) { SettleFeedback(c, req, res, true); });
+  router.Add("POST", "/messages/serviceBound/feedback/{lock}/abandon",
+             [c](HttpRequest& req, Responder res) { SettleFeedback(c, req, res, false); });
+}
+
+}  // namespace orrery::api
