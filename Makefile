@@ -30,6 +30,7 @@ run: build
 	@scripts/run-dev $(BUILD_DIR)/apps/orrery/orrery $(DATA_DIR) $(HTTPS_PORT)
 
 test: build
+	@scripts/install-node-deps
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 600
 	$(MAKE) --no-print-directory test-asan
 	$(MAKE) --no-print-directory test-fuzz

@@ -14,9 +14,20 @@ OrreryServer::OrreryServer(std::string_view name, std::vector<std::string> extra
   Start();
 }
 
+OrreryServer::OrreryServer(std::string_view name, ServerPorts fixed, std::string bind,
+                           std::vector<std::string> extra_args, std::vector<std::string> env)
+    : dir_(name), bind_(std::move(bind)), args_(std::move(extra_args)), env_(std::move(env)) {
+  auto pick = [](uint16_t p) { return p ? p : FreePort(); };
+  ports_.https = pick(fixed.https);
+  ports_.mqtts = pick(fixed.mqtts);
+  ports_.mqtt = pick(fixed.mqtt);
+  ports_.mqtt_ws = pick(fixed.mqtt_ws);
+  Start();
+}
+
 void OrreryServer::Start() {
   std::vector<std::string> argv = {OrreryBinary(),       "serve",  "--data-dir",
-                                   dir_.path().string(), "--bind", "127.0.0.1"};
+                                   dir_.path().string(), "--bind", bind_};
   auto port = [&](const char* flag, uint16_t p) {
     argv.push_back(flag);
     argv.push_back(std::to_string(p));

@@ -23,6 +23,10 @@ class OrreryServer {
   // logs that it is ready. Check started() and output() on failure.
   explicit OrreryServer(std::string_view name, std::vector<std::string> extra_args = {},
                         std::vector<std::string> env = {});
+  // The same on fixed ports (0 = a free one) and bind addresses, for clients that insist on
+  // particular ports (the Azure SDKs' 443 and 8883).
+  OrreryServer(std::string_view name, ServerPorts fixed, std::string bind,
+               std::vector<std::string> extra_args = {}, std::vector<std::string> env = {});
   // Restarts on the same data directory and ports, after SIGTERM (or `signal`, e.g. SIGKILL
   // for crash-recovery tests).
   void Restart(int signal = 15);
@@ -41,6 +45,7 @@ class OrreryServer {
  private:
   TempDir dir_;
   ServerPorts ports_;
+  std::string bind_ = "127.0.0.1";
   std::vector<std::string> args_, env_;
   std::unique_ptr<Process> process_;
   bool started_ = false;

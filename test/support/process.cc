@@ -1,5 +1,7 @@
 #include "test/support/process.h"
 
+#include <algorithm>
+
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -25,9 +27,15 @@ std::unique_ptr<Process> Process::Spawn(std::vector<std::string> argv, std::vect
     std::perror("pipe2");
     std::abort();
   }
+  // The given entries replace the parent's of the same name (getenv takes the first match).
+  auto name_of = [](std::string_view kv) { return kv.substr(0, kv.find('=')); };
   std::vector<std::string> envs;
-  for (char** e = environ; *e; ++e)
-    envs.emplace_back(*e);
+  for (char** e = environ; *e; ++e) {
+    std::string_view kv(*e);
+    bool overridden = std::any_of(env.begin(), env.end(),
+                                  [&](const std::string& o) { return name_of(o) == name_of(kv); });
+    if (!overridden) envs.emplace_back(kv);
+  }
   for (auto& e : env)
     envs.push_back(e);
   std::vector<char*> cargv, cenv;

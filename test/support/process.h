@@ -17,7 +17,8 @@ namespace orrery::testing {
 
 class Process {
  public:
-  // Starts argv[0] (searched in PATH) with the parent's environment plus `env` ("K=V").
+  // Starts argv[0] (searched in PATH) with the parent's environment plus `env` ("K=V"), whose
+  // entries replace the parent's of the same name.
   // stdout and stderr are captured together. Aborts the test binary if fork/exec fails.
   static std::unique_ptr<Process> Spawn(std::vector<std::string> argv,
                                         std::vector<std::string> env = {},

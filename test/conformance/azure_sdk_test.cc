@@ -1,0 +1,170 @@
+// The unmodified Azure IoT Node.js SDKs (azure-iot-device, -mqtt, -http, azure-iothub; pinned
+// by test/conformance/azure-sdk/package-lock.json) against a real `orrery serve` on the ports
+// they insist on: HTTPS 443 and MQTT/TLS 8883, with the development CA trusted through
+// NODE_EXTRA_CA_CERTS (wire contract §8). Each scenario is a Node script that exits 0 only
+// when every check passed; what must reach the event log is then read back with
+// `orrery monitor-events`, the way a user would look at it.
+//
+// Binding 443 needs root (or CAP_NET_BIND_SERVICE): elsewhere the suite skips with a reason.
+// The node_modules folder is installed by `make test` (scripts/install-node-deps).
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "pki/pki.h"
+#include "test/support/orrery_server.h"
+
+namespace orrery {
+namespace {
+using testing::OrreryBinary;
+using testing::OrreryServer;
+using testing::Process;
+
+std::filesystem::path SdkDir() {
+  const char* src = std::getenv("ORRERY_SOURCE_DIR");
+  return std::filesystem::path(src ? src : ".") / "test" / "conformance" / "azure-sdk";
+}
+
+class AzureSdkTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (::geteuid() != 0) {
+      skip_reason_ =
+          "the Azure SDKs only use port 443, which needs root (or CAP_NET_BIND_SERVICE) to bind";
+      return;
+    }
+    if (!std::filesystem::exists(SdkDir() / "node_modules" / "azure-iothub")) {
+      missing_ = "the Azure SDKs are not installed in " + SdkDir().string() +
+                 "/node_modules: run scripts/install-node-deps (make test does)";
+      return;
+    }
+    server_ = new OrreryServer("azure-sdk", {.https = 443, .mqtts = 8883}, "localhost");
+    if (!server_->started()) return;
+    auto cs = Process::Spawn(
+        {OrreryBinary(), "hub", "connection-string", "--data-dir", server_->data_dir().string()});
+    if (cs->Wait() == 0) service_cs_ = cs->output().substr(0, cs->output().find('\n'));
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  void SetUp() override {
+    if (!skip_reason_.empty()) GTEST_SKIP() << skip_reason_;
+    ASSERT_TRUE(missing_.empty()) << missing_;
+    ASSERT_TRUE(server_->started()) << server_->process().output();
+    ASSERT_FALSE(service_cs_.empty());
+  }
+
+  // Runs a scenario script; returns its output after asserting that it passed.
+  static std::string Scenario(const std::string& script, std::vector<std::string> args = {},
+                              std::vector<std::string> env = {}) {
+    std::vector<std::string> argv = {"node", (SdkDir() / script).string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    env.push_back("SERVICE_CS=" + service_cs_);
+    env.push_back("ORRERY_CA=" + server_->ca_file().string());
+    env.push_back("NODE_EXTRA_CA_CERTS=" + server_->ca_file().string());
+    auto p = Process::Spawn(argv, env, SdkDir());
+    auto code = p->Wait(std::chrono::seconds(170));
+    p->Drain();
+    server_->process().Drain();
+    EXPECT_EQ(code, 0) << script << " failed:\n"
+                       << p->output() << "\n--- server log ---\n"
+                       << server_->process().output();
+    EXPECT_NE(p->output().find("\nPASS"), std::string::npos) << p->output();
+    return p->output();
+  }
+
+  // What `orrery monitor-events` prints for a device's first `count` events.
+  static std::string Events(const std::string& device, int count) {
+    auto p = Process::Spawn({OrreryBinary(), "monitor-events", "--data-dir",
+                             server_->data_dir().string(), "--https-port", "443", "--device-id",
+                             device, "--from", "earliest", "--count", std::to_string(count),
+                             "--properties", "all", "--timeout", "20"});
+    EXPECT_EQ(p->Wait(std::chrono::seconds(40)), 0) << p->output();
+    return p->output();
+  }
+
+  static inline OrreryServer* server_ = nullptr;
+  static inline std::string skip_reason_, missing_, service_cs_;
+};
+
+#define EXPECT_HAS(haystack, needle)                                                       \
+  EXPECT_NE((haystack).find(needle), std::string::npos) << "missing: " << (needle) << "\n" \
+                                                        << (haystack)
+
+TEST_F(AzureSdkTest, MqttDeviceWithConnectionString) {
+  Scenario("device_mqtt.js", {}, {"SCENARIO_PREFIX=conf"});
+  // The telemetry reached the event log with its system and application properties intact.
+  std::string ev = Events("conf-mqtt-dev", 1);
+  EXPECT_HAS(ev, R"("seq": 1)");
+  EXPECT_HAS(ev, R"("alert": "yes&no")");
+  EXPECT_HAS(ev, R"("city": "Zürich")");
+  EXPECT_HAS(ev, R"("message-id": "conf-mqtt-dev-m1")");
+  EXPECT_HAS(ev, R"("correlation-id": "corr 1")");
+  EXPECT_HAS(ev, R"("user-id": "user-1")");
+  EXPECT_HAS(ev, R"("content-type": "application/json")");
+  EXPECT_HAS(ev, R"("content-encoding": "utf-8")");
+  EXPECT_HAS(ev, R"("iothub-connection-device-id": "conf-mqtt-dev")");
+  EXPECT_HAS(ev, R"(\"type\":\"sas\")");
+  EXPECT_HAS(ev, R"("iothub-message-source": "Telemetry")");
+}
+
+TEST_F(AzureSdkTest, MqttOverWebSockets) {
+  Scenario("device_mqtt.js", {"--ws"}, {"SCENARIO_PREFIX=conf"});
+  EXPECT_HAS(Events("conf-ws-dev", 1), R"("message-id": "conf-ws-dev-m1")");
+}
+
+TEST_F(AzureSdkTest, ModuleClient) {
+  Scenario("module.js", {}, {"SCENARIO_PREFIX=conf"});
+  std::string ev = Events("conf-edge", 1);
+  EXPECT_HAS(ev, R"("iothub-connection-module-id": "sensor")");
+  EXPECT_HAS(ev, R"("source": "module")");
+  EXPECT_HAS(ev, R"(\"scope\":\"module\")");
+}
+
+TEST_F(AzureSdkTest, X509SelfSignedDevice) {
+  const std::string id = "conf-x509-dev";
+  auto cert = pki::CreateSelfSigned({.common_name = id, .usage = pki::Usage::kClient, .days = 30});
+  ASSERT_TRUE(cert) << cert.error().message();
+  auto thumb = pki::ThumbprintSha1(cert->cert_pem);
+  ASSERT_TRUE(thumb);
+  auto dir = server_->data_dir() / "x509-test";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "device.pem") << cert->cert_pem;
+  std::ofstream(dir / "device-key.pem") << cert->key_pem;
+  Scenario("x509.js", {},
+           {"SCENARIO_PREFIX=conf", "X509_DEVICE_ID=" + id, "X509_THUMBPRINT=" + *thumb,
+            "X509_CERT=" + (dir / "device.pem").string(),
+            "X509_KEY=" + (dir / "device-key.pem").string()});
+  std::string ev = Events(id, 1);
+  EXPECT_HAS(ev, R"("x509": true)");
+  EXPECT_HAS(ev, R"(\"type\":\"x509Certificate\")");
+}
+
+TEST_F(AzureSdkTest, HttpsDevice) {
+  Scenario("device_http.js", {}, {"SCENARIO_PREFIX=conf"});
+  std::string ev = Events("conf-http-dev", 4);
+  EXPECT_HAS(ev, R"("via": "https")");
+  EXPECT_HAS(ev, R"("transport": "http")");
+  EXPECT_HAS(ev, R"("message-id": "conf-http-dev-m1")");
+  EXPECT_HAS(ev, R"("batch": 3)");
+  EXPECT_HAS(ev, R"("n": "2")");
+}
+
+TEST_F(AzureSdkTest, RefusalsLeaveTheServerServing) {
+  Scenario("refusals.js", {}, {"SCENARIO_PREFIX=conf"});
+  // Nothing was appended for the device whose topic was spoofed.
+  auto p = Process::Spawn({OrreryBinary(), "monitor-events", "--data-dir",
+                           server_->data_dir().string(), "--https-port", "443", "--device-id",
+                           "conf-victim", "--from", "earliest", "--timeout", "2"});
+  EXPECT_EQ(p->Wait(std::chrono::seconds(20)), 0) << p->output();
+  EXPECT_EQ(p->output().find("\"origin\""), std::string::npos) << p->output();
+  server_->process().Drain();
+  EXPECT_HAS(server_->process().output(), "may not publish to 'devices/conf-victim");
+}
+
+}  // namespace
+}  // namespace orrery
