@@ -1,19 +1,20 @@
 // orrery — one binary: `orrery serve` runs the platform; the other commands are its tools.
 // This file is wiring only: it parses the command line and calls into the components.
 #include <cstdio>
+#include <deque>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
 #include "api/monitor.h"
+#include "api/service_cli.h"
 #include "apps/orrery/options.h"
 #include "apps/orrery/serve.h"
 #include "base/strings.h"
-#include "base/time.h"
 #include "hub/policies.h"
-#include "hub/sas.h"
 #include "mqtt/auth.h"
 #include "pki/pki.h"
 
@@ -26,6 +27,26 @@ namespace {
 int Fail(const orrery::Error& e, int code) {
   fmt::print(stderr, "orrery: {}\n", e.message());
   return code;
+}
+
+// A client command of the service API (monitor-events, device, twin, method, c2d): the
+// connection flags every one of them takes, and what it runs once connected.
+struct ServiceCommand {
+  CLI::App* app = nullptr;
+  orrery::app::FlagBindings flags;
+  std::string policy;  // the default credential: this policy read from --data-dir
+  std::function<orrery::Status(const orrery::api::ServiceConnection&)> run;
+};
+
+// What a service command runs: `fn` with the options its flags filled in.
+template <class Options>
+std::function<orrery::Status(const orrery::api::ServiceConnection&)> Calls(
+    orrery::Status (*fn)(const orrery::api::ServiceConnection&, const Options&, std::FILE*,
+                         std::FILE*),
+    const Options& options) {
+  return [fn, &options](const orrery::api::ServiceConnection& c) {
+    return fn(c, options, stdout, stderr);
+  };
 }
 
 }  // namespace
@@ -77,25 +98,61 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1000, 10'000'000));
 
+  // Client commands of the service API share their connection flags. Only one command
+  // parses, so they all bind the same variables.
+  std::deque<ServiceCommand> service_commands;  // stable addresses: CLI11 keeps pointers
+  api::ServiceConnectionOptions service;
+  using Run = std::function<Status(const api::ServiceConnection&)>;
+  auto service_command = [&](CLI::App* parent, const char* name, std::string help, Run run,
+                             std::string default_policy = "iothubowner") -> CLI::App* {
+    auto& sc = service_commands.emplace_back();
+    sc.app = parent->add_subcommand(name, std::move(help));
+    sc.policy = default_policy;
+    sc.run = std::move(run);
+    app::AddFlags(*sc.app, sc.flags, {"server.data_dir", "server.host_name", "https.port"});
+    sc.app
+        ->add_option("--connection-string,--login", service.connection_string,
+                     fmt::format("Service connection string; default: the '{}' policy read "
+                                 "from --data-dir",
+                                 default_policy))
+        ->envname("ORRERY_CONNECTION_STRING");
+    sc.app->add_option("--url", service.url,
+                       "HTTPS endpoint (default https://<HostName>:<https.port>)");
+    sc.app
+        ->add_option("--cafile", service.ca_file,
+                     "CA to trust (default <data-dir>/tls/ca.pem when it exists)")
+        ->check(CLI::ExistingFile);
+    return sc.app;
+  };
+
   // orrery monitor-events
-  app::FlagBindings monitor_flags;
   api::MonitorOptions monitor;
-  std::string monitor_cs, monitor_url, monitor_ca, monitor_props;
+  std::string monitor_props;
   int64_t monitor_timeout = 0;
   int64_t monitor_partition = -1;
-  auto* monitor_cmd = app.add_subcommand(
-      "monitor-events",
-      "Follow the hub's events (like az iot hub monitor-events) through the HTTPS event stream");
-  app::AddFlags(*monitor_cmd, monitor_flags, {"server.data_dir", "server.host_name", "https.port"});
-  monitor_cmd
-      ->add_option("--connection-string,--login", monitor_cs,
-                   "Service connection string (a policy with ServiceConnect); default: the "
-                   "'service' policy read from --data-dir")
-      ->envname("ORRERY_CONNECTION_STRING");
-  monitor_cmd->add_option("--url", monitor_url,
-                          "HTTPS endpoint (default https://<HostName>:<https.port>)");
-  monitor_cmd->add_option("--cafile", monitor_ca,
-                          "CA to trust (default <data-dir>/tls/ca.pem when it exists)");
+  auto* monitor_cmd = service_command(
+      &app, "monitor-events",
+      "Follow the hub's events (like az iot hub monitor-events) through the HTTPS event stream",
+      [&](const api::ServiceConnection& c) -> Status {
+        monitor.url = c.url;
+        monitor.token = c.token;
+        monitor.tls = c.tls;
+        if (monitor_partition >= 0) monitor.partition = static_cast<uint32_t>(monitor_partition);
+        for (auto piece : strings::Split(monitor_props, ',')) {
+          auto p = strings::Trim(piece);
+          if (p.empty()) continue;
+          if (p == "sys" || p == "all") monitor.system_properties = true;
+          if (p == "app" || p == "all") monitor.application_properties = true;
+          if (p == "anno" || p == "all") monitor.annotations = true;
+          if (p != "sys" && p != "app" && p != "anno" && p != "all") {
+            return Error(BaseErrc::kInvalidArgument,
+                         fmt::format("--properties takes sys, app, anno or all, not '{}'", p));
+          }
+        }
+        monitor.idle_timeout = std::chrono::seconds(monitor_timeout);
+        return api::MonitorEvents(monitor, stdout, stderr);
+      },
+      "service");
   monitor_cmd->add_option("--device-id,-d", monitor.device_id, "Only this device's events");
   monitor_cmd->add_option("--consumer-group,--cg", monitor.consumer_group, "Consumer group")
       ->capture_default_str();
@@ -111,6 +168,182 @@ int main(int argc, char** argv) {
       ->add_option("--timeout", monitor_timeout,
                    "Stop after this many seconds without an event (0: never)")
       ->check(CLI::NonNegativeNumber);
+
+  // The registry, twin, method and C2D commands (like az iot hub device-identity,
+  // module-identity, device-twin, invoke-device-method, c2d-message).
+  auto add_ref = [](CLI::App* c, api::IdentityRef& ref, bool modules = true) {
+    c->add_option("device-id", ref.device_id, "Device id")->required();
+    if (modules) {
+      c->add_option("--module,-m", ref.module_id, "Act on this module of the device instead");
+    }
+  };
+  auto add_etag = [](CLI::App* c, std::string& etag, const char* fallback) {
+    c->add_option("--etag", etag,
+                  fmt::format("Only if the etag still is this (If-Match); default {}", fallback));
+  };
+  auto add_seconds = [](CLI::App* c, const char* name, std::chrono::seconds& target,
+                        std::string help) {
+    return c
+        ->add_option_function<int64_t>(
+            name, [&target](int64_t s) { target = std::chrono::seconds(s); }, std::move(help))
+        ->default_str(std::to_string(target.count()))
+        ->check(CLI::NonNegativeNumber);
+  };
+  // --auth, keys, thumbprints, --status, --status-reason, --edge: only given ones are sent.
+  auto add_fields = [](CLI::App* c, api::IdentityFields& fields, bool update) {
+    auto text = [c](const char* name, std::optional<std::string>& target, std::string help) {
+      c->add_option_function<std::string>(
+          name, [&target](const std::string& v) { target = v; }, std::move(help));
+    };
+    text("--auth", fields.auth,
+         update ? "Authentication type: sas, selfSigned or certificateAuthority"
+                : "Authentication type: sas (default), selfSigned or certificateAuthority");
+    const char* generated = update ? "" : " (generated when not given)";
+    text("--primary-key", fields.primary_key,
+         fmt::format("SAS primary key, base64 of 16..64 bytes{}", generated));
+    text("--secondary-key", fields.secondary_key,
+         fmt::format("SAS secondary key, base64 of 16..64 bytes{}", generated));
+    text("--primary-thumbprint", fields.primary_thumbprint,
+         "X.509 primary thumbprint, SHA-1 or SHA-256 hex (selfSigned)");
+    text("--secondary-thumbprint", fields.secondary_thumbprint,
+         "X.509 secondary thumbprint (selfSigned)");
+    text("--status", fields.status, "enabled or disabled (devices only)");
+    text("--status-reason", fields.status_reason, "Why the status is what it is (devices only)");
+    c->add_flag_function(
+        update ? "--edge,!--no-edge" : "--edge", [&fields](int64_t n) { fields.edge = n > 0; },
+        update ? "Make it (or, with --no-edge, stop it being) an IoT Edge device"
+               : "An IoT Edge device (devices only)");
+  };
+
+  // orrery device create|show|list|update|delete|connection-string
+  auto* device = app.add_subcommand("device", "Device and module identities (the registry)")
+                     ->require_subcommand(1);
+  api::DeviceCreateOptions create;
+  auto* device_create =
+      service_command(device, "create", "Create a device, or with --module a module of a device",
+                      Calls(api::DeviceCreate, create));
+  add_ref(device_create, create.ref);
+  add_fields(device_create, create.fields, false);
+  api::IdentityRef shown;
+  auto* device_show =
+      service_command(device, "show", "Print a device or module", Calls(api::DeviceShow, shown));
+  add_ref(device_show, shown);
+  api::DeviceListOptions list;
+  auto* device_list =
+      service_command(device, "list", "List devices, or with --modules-of the modules of one",
+                      Calls(api::DeviceList, list));
+  auto* modules_of =
+      device_list->add_option("--modules-of", list.modules_of, "List this device's modules");
+  device_list
+      ->add_option_function<uint64_t>(
+          "--top", [&](uint64_t n) { list.top = n; }, "At most this many devices (at most 1000)")
+      ->check(CLI::PositiveNumber)
+      ->excludes(modules_of);
+  api::DeviceUpdateOptions update;
+  auto* device_update = service_command(
+      device, "update",
+      "Change a device or module: reads it, changes only the given properties and writes it "
+      "back if nobody changed it in between",
+      Calls(api::DeviceUpdate, update));
+  add_ref(device_update, update.ref);
+  add_fields(device_update, update.fields, true);
+  add_etag(device_update, update.etag, "the etag read with it");
+  api::DeviceDeleteOptions deletion;
+  auto* device_delete =
+      service_command(device, "delete", "Delete a device (with its modules) or a module",
+                      Calls(api::DeviceDelete, deletion));
+  add_ref(device_delete, deletion.ref);
+  add_etag(device_delete, deletion.etag, "any");
+  api::DeviceConnectionStringOptions device_cs_options;
+  auto* device_cs =
+      service_command(device, "connection-string",
+                      "Print the device's (or module's) connection string; SAS authentication only",
+                      Calls(api::DeviceConnectionString, device_cs_options));
+  add_ref(device_cs, device_cs_options.ref);
+  device_cs->add_flag("--secondary", device_cs_options.secondary, "Use the secondary key");
+
+  // orrery twin show|update|replace
+  auto* twin = app.add_subcommand("twin", "Device and module twins")->require_subcommand(1);
+  api::IdentityRef twin_ref;
+  auto* twin_show = service_command(twin, "show", "Print a twin", Calls(api::TwinShow, twin_ref));
+  add_ref(twin_show, twin_ref);
+  api::TwinUpdateOptions twin_patch;
+  auto* twin_update = service_command(
+      twin, "update", "Patch desired properties and/or tags (null removes a member)",
+      Calls(api::TwinUpdate, twin_patch));
+  add_ref(twin_update, twin_patch.ref);
+  twin_update->add_option("--desired", twin_patch.desired,
+                          "Desired-properties patch, a JSON object");
+  twin_update->add_option("--tags", twin_patch.tags, "Tags patch, a JSON object");
+  add_etag(twin_update, twin_patch.etag, "any");
+  api::TwinReplaceOptions twin_new;
+  auto* twin_replace =
+      service_command(twin, "replace", "Replace tags and desired properties with those of --twin",
+                      Calls(api::TwinReplace, twin_new));
+  add_ref(twin_replace, twin_new.ref);
+  twin_replace
+      ->add_option("--twin", twin_new.twin,
+                   R"(The new twin, a JSON object: {"tags":{...},"properties":{"desired":{...}}})")
+      ->required();
+  add_etag(twin_replace, twin_new.etag, "any");
+
+  // orrery method invoke
+  auto* method = app.add_subcommand("method", "Direct methods")->require_subcommand(1);
+  api::MethodInvokeOptions call;
+  auto* method_invoke = service_command(
+      method, "invoke",
+      "Call a direct method and print the device's answer {status, payload}; exits 0 whenever "
+      "the device answered, whatever status it answered with",
+      Calls(api::MethodInvoke, call));
+  add_ref(method_invoke, call.ref);
+  method_invoke->add_option("--name,-n", call.name, "Method name")->required();
+  method_invoke->add_option("--payload", call.payload, "Payload, JSON (default null)");
+  add_seconds(method_invoke, "--timeout", call.response_timeout,
+              "Seconds to wait for the device's answer (5..300)");
+  add_seconds(method_invoke, "--connect-timeout", call.connect_timeout,
+              "Seconds to wait for the device to come online (0..300; 0: it must be now)");
+
+  // orrery c2d send|purge|feedback
+  auto* c2d = app.add_subcommand("c2d", "Cloud-to-device messages")->require_subcommand(1);
+  api::C2dSendOptions message;
+  auto* c2d_send =
+      service_command(c2d, "send", "Queue a message for a device; prints the queue depth",
+                      Calls(api::C2dSend, message));
+  c2d_send->add_option("device-id", message.device_id, "Device id")->required();
+  auto* body = c2d_send->add_option("--body", message.body, "Message body (text)");
+  c2d_send->add_option("--body-file", message.body_file, "Read the message body from a file")
+      ->check(CLI::ExistingFile)
+      ->excludes(body);
+  c2d_send->add_option("--message-id", message.message_id, "Message id");
+  c2d_send->add_option("--correlation-id", message.correlation_id, "Correlation id");
+  c2d_send->add_option(
+      "--ack", message.ack,
+      "Feedback to ask for: none, positive (delivered), negative (expired, rejected, purged…) "
+      "or full");
+  c2d_send->add_option("--expiry", message.expiry,
+                       "Expiry: an ISO 8601 time or seconds from now (default: the hub's TTL)");
+  c2d_send->add_option("--content-type", message.content_type, "Content type of the body");
+  c2d_send->add_option("--content-encoding", message.content_encoding,
+                       "Content encoding of the body, e.g. utf-8");
+  c2d_send
+      ->add_option("--property,-p", message.properties,
+                   "Application property name=value (repeat the flag for more)")
+      ->allow_extra_args(false);
+  std::string purged_device;
+  auto* c2d_purge = service_command(
+      c2d, "purge", "Drop every message queued for a device (feedback 'Purged' where asked)",
+      Calls(api::C2dPurge, purged_device));
+  c2d_purge->add_option("device-id", purged_device, "Device id")->required();
+  api::C2dFeedbackOptions feedback;
+  auto* c2d_feedback = service_command(
+      c2d, "feedback",
+      "Print one batch of delivery feedback records (a JSON array, [] when none); without "
+      "--complete they stay queued",
+      Calls(api::C2dFeedback, feedback));
+  add_seconds(c2d_feedback, "--wait", feedback.wait,
+              "Seconds to wait for a first record (0: ask once)");
+  c2d_feedback->add_flag("--complete", feedback.complete,
+                         "Remove the printed records from the feedback queue");
 
   // orrery config reference|check
   auto* cfg = app.add_subcommand("config", "Configuration")->require_subcommand(1);
@@ -172,46 +405,18 @@ int main(int argc, char** argv) {
     fmt::print("{}\n", mqtt::HashPassword(password, iterations));
     return 0;
   }
-  if (monitor_cmd->parsed()) {
-    auto s = settings_for(monitor_flags);
+  for (auto& sc : service_commands) {
+    if (!sc.app->parsed()) continue;
+    auto s = settings_for(sc.flags);
     if (!s) return Fail(s.error(), 2);
-    std::filesystem::path data_dir = s->String("server.data_dir");
-    if (monitor_cs.empty()) {
-      auto store = hub::PolicyStore::Open(data_dir);
-      if (!store) return Fail(store.error(), 2);
-      auto text = (*store)->ConnectionString(s->String("server.host_name"), "service");
-      if (!text) return Fail(text.error(), 2);
-      monitor_cs = *text;
-    }
-    auto cs_parsed = hub::ParseServiceConnectionString(monitor_cs);
-    if (!cs_parsed) return Fail(cs_parsed.error(), 2);
-    auto token = hub::MakeSasToken(cs_parsed->host_name, cs_parsed->key,
-                                   timeutil::NowMs() / 1000 + 3600, cs_parsed->key_name);
-    if (!token) return Fail(token.error(), 2);
-    monitor.token = *token;
-    monitor.url = !monitor_url.empty()
-                      ? monitor_url
-                      : fmt::format("https://{}:{}", cs_parsed->host_name, s->Int("https.port"));
-    if (!monitor_ca.empty()) {
-      monitor.tls.ca_file = monitor_ca;
-    } else if (std::filesystem::exists(data_dir / "tls" / "ca.pem")) {
-      monitor.tls.ca_file = data_dir / "tls" / "ca.pem";
-    }
-    if (monitor_partition >= 0) monitor.partition = static_cast<uint32_t>(monitor_partition);
-    for (auto piece : strings::Split(monitor_props, ',')) {
-      auto p = strings::Trim(piece);
-      if (p.empty()) continue;
-      if (p == "sys" || p == "all") monitor.system_properties = true;
-      if (p == "app" || p == "all") monitor.application_properties = true;
-      if (p == "anno" || p == "all") monitor.annotations = true;
-      if (p != "sys" && p != "app" && p != "anno" && p != "all") {
-        fmt::print(stderr, "orrery: --properties takes sys, app, anno or all, not '{}'\n", p);
-        return 2;
-      }
-    }
-    monitor.idle_timeout = std::chrono::seconds(monitor_timeout);
-    auto st = api::MonitorEvents(monitor, stdout, stderr);
-    if (!st) return Fail(st.error(), 1);
+    service.data_dir = s->String("server.data_dir");
+    service.host_name = s->String("server.host_name");
+    service.https_port = s->Int("https.port");
+    service.default_policy = sc.policy;
+    auto connection = api::ResolveServiceConnection(service);
+    if (!connection) return Fail(connection.error(), api::ExitCodeFor(connection.error()));
+    auto st = sc.run(*connection);
+    if (!st) return Fail(st.error(), api::ExitCodeFor(st.error()));
     return 0;
   }
   if (cfg->got_subcommand("reference")) {

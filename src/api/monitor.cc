@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <boost/json.hpp>
 
+#include "api/service_cli.h"
 #include "base/strings.h"
 #include "net/websocket_client.h"
 
@@ -10,43 +11,6 @@ namespace orrery::api {
 namespace json = boost::json;
 
 namespace {
-
-// JSON with four-space indentation, as az prints it.
-void Pretty(const json::value& v, std::string& out, int depth) {
-  std::string pad(static_cast<size_t>(depth + 1) * 4, ' ');
-  std::string close_pad(static_cast<size_t>(depth) * 4, ' ');
-  if (v.is_object()) {
-    const auto& o = v.as_object();
-    if (o.empty()) {
-      out += "{}";
-      return;
-    }
-    out += "{\n";
-    bool first = true;
-    for (auto& [k, val] : o) {
-      if (!first) out += ",\n";
-      first = false;
-      out += pad + json::serialize(json::value(k)) + ": ";
-      Pretty(val, out, depth + 1);
-    }
-    out += "\n" + close_pad + "}";
-  } else if (v.is_array()) {
-    const auto& a = v.as_array();
-    if (a.empty()) {
-      out += "[]";
-      return;
-    }
-    out += "[\n";
-    for (size_t i = 0; i < a.size(); ++i) {
-      if (i) out += ",\n";
-      out += pad;
-      Pretty(a[i], out, depth + 1);
-    }
-    out += "\n" + close_pad + "]";
-  } else {
-    out += json::serialize(v);
-  }
-}
 
 std::string Str(const json::object& o, std::string_view key) {
   auto* v = o.if_contains(key);
@@ -92,9 +56,7 @@ std::string FormatMonitoredEvent(const json::object& event, const MonitorOptions
     }
     e["properties"] = std::move(props);
   }
-  std::string out;
-  Pretty(json::object{{"event", std::move(e)}}, out, 0);
-  return out;
+  return PrettyJson(json::object{{"event", std::move(e)}});
 }
 
 Status MonitorEvents(const MonitorOptions& o, std::FILE* out, std::FILE* err) {
