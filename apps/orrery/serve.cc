@@ -22,6 +22,7 @@
 #include "base/metrics.h"
 #include "eventlog/event_log.h"
 #include "hub/hub.h"
+#include "hub/jobs.h"
 #include "hub/mqtt_adapter.h"
 #include "hub/policies.h"
 #include "mqtt/auth.h"
@@ -212,11 +213,20 @@ int Serve(const config::Settings& s) {
               .lock_timeout_ms = s.DurationMs("cloud_to_device.lock_timeout"),
               .max_delivery_count =
                   static_cast<uint32_t>(s.Int("cloud_to_device.max_delivery_count"))},
+      .service_requests_per_second =
+          static_cast<double>(s.Int("hub.rate_limit.service_per_second")),
+      .service_burst = static_cast<double>(s.Int("hub.rate_limit.service_burst")),
+      .device_messages_per_second = static_cast<double>(s.Int("hub.rate_limit.device_per_second")),
+      .device_burst = static_cast<double>(s.Int("hub.rate_limit.device_burst")),
       .metrics = &registry};
   auto opened_hub =
       hub::Hub::Open(ho, state.get(), event_log.get(), policies->get(), pool.Get(0).get_executor());
   if (!opened_hub) return Fail(opened_hub.error());
   std::unique_ptr<hub::Hub> hub_core = std::move(*opened_hub);
+  auto opened_jobs = hub::Jobs::Open(hub_core.get(), state.get(), {.metrics = &registry},
+                                     pool.Get(0).get_executor());
+  if (!opened_jobs) return Fail(opened_jobs.error());
+  std::unique_ptr<hub::Jobs> jobs = std::move(*opened_jobs);
   auto adapter = std::make_shared<hub::MqttAdapter>(*hub_core, mqtt_auth, mqtt_auth);
   auto broker =
       std::make_unique<mqtt::Broker>(bo, state.get(), adapter, adapter, pool.Get(0).get_executor());
@@ -228,7 +238,8 @@ int Serve(const config::Settings& s) {
 
   auto router = std::make_shared<net::Router>();
   api::RegisterOpsRoutes(*router, registry, readiness);
-  api::RegisterServiceRoutes(*router, {.hub = hub_core.get(), .metrics = &registry});
+  api::RegisterServiceRoutes(*router,
+                             {.hub = hub_core.get(), .jobs = jobs.get(), .metrics = &registry});
   api::RegisterDeviceHttpRoutes(*router, {.hub = hub_core.get()});
   api::RegisterEventHubRoutes(*router,
                               {.log = event_log.get(),
@@ -334,6 +345,7 @@ int Serve(const config::Settings& s) {
     logger->info("MQTT listening on {}", e);
   broker->Start();
   hub_core->Start();
+  jobs->Start();
 
   boost::asio::signal_set signals(pool.Get(0), SIGINT, SIGTERM, SIGHUP);
   std::function<void()> shutdown_wait;
@@ -359,6 +371,7 @@ int Serve(const config::Settings& s) {
         }
         // Clients get DISCONNECT (0x8B Server shutting down for MQTT 5), then the pool stops
         // once they are gone or after a grace period.
+        jobs->Shutdown();
         hub_core->Shutdown();
         broker->Shutdown();
         auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);

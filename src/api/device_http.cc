@@ -87,6 +87,9 @@ struct Gather {
 void SendEvents(const CtxPtr& c, HttpRequest& req, Responder res) {
   auto device = AuthenticateRequest(*c, req);
   if (!device) return res.Send(ErrorResponse(device.error()));
+  if (int64_t wait = c->hub().device_limits().Take(device->key()); wait > 0) {
+    return res.Send(ThrottledResponse(wait, fmt::format("device '{}'", device->key())));
+  }
   auto ct = req.headers.Get("Content-Type");
   bool batch =
       ct && strings::StartsWith(strings::ToLower(*ct), "application/vnd.microsoft.iothub.json");
@@ -185,10 +188,17 @@ void SettleC2d(const CtxPtr& c, HttpRequest& req, Responder res, bool abandon) {
   auto device = AuthenticateRequest(*c, req);
   if (!device) return res.Send(ErrorResponse(device.error()));
   std::string lock = LockToken(req);
-  Status st = abandon                  ? c->hub().c2d().Abandon(device->device_id, lock)
-              : req.HasQuery("reject") ? c->hub().c2d().Reject(device->device_id, lock)
-                                       : c->hub().c2d().Complete(device->device_id, lock);
-  res.Send(st ? HttpResponse::Empty(204) : ErrorResponse(st.error()));
+  auto reply = [res](Status st) {
+    res.Send(st ? HttpResponse::Empty(204) : ErrorResponse(st.error()));
+  };
+  auto& q = c->hub().c2d();
+  if (abandon) {
+    q.Abandon(device->device_id, lock, reply);
+  } else if (req.HasQuery("reject")) {
+    q.Reject(device->device_id, lock, reply);
+  } else {
+    q.Complete(device->device_id, lock, reply);
+  }
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include "base/time.h"
 #include "hub/errc.h"
 #include "hub/policies.h"
+#include "hub/rate_limit.h"
 
 namespace orrery::api {
 namespace json = boost::json;
@@ -50,9 +51,19 @@ Result<json::value> ParseJsonBody(const net::HttpRequest& request, bool allow_em
   return v;
 }
 
+net::HttpResponse ThrottledResponse(int64_t wait_ms, std::string_view who) {
+  int64_t seconds = std::max<int64_t>(1, (wait_ms + 999) / 1000);
+  auto r =
+      ErrorResponse(Error(hub::Errc::kThrottled,
+                          fmt::format("{} is over its rate limit; retry in {} s", who, seconds)));
+  r.headers.Set("Retry-After", std::to_string(seconds));
+  return r;
+}
+
 std::optional<net::HttpResponse> CheckServiceAuth(const hub::PolicyStore& policies,
                                                   const net::HttpRequest& request,
-                                                  uint32_t permissions, bool any) {
+                                                  uint32_t permissions, bool any,
+                                                  hub::RateLimiter* limits) {
   auto token = request.headers.Get("Authorization");
   if (!token) {
     return ErrorResponse(Error(hub::Errc::kUnauthorized,
@@ -60,18 +71,18 @@ std::optional<net::HttpResponse> CheckServiceAuth(const hub::PolicyStore& polici
                                "sr=…&sig=…&se=…&skn=<policy>'"));
   }
   int64_t now_s = timeutil::NowMs() / 1000;
-  if (!any) {
-    auto r = policies.Authenticate(*token, permissions, now_s);
-    if (!r) return ErrorResponse(r.error());
-    return std::nullopt;
-  }
-  // Any one permission suffices: authenticate first, then check the bits.
-  auto r = policies.Authenticate(*token, 0, now_s);
+  // With `any`, authenticate first and then check that one of the bits is granted.
+  auto r = policies.Authenticate(*token, any ? 0 : permissions, now_s);
   if (!r) return ErrorResponse(r.error());
-  if ((r->permissions & permissions) == 0) {
+  if (any && (r->permissions & permissions) == 0) {
     return ErrorResponse(
         Error(hub::Errc::kForbidden, fmt::format("policy '{}' lacks the {} permission", r->name,
                                                  hub::PermissionsToString(permissions))));
+  }
+  if (limits) {
+    if (int64_t wait = limits->Take(r->name); wait > 0) {
+      return ThrottledResponse(wait, fmt::format("policy '{}'", r->name));
+    }
   }
   return std::nullopt;
 }

@@ -13,7 +13,8 @@
 
 namespace orrery::hub {
 class PolicyStore;
-}
+class RateLimiter;
+}  // namespace orrery::hub
 
 namespace orrery::api {
 
@@ -32,11 +33,16 @@ net::HttpResponse JsonResponse(int status, const boost::json::value& body);
 Result<boost::json::value> ParseJsonBody(const net::HttpRequest& request, bool allow_empty = false);
 
 // Checks the Authorization header's service SAS token for `permissions` (any one of them
-// suffices when `any` is set). Returns the refusal to send (401 bad credential, 403 missing
-// permission) or nullopt when allowed.
+// suffices when `any` is set), then takes a token from `limits` (nullable) for the policy.
+// Returns the refusal to send (401 bad credential, 403 missing permission, 429 throttled with
+// Retry-After) or nullopt when allowed.
 std::optional<net::HttpResponse> CheckServiceAuth(const hub::PolicyStore& policies,
                                                   const net::HttpRequest& request,
-                                                  uint32_t permissions, bool any = false);
+                                                  uint32_t permissions, bool any = false,
+                                                  hub::RateLimiter* limits = nullptr);
+
+// 429 ThrottlingException with Retry-After (whole seconds, at least 1) for a wait in ms.
+net::HttpResponse ThrottledResponse(int64_t wait_ms, std::string_view who);
 
 // The If-Match header (quotes kept; empty when absent).
 std::string IfMatch(const net::HttpRequest& request);

@@ -8,11 +8,14 @@
 #include <boost/json.hpp>
 
 #include "api/hub_http.h"
+#include "base/crypto.h"
 #include "base/strings.h"
 #include "base/time.h"
 #include "hub/errc.h"
 #include "hub/hub.h"
+#include "hub/jobs.h"
 #include "hub/policies.h"
+#include "query/iothub/hub_query.h"
 
 namespace orrery::api {
 namespace json = boost::json;
@@ -72,7 +75,9 @@ std::optional<int64_t> IntMember(const json::object& o, std::string_view key, in
 // ---------------------------------------------------------------- registry
 
 void PutIdentity(const CtxPtr& c, HttpRequest& req, Responder res) {
-  if (auto refusal = CheckServiceAuth(c->policies(), req, kWrite)) return res.Send(*refusal);
+  if (auto refusal =
+          CheckServiceAuth(c->policies(), req, kWrite, false, &c->hub().service_limits()))
+    return res.Send(*refusal);
   auto body = ParseJsonBody(req);
   if (!body) return res.Send(ErrorResponse(body.error()));
   auto id = hub::IdentityFromJson(*body, req.Param("id"), req.Param("mid"));
@@ -90,10 +95,11 @@ void PutIdentity(const CtxPtr& c, HttpRequest& req, Responder res) {
 }
 
 void GetIdentity(const CtxPtr& c, HttpRequest& req, Responder res) {
-  if (auto refusal = CheckServiceAuth(c->policies(), req, kRead)) return res.Send(*refusal);
+  if (auto refusal = CheckServiceAuth(c->policies(), req, kRead, false, &c->hub().service_limits()))
+    return res.Send(*refusal);
   auto v = c->hub().registry().Get(req.Param("id"), req.Param("mid"));
   if (!v) {
-    if (req.Param("mid").empty()) {
+    if (req.Param("mid").empty() || !c->hub().registry().Get(req.Param("id"))) {
       return res.Send(ErrorResponse(Error(
           Errc::kDeviceNotFound, fmt::format("device '{}' does not exist", req.Param("id")))));
     }
@@ -105,14 +111,17 @@ void GetIdentity(const CtxPtr& c, HttpRequest& req, Responder res) {
 }
 
 void DeleteIdentity(const CtxPtr& c, HttpRequest& req, Responder res) {
-  if (auto refusal = CheckServiceAuth(c->policies(), req, kWrite)) return res.Send(*refusal);
+  if (auto refusal =
+          CheckServiceAuth(c->policies(), req, kWrite, false, &c->hub().service_limits()))
+    return res.Send(*refusal);
   c->hub().DeleteIdentity(
       std::string(req.Param("id")), std::string(req.Param("mid")), IfMatch(req),
       [res](Status st) { res.Send(st ? HttpResponse::Empty(204) : ErrorResponse(st.error())); });
 }
 
 void ListDevices(const CtxPtr& c, HttpRequest& req, Responder res) {
-  if (auto refusal = CheckServiceAuth(c->policies(), req, kRead)) return res.Send(*refusal);
+  if (auto refusal = CheckServiceAuth(c->policies(), req, kRead, false, &c->hub().service_limits()))
+    return res.Send(*refusal);
   size_t max = c->o.max_list;
   if (auto top = req.Query("top")) {
     size_t n = 0;
@@ -129,7 +138,8 @@ void ListDevices(const CtxPtr& c, HttpRequest& req, Responder res) {
 }
 
 void ListModules(const CtxPtr& c, HttpRequest& req, Responder res) {
-  if (auto refusal = CheckServiceAuth(c->policies(), req, kRead)) return res.Send(*refusal);
+  if (auto refusal = CheckServiceAuth(c->policies(), req, kRead, false, &c->hub().service_limits()))
+    return res.Send(*refusal);
   if (!c->hub().registry().Get(req.Param("id"))) {
     return res.Send(ErrorResponse(
         Error(Errc::kDeviceNotFound, fmt::format("device '{}' does not exist", req.Param("id")))));
@@ -142,7 +152,9 @@ void ListModules(const CtxPtr& c, HttpRequest& req, Responder res) {
 
 // POST /devices: the registry's bulk operation (1..max_bulk devices, per-device results).
 void BulkRegistry(const CtxPtr& c, HttpRequest& req, Responder res) {
-  if (auto refusal = CheckServiceAuth(c->policies(), req, kWrite)) return res.Send(*refusal);
+  if (auto refusal =
+          CheckServiceAuth(c->policies(), req, kWrite, false, &c->hub().service_limits()))
+    return res.Send(*refusal);
   auto body = ParseJsonBody(req);
   if (!body) return res.Send(ErrorResponse(body.error()));
   if (!body->is_array() || body->get_array().empty()) {
@@ -235,7 +247,8 @@ void BulkRegistry(const CtxPtr& c, HttpRequest& req, Responder res) {
 }
 
 void DeviceStatistics(const CtxPtr& c, HttpRequest& req, Responder res) {
-  if (auto refusal = CheckServiceAuth(c->policies(), req, kRead)) return res.Send(*refusal);
+  if (auto refusal = CheckServiceAuth(c->policies(), req, kRead, false, &c->hub().service_limits()))
+    return res.Send(*refusal);
   auto s = c->hub().registry().Statistics();
   res.Send(JsonResponse(200, json::object{{"totalDeviceCount", s.total_devices},
                                           {"enabledDeviceCount", s.enabled_devices},
@@ -243,7 +256,8 @@ void DeviceStatistics(const CtxPtr& c, HttpRequest& req, Responder res) {
 }
 
 void ServiceStatistics(const CtxPtr& c, HttpRequest& req, Responder res) {
-  if (auto refusal = CheckServiceAuth(c->policies(), req, kRead | kService, /*any=*/true)) {
+  if (auto refusal = CheckServiceAuth(c->policies(), req, kRead | kService, /*any=*/true,
+                                      &c->hub().service_limits())) {
     return res.Send(*refusal);
   }
   auto s = c->hub().registry().Statistics();
@@ -253,7 +267,8 @@ void ServiceStatistics(const CtxPtr& c, HttpRequest& req, Responder res) {
 // ---------------------------------------------------------------- twins
 
 void GetTwin(const CtxPtr& c, HttpRequest& req, Responder res) {
-  if (auto refusal = CheckServiceAuth(c->policies(), req, kRead | kService, /*any=*/true)) {
+  if (auto refusal = CheckServiceAuth(c->policies(), req, kRead | kService, /*any=*/true,
+                                      &c->hub().service_limits())) {
     return res.Send(*refusal);
   }
   auto twin = c->hub().registry().GetTwin(req.Param("id"), req.Param("mid"));
@@ -261,7 +276,9 @@ void GetTwin(const CtxPtr& c, HttpRequest& req, Responder res) {
 }
 
 void ChangeTwin(const CtxPtr& c, HttpRequest& req, Responder res, bool replace) {
-  if (auto refusal = CheckServiceAuth(c->policies(), req, kService)) return res.Send(*refusal);
+  if (auto refusal =
+          CheckServiceAuth(c->policies(), req, kService, false, &c->hub().service_limits()))
+    return res.Send(*refusal);
   auto body = ParseJsonBody(req);
   if (!body) return res.Send(ErrorResponse(body.error()));
   if (!body->is_object()) return res.Send(Invalid("the twin patch must be a JSON object"));
@@ -278,7 +295,9 @@ void ChangeTwin(const CtxPtr& c, HttpRequest& req, Responder res, bool replace) 
 // ---------------------------------------------------------------- direct methods
 
 void InvokeMethod(const CtxPtr& c, HttpRequest& req, Responder res) {
-  if (auto refusal = CheckServiceAuth(c->policies(), req, kService)) return res.Send(*refusal);
+  if (auto refusal =
+          CheckServiceAuth(c->policies(), req, kService, false, &c->hub().service_limits()))
+    return res.Send(*refusal);
   auto body = ParseJsonBody(req);
   if (!body) return res.Send(ErrorResponse(body.error()));
   if (!body->is_object()) return res.Send(Invalid("the method call must be a JSON object"));
@@ -303,7 +322,9 @@ void InvokeMethod(const CtxPtr& c, HttpRequest& req, Responder res) {
 // ---------------------------------------------------------------- cloud-to-device
 
 void SendC2d(const CtxPtr& c, HttpRequest& req, Responder res) {
-  if (auto refusal = CheckServiceAuth(c->policies(), req, kService)) return res.Send(*refusal);
+  if (auto refusal =
+          CheckServiceAuth(c->policies(), req, kService, false, &c->hub().service_limits()))
+    return res.Send(*refusal);
   hub::C2dMessage m;
   m.body = std::move(req.body);
   auto header = [&](std::string_view name) {
@@ -339,18 +360,24 @@ void SendC2d(const CtxPtr& c, HttpRequest& req, Responder res) {
 }
 
 void PurgeC2d(const CtxPtr& c, HttpRequest& req, Responder res) {
-  if (auto refusal = CheckServiceAuth(c->policies(), req, kService)) return res.Send(*refusal);
+  if (auto refusal =
+          CheckServiceAuth(c->policies(), req, kService, false, &c->hub().service_limits()))
+    return res.Send(*refusal);
   std::string device(req.Param("id"));
   if (!c->hub().registry().Get(device)) {
     return res.Send(ErrorResponse(
         Error(Errc::kDeviceNotFound, fmt::format("device '{}' does not exist", device))));
   }
-  size_t n = c->hub().c2d().Purge(device, false);
-  res.Send(JsonResponse(200, json::object{{"deviceId", device}, {"totalMessagesPurged", n}}));
+  c->hub().c2d().Purge(device, false, [res, device](Result<size_t> n) {
+    if (!n) return res.Send(ErrorResponse(n.error()));
+    res.Send(JsonResponse(200, json::object{{"deviceId", device}, {"totalMessagesPurged", *n}}));
+  });
 }
 
 void ReceiveFeedback(const CtxPtr& c, HttpRequest& req, Responder res) {
-  if (auto refusal = CheckServiceAuth(c->policies(), req, kService)) return res.Send(*refusal);
+  if (auto refusal =
+          CheckServiceAuth(c->policies(), req, kService, false, &c->hub().service_limits()))
+    return res.Send(*refusal);
   auto batch = c->hub().c2d().ReceiveFeedback(100);
   if (!batch) return res.Send(HttpResponse::Empty(204));
   json::array records;
@@ -370,10 +397,229 @@ void ReceiveFeedback(const CtxPtr& c, HttpRequest& req, Responder res) {
 }
 
 void SettleFeedback(const CtxPtr& c, HttpRequest& req, Responder res, bool complete) {
-  if (auto refusal = CheckServiceAuth(c->policies(), req, kService)) return res.Send(*refusal);
-  auto st = complete ? c->hub().c2d().CompleteFeedback(req.Param("lock"))
-                     : c->hub().c2d().AbandonFeedback(req.Param("lock"));
+  if (auto refusal =
+          CheckServiceAuth(c->policies(), req, kService, false, &c->hub().service_limits()))
+    return res.Send(*refusal);
+  if (complete) {
+    return c->hub().c2d().CompleteFeedback(req.Param("lock"), [res](Status st) {
+      res.Send(st ? HttpResponse::Empty(204) : ErrorResponse(st.error()));
+    });
+  }
+  auto st = c->hub().c2d().AbandonFeedback(req.Param("lock"));
   res.Send(st ? HttpResponse::Empty(204) : ErrorResponse(st.error()));
+}
+
+// ---------------------------------------------------------------- queries
+
+// Paging state carried in x-ms-continuation: base64 of {"k": last key visited, "n": rows
+// returned so far (for TOP)} for row queries, {"o": offset} for aggregates and lists.
+struct PageToken {
+  std::string key;
+  uint64_t returned = 0;
+  uint64_t offset = 0;
+};
+
+std::string EncodeToken(const PageToken& t) {
+  return crypto::Base64Encode(
+      json::serialize(json::object{{"k", t.key}, {"n", t.returned}, {"o", t.offset}}));
+}
+
+Result<PageToken> DecodeToken(std::string_view text) {
+  auto raw = crypto::Base64Decode(text);
+  boost::system::error_code ec;
+  json::value v;
+  if (raw) v = json::parse(*raw, ec);
+  if (!raw || ec || !v.is_object()) {
+    return Error(Errc::kInvalidArgument, "x-ms-continuation is not a token this server issued");
+  }
+  auto& o = v.get_object();
+  PageToken t;
+  if (auto* k = o.if_contains("k"); k && k->is_string()) t.key = k->get_string();
+  if (auto* n = o.if_contains("n")) t.returned = n->to_number<uint64_t>(ec);
+  if (auto* f = o.if_contains("o")) t.offset = f->to_number<uint64_t>(ec);
+  if (ec) return Error(Errc::kInvalidArgument, "x-ms-continuation is malformed");
+  return t;
+}
+
+Result<size_t> PageSize(const HttpRequest& req, size_t max) {
+  auto h = req.headers.Get("x-ms-max-item-count");
+  if (!h) return std::min<size_t>(100, max);
+  size_t n = 0;
+  auto [end, ec] = std::from_chars(h->data(), h->data() + h->size(), n);
+  if (ec != std::errc() || end != h->data() + h->size() || n == 0) {
+    return Error(Errc::kInvalidArgument, "x-ms-max-item-count must be a positive integer");
+  }
+  return std::min(n, max);
+}
+
+// A page of rows (already serialised) with the continuation header when there is more.
+HttpResponse PageResponse(std::string rows_json, std::optional<PageToken> next,
+                          std::string_view item_type) {
+  HttpResponse r = HttpResponse::Json(200, std::move(rows_json));
+  if (next) r.headers.Set("x-ms-continuation", EncodeToken(*next));
+  r.headers.Set("x-ms-item-type", std::string(item_type));
+  return r;
+}
+
+// Pages through a fully materialised row list by offset.
+HttpResponse OffsetPage(const std::vector<json::value>& rows, const PageToken& at, size_t page,
+                        std::string_view item_type) {
+  std::string body = "[";
+  size_t end = std::min(rows.size(), static_cast<size_t>(at.offset) + page);
+  for (size_t i = at.offset; i < end; ++i) {
+    if (i > at.offset) body += ',';
+    body += json::serialize(rows[i]);
+  }
+  body += ']';
+  std::optional<PageToken> next;
+  if (end < rows.size()) next = PageToken{.offset = end};
+  return PageResponse(std::move(body), next, item_type);
+}
+
+void Query(const CtxPtr& c, HttpRequest& req, Responder res) {
+  if (auto refusal = CheckServiceAuth(c->policies(), req, kRead | kService, /*any=*/true,
+                                      &c->hub().service_limits())) {
+    return res.Send(*refusal);
+  }
+  auto body = ParseJsonBody(req);
+  if (!body) return res.Send(ErrorResponse(body.error()));
+  auto* text = body->is_object() ? body->get_object().if_contains("query") : nullptr;
+  if (!text || !text->is_string()) return res.Send(Invalid(R"(the body must be {"query":"…"})"));
+  auto q = query::ParseHubQuery(text->get_string());
+  if (!q) return res.Send(Invalid(q.error().message()));
+  auto page = PageSize(req, c->o.max_query_page);
+  if (!page) return res.Send(ErrorResponse(page.error()));
+  PageToken at;
+  if (auto t = req.headers.Get("x-ms-continuation"); t && !t->empty()) {
+    auto d = DecodeToken(*t);
+    if (!d) return res.Send(ErrorResponse(d.error()));
+    at = *d;
+  }
+  const bool jobs = q->from() == query::HubCollection::kJobs;
+  const bool modules = q->from() == query::HubCollection::kModules;
+  std::string_view item_type = jobs ? "DeviceJob" : (q->select_all() ? "Twin" : "Raw");
+  auto visit_all = [&](const std::function<bool(const std::string&, const json::object&)>& fn) {
+    if (jobs) {
+      if (!c->o.jobs) return;
+      c->o.jobs->VisitDeviceJobs([&](const json::object& doc) { return fn("", doc); });
+    } else {
+      c->hub().registry().VisitTwins(modules, "", fn);
+    }
+  };
+  if (q->aggregate()) {
+    // Aggregates need every document; each page re-runs them (groups are few).
+    auto agg = q->StartAggregation();
+    visit_all([&](const std::string&, const json::object& doc) {
+      agg.Add(doc);
+      return true;
+    });
+    return res.Send(OffsetPage(agg.Finish(), at, *page, "Raw"));
+  }
+  std::optional<uint64_t> top = q->top();
+  size_t want = *page;
+  if (top) want = static_cast<size_t>(std::min<uint64_t>(want, *top - std::min(*top, at.returned)));
+  std::string out = "[";
+  size_t rows = 0;
+  std::string last;
+  bool stopped = false;
+  auto add = [&](const std::string& key, const json::object& doc) {
+    if (rows >= want) {
+      stopped = true;
+      return false;
+    }
+    if (q->select_all()) {
+      if (!q->Matches(doc)) {
+        last = key;
+        return true;
+      }
+      if (rows) out += ',';
+      out += json::serialize(doc);
+    } else {
+      auto row = q->Apply(doc);
+      if (!row) {
+        last = key;
+        return true;
+      }
+      if (rows) out += ',';
+      out += json::serialize(*row);
+    }
+    ++rows;
+    last = key;
+    return true;
+  };
+  if (jobs) {
+    // Job results have no stable key of their own: page them by position.
+    size_t seen = 0;
+    if (c->o.jobs) {
+      c->o.jobs->VisitDeviceJobs([&](const json::object& doc) {
+        if (seen++ < at.offset) return true;
+        bool go = add("", doc);
+        return go;
+      });
+    }
+    out += ']';
+    std::optional<PageToken> next;
+    if (stopped) next = PageToken{.returned = at.returned + rows, .offset = at.offset + rows};
+    return res.Send(PageResponse(std::move(out), next, item_type));
+  }
+  c->hub().registry().VisitTwins(modules, at.key, add);
+  out += ']';
+  std::optional<PageToken> next;
+  bool top_reached = top && at.returned + rows >= *top;
+  if (stopped && !top_reached) next = PageToken{.key = last, .returned = at.returned + rows};
+  res.Send(PageResponse(std::move(out), next, item_type));
+}
+
+// ---------------------------------------------------------------- jobs v2
+
+void CreateJob(const CtxPtr& c, HttpRequest& req, Responder res) {
+  if (auto refusal =
+          CheckServiceAuth(c->policies(), req, kService, false, &c->hub().service_limits()))
+    return res.Send(*refusal);
+  auto body = ParseJsonBody(req);
+  if (!body) return res.Send(ErrorResponse(body.error()));
+  if (!body->is_object()) return res.Send(Invalid("the job must be a JSON object"));
+  c->o.jobs->Create(std::string(req.Param("id")), body->get_object(),
+                    [res](Result<json::object> r) {
+                      res.Send(r ? JsonResponse(200, *r) : ErrorResponse(r.error()));
+                    });
+}
+
+void GetJob(const CtxPtr& c, HttpRequest& req, Responder res) {
+  if (auto refusal =
+          CheckServiceAuth(c->policies(), req, kService, false, &c->hub().service_limits()))
+    return res.Send(*refusal);
+  auto j = c->o.jobs->Get(req.Param("id"));
+  res.Send(j ? JsonResponse(200, *j) : ErrorResponse(j.error()));
+}
+
+void CancelJob(const CtxPtr& c, HttpRequest& req, Responder res) {
+  if (auto refusal =
+          CheckServiceAuth(c->policies(), req, kService, false, &c->hub().service_limits()))
+    return res.Send(*refusal);
+  c->o.jobs->Cancel(req.Param("id"), [res](Result<json::object> r) {
+    res.Send(r ? JsonResponse(200, *r) : ErrorResponse(r.error()));
+  });
+}
+
+void QueryJobs(const CtxPtr& c, HttpRequest& req, Responder res) {
+  if (auto refusal =
+          CheckServiceAuth(c->policies(), req, kService, false, &c->hub().service_limits()))
+    return res.Send(*refusal);
+  auto page = PageSize(req, c->o.max_query_page);
+  if (!page) return res.Send(ErrorResponse(page.error()));
+  PageToken at;
+  if (auto t = req.headers.Get("x-ms-continuation"); t && !t->empty()) {
+    auto d = DecodeToken(*t);
+    if (!d) return res.Send(ErrorResponse(d.error()));
+    at = *d;
+  }
+  std::vector<json::value> rows;
+  for (auto& j :
+       c->o.jobs->List(req.Query("jobType").value_or(""), req.Query("jobStatus").value_or(""))) {
+    rows.emplace_back(std::move(j));
+  }
+  res.Send(OffsetPage(rows, at, *page, "JobResponse"));
 }
 
 }  // namespace
@@ -415,6 +661,15 @@ void RegisterServiceRoutes(net::Router& router, const ServiceApiOptions& options
              [c](HttpRequest& req, Responder res) { SendC2d(c, req, res); },
              {.max_body = 64 * 1024 + 1024});
   on("DELETE", "/devices/{id}/commands", PurgeC2d);
+  // Device queries (POST /devices/query; the literal segment wins over /devices/{id}).
+  router.Add("POST", "/devices/query",
+             [c](HttpRequest& req, Responder res) { Query(c, req, res); });
+  if (options.jobs) {
+    on("PUT", "/jobs/v2/{id}", CreateJob);
+    on("GET", "/jobs/v2/query", QueryJobs);
+    on("GET", "/jobs/v2/{id}", GetJob);
+    on("POST", "/jobs/v2/{id}/cancel", CancelJob);
+  }
   on("GET", "/messages/serviceBound/feedback", ReceiveFeedback);
   router.Add("DELETE", "/messages/serviceBound/feedback/{lock}",
              [c](HttpRequest& req, Responder res) { SettleFeedback(c, req, res, true); });

@@ -464,84 +464,74 @@ std::deque<C2dQueues::Item>::iterator C2dQueues::FindLocked(Queue& q, std::strin
   });
 }
 
-Status C2dQueues::Complete(std::string_view device_id, std::string_view lock_token) {
+void C2dQueues::Commit(store::WriteBatch batch, std::function<void(Status)> done) {
+  if (batch.empty()) return done(Ok());
+  store_->WriteAsync(std::move(batch), [done = std::move(done)](Status st) {
+    if (!st) return done(Error(Errc::kUnavailable, st.error().message()));
+    done(Ok());
+  });
+}
+
+void C2dQueues::SettleLocked(std::string_view device_id, std::string_view lock_token,
+                             std::string_view outcome, std::function<void(Status)> done) {
   store::WriteBatch batch;
   size_t depth;
   {
     std::lock_guard lock(mu_);
     auto q = queues_.find(device_id);
-    if (q == queues_.end()) {
-      return Error(Errc::kDeviceMessageLockLost, "the lock token is unknown or has expired");
+    auto it = q == queues_.end() ? std::deque<Item>::iterator() : FindLocked(q->second, lock_token);
+    if (q == queues_.end() || it == q->second.items.end()) {
+      return done(Error(Errc::kDeviceMessageLockLost, "the lock token is unknown or has expired"));
     }
-    auto it = FindLocked(q->second, lock_token);
-    if (it == q->second.items.end()) {
-      return Error(Errc::kDeviceMessageLockLost, "the lock token is unknown or has expired");
+    if (outcome.empty()) {
+      // Abandon: deliverable again (or dead-lettered when delivered too often).
+      it->state = Item::State::kEnqueued;
+      it->message.lock_token.clear();
+      Clean(q->first, q->second, Now(), batch);
+    } else {
+      Settle(q->first, q->second, it, outcome, batch);
     }
-    Settle(q->first, q->second, it, "Success", batch);
     depth = q->second.items.size();
   }
-  Commit(std::move(batch));
+  Commit(std::move(batch), std::move(done));
   NotifyDepth(std::string(device_id), depth);
-  return Ok();
 }
 
-Status C2dQueues::Reject(std::string_view device_id, std::string_view lock_token) {
-  store::WriteBatch batch;
-  size_t depth;
-  {
-    std::lock_guard lock(mu_);
-    auto q = queues_.find(device_id);
-    if (q == queues_.end()) {
-      return Error(Errc::kDeviceMessageLockLost, "the lock token is unknown or has expired");
-    }
-    auto it = FindLocked(q->second, lock_token);
-    if (it == q->second.items.end()) {
-      return Error(Errc::kDeviceMessageLockLost, "the lock token is unknown or has expired");
-    }
-    Settle(q->first, q->second, it, "Rejected", batch);
-    depth = q->second.items.size();
-  }
-  Commit(std::move(batch));
-  NotifyDepth(std::string(device_id), depth);
-  return Ok();
+void C2dQueues::Complete(std::string_view device_id, std::string_view lock_token,
+                         std::function<void(Status)> done) {
+  SettleLocked(device_id, lock_token, "Success", std::move(done));
 }
 
-Status C2dQueues::Abandon(std::string_view device_id, std::string_view lock_token) {
-  store::WriteBatch batch;
-  {
-    std::lock_guard lock(mu_);
-    auto q = queues_.find(device_id);
-    if (q == queues_.end()) {
-      return Error(Errc::kDeviceMessageLockLost, "the lock token is unknown or has expired");
-    }
-    auto it = FindLocked(q->second, lock_token);
-    if (it == q->second.items.end()) {
-      return Error(Errc::kDeviceMessageLockLost, "the lock token is unknown or has expired");
-    }
-    it->state = Item::State::kEnqueued;
-    it->message.lock_token.clear();
-    Clean(q->first, q->second, Now(), batch);  // dead-letters it if delivered too often
-  }
-  Commit(std::move(batch));
-  return Ok();
+void C2dQueues::Reject(std::string_view device_id, std::string_view lock_token,
+                       std::function<void(Status)> done) {
+  SettleLocked(device_id, lock_token, "Rejected", std::move(done));
 }
 
-size_t C2dQueues::Purge(std::string_view device_id, bool device_deleted) {
+void C2dQueues::Abandon(std::string_view device_id, std::string_view lock_token,
+                        std::function<void(Status)> done) {
+  SettleLocked(device_id, lock_token, "", std::move(done));
+}
+
+void C2dQueues::Purge(std::string_view device_id, bool device_deleted,
+                      std::function<void(Result<size_t>)> done) {
   store::WriteBatch batch;
   size_t n = 0;
   {
     std::lock_guard lock(mu_);
     auto q = queues_.find(device_id);
-    if (q == queues_.end()) return 0;
-    n = q->second.items.size();
-    while (!q->second.items.empty()) {
-      Settle(q->first, q->second, q->second.items.begin(), "Purged", batch);
+    if (q != queues_.end()) {
+      n = q->second.items.size();
+      while (!q->second.items.empty()) {
+        Settle(q->first, q->second, q->second.items.begin(), "Purged", batch);
+      }
+      if (device_deleted) queues_.erase(q);
     }
-    if (device_deleted) queues_.erase(q);
   }
-  Commit(std::move(batch));
+  Commit(std::move(batch), [n, done = std::move(done)](Status st) {
+    if (!st) return done(st.error());
+    done(n);
+  });
   NotifyDepth(std::string(device_id), 0);
-  return n;
 }
 
 size_t C2dQueues::Depth(std::string_view device_id) const {
@@ -594,7 +584,7 @@ std::optional<C2dQueues::FeedbackBatch> C2dQueues::ReceiveFeedback(size_t max) {
   return b;
 }
 
-Status C2dQueues::CompleteFeedback(std::string_view lock_token) {
+void C2dQueues::CompleteFeedback(std::string_view lock_token, std::function<void(Status)> done) {
   store::WriteBatch batch;
   {
     std::lock_guard lock(mu_);
@@ -606,12 +596,11 @@ Status C2dQueues::CompleteFeedback(std::string_view lock_token) {
       return match;
     });
     if (feedback_.size() == before) {
-      return Error(Errc::kDeviceMessageLockLost,
-                   "the feedback lock token is unknown or has expired");
+      return done(
+          Error(Errc::kDeviceMessageLockLost, "the feedback lock token is unknown or has expired"));
     }
   }
-  Commit(std::move(batch));
-  return Ok();
+  Commit(std::move(batch), std::move(done));
 }
 
 Status C2dQueues::AbandonFeedback(std::string_view lock_token) {

@@ -101,13 +101,19 @@ class C2dQueues {
 
   // HTTPS receive: locks the oldest enqueued message (nullopt: queue empty).
   std::optional<C2dMessage> Receive(std::string_view device_id);
-  // Settles a locked message. kDeviceMessageLockLost for an unknown or expired lock token.
-  Status Complete(std::string_view device_id, std::string_view lock_token);
-  Status Abandon(std::string_view device_id, std::string_view lock_token);
-  Status Reject(std::string_view device_id, std::string_view lock_token);
+  // Settle a locked message; `done` once the change is durable, or with
+  // kDeviceMessageLockLost for an unknown or expired lock token.
+  void Complete(std::string_view device_id, std::string_view lock_token,
+                std::function<void(Status)> done);
+  void Abandon(std::string_view device_id, std::string_view lock_token,
+               std::function<void(Status)> done);
+  void Reject(std::string_view device_id, std::string_view lock_token,
+              std::function<void(Status)> done);
 
-  // Removes every message of the device (feedback "Purged" where asked); returns how many.
-  size_t Purge(std::string_view device_id, bool device_deleted);
+  // Removes every message of the device (feedback "Purged" where asked); `done` with how many
+  // once durable.
+  void Purge(std::string_view device_id, bool device_deleted,
+             std::function<void(Result<size_t>)> done);
   size_t Depth(std::string_view device_id) const;
   // Expires messages and times out locks across all queues (the hub's housekeeping timer).
   // Returns the devices whose queues now have deliverable messages again.
@@ -121,7 +127,8 @@ class C2dQueues {
     int64_t enqueued_ms = 0;
   };
   std::optional<FeedbackBatch> ReceiveFeedback(size_t max);
-  Status CompleteFeedback(std::string_view lock_token);
+  // `done` once the records are durably deleted (kDeviceMessageLockLost: unknown token).
+  void CompleteFeedback(std::string_view lock_token, std::function<void(Status)> done);
   Status AbandonFeedback(std::string_view lock_token);
 
   // Called (outside the lock) whenever a device's queue depth changes.
@@ -154,7 +161,11 @@ class C2dQueues {
   void AddFeedback(const FeedbackRecord& r, store::WriteBatch& batch);  // REQUIRES: mu_
   // Expires and dead-letters what is due in one queue. REQUIRES: mu_ held.
   void Clean(const std::string& device, Queue& q, int64_t now, store::WriteBatch& batch);
-  void Commit(store::WriteBatch batch);
+  void Commit(store::WriteBatch batch);  // durable soon; failures are logged
+  void Commit(store::WriteBatch batch, std::function<void(Status)> done);  // durable, then done
+  // Completes ("Success"), rejects ("Rejected") or, with an empty outcome, abandons.
+  void SettleLocked(std::string_view device_id, std::string_view lock_token,
+                    std::string_view outcome, std::function<void(Status)> done);
   void NotifyDepth(const std::string& device, size_t depth);
   std::deque<Item>::iterator FindLocked(Queue& q, std::string_view lock_token);
 

@@ -35,10 +35,17 @@ class C2dTest : public ::testing::Test {
     m.properties = {{"k", "v"}};
     return Wait<Result<size_t>>([&](auto cb) { queues_->Send("dev1", "gen1", std::move(m), cb); });
   }
+  Status Settle(std::string_view how, std::string_view lock) {
+    return Wait<Status>([&](auto cb) {
+      if (how == "complete") queues_->Complete("dev1", lock, cb);
+      if (how == "abandon") queues_->Abandon("dev1", lock, cb);
+      if (how == "reject") queues_->Reject("dev1", lock, cb);
+    });
+  }
   std::vector<FeedbackRecord> Feedback() {
     std::vector<FeedbackRecord> all;
     while (auto b = queues_->ReceiveFeedback(100)) {
-      EXPECT_TRUE(queues_->CompleteFeedback(b->lock_token));
+      EXPECT_TRUE(Wait<Status>([&](auto cb) { queues_->CompleteFeedback(b->lock_token, cb); }));
       all.insert(all.end(), b->records.begin(), b->records.end());
     }
     return all;
@@ -65,15 +72,15 @@ TEST_F(C2dTest, HttpsReceiveCompleteRejectAbandon) {
   auto b = queues_->Receive("dev1");
   ASSERT_TRUE(b);
   EXPECT_EQ(b->message_id, "b");  // a is locked, so b comes next
-  EXPECT_TRUE(queues_->Complete("dev1", a->lock_token));
-  EXPECT_FALSE(queues_->Complete("dev1", a->lock_token));  // already settled
-  EXPECT_TRUE(queues_->Complete("dev1", "nonsense").error().Is(Errc::kDeviceMessageLockLost));
-  EXPECT_TRUE(queues_->Abandon("dev1", b->lock_token));
+  EXPECT_TRUE(Settle("complete", a->lock_token));
+  EXPECT_FALSE(Settle("complete", a->lock_token));  // already settled
+  EXPECT_TRUE(Settle("complete", "nonsense").error().Is(Errc::kDeviceMessageLockLost));
+  EXPECT_TRUE(Settle("abandon", b->lock_token));
   auto b2 = queues_->Receive("dev1");
   ASSERT_TRUE(b2);
   EXPECT_EQ(b2->message_id, "b");
   EXPECT_EQ(b2->delivery_count, 2u);
-  EXPECT_TRUE(queues_->Reject("dev1", b2->lock_token));
+  EXPECT_TRUE(Settle("reject", b2->lock_token));
   auto fb = Feedback();
   ASSERT_EQ(fb.size(), 2u);
   EXPECT_EQ(fb[0].original_message_id, "a");
@@ -89,11 +96,11 @@ TEST_F(C2dTest, LockTimeoutRedeliversAndDeliveryCountDeadLetters) {
   ASSERT_TRUE(first);
   EXPECT_FALSE(queues_->Receive("dev1"));  // locked
   clock_.Advance(1001);
-  EXPECT_FALSE(queues_->Complete("dev1", first->lock_token));  // the lock expired
+  EXPECT_FALSE(Settle("complete", first->lock_token));  // the lock expired
   auto second = queues_->Receive("dev1");
   ASSERT_TRUE(second);
   EXPECT_EQ(second->delivery_count, 2u);
-  EXPECT_TRUE(queues_->Abandon("dev1", second->lock_token));  // 2 deliveries: the most allowed
+  EXPECT_TRUE(Settle("abandon", second->lock_token));  // 2 deliveries: the most allowed
   EXPECT_FALSE(queues_->Receive("dev1"));
   auto fb = Feedback();
   ASSERT_EQ(fb.size(), 1u);
@@ -149,7 +156,9 @@ TEST_F(C2dTest, MqttDeliveryAndRestart) {
 TEST_F(C2dTest, PurgeAndLimits) {
   ASSERT_TRUE(Send("p1"));
   ASSERT_TRUE(Send("p2", AckMode::kNone));
-  EXPECT_EQ(queues_->Purge("dev1", false), 2u);
+  auto purged = Wait<Result<size_t>>([&](auto cb) { queues_->Purge("dev1", false, cb); });
+  ASSERT_TRUE(purged);
+  EXPECT_EQ(*purged, 2u);
   auto fb = Feedback();
   ASSERT_EQ(fb.size(), 1u);
   EXPECT_EQ(fb[0].status_code, "Purged");

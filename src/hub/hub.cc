@@ -66,6 +66,10 @@ Hub::Hub(HubOptions options, store::KvStore* store, eventlog::EventLog* log,
       log_(log),
       policies_(policies),
       timers_(std::move(timers)),
+      service_limits_(options_.service_requests_per_second, options_.service_burst,
+                      options_.registry.now_ms),
+      device_limits_(options_.device_messages_per_second, options_.device_burst,
+                     options_.registry.now_ms),
       housekeeper_(std::make_shared<Housekeeper>(timers_)) {
   if (auto* m = options_.metrics) {
     telemetry_ = &m->GetCounter("orrery_hub_telemetry_messages_total",
@@ -429,7 +433,7 @@ void Hub::UpdateReported(const std::string& key, const json::object& patch, Done
 void Hub::UpdateIdentity(Identity identity, std::string if_match, Done<IdentityView> done) {
   registry_->Update(
       std::move(identity), if_match, [this, done = std::move(done)](Result<IdentityView> r) {
-        if (r && !r->identity.enabled) {
+        if (r && !r->identity.enabled && !r->identity.is_module()) {
           DisconnectIdentity(IdentityKey(r->identity.device_id, r->identity.module_id),
                              "the device was disabled");
         }
@@ -442,7 +446,8 @@ void Hub::DeleteIdentity(std::string device_id, std::string module_id, std::stri
   registry_->Delete(device_id, module_id, if_match,
                     [this, device_id, module_id, done = std::move(done)](Status st) {
                       if (st) {
-                        if (module_id.empty()) c2d_->Purge(device_id, /*device_deleted=*/true);
+                        if (module_id.empty())
+                          c2d_->Purge(device_id, /*device_deleted=*/true, [](Result<size_t>) {});
                         DisconnectIdentity(IdentityKey(device_id, module_id),
                                            "the identity was deleted");
                       }
@@ -487,6 +492,13 @@ void Hub::PumpC2d(const std::string& device_id) {
 }
 
 // ---------------------------------------------------------------- housekeeping
+
+void Hub::RunAfter(std::chrono::milliseconds delay, std::function<void()> fn) {
+  asio::post(timers_, [this, delay, fn = std::move(fn)]() mutable {
+    auto timer = std::make_shared<asio::steady_timer>(timers_, delay);
+    timer->async_wait([timer, fn = std::move(fn)](const boost::system::error_code&) { fn(); });
+  });
+}
 
 void Hub::ScheduleHousekeeping() {
   if (stopping_) return;

@@ -36,6 +36,7 @@
 #include "eventlog/message.h"
 #include "hub/c2d.h"
 #include "hub/device_auth.h"
+#include "hub/rate_limit.h"
 #include "hub/registry.h"
 
 namespace orrery::eventlog {
@@ -75,6 +76,10 @@ struct HubOptions {
   size_t max_pending_methods = 100'000;
   size_t c2d_mqtt_inflight = 16;  // C2D deliveries awaiting PUBACK per device
   std::chrono::milliseconds housekeeping_interval{1000};
+  // Token buckets (0 = off): service API requests per shared access policy, device-to-cloud
+  // messages per device.
+  double service_requests_per_second = 0, service_burst = 100;
+  double device_messages_per_second = 0, device_burst = 100;
   metrics::Registry* metrics = nullptr;
 };
 
@@ -153,6 +158,12 @@ class Hub {
 
   size_t connected_count() const;
 
+  // Rate limits (see HubOptions); adapters take a token per request or message.
+  RateLimiter& service_limits() { return service_limits_; }
+  RateLimiter& device_limits() { return device_limits_; }
+  // Runs `fn` on the timer executor after `delay` (throttled acknowledgements).
+  void RunAfter(std::chrono::milliseconds delay, std::function<void()> fn);
+
  private:
   struct PendingMethod;
   Hub(HubOptions options, store::KvStore* store, eventlog::EventLog* log,
@@ -176,6 +187,8 @@ class Hub {
   boost::asio::any_io_executor timers_;
   std::unique_ptr<Registry> registry_;
   std::unique_ptr<C2dQueues> c2d_;
+  RateLimiter service_limits_;
+  RateLimiter device_limits_;
 
   struct Attached {
     std::shared_ptr<DeviceChannel> channel;

@@ -180,7 +180,9 @@ Result<Identity> IdentityFromJson(const json::value& body, std::string_view devi
     }
     ORRERY_ASSIGN_OR_RETURN(id.managed_by, OptString(o, "managedBy", "managedBy"));
   }
-  ORRERY_ASSIGN_OR_RETURN(std::string status, OptString(o, "status", "status"));
+  // Modules have no status of their own in IoT Hub (their device's applies): ignore it.
+  ORRERY_ASSIGN_OR_RETURN(std::string status,
+                          OptString(o, module_id.empty() ? "status" : "", "status"));
   if (status.empty() || status == "enabled" || status == "Enabled") {
     id.enabled = true;
   } else if (status == "disabled" || status == "Disabled") {

@@ -198,12 +198,22 @@ bool MqttAdapter::Intercept(const mqtt::ClientInfo& client, const mqtt::MessageP
         done(TelemetryReason(m.error()));
         return true;
       }
-      hub_.SendTelemetry(
-          session->device, std::move(*m), [done = std::move(done), client_id](Status st) {
-            if (st) return done(Reason::kSuccess);
-            Log()->warn("telemetry from '{}' refused: {}", client_id, st.error().message());
-            done(TelemetryReason(st.error()));
-          });
+      auto send = [this, session, client_id, done = std::move(done),
+                   m = std::make_shared<eventlog::Message>(std::move(*m))]() mutable {
+        hub_.SendTelemetry(
+            session->device, std::move(*m), [done = std::move(done), client_id](Status st) {
+              if (st) return done(Reason::kSuccess);
+              Log()->warn("telemetry from '{}' refused: {}", client_id, st.error().message());
+              done(TelemetryReason(st.error()));
+            });
+      };
+      // Over its rate limit, a device's acknowledgement waits (its in-flight window then
+      // slows it down) instead of the message being refused.
+      if (int64_t wait = hub_.device_limits().Take(session->key); wait > 0) {
+        hub_.RunAfter(std::chrono::milliseconds(wait), std::move(send));
+      } else {
+        send();
+      }
       return true;
     }
     case topics::Kind::kTwinGet: {

@@ -465,8 +465,15 @@ DeliverResult Broker::DeliverTo(std::string_view client_id, MessagePtr message, 
     out.qos = static_cast<uint8_t>(std::min<int>(granted, qos));
   }
   out.message = std::move(message);
-  if (out.qos > 0) out.hook = std::move(hook);
-  return Enqueue(s, std::move(out)) ? DeliverResult::kQueued : DeliverResult::kDropped;
+  if (out.qos > 0) {
+    out.hook = std::move(hook);
+    return Enqueue(s, std::move(out)) ? DeliverResult::kQueued : DeliverResult::kDropped;
+  }
+  // A QoS 0 delivery is never acknowledged: it is settled once handed to the session (at
+  // most once, as IoT Hub treats C2D to a QoS 0 subscription).
+  bool queued = Enqueue(s, std::move(out));
+  if (hook) hook->Settle(queued);
+  return queued ? DeliverResult::kQueued : DeliverResult::kDropped;
 }
 
 bool Broker::IsSubscribed(std::string_view client_id, std::string_view topic) const {

@@ -128,7 +128,8 @@ class Broker {
   // subscriptions matches the topic (the hub's per-device topics: twin responses, desired
   // updates, method requests, cloud-to-device messages). QoS is the lower of `qos` and the
   // subscription's. Such deliveries are never stored by the broker: the caller owns their
-  // durability and learns their fate through `hook` (QoS > 0).
+  // durability and learns their fate through `hook` (for QoS 0: settled as acknowledged once
+  // queued, since no acknowledgement will come).
   DeliverResult DeliverTo(std::string_view client_id, MessagePtr message, uint8_t qos,
                           std::shared_ptr<DeliveryHook> hook = nullptr);
   // Whether the client is connected with a subscription that matches `topic`.

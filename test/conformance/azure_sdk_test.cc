@@ -154,6 +154,18 @@ TEST_F(AzureSdkTest, HttpsDevice) {
   EXPECT_HAS(ev, R"("n": "2")");
 }
 
+TEST_F(AzureSdkTest, ServiceSdkRegistryQueriesJobsAndPolicies) {
+  std::vector<std::string> env = {"SCENARIO_PREFIX=conf"};
+  for (const char* policy : {"registryRead", "registryReadWrite", "service", "device"}) {
+    auto cs = Process::Spawn({OrreryBinary(), "hub", "connection-string", "--data-dir",
+                              server_->data_dir().string(), "--policy", policy});
+    ASSERT_EQ(cs->Wait(), 0) << cs->output();
+    env.push_back(std::string("POLICY_CS_") + policy + "=" +
+                  cs->output().substr(0, cs->output().find('\n')));
+  }
+  Scenario("service.js", {}, env);
+}
+
 TEST_F(AzureSdkTest, RefusalsLeaveTheServerServing) {
   Scenario("refusals.js", {}, {"SCENARIO_PREFIX=conf"});
   // Nothing was appended for the device whose topic was spoofed.
