@@ -345,6 +345,41 @@ int main(int argc, char** argv) {
   c2d_feedback->add_flag("--complete", feedback.complete,
                          "Remove the printed records from the feedback queue");
 
+  // orrery hub ca add|list|show|delete|verification-code|verify
+  auto* ca = hub_cmd->add_subcommand(
+      "ca", "X.509 CA certificates that certificateAuthority devices chain to");
+  ca->require_subcommand(1);
+  api::CaOptions ca_opts;
+  auto ca_command = [&](const char* name, std::string help, api::CaOptions::Op op,
+                        bool takes_name) {
+    auto* cmd = service_command(ca, name, std::move(help), [&ca_opts, op](const auto& c) {
+      api::CaOptions o = ca_opts;
+      o.op = op;
+      return api::CaCommand(c, o, stdout, stderr);
+    });
+    if (takes_name) cmd->add_option("name", ca_opts.name, "Certificate name")->required();
+    return cmd;
+  };
+  auto* ca_add =
+      ca_command("add", "Register a CA certificate (PEM)", api::CaOptions::Op::kAdd, true);
+  ca_add->add_option("--cert", ca_opts.cert, "The CA certificate (PEM file)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  ca_add->add_flag("--verified", ca_opts.verified,
+                   "Trust it at once instead of through a proof of possession");
+  ca_command("list", "List the registered CA certificates", api::CaOptions::Op::kList, false);
+  ca_command("show", "Print a CA certificate", api::CaOptions::Op::kShow, true);
+  ca_command("delete", "Remove a CA certificate", api::CaOptions::Op::kDelete, true);
+  ca_command("verification-code",
+             "Issue a verification code: sign a certificate with CN=<code> with the CA's key, "
+             "then run `orrery hub ca verify`",
+             api::CaOptions::Op::kVerificationCode, true);
+  auto* ca_verify = ca_command("verify", "Verify a CA with the proof-of-possession certificate",
+                               api::CaOptions::Op::kVerify, true);
+  ca_verify->add_option("--cert", ca_opts.cert, "The proof (PEM file, CN = verification code)")
+      ->required()
+      ->check(CLI::ExistingFile);
+
   // orrery config reference|check
   auto* cfg = app.add_subcommand("config", "Configuration")->require_subcommand(1);
   cfg->add_subcommand("reference", "Print every configuration key as a Markdown table");

@@ -570,6 +570,117 @@ void Query(const CtxPtr& c, HttpRequest& req, Responder res) {
   res.Send(PageResponse(std::move(out), next, item_type));
 }
 
+// ---------------------------------------------------------------- CA certificates
+
+// IoT Hub's CertificateDescription shape (management plane), so ARM-style tools read it.
+json::object CertificateJson(const hub::CaCertificate& c, bool with_code) {
+  json::object props{{"subject", c.subject},
+                     {"expiry", timeutil::FormatUtcMs(c.expiry_unix * 1000)},
+                     {"thumbprint", c.thumbprint},
+                     {"isVerified", c.verified},
+                     {"created", timeutil::FormatUtcMs(c.created_ms)},
+                     {"updated", timeutil::FormatUtcMs(c.updated_ms)},
+                     {"certificate", c.pem}};
+  if (with_code) props["verificationCode"] = c.verification_code;
+  return json::object{{"name", c.name},
+                      {"etag", hub::EtagForCounter(c.etag_counter)},
+                      {"type", "Microsoft.Devices/IotHubs/Certificates"},
+                      {"properties", std::move(props)}};
+}
+
+// The certificate PEM of {"properties":{"certificate":…}} or {"certificate":…}.
+Result<std::pair<std::string, bool>> CertificateBody(const json::value& body) {
+  const json::object* o = body.if_object();
+  if (o && o->contains("properties") && (*o).at("properties").is_object()) {
+    o = &(*o).at("properties").get_object();
+  }
+  auto* pem = o ? o->if_contains("certificate") : nullptr;
+  if (!pem || !pem->is_string()) {
+    return Error(Errc::kInvalidArgument,
+                 R"(the body needs {"properties":{"certificate":"<PEM>"}})");
+  }
+  bool verified = false;
+  if (auto* v = o->if_contains("isVerified"); v && v->is_bool()) verified = v->get_bool();
+  return std::make_pair(std::string(pem->get_string()), verified);
+}
+
+void ListCertificates(const CtxPtr& c, HttpRequest& req, Responder res) {
+  if (auto refusal =
+          CheckServiceAuth(c->policies(), req, kRead, false, &c->hub().service_limits())) {
+    return res.Send(*refusal);
+  }
+  json::array value;
+  for (auto& cert : c->hub().certificates().List())
+    value.push_back(CertificateJson(cert, false));
+  res.Send(JsonResponse(200, json::object{{"value", std::move(value)}}));
+}
+
+void GetCertificate(const CtxPtr& c, HttpRequest& req, Responder res) {
+  if (auto refusal =
+          CheckServiceAuth(c->policies(), req, kRead, false, &c->hub().service_limits())) {
+    return res.Send(*refusal);
+  }
+  auto cert = c->hub().certificates().Get(req.Param("name"));
+  if (!cert) {
+    return res.Send(ErrorResponse(
+        Error(Errc::kCertificateNotFound,
+              fmt::format("no CA certificate named '{}' is registered", req.Param("name")))));
+  }
+  res.Send(JsonResponse(200, CertificateJson(*cert, false)));
+}
+
+void PutCertificate(const CtxPtr& c, HttpRequest& req, Responder res) {
+  if (auto refusal =
+          CheckServiceAuth(c->policies(), req, kWrite, false, &c->hub().service_limits())) {
+    return res.Send(*refusal);
+  }
+  auto body = ParseJsonBody(req);
+  if (!body) return res.Send(ErrorResponse(body.error()));
+  auto cert = CertificateBody(*body);
+  if (!cert) return res.Send(ErrorResponse(cert.error()));
+  c->hub().certificates().Put(
+      std::string(req.Param("name")), cert->first, cert->second,
+      [res](Result<hub::CaCertificate> r) {
+        res.Send(r ? JsonResponse(200, CertificateJson(*r, false)) : ErrorResponse(r.error()));
+      });
+}
+
+void DeleteCertificate(const CtxPtr& c, HttpRequest& req, Responder res) {
+  if (auto refusal =
+          CheckServiceAuth(c->policies(), req, kWrite, false, &c->hub().service_limits())) {
+    return res.Send(*refusal);
+  }
+  c->hub().certificates().Delete(req.Param("name"), [res](Status st) {
+    res.Send(st ? HttpResponse::Empty(204) : ErrorResponse(st.error()));
+  });
+}
+
+void CertificateCode(const CtxPtr& c, HttpRequest& req, Responder res) {
+  if (auto refusal =
+          CheckServiceAuth(c->policies(), req, kWrite, false, &c->hub().service_limits())) {
+    return res.Send(*refusal);
+  }
+  c->hub().certificates().GenerateVerificationCode(
+      req.Param("name"), [res](Result<hub::CaCertificate> r) {
+        res.Send(r ? JsonResponse(200, CertificateJson(*r, true)) : ErrorResponse(r.error()));
+      });
+}
+
+void VerifyCertificate(const CtxPtr& c, HttpRequest& req, Responder res) {
+  if (auto refusal =
+          CheckServiceAuth(c->policies(), req, kWrite, false, &c->hub().service_limits())) {
+    return res.Send(*refusal);
+  }
+  auto body = ParseJsonBody(req);
+  if (!body) return res.Send(ErrorResponse(body.error()));
+  auto proof = CertificateBody(*body);
+  if (!proof) return res.Send(ErrorResponse(proof.error()));
+  c->hub().certificates().Verify(
+      req.Param("name"), proof->first, [res](Result<hub::CaCertificate> r) {
+        res.Send(r ? JsonResponse(200, CertificateJson(*r, false)) : ErrorResponse(r.error()));
+      });
+}
+
 // ---------------------------------------------------------------- jobs v2
 
 void CreateJob(const CtxPtr& c, HttpRequest& req, Responder res) {
@@ -664,6 +775,13 @@ void RegisterServiceRoutes(net::Router& router, const ServiceApiOptions& options
   // Device queries (POST /devices/query; the literal segment wins over /devices/{id}).
   router.Add("POST", "/devices/query",
              [c](HttpRequest& req, Responder res) { Query(c, req, res); });
+  // CA certificates for certificateAuthority devices (IoT Hub's management-plane shapes).
+  on("GET", "/certificates", ListCertificates);
+  on("GET", "/certificates/{name}", GetCertificate);
+  on("PUT", "/certificates/{name}", PutCertificate);
+  on("DELETE", "/certificates/{name}", DeleteCertificate);
+  on("POST", "/certificates/{name}/generateVerificationCode", CertificateCode);
+  on("POST", "/certificates/{name}/verify", VerifyCertificate);
   if (options.jobs) {
     on("PUT", "/jobs/v2/{id}", CreateJob);
     on("GET", "/jobs/v2/query", QueryJobs);

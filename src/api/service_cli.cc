@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include <fmt/format.h>
@@ -521,6 +523,46 @@ Status C2dFeedback(const ServiceConnection& c, const C2dFeedbackOptions& o, std:
   }
   fmt::print(out, "[]\n");
   std::fflush(out);
+  return Ok();
+}
+
+Status CaCommand(const ServiceConnection& c, const CaOptions& o, std::FILE* out, std::FILE*) {
+  using Op = CaOptions::Op;
+  std::string path = "/certificates";
+  if (o.op != Op::kList) path += "/" + strings::UrlEncode(o.name);
+  auto pem = [&]() -> Result<std::string> {
+    std::ifstream f(o.cert);
+    if (!f) {
+      return Error(BaseErrc::kInvalidArgument,
+                   fmt::format("cannot read the certificate file {}", o.cert.string()));
+    }
+    std::stringstream buf;
+    buf << f.rdbuf();
+    if (buf.str().find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+      return Error(BaseErrc::kInvalidArgument,
+                   fmt::format("{} is not a PEM certificate", o.cert.string()));
+    }
+    return buf.str();
+  };
+  switch (o.op) {
+    case Op::kList:
+    case Op::kShow:
+      return Print(out, Get(c, path));
+    case Op::kDelete:
+      return Print(out, Send(c, {.method = "DELETE", .path = path}));
+    case Op::kVerificationCode:
+      return Print(out, SendJson(c, "POST", path + "/generateVerificationCode", json::object{}));
+    case Op::kAdd: {
+      ORRERY_ASSIGN_OR_RETURN(std::string text, pem());
+      json::object body{
+          {"properties", json::object{{"certificate", text}, {"isVerified", o.verified}}}};
+      return Print(out, SendJson(c, "PUT", path, body));
+    }
+    case Op::kVerify: {
+      ORRERY_ASSIGN_OR_RETURN(std::string text, pem());
+      return Print(out, SendJson(c, "POST", path + "/verify", json::object{{"certificate", text}}));
+    }
+  }
   return Ok();
 }
 

@@ -188,4 +188,16 @@ struct C2dFeedbackOptions {
 Status C2dFeedback(const ServiceConnection& c, const C2dFeedbackOptions& o, std::FILE* out,
                    std::FILE* err);
 
+// ---------------------------------------------------------------- CA certificates
+
+struct CaOptions {
+  enum class Op { kAdd, kList, kShow, kDelete, kVerificationCode, kVerify } op = Op::kList;
+  std::string name;
+  std::filesystem::path cert;  // PEM file: the CA (add) or the proof of possession (verify)
+  bool verified = false;       // add: mark verified without a proof of possession
+};
+// /certificates…: register, list, show, delete CA certificates; make and check the proof of
+// possession (a certificate with CN = the verification code, signed by the CA).
+Status CaCommand(const ServiceConnection& c, const CaOptions& o, std::FILE* out, std::FILE* err);
+
 }  // namespace orrery::api

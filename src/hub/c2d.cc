@@ -9,6 +9,7 @@
 #include "base/log.h"
 #include "base/time.h"
 #include "hub/errc.h"
+#include "hub/json_fields.h"
 
 namespace orrery::hub {
 namespace json = boost::json;
@@ -64,15 +65,8 @@ std::optional<C2dMessage> DecodeMessage(std::string_view bytes, std::string& gen
   json::value v = json::parse(bytes, ec);
   if (ec || !v.is_object()) return std::nullopt;
   auto& o = v.get_object();
-  auto str = [&](std::string_view k) {
-    auto* x = o.if_contains(k);
-    return x && x->is_string() ? std::string(x->get_string()) : std::string();
-  };
-  auto num = [&](std::string_view k) -> int64_t {
-    auto* x = o.if_contains(k);
-    boost::system::error_code e;
-    return x ? x->to_number<int64_t>(e) : 0;
-  };
+  auto str = [&](std::string_view k) { return StringField(o, k); };
+  auto num = [&](std::string_view k) { return IntField(o, k); };
   C2dMessage m;
   m.message_id = str("mid");
   m.correlation_id = str("cid");
@@ -115,10 +109,7 @@ std::optional<FeedbackRecord> DecodeFeedback(std::string_view bytes) {
   json::value v = json::parse(bytes, ec);
   if (ec || !v.is_object()) return std::nullopt;
   auto& o = v.get_object();
-  auto str = [&](std::string_view k) {
-    auto* x = o.if_contains(k);
-    return x && x->is_string() ? std::string(x->get_string()) : std::string();
-  };
+  auto str = [&](std::string_view k) { return StringField(o, k); };
   FeedbackRecord r;
   r.original_message_id = str("originalMessageId");
   r.device_id = str("deviceId");

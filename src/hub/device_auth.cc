@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "base/crypto.h"
+#include "hub/certificates.h"
 #include "hub/errc.h"
 #include "hub/policies.h"
 #include "hub/registry.h"
@@ -42,9 +43,9 @@ std::string DeviceIdentity::key() const {
 
 std::string DeviceIdentity::AuthMethodJson() const {
   std::string_view type = method == AuthType::kSas ? "sas" : "x509Certificate";
-  return fmt::format(
-      R"({{"scope":"{}","type":"{}","issuer":"iothub","acceptingIpFilterRule":null}})",
-      module_id.empty() ? "device" : "module", type);
+  std::string_view issuer = method == AuthType::kCertificateAuthority ? "external" : "iothub";
+  return fmt::format(R"({{"scope":"{}","type":"{}","issuer":"{}","acceptingIpFilterRule":null}})",
+                     module_id.empty() ? "device" : "module", type, issuer);
 }
 
 std::string ThumbprintSha1Der(std::string_view der) {
@@ -56,7 +57,8 @@ std::string ThumbprintSha256Der(std::string_view der) {
 }
 
 Result<DeviceIdentity> AuthenticateDevice(const Registry& registry, const PolicyStore& policies,
-                                          const DeviceCredentials& c, int64_t now_s) {
+                                          const CaStore* cas, const DeviceCredentials& c,
+                                          int64_t now_s) {
   const std::string who = Describe(c.device_id, c.module_id);
   auto view = registry.Get(c.device_id, c.module_id);
   if (!view) return Refused(fmt::format("{} is not registered", who));
@@ -102,6 +104,16 @@ Result<DeviceIdentity> AuthenticateDevice(const Registry& registry, const Policy
     return out;
   }
 
+  if (c.client_cert_chain_der && !c.client_cert_chain_der->empty() &&
+      id.auth.type == AuthType::kCertificateAuthority) {
+    if (!cas) return Refused(fmt::format("{}: no CA certificates are configured", who));
+    // The leaf's CN names the identity: the device id (a module: its module id).
+    auto ca = cas->Authenticate(*c.client_cert_chain_der,
+                                c.module_id.empty() ? c.device_id : c.module_id);
+    if (!ca) return Refused(fmt::format("{}: {}", who, ca.error().message()));
+    out.method = AuthType::kCertificateAuthority;
+    return out;
+  }
   if (c.client_cert_chain_der && !c.client_cert_chain_der->empty()) {
     if (id.auth.type != AuthType::kSelfSigned) {
       return Refused(

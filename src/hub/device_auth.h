@@ -18,15 +18,17 @@ namespace orrery::hub {
 
 class Registry;
 class PolicyStore;
+class CaStore;
 
 // Who a device connection or request is, once authenticated.
 struct DeviceIdentity {
   std::string device_id;
   std::string module_id;  // empty for a device
   std::string generation_id;
-  AuthType method = AuthType::kSas;  // kSas (device key or DeviceConnect policy), kSelfSigned
-  std::string policy;                // the DeviceConnect policy that signed the token, if any
-  int64_t token_expiry_s = 0;        // SAS: when the credential stops being valid; 0 = never
+  AuthType method =
+      AuthType::kSas;  // kSas (key or DeviceConnect policy), kSelfSigned, kCertificateAuthority
+  std::string policy;  // the DeviceConnect policy that signed the token, if any
+  int64_t token_expiry_s = 0;  // SAS: when the credential stops being valid; 0 = never
 
   std::string key() const;  // the registry key
   // iothub-connection-auth-method, as IoT Hub writes it on telemetry.
@@ -43,9 +45,10 @@ struct DeviceCredentials {
 // Authenticates the claimed identity. Refusals are Errc::kUnauthorized with a message fit
 // for the log and the client (it never echoes a signature or key): unknown identity, wrong
 // or expired token, a token for another identity, a disabled device, a certificate whose
-// thumbprint is not registered.
+// thumbprint is not registered or that does not chain to a verified CA (`cas`, nullable).
 Result<DeviceIdentity> AuthenticateDevice(const Registry& registry, const PolicyStore& policies,
-                                          const DeviceCredentials& credentials, int64_t now_s);
+                                          const CaStore* cas, const DeviceCredentials& credentials,
+                                          int64_t now_s);
 
 // Upper-case hex SHA-1 and SHA-256 of a DER certificate (IoT Hub's thumbprint forms).
 std::string ThumbprintSha1Der(std::string_view der);

@@ -29,6 +29,8 @@ WireError ToWireError(const Error& error) {
       return {409, "JobAlreadyExists", 409002};
     case Errc::kJobCannotBeCancelled:
       return {400, "JobCancelled", 400015};
+    case Errc::kCertificateNotFound:
+      return {404, "CertificateNotFound", 404004};
     case Errc::kPreconditionFailed:
       return {412, "PreconditionFailed", 412002};
     case Errc::kTooLarge:
@@ -94,6 +96,8 @@ std::string orrery::ErrcTraits<orrery::hub::Errc>::Message(orrery::hub::Errc e) 
       return "job already exists";
     case Errc::kJobCannotBeCancelled:
       return "the job cannot be cancelled";
+    case Errc::kCertificateNotFound:
+      return "certificate not found";
     case Errc::kUnavailable:
       return "service unavailable";
   }

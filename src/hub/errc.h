@@ -30,6 +30,7 @@ enum class Errc {
   kJobNotFound,
   kJobAlreadyExists,
   kJobCannotBeCancelled,
+  kCertificateNotFound,
   kUnavailable,  // the server is shutting down or the store failed
 };
 

@@ -100,6 +100,7 @@ Result<std::unique_ptr<Hub>> Hub::Open(HubOptions options, store::KvStore* store
   ORRERY_ASSIGN_OR_RETURN(hub->registry_, Registry::Open(store, ropts));
   if (!copts.now_ms) copts.now_ms = hub->registry_->options().now_ms;
   ORRERY_ASSIGN_OR_RETURN(hub->c2d_, C2dQueues::Open(store, copts));
+  ORRERY_ASSIGN_OR_RETURN(hub->cas_, CaStore::Open(store, hub->registry_->options().now_ms));
   Registry* reg = hub->registry_.get();
   hub->c2d_->SetDepthListener(
       [reg](const std::string& device, size_t depth) { reg->SetC2dCount(device, depth); });
@@ -129,7 +130,7 @@ void Hub::Shutdown() {
 }
 
 Result<DeviceIdentity> Hub::Authenticate(const DeviceCredentials& credentials) const {
-  return AuthenticateDevice(*registry_, *policies_, credentials, NowMs() / 1000);
+  return AuthenticateDevice(*registry_, *policies_, cas_.get(), credentials, NowMs() / 1000);
 }
 
 std::shared_ptr<DeviceChannel> Hub::ChannelFor(const std::string& key) const {

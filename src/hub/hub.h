@@ -35,6 +35,7 @@
 #include "base/metrics.h"
 #include "eventlog/message.h"
 #include "hub/c2d.h"
+#include "hub/certificates.h"
 #include "hub/device_auth.h"
 #include "hub/rate_limit.h"
 #include "hub/registry.h"
@@ -111,6 +112,7 @@ class Hub {
 
   Registry& registry() { return *registry_; }
   C2dQueues& c2d() { return *c2d_; }
+  CaStore& certificates() { return *cas_; }
   const PolicyStore& policies() const { return *policies_; }
   const HubOptions& options() const { return options_; }
   int64_t NowMs() const { return registry_->Now(); }
@@ -187,6 +189,7 @@ class Hub {
   boost::asio::any_io_executor timers_;
   std::unique_ptr<Registry> registry_;
   std::unique_ptr<C2dQueues> c2d_;
+  std::unique_ptr<CaStore> cas_;
   RateLimiter service_limits_;
   RateLimiter device_limits_;
 

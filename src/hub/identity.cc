@@ -6,6 +6,7 @@
 #include "base/crypto.h"
 #include "base/time.h"
 #include "hub/errc.h"
+#include "hub/json_fields.h"
 
 namespace orrery::hub {
 namespace json = boost::json;
@@ -268,17 +269,8 @@ Result<Identity> DecodeIdentity(std::string_view bytes) {
   json::value v = json::parse(bytes, ec);
   if (ec || !v.is_object()) return Error(Errc::kCorruptState, "a stored identity is not JSON");
   const auto& o = v.get_object();
-  auto str = [&](std::string_view k) -> std::string {
-    auto* x = o.if_contains(k);
-    return x && x->is_string() ? std::string(x->get_string()) : std::string();
-  };
-  auto num = [&](std::string_view k) -> int64_t {
-    auto* x = o.if_contains(k);
-    if (!x) return 0;
-    if (x->is_int64()) return x->get_int64();
-    if (x->is_uint64()) return static_cast<int64_t>(x->get_uint64());
-    return 0;
-  };
+  auto str = [&](std::string_view k) { return StringField(o, k); };
+  auto num = [&](std::string_view k) { return IntField(o, k); };
   std::string device = str("deviceId"), module = str("moduleId");
   auto parsed = IdentityFromJson(v, device, module);
   if (!parsed) {

@@ -11,6 +11,7 @@
 #include "base/time.h"
 #include "hub/errc.h"
 #include "hub/hub.h"
+#include "hub/json_fields.h"
 #include "query/iothub/hub_query.h"
 
 namespace orrery::hub {
@@ -43,16 +44,11 @@ Error Invalid(std::string m) {
 }
 
 std::string Str(const json::object& o, std::string_view k) {
-  auto* v = o.if_contains(k);
-  return v && v->is_string() ? std::string(v->get_string()) : std::string();
+  return StringField(o, k);
 }
 
 int64_t Int(const json::object& o, std::string_view k, int64_t fallback) {
-  auto* v = o.if_contains(k);
-  if (!v || v->is_null()) return fallback;
-  boost::system::error_code ec;
-  auto n = v->to_number<int64_t>(ec);
-  return ec ? fallback : n;
+  return IntField(o, k, fallback);
 }
 
 }  // namespace

@@ -178,16 +178,21 @@ Result<std::string> ThumbprintSha256(std::string_view cert_pem) {
   return Fingerprint(cert_pem, EVP_sha256());
 }
 
-Result<CertInfo> Inspect(std::string_view cert_pem) {
-  ORRERY_ASSIGN_OR_RETURN(X509Ptr cert, ParseCert(cert_pem));
+namespace {
+
+CertInfo Describe(X509* cert) {
   CertInfo info;
   char cn[256] = {};
-  if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert.get()), NID_commonName, cn, sizeof cn) >
-      0) {
+  if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn) > 0) {
     info.subject_cn = cn;
   }
-  NamesPtr names(static_cast<GENERAL_NAMES*>(
-      X509_get_ext_d2i(cert.get(), NID_subject_alt_name, nullptr, nullptr)));
+  BioPtr subject(BIO_new(BIO_s_mem()));
+  if (X509_NAME_print_ex(subject.get(), X509_get_subject_name(cert), 0, XN_FLAG_ONELINE) >= 0) {
+    info.subject = BioToString(subject.get());
+  }
+  info.is_ca = X509_check_ca(cert) == 1;
+  NamesPtr names(
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)));
   if (names) {
     for (int i = 0; i < sk_GENERAL_NAME_num(names.get()); ++i) {
       const GENERAL_NAME* gn = sk_GENERAL_NAME_value(names.get(), i);
@@ -206,10 +211,86 @@ Result<CertInfo> Inspect(std::string_view cert_pem) {
       }
     }
   }
-  const ASN1_TIME* na = X509_get0_notAfter(cert.get());
+  const ASN1_TIME* na = X509_get0_notAfter(cert);
   std::tm tm{};
   if (ASN1_TIME_to_tm(na, &tm) == 1) info.not_after_unix = timegm(&tm);
   return info;
+}
+
+Result<X509Ptr> ParseDer(std::string_view der) {
+  const auto* p = reinterpret_cast<const unsigned char*>(der.data());
+  X509Ptr cert(d2i_X509(nullptr, &p, static_cast<long>(der.size())));
+  if (!cert) return SslError("cannot parse certificate (DER)");
+  return cert;
+}
+
+}  // namespace
+
+Result<CertInfo> Inspect(std::string_view cert_pem) {
+  ORRERY_ASSIGN_OR_RETURN(X509Ptr cert, ParseCert(cert_pem));
+  return Describe(cert.get());
+}
+
+Result<CertInfo> InspectDer(std::string_view cert_der) {
+  ORRERY_ASSIGN_OR_RETURN(X509Ptr cert, ParseDer(cert_der));
+  return Describe(cert.get());
+}
+
+Result<size_t> VerifyChain(const std::vector<std::string>& chain_der,
+                           const std::vector<std::string>& anchors_pem, int64_t now_unix) {
+  if (chain_der.empty()) return Error(BaseErrc::kPermissionDenied, "no client certificate");
+  using StorePtr = std::unique_ptr<X509_STORE, Deleter<X509_STORE_free>>;
+  using CtxPtr = std::unique_ptr<X509_STORE_CTX, Deleter<X509_STORE_CTX_free>>;
+  struct StackFree {
+    void operator()(STACK_OF(X509) * s) const { sk_X509_free(s); }  // a macro: no Deleter<>
+  };
+  using StackPtr = std::unique_ptr<STACK_OF(X509), StackFree>;
+  ORRERY_ASSIGN_OR_RETURN(X509Ptr leaf, ParseDer(chain_der.front()));
+  std::vector<X509Ptr> intermediates;
+  StackPtr untrusted(sk_X509_new_null());
+  for (size_t i = 1; i < chain_der.size(); ++i) {
+    auto c = ParseDer(chain_der[i]);
+    if (!c) continue;  // junk the client sent along does not help it
+    sk_X509_push(untrusted.get(), c->get());
+    intermediates.push_back(std::move(*c));
+  }
+  StorePtr store(X509_STORE_new());
+  std::vector<X509Ptr> anchors;
+  for (auto& pem : anchors_pem) {
+    ORRERY_ASSIGN_OR_RETURN(X509Ptr a, ParseCert(pem));
+    X509_STORE_add_cert(store.get(), a.get());
+    anchors.push_back(std::move(a));
+  }
+  CtxPtr ctx(X509_STORE_CTX_new());
+  if (!ctx || X509_STORE_CTX_init(ctx.get(), store.get(), leaf.get(), untrusted.get()) != 1) {
+    return SslError("cannot set up certificate verification");
+  }
+  X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx.get());
+  // A registered intermediate CA is a trust anchor of its own (IoT Hub accepts those).
+  X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_PARTIAL_CHAIN | X509_V_FLAG_USE_CHECK_TIME);
+  X509_VERIFY_PARAM_set_time(param, static_cast<time_t>(now_unix));
+  X509_VERIFY_PARAM_set_purpose(param, X509_PURPOSE_SSL_CLIENT);
+  if (X509_verify_cert(ctx.get()) != 1) {
+    int err = X509_STORE_CTX_get_error(ctx.get());
+    ERR_clear_error();
+    return Error(BaseErrc::kPermissionDenied, X509_verify_cert_error_string(err));
+  }
+  STACK_OF(X509)* chain = X509_STORE_CTX_get0_chain(ctx.get());
+  X509* top = sk_X509_value(chain, sk_X509_num(chain) - 1);
+  for (size_t i = 0; i < anchors.size(); ++i) {
+    if (X509_cmp(top, anchors[i].get()) == 0) return i;
+  }
+  return Error(BaseErrc::kPermissionDenied, "the chain does not end in a registered CA");
+}
+
+Result<bool> IsSignedBy(std::string_view cert_pem, std::string_view issuer_pem) {
+  ORRERY_ASSIGN_OR_RETURN(X509Ptr cert, ParseCert(cert_pem));
+  ORRERY_ASSIGN_OR_RETURN(X509Ptr issuer, ParseCert(issuer_pem));
+  EVP_PKEY* key = X509_get0_pubkey(issuer.get());
+  if (!key) return SslError("the issuer certificate has no public key");
+  bool ok = X509_verify(cert.get(), key) == 1;
+  ERR_clear_error();
+  return ok;
 }
 
 TlsPaths DevelopmentPaths(const std::filesystem::path& data_dir) {

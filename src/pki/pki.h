@@ -53,11 +53,27 @@ Result<std::string> ThumbprintSha256(std::string_view cert_pem);
 // Facts read from a PEM certificate.
 struct CertInfo {
   std::string subject_cn;
+  std::string subject;  // the whole subject, one line ("CN=…, O=…")
+  bool is_ca = false;   // basicConstraints CA:TRUE
   std::vector<std::string> dns_names;
   std::vector<std::string> ip_addresses;
   int64_t not_after_unix = 0;
 };
 Result<CertInfo> Inspect(std::string_view cert_pem);
+// The same for a DER certificate (what TLS hands over).
+Result<CertInfo> InspectDer(std::string_view cert_der);
+
+// Verifies a client's certificate chain (DER, leaf first, then the intermediates it sent)
+// against `anchors_pem` (trusted CA certificates; an intermediate CA may be an anchor), at
+// `now_unix`, for TLS client use. Returns the index of the anchor the chain ends in, or
+// kPermissionDenied with OpenSSL's reason ("certificate has expired", "unable to get local
+// issuer certificate", …).
+Result<size_t> VerifyChain(const std::vector<std::string>& chain_der,
+                           const std::vector<std::string>& anchors_pem, int64_t now_unix);
+
+// Whether `cert_pem` carries a valid signature by the key of `issuer_pem` (proof of
+// possession of a CA's private key: the CA signed a certificate the verifier asked for).
+Result<bool> IsSignedBy(std::string_view cert_pem, std::string_view issuer_pem);
 
 struct TlsPaths {
   std::filesystem::path ca_cert;

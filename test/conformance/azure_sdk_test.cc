@@ -135,13 +135,47 @@ TEST_F(AzureSdkTest, X509SelfSignedDevice) {
   std::filesystem::create_directories(dir);
   std::ofstream(dir / "device.pem") << cert->cert_pem;
   std::ofstream(dir / "device-key.pem") << cert->key_pem;
+  // A CA registered with `orrery hub ca`, verified by proof of possession, issues the
+  // certificate of a certificateAuthority device.
+  auto root = pki::CreateRootCa("Conformance Device CA");
+  ASSERT_TRUE(root);
+  std::ofstream(dir / "ca.pem") << root->cert_pem;
+  auto cli = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv = {OrreryBinary(), "hub", "ca"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    argv.insert(argv.end(), {"--data-dir", server_->data_dir().string(), "--https-port", "443"});
+    auto p = Process::Spawn(argv);
+    EXPECT_EQ(p->Wait(), 0) << p->output();
+    return p->output();
+  };
+  cli({"add", "conf-root", "--cert", (dir / "ca.pem").string()});
+  std::string coded = cli({"verification-code", "conf-root"});
+  auto at = coded.find("\"verificationCode\": \"");
+  ASSERT_NE(at, std::string::npos) << coded;
+  std::string code = coded.substr(at + 21, 32);
+  auto proof = pki::IssueCertificate(*root, {.common_name = code});
+  ASSERT_TRUE(proof);
+  std::ofstream(dir / "proof.pem") << proof->cert_pem;
+  EXPECT_HAS(cli({"verify", "conf-root", "--cert", (dir / "proof.pem").string()}),
+             R"("isVerified": true)");
+  const std::string ca_id = "conf-x509-ca-dev";
+  auto leaf = pki::IssueCertificate(*root, {.common_name = ca_id, .usage = pki::Usage::kClient});
+  ASSERT_TRUE(leaf);
+  std::ofstream(dir / "ca-device.pem") << leaf->cert_pem;
+  std::ofstream(dir / "ca-device-key.pem") << leaf->key_pem;
+
   Scenario("x509.js", {},
            {"SCENARIO_PREFIX=conf", "X509_DEVICE_ID=" + id, "X509_THUMBPRINT=" + *thumb,
             "X509_CERT=" + (dir / "device.pem").string(),
-            "X509_KEY=" + (dir / "device-key.pem").string()});
+            "X509_KEY=" + (dir / "device-key.pem").string(), "X509_CA_DEVICE_ID=" + ca_id,
+            "X509_CA_CERT=" + (dir / "ca-device.pem").string(),
+            "X509_CA_KEY=" + (dir / "ca-device-key.pem").string()});
   std::string ev = Events(id, 1);
   EXPECT_HAS(ev, R"("x509": true)");
   EXPECT_HAS(ev, R"(\"type\":\"x509Certificate\")");
+  std::string ca_ev = Events(ca_id, 1);
+  EXPECT_HAS(ca_ev, R"("ca": true)");
+  EXPECT_HAS(ca_ev, R"(\"issuer\":\"external\")");
 }
 
 TEST_F(AzureSdkTest, HttpsDevice) {

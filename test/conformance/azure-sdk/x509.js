@@ -1,6 +1,6 @@
-// An X.509 device registered with a self-signed certificate's thumbprint: it connects over
-// MQTT/TLS presenting the certificate (no SAS token), sends telemetry and uses its twin; the
-// same certificate is refused for a device registered with another thumbprint.
+// X.509 devices over MQTT/TLS (no SAS token): one registered with a self-signed certificate's
+// thumbprint (telemetry, twin; the certificate is refused for a device with another
+// thumbprint), and one of type certificateAuthority whose certificate a verified CA issued.
 'use strict';
 
 const fs = require('fs');
@@ -43,4 +43,32 @@ lib.run(async ({ registry, prefix }) => {
   const wrong = Client.fromConnectionString(`HostName=${lib.HOST};DeviceId=${other};x509=true`, Mqtt);
   wrong.setOptions({ cert, key });
   await lib.rejects(wrong.open(), 'a certificate whose thumbprint is not registered is refused');
+
+  // certificateAuthority: a device certificate issued by a CA the hub verified (registered by
+  // the driver with a proof of possession); the subject CN is the device id.
+  const caId = process.env.X509_CA_DEVICE_ID;
+  if (caId) {
+    await lib.createDevice(registry, caId, { authentication: { type: 'certificateAuthority' } });
+    const caDevice = Client.fromConnectionString(`HostName=${lib.HOST};DeviceId=${caId};x509=true`, Mqtt);
+    caDevice.setOptions({
+      cert: fs.readFileSync(process.env.X509_CA_CERT, 'utf8'),
+      key: fs.readFileSync(process.env.X509_CA_KEY, 'utf8'),
+    });
+    await caDevice.open();
+    lib.ok('a CA-signed device certificate connects');
+    const cm = new Message('{"ca":true}');
+    cm.messageId = `${caId}-m1`;
+    await caDevice.sendEvent(cm);
+    lib.ok('CA-signed device telemetry acknowledged');
+    await caDevice.close();
+    // The same certificate does not open a device whose id is not its CN.
+    const imposter = `${prefix}-x509-ca-imposter`;
+    await lib.createDevice(registry, imposter, { authentication: { type: 'certificateAuthority' } });
+    const bad = Client.fromConnectionString(`HostName=${lib.HOST};DeviceId=${imposter};x509=true`, Mqtt);
+    bad.setOptions({
+      cert: fs.readFileSync(process.env.X509_CA_CERT, 'utf8'),
+      key: fs.readFileSync(process.env.X509_CA_KEY, 'utf8'),
+    });
+    await lib.rejects(bad.open(), 'a CA-signed certificate for another device id is refused');
+  }
 });

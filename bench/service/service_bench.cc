@@ -1,0 +1,345 @@
+// bench/service: the service REST API of a real `orrery serve`, over HTTPS keep-alive
+// connections, as back-end applications and the azure-iothub SDK use it.
+//
+//   setup     N devices created with the registry's bulk POST (100 per request); every tenth
+//             tagged {"region":"west"} and given a rank.
+//   patches   C connections PATCH /twins/{id} desired properties of random devices for S
+//             seconds: twin patches/s (each durable — group-committed fsync — before its 200)
+//             and p50/p99 latency. Anchors: IoT Hub S3 allows 250 twin updates/s per unit;
+//             Orrery's target is 50,000/s.
+//   queries   device-query latency over the N devices (all pages of 1,000 rows): a tag
+//             filter, a GROUP BY count, a selective projection, an unindexed full scan.
+//
+// IoT Hub cannot run here, so its published throttle is the peer figure (a ratio against a
+// quota, not a measurement). Usage:
+//   service_bench [--quick] [--devices N] [--seconds S] [--connections C] [--orrery PATH]
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/json.hpp>
+
+#include "hub/sas.h"
+#include "test/support/orrery_server.h"
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace json = boost::json;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+using namespace orrery;
+
+namespace {
+
+struct Options {
+  size_t devices = 100'000;
+  double seconds = 10;
+  size_t connections = 64;
+  std::string orrery;
+};
+
+struct Request {
+  http::verb method;
+  std::string target;
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+using Response = http::response<http::string_body>;
+
+// One HTTPS keep-alive connection that runs requests one after the other.
+class Conn : public std::enable_shared_from_this<Conn> {
+ public:
+  Conn(asio::io_context& io, asio::ssl::context& tls, uint16_t port, std::string token)
+      : stream_(io, tls), port_(port), token_(std::move(token)) {}
+
+  // `next` yields the next request (nullopt: stop); `done` sees each response.
+  std::function<std::optional<Request>()> next;
+  std::function<void(const Response&, Clock::duration)> done;
+  std::function<void()> finished;
+
+  void Start() {
+    beast::get_lowest_layer(stream_).async_connect(
+        tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_),
+        [self = shared_from_this()](const boost::system::error_code& ec) {
+          if (ec) return self->Fail("connect", ec);
+          beast::get_lowest_layer(self->stream_).socket().set_option(tcp::no_delay(true));
+          self->stream_.async_handshake(asio::ssl::stream_base::client,
+                                        [self](const boost::system::error_code& e) {
+                                          if (e) return self->Fail("handshake", e);
+                                          self->Send();
+                                        });
+        });
+  }
+
+ private:
+  void Fail(const char* what, const boost::system::error_code& ec) {
+    fmt::print(stderr, "connection: {}: {}\n", what, ec.message());
+    if (finished) finished();
+  }
+  void Send() {
+    auto r = next();
+    if (!r) {
+      if (finished) finished();
+      return;
+    }
+    req_ = {};
+    req_.method(r->method);
+    req_.target(r->target);
+    req_.version(11);
+    req_.set(http::field::host, "localhost");
+    req_.set(http::field::authorization, token_);
+    req_.set(http::field::content_type, "application/json; charset=utf-8");
+    for (auto& [k, v] : r->headers)
+      req_.set(k, v);
+    req_.body() = std::move(r->body);
+    req_.prepare_payload();
+    started_ = Clock::now();
+    http::async_write(stream_, req_,
+                      [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
+                        if (ec) return self->Fail("write", ec);
+                        self->res_ = {};
+                        self->parser_.emplace();
+                        self->parser_->body_limit(64 << 20);
+                        http::async_read(self->stream_, self->buf_, *self->parser_,
+                                         [self](const boost::system::error_code& e, size_t) {
+                                           if (e) return self->Fail("read", e);
+                                           self->res_ = self->parser_->release();
+                                           self->done(self->res_, Clock::now() - self->started_);
+                                           self->Send();
+                                         });
+                      });
+  }
+
+  beast::ssl_stream<beast::tcp_stream> stream_;
+  uint16_t port_;
+  std::string token_;
+  beast::flat_buffer buf_;
+  http::request<http::string_body> req_;
+  std::optional<http::response_parser<http::string_body>> parser_;
+  Response res_;
+  Clock::time_point started_;
+};
+
+// Runs `connections` connections until each one's `next` is exhausted.
+void RunLoad(asio::ssl::context& tls, uint16_t port, const std::string& token, size_t connections,
+             const std::function<std::optional<Request>()>& next,
+             const std::function<void(const Response&, Clock::duration)>& done) {
+  asio::io_context io;
+  size_t live = connections;
+  for (size_t i = 0; i < connections; ++i) {
+    auto c = std::make_shared<Conn>(io, tls, port, token);
+    c->next = next;
+    c->done = done;
+    c->finished = [&live, &io] {
+      if (--live == 0) io.stop();
+    };
+    c->Start();
+  }
+  io.run();
+}
+
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
+}
+
+std::string DeviceId(size_t i) {
+  return fmt::format("bench-{:06d}", i);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  o.orrery = (std::filesystem::path(argv[0]).parent_path() / "../../apps/orrery/orrery").string();
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
+    if (a == "--quick") {
+      o.devices = 10'000;
+      o.seconds = 3;
+    } else if (a == "--devices") {
+      o.devices = std::stoul(next());
+    } else if (a == "--seconds") {
+      o.seconds = std::stod(next());
+    } else if (a == "--connections") {
+      o.connections = std::stoul(next());
+    } else if (a == "--orrery") {
+      o.orrery = next();
+    } else {
+      fmt::print(stderr,
+                 "usage: service_bench [--quick] [--devices N] [--seconds S] [--connections C] "
+                 "[--orrery PATH]\n");
+      return 2;
+    }
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+  ::setenv("ORRERY_BINARY", o.orrery.c_str(), 1);
+  fmt::print(
+      "Service API benchmark: {} devices, {} connections, {} s of twin patches, {} cores\n\n",
+      o.devices, o.connections, o.seconds, std::thread::hardware_concurrency());
+
+  testing::OrreryServer server("service-bench", {"--mqtts-port", "0", "--mqtt-port", "0",
+                                                 "--mqtt-ws-port", "0", "--log-level", "warn"});
+  if (!server.started()) {
+    fmt::print(stderr, "orrery did not start:\n{}\n", server.process().output());
+    return 1;
+  }
+  auto cs_proc = testing::Process::Spawn(
+      {o.orrery, "hub", "connection-string", "--data-dir", server.data_dir().string()});
+  cs_proc->Wait();
+  auto cs =
+      hub::ParseServiceConnectionString(cs_proc->output().substr(0, cs_proc->output().find('\n')));
+  if (!cs) {
+    fmt::print(stderr, "no connection string: {}\n", cs.error().message());
+    return 1;
+  }
+  auto token =
+      hub::MakeSasToken(cs->host_name, cs->key, std::time(nullptr) + 3 * 3600, cs->key_name);
+  asio::ssl::context tls(asio::ssl::context::tls_client);
+  tls.load_verify_file(server.ca_file().string());
+  tls.set_verify_mode(asio::ssl::verify_peer);
+  const uint16_t port = server.ports().https;
+  size_t errors = 0;
+  auto check = [&](const Response& r, int want) {
+    if (static_cast<int>(r.result_int()) != want) {
+      if (errors++ < 5)
+        fmt::print(stderr, "HTTP {}: {}\n", r.result_int(), r.body().substr(0, 300));
+    }
+  };
+
+  // ---- setup: bulk-create the fleet, tag every tenth device.
+  auto t0 = Clock::now();
+  size_t next_batch = 0;
+  RunLoad(
+      tls, port, *token, 8,
+      [&]() -> std::optional<Request> {
+        if (next_batch >= o.devices) return std::nullopt;
+        json::array batch;
+        for (size_t i = next_batch; i < std::min(o.devices, next_batch + 100); ++i)
+          batch.push_back(json::object{{"id", DeviceId(i)}, {"importMode", "create"}});
+        next_batch += 100;
+        return Request{
+            http::verb::post, "/devices?api-version=2021-04-12", json::serialize(batch), {}};
+      },
+      [&](const Response& r, Clock::duration) { check(r, 200); });
+  double create_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  size_t next_tag = 0;
+  t0 = Clock::now();
+  RunLoad(
+      tls, port, *token, o.connections,
+      [&]() -> std::optional<Request> {
+        if (next_tag >= o.devices) return std::nullopt;
+        size_t i = next_tag;
+        next_tag += 10;
+        return Request{http::verb::patch,
+                       fmt::format("/twins/{}?api-version=2021-04-12", DeviceId(i)),
+                       fmt::format(R"({{"tags":{{"region":"west","rank":{}}}}})", i),
+                       {{"If-Match", "\"*\""}}};
+      },
+      [&](const Response& r, Clock::duration) { check(r, 200); });
+  double tag_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  fmt::print("setup: {} devices created in {:.1f} s ({:.0f}/s, bulk); {} tagged in {:.1f} s\n",
+             o.devices, create_s, static_cast<double>(o.devices) / create_s, o.devices / 10, tag_s);
+
+  // ---- twin patches: desired properties of random devices, for S seconds.
+  std::mt19937_64 rng(42);
+  std::uniform_int_distribution<size_t> pick(0, o.devices - 1);
+  uint64_t sent = 0, ok = 0;
+  std::vector<double> latency_ms;
+  latency_ms.reserve(2'000'000);
+  auto end = Clock::now() +
+             std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.seconds));
+  t0 = Clock::now();
+  RunLoad(
+      tls, port, *token, o.connections,
+      [&]() -> std::optional<Request> {
+        if (Clock::now() >= end) return std::nullopt;
+        ++sent;
+        return Request{
+            http::verb::patch,
+            fmt::format("/twins/{}?api-version=2021-04-12", DeviceId(pick(rng))),
+            fmt::format(R"({{"properties":{{"desired":{{"setpoint":{},"mode":"auto"}}}}}})", sent),
+            {}};
+      },
+      [&](const Response& r, Clock::duration d) {
+        check(r, 200);
+        if (r.result_int() == 200) ++ok;
+        latency_ms.push_back(std::chrono::duration<double, std::milli>(d).count());
+      });
+  double patch_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  double rate = static_cast<double>(ok) / patch_s;
+  fmt::print(
+      "twin patches: {:.0f}/s over {} connections (p50 {:.2f} ms, p99 {:.2f} ms, {} durable)\n"
+      "  vs target 50,000/s: {:.2f}x   vs IoT Hub S3 (250/s per unit): {:.0f}x\n",
+      rate, o.connections, Percentile(latency_ms, 0.5), Percentile(latency_ms, 0.99), ok,
+      rate / 50'000, rate / 250);
+
+  // ---- device queries over the fleet: every page of 1,000 rows, 15 runs each.
+  struct NamedQuery {
+    const char* name;
+    std::string sql;
+  };
+  std::vector<NamedQuery> queries = {
+      {"tag filter (10% match)", "SELECT * FROM devices WHERE tags.region = 'west'"},
+      {"group by + count",
+       "SELECT tags.region AS region, COUNT() AS n FROM devices GROUP BY "
+       "tags.region"},
+      {"selective projection", "SELECT deviceId, tags.rank FROM devices WHERE tags.rank = 4210"},
+      {"full scan, no match", "SELECT * FROM devices WHERE properties.reported.fw = '9.9'"},
+  };
+  for (auto& q : queries) {
+    std::vector<double> runs;
+    size_t rows = 0;
+    for (int run = 0; run < 15; ++run) {
+      std::string continuation;
+      bool more = true;
+      size_t got = 0;
+      auto start = Clock::now();
+      // One connection, the pages in sequence, as the SDK's Query does.
+      RunLoad(
+          tls, port, *token, 1,
+          [&]() -> std::optional<Request> {
+            if (!more) return std::nullopt;
+            Request r{http::verb::post,
+                      "/devices/query?api-version=2021-04-12",
+                      json::serialize(json::object{{"query", q.sql}}),
+                      {{"x-ms-max-item-count", "1000"}}};
+            if (!continuation.empty()) r.headers.emplace_back("x-ms-continuation", continuation);
+            return r;
+          },
+          [&](const Response& r, Clock::duration) {
+            check(r, 200);
+            auto v = json::parse(r.body());
+            got += v.is_array() ? v.get_array().size() : 0;
+            auto c = r.find("x-ms-continuation");
+            more = c != r.end();
+            continuation = more ? std::string(c->value()) : "";
+          });
+      runs.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+      rows = got;
+    }
+    fmt::print("query {:<24} {:>6} rows: p50 {:>8.1f} ms  p99 {:>8.1f} ms\n", q.name, rows,
+               Percentile(runs, 0.5), Percentile(runs, 0.99));
+  }
+  if (errors) fmt::print("{} requests failed\n", errors);
+  return errors ? 1 : 0;
+}
