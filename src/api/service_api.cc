@@ -283,7 +283,10 @@ void ChangeTwin(const CtxPtr& c, HttpRequest& req, Responder res, bool replace) 
   if (!body) return res.Send(ErrorResponse(body.error()));
   if (!body->is_object()) return res.Send(Invalid("the twin patch must be a JSON object"));
   auto reply = [res](Result<hub::TwinChange> r) {
-    res.Send(r ? TwinResponse(r->twin) : ErrorResponse(r.error()));
+    if (!r) return res.Send(ErrorResponse(r.error()));
+    auto out = HttpResponse::Json(200, std::move(r->twin_json));
+    out.headers.Set("ETag", "\"" + r->etag + "\"");
+    res.Send(std::move(out));
   };
   if (replace) {
     c->hub().ReplaceTwin(TwinKey(req), body->get_object(), IfMatch(req), reply);

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -58,10 +59,22 @@ std::string HexEncode(std::string_view bytes, bool upper) {
 }
 
 std::string HmacSha256(std::string_view key, std::string_view data) {
+  // OpenSSL 3's one-shot HMAC() fetches the algorithm on every call, which costs more than
+  // the MAC itself for short inputs (every SAS token check): fetch it once. EVP_MAC objects
+  // are immutable and safe to share between threads; each call has its own context.
+  static EVP_MAC* const mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  static const OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string("digest", const_cast<char*>("SHA256"), 0),
+      OSSL_PARAM_construct_end()};
   std::string out(32, '\0');
-  unsigned int len = 32;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), U(data), data.size(),
-       reinterpret_cast<unsigned char*>(out.data()), &len);
+  size_t len = 0;
+  EVP_MAC_CTX* ctx = mac ? EVP_MAC_CTX_new(mac) : nullptr;
+  if (!ctx || EVP_MAC_init(ctx, U(key), key.size(), params) != 1 ||
+      EVP_MAC_update(ctx, U(data), data.size()) != 1 ||
+      EVP_MAC_final(ctx, reinterpret_cast<unsigned char*>(out.data()), &len, out.size()) != 1) {
+    std::abort();  // a broken OpenSSL installation: nothing safe remains
+  }
+  EVP_MAC_CTX_free(ctx);
   return out;
 }
 

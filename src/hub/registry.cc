@@ -191,8 +191,9 @@ void Registry::Create(Identity identity, Done<IdentityView> done) {
     }
     auto e = std::make_shared<Entry>();
     e->identity = std::move(identity);
-    e->twin.desired.metadata = json::object{{"$lastUpdated", now}, {"$lastUpdatedVersion", 1}};
-    e->twin.reported.metadata = json::object{{"$lastUpdated", now}};
+    e->twin.desired.metadata =
+        json::object{{"$lastUpdated", timeutil::FormatUtcMs(now)}, {"$lastUpdatedVersion", 1}};
+    e->twin.reported.metadata = json::object{{"$lastUpdated", timeutil::FormatUtcMs(now)}};
     std::lock_guard el(e->mu);
     batch.Put(kIdentitySpace, key, EncodeIdentity(e->identity));
     batch.Put(kTwinSpace, key, EncodeTwin(e->twin));
@@ -420,7 +421,9 @@ void Registry::UpdateTwin(std::string_view key, const json::object& patch,
   }
   store::WriteBatch batch;
   PersistTwin(*e, batch);
-  change.twin = *e->Doc();
+  // Serialised here, on the caller's thread: the store's writer thread only completes.
+  change.twin_json = SerializeServiceTwin(e->identity, e->runtime, e->twin);
+  change.etag = e->twin.etag();
   CommitTwinChange(e, std::move(batch), std::move(change), std::move(done));
 }
 
@@ -446,7 +449,9 @@ void Registry::ReplaceTwin(std::string_view key, const json::object& twin,
   }
   store::WriteBatch batch;
   PersistTwin(*e, batch);
-  change.twin = *e->Doc();
+  // Serialised here, on the caller's thread: the store's writer thread only completes.
+  change.twin_json = SerializeServiceTwin(e->identity, e->runtime, e->twin);
+  change.etag = e->twin.etag();
   CommitTwinChange(e, std::move(batch), std::move(change), std::move(done));
 }
 

@@ -52,7 +52,9 @@ struct IdentityView {
 
 // The result of a twin change.
 struct TwinChange {
-  boost::json::object twin;  // the service view after the change
+  // The service view after the change, serialised (service API changes only), and its etag.
+  std::string twin_json;
+  std::string etag;
   // When desired properties changed: what to push to a connected device (the applied patch
   // with "$version"); empty otherwise.
   boost::json::object desired_push;

@@ -107,7 +107,9 @@ TEST_F(RegistryTest, TwinsSurviveRestartAndCheckEtags) {
                  "\"" + etag0 + "\"");
   ASSERT_TRUE(c) << c.error().message();
   EXPECT_EQ(json::serialize(c->desired_push), R"({"rate":5,"$version":2})");
-  EXPECT_EQ(c->twin["tags"].as_object()["site"], "b12");
+  auto twin = json::parse(c->twin_json).as_object();
+  EXPECT_EQ(twin["tags"].as_object()["site"], "b12");
+  EXPECT_EQ(twin["etag"].as_string(), c->etag);
   auto stale = Patch("dev1", R"({"tags":{"site":"x"}})", "\"" + etag0 + "\"");
   ASSERT_FALSE(stale);
   EXPECT_TRUE(stale.error().Is(Errc::kPreconditionFailed));

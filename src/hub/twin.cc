@@ -116,25 +116,28 @@ int64_t SizeDelta(const json::object* cur, const json::object& patch, bool top) 
   return d;
 }
 
-json::object Stamp(int64_t now_ms, std::optional<int64_t> version) {
+// `when` is the ISO 8601 time of the change: metadata keeps it as the wire shows it, so that
+// serialising a twin needs no per-node conversion.
+json::object Stamp(const json::value& when, std::optional<int64_t> version) {
   json::object m;
-  m[kLastUpdated] = now_ms;
+  m[kLastUpdated] = when;
   if (version) m[kLastUpdatedVersion] = *version;
   return m;
 }
 
-void StampNode(json::object& meta, int64_t now_ms, std::optional<int64_t> version) {
-  meta[kLastUpdated] = now_ms;
+void StampNode(json::object& meta, const json::value& when, std::optional<int64_t> version) {
+  meta[kLastUpdated] = when;
   if (version) meta[kLastUpdatedVersion] = *version;
 }
 
 // Builds metadata for a freshly created value.
-json::object CreatedMetadata(const json::value& v, int64_t now_ms, std::optional<int64_t> version) {
-  json::object m = Stamp(now_ms, version);
+json::object CreatedMetadata(const json::value& v, const json::value& when,
+                             std::optional<int64_t> version) {
+  json::object m = Stamp(when, version);
   if (v.is_object()) {
     for (auto& [k, x] : v.get_object()) {
       if (x.is_null()) continue;
-      m[k] = CreatedMetadata(x, now_ms, version);
+      m[k] = CreatedMetadata(x, when, version);
     }
   }
   return m;
@@ -150,8 +153,8 @@ json::value StripNulls(const json::value& v) {
 }
 
 // Merges `patch` into `cur`, keeping `meta` (may be null for tags) in step.
-void Merge(json::object& cur, json::object* meta, const json::object& patch, int64_t now_ms,
-           std::optional<int64_t> version, bool top) {
+void Merge(json::object& cur, json::object* meta, const json::object& patch,
+           const json::value& when, std::optional<int64_t> version, bool top) {
   for (auto& [k, v] : patch) {
     if (top && ReadOnlyMember(k)) continue;
     if (v.is_null()) {
@@ -164,30 +167,16 @@ void Merge(json::object& cur, json::object* meta, const json::object& patch, int
       json::object* child_meta = nullptr;
       if (meta) {
         json::value& m = (*meta)[k];
-        if (!m.is_object()) m = Stamp(now_ms, version);
+        if (!m.is_object()) m = Stamp(when, version);
         child_meta = &m.get_object();
-        StampNode(*child_meta, now_ms, version);
+        StampNode(*child_meta, when, version);
       }
-      Merge(existing->get_object(), child_meta, v.get_object(), now_ms, version, false);
+      Merge(existing->get_object(), child_meta, v.get_object(), when, version, false);
       continue;
     }
     cur[k] = StripNulls(v);
-    if (meta) (*meta)[k] = CreatedMetadata(v, now_ms, version);
+    if (meta) (*meta)[k] = CreatedMetadata(v, when, version);
   }
-}
-
-json::object RenderMetadata(const json::object& meta) {
-  json::object out;
-  for (auto& [k, v] : meta) {
-    if (k == kLastUpdated && v.is_int64()) {
-      out[k] = timeutil::FormatUtcMs(v.get_int64());
-    } else if (v.is_object()) {
-      out[k] = RenderMetadata(v.get_object());
-    } else {
-      out[k] = v;
-    }
-  }
-  return out;
 }
 
 size_t ObjectSize(const json::object& o) {
@@ -217,10 +206,6 @@ size_t LimitFor(SectionKind kind, const TwinLimits& limits) {
       return limits.reported_bytes;
   }
   return 0;
-}
-
-json::object EncodeSection(const TwinSection& s) {
-  return json::object{{"values", s.values}, {"metadata", s.metadata}, {"version", s.version}};
 }
 
 bool DecodeSection(const json::value* v, TwinSection& s) {
@@ -296,6 +281,7 @@ Status CheckPatch(const Twin& twin, SectionKind kind, const json::object& patch,
 }
 
 json::object ApplyPatch(Twin& twin, SectionKind kind, const json::object& patch, int64_t now_ms) {
+  const json::value when(timeutil::FormatUtcMs(now_ms));
   json::object applied;
   for (auto& [k, v] : patch) {
     if (!ReadOnlyMember(k)) applied[k] = v;
@@ -303,7 +289,7 @@ json::object ApplyPatch(Twin& twin, SectionKind kind, const json::object& patch,
   if (kind == SectionKind::kTags) {
     twin.tags_size = static_cast<size_t>(static_cast<int64_t>(twin.tags_size) +
                                          SizeDelta(&twin.tags, patch, true));
-    Merge(twin.tags, nullptr, patch, now_ms, std::nullopt, true);
+    Merge(twin.tags, nullptr, patch, when, std::nullopt, true);
     ++twin.etag_counter;
   } else {
     TwinSection& s = kind == SectionKind::kDesired ? twin.desired : twin.reported;
@@ -314,8 +300,8 @@ json::object ApplyPatch(Twin& twin, SectionKind kind, const json::object& patch,
       version = s.version;
       ++twin.etag_counter;
     }
-    Merge(s.values, &s.metadata, patch, now_ms, version, true);
-    StampNode(s.metadata, now_ms, version);
+    Merge(s.values, &s.metadata, patch, when, version, true);
+    StampNode(s.metadata, when, version);
   }
   ++twin.version;
   return applied;
@@ -323,6 +309,7 @@ json::object ApplyPatch(Twin& twin, SectionKind kind, const json::object& patch,
 
 Result<json::object> ReplaceTwin(Twin& twin, const json::object& replacement,
                                  const TwinLimits& limits, int64_t now_ms) {
+  const json::value when(timeutil::FormatUtcMs(now_ms));
   const json::object* tags = nullptr;
   const json::object* desired = nullptr;
   if (auto* t = replacement.if_contains("tags"); t && !t->is_null()) {
@@ -353,7 +340,7 @@ Result<json::object> ReplaceTwin(Twin& twin, const json::object& replacement,
   if (tags) {
     twin.tags.clear();
     twin.tags_size = 0;
-    Merge(twin.tags, nullptr, *tags, now_ms, std::nullopt, true);
+    Merge(twin.tags, nullptr, *tags, when, std::nullopt, true);
     twin.tags_size = ObjectSize(twin.tags);
   }
   if (desired) {
@@ -364,8 +351,8 @@ Result<json::object> ReplaceTwin(Twin& twin, const json::object& replacement,
     ++s.version;
     s.values.clear();
     s.metadata.clear();
-    Merge(s.values, &s.metadata, *desired, now_ms, s.version, true);
-    StampNode(s.metadata, now_ms, s.version);
+    Merge(s.values, &s.metadata, *desired, when, s.version, true);
+    StampNode(s.metadata, when, s.version);
     s.size = ObjectSize(s.values);
     for (auto& [k, v] : s.values)
       push[k] = v;
@@ -379,7 +366,7 @@ Result<json::object> ReplaceTwin(Twin& twin, const json::object& replacement,
 
 json::object SectionToServiceJson(const TwinSection& s, bool desired) {
   json::object o = s.values;
-  json::object meta = RenderMetadata(s.metadata);
+  json::object meta = s.metadata;
   if (!meta.contains(kLastUpdated)) meta[kLastUpdated] = timeutil::FormatUtcMs(0);
   if (desired && !meta.contains(kLastUpdatedVersion)) meta[kLastUpdatedVersion] = s.version;
   o["$metadata"] = std::move(meta);
@@ -398,51 +385,92 @@ json::object TwinToDeviceJson(const Twin& twin) {
                       {"reported", SectionToDeviceJson(twin.reported)}};
 }
 
-json::object TwinToServiceJson(const Identity& id, const IdentityRuntime& rt, const Twin& twin) {
-  json::object o;
-  o["deviceId"] = id.device_id;
-  if (id.is_module()) o["moduleId"] = id.module_id;
-  o["etag"] = twin.etag();
-  o["deviceEtag"] = id.etag;
-  o["status"] = id.enabled ? "enabled" : "disabled";
-  o["statusReason"] =
+namespace {
+
+// Appends `{…values, "$metadata":…, "$version":n}` without copying the section: its values
+// are serialised and the closing brace reopened.
+void AppendSection(std::string& out, const TwinSection& s) {
+  std::string v = json::serialize(s.values);
+  out.append(v, 0, v.size() - 1);
+  if (v.size() > 2) out += ',';
+  out += "\"$metadata\":";
+  out += json::serialize(s.metadata);
+  out += ",\"$version\":";
+  out += std::to_string(s.version);
+  out += '}';
+}
+
+void AppendMember(std::string& out, std::string_view key, std::string_view json_text) {
+  out += ",\"";
+  out += key;
+  out += "\":";
+  out += json_text;
+}
+
+}  // namespace
+
+std::string SerializeServiceTwin(const Identity& id, const IdentityRuntime& rt, const Twin& twin) {
+  // The small fields as an object, the large parts spliced in as text.
+  json::object head;
+  head["deviceId"] = id.device_id;
+  if (id.is_module()) head["moduleId"] = id.module_id;
+  head["etag"] = twin.etag();
+  head["deviceEtag"] = id.etag;
+  head["status"] = id.enabled ? "enabled" : "disabled";
+  head["statusReason"] =
       id.status_reason.empty() ? json::value(nullptr) : json::value(id.status_reason);
-  o["statusUpdateTime"] = timeutil::FormatUtcMs(id.status_updated_ms);
-  o["connectionState"] = rt.connected ? "Connected" : "Disconnected";
-  o["lastActivityTime"] = timeutil::FormatUtcMs(rt.last_activity_ms);
-  o["cloudToDeviceMessageCount"] = rt.c2d_message_count;
-  o["authenticationType"] = AuthTypeName(id.auth.type);
-  o["x509Thumbprint"] =
+  head["statusUpdateTime"] = timeutil::FormatUtcMs(id.status_updated_ms);
+  head["connectionState"] = rt.connected ? "Connected" : "Disconnected";
+  head["lastActivityTime"] = timeutil::FormatUtcMs(rt.last_activity_ms);
+  head["cloudToDeviceMessageCount"] = rt.c2d_message_count;
+  head["authenticationType"] = AuthTypeName(id.auth.type);
+  head["x509Thumbprint"] =
       json::object{{"primaryThumbprint", id.auth.primary_thumbprint.empty()
                                              ? json::value(nullptr)
                                              : json::value(id.auth.primary_thumbprint)},
                    {"secondaryThumbprint", id.auth.secondary_thumbprint.empty()
                                                ? json::value(nullptr)
                                                : json::value(id.auth.secondary_thumbprint)}};
-  o["modelId"] = twin.model_id;
-  o["version"] = twin.version;
-  o["tags"] = twin.tags;
-  o["properties"] = json::object{{"desired", SectionToServiceJson(twin.desired, true)},
-                                 {"reported", SectionToServiceJson(twin.reported, false)}};
+  head["modelId"] = twin.model_id;
+  head["version"] = twin.version;
   if (!id.is_module()) {
-    o["capabilities"] = json::object{{"iotEdge", id.iot_edge}};
-    if (!id.device_scope.empty()) o["deviceScope"] = id.device_scope;
+    head["capabilities"] = json::object{{"iotEdge", id.iot_edge}};
+    if (!id.device_scope.empty()) head["deviceScope"] = id.device_scope;
     json::array parents;
     for (auto& p : id.parent_scopes)
       parents.emplace_back(p);
-    o["parentScopes"] = std::move(parents);
+    head["parentScopes"] = std::move(parents);
   }
-  return o;
+  std::string out = json::serialize(head);
+  out.pop_back();
+  AppendMember(out, "tags", json::serialize(twin.tags));
+  out += ",\"properties\":{\"desired\":";
+  AppendSection(out, twin.desired);
+  out += ",\"reported\":";
+  AppendSection(out, twin.reported);
+  out += "}}";
+  return out;
+}
+
+json::object TwinToServiceJson(const Identity& id, const IdentityRuntime& rt, const Twin& twin) {
+  return json::parse(SerializeServiceTwin(id, rt, twin)).as_object();
 }
 
 std::string EncodeTwin(const Twin& twin) {
-  json::object o{{"tags", twin.tags},
-                 {"desired", EncodeSection(twin.desired)},
-                 {"reported", EncodeSection(twin.reported)},
-                 {"version", twin.version},
-                 {"etag", twin.etag_counter},
-                 {"modelId", twin.model_id}};
-  return json::serialize(o);
+  // Written on every change: serialised piece by piece, without copying the sections.
+  auto section = [](const TwinSection& sec) {
+    return "{\"values\":" + json::serialize(sec.values) +
+           ",\"metadata\":" + json::serialize(sec.metadata) +
+           ",\"version\":" + std::to_string(sec.version) + "}";
+  };
+  std::string out = "{\"tags\":" + json::serialize(twin.tags);
+  AppendMember(out, "desired", section(twin.desired));
+  AppendMember(out, "reported", section(twin.reported));
+  AppendMember(out, "version", std::to_string(twin.version));
+  AppendMember(out, "etag", std::to_string(twin.etag_counter));
+  AppendMember(out, "modelId", json::serialize(json::string(twin.model_id)));
+  out += '}';
+  return out;
 }
 
 Result<Twin> DecodeTwin(std::string_view bytes) {

@@ -3,8 +3,8 @@
 // IoT Hub's limits.
 //
 // Design note. A section (desired or reported) keeps its values and, beside them, a metadata
-// tree that mirrors the values' object structure: every node holds "$lastUpdated" (ms since
-// the epoch, rendered as ISO 8601 on the wire) and, for desired, "$lastUpdatedVersion"; its
+// tree that mirrors the values' object structure: every node holds "$lastUpdated" (ISO 8601,
+// stored as the wire shows it) and, for desired, "$lastUpdatedVersion"; its
 // other members are the child nodes, keyed like the values (property names never contain
 // '$', so the two cannot clash). A patch merges recursively: an object merges into an object,
 // null removes a member, anything else replaces. Every node on the path to a changed leaf
@@ -86,7 +86,9 @@ boost::json::object SectionToDeviceJson(const TwinSection& s);
 
 // The device's view of its twin: {"desired":{...,"$version":n},"reported":{...}}.
 boost::json::object TwinToDeviceJson(const Twin& twin);
-// The service API's twin document (wire contract §4.4), also what device queries run over.
+// The service API's twin document (wire contract §4.4), also what device queries run over:
+// as JSON text (what responses send, built without copying the twin) and as an object.
+std::string SerializeServiceTwin(const Identity& id, const IdentityRuntime& rt, const Twin& twin);
 boost::json::object TwinToServiceJson(const Identity& id, const IdentityRuntime& rt,
                                       const Twin& twin);
 
