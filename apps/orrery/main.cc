@@ -380,6 +380,35 @@ int main(int argc, char** argv) {
       ->required()
       ->check(CLI::ExistingFile);
 
+  // orrery hub policy list|set|delete|rotate-key
+  auto* policy_cmd = hub_cmd->add_subcommand("policy", "Shared access policies and their keys");
+  policy_cmd->require_subcommand(1);
+  api::PolicyOptions policy_opts;
+  auto policy_command = [&](const char* name, std::string help, api::PolicyOptions::Op op,
+                            bool takes_name) {
+    auto* cmd =
+        service_command(policy_cmd, name, std::move(help), [&policy_opts, op](const auto& c) {
+          api::PolicyOptions o = policy_opts;
+          o.op = op;
+          return api::PolicyCommand(c, o, stdout, stderr);
+        });
+    if (takes_name) cmd->add_option("name", policy_opts.name, "Policy name")->required();
+    return cmd;
+  };
+  policy_command("list", "List the policies with their permissions and keys",
+                 api::PolicyOptions::Op::kList, false);
+  policy_command("set", "Create a policy, or change its permissions", api::PolicyOptions::Op::kSet,
+                 true)
+      ->add_option("--rights", policy_opts.rights,
+                   "Permissions: RegistryRead, RegistryWrite, ServiceConnect, DeviceConnect "
+                   "(comma-separated)")
+      ->required();
+  policy_command("delete", "Remove a policy (its keys stop working)",
+                 api::PolicyOptions::Op::kDelete, true);
+  policy_command("rotate-key", "Replace a policy's primary (or --secondary) key with a new one",
+                 api::PolicyOptions::Op::kRotateKey, true)
+      ->add_flag("--secondary", policy_opts.secondary, "Rotate the secondary key");
+
   // orrery config reference|check
   auto* cfg = app.add_subcommand("config", "Configuration")->require_subcommand(1);
   cfg->add_subcommand("reference", "Print every configuration key as a Markdown table");

@@ -238,8 +238,10 @@ int Serve(const config::Settings& s) {
 
   auto router = std::make_shared<net::Router>();
   api::RegisterOpsRoutes(*router, registry, readiness);
-  api::RegisterServiceRoutes(*router,
-                             {.hub = hub_core.get(), .jobs = jobs.get(), .metrics = &registry});
+  api::RegisterServiceRoutes(*router, {.hub = hub_core.get(),
+                                       .jobs = jobs.get(),
+                                       .policies = policies->get(),
+                                       .metrics = &registry});
   api::RegisterDeviceHttpRoutes(*router, {.hub = hub_core.get()});
   api::RegisterEventHubRoutes(*router,
                               {.log = event_log.get(),

@@ -684,6 +684,66 @@ void VerifyCertificate(const CtxPtr& c, HttpRequest& req, Responder res) {
       });
 }
 
+// ---------------------------------------------------------------- shared access policies
+
+// Managing policies takes a policy with every permission (iothubowner): a narrower one could
+// otherwise grant itself more.
+constexpr uint32_t kOwner =
+    hub::kRegistryRead | hub::kRegistryWrite | hub::kServiceConnect | hub::kDeviceConnect;
+
+json::object PolicyJson(const hub::AccessPolicy& p) {
+  return json::object{{"keyName", p.name},
+                      {"primaryKey", p.primary_key},
+                      {"secondaryKey", p.secondary_key},
+                      {"rights", hub::PermissionsToString(p.permissions)}};
+}
+
+// The policy file is small and changes rarely: these handlers write it (with fsync) inline.
+void ListPolicies(const CtxPtr& c, HttpRequest& req, Responder res) {
+  if (auto refusal = CheckServiceAuth(c->policies(), req, kOwner)) return res.Send(*refusal);
+  json::array value;
+  for (auto& p : c->o.policies->List())
+    value.push_back(PolicyJson(p));
+  res.Send(JsonResponse(200, json::object{{"value", std::move(value)}}));
+}
+
+void PutPolicy(const CtxPtr& c, HttpRequest& req, Responder res) {
+  if (auto refusal = CheckServiceAuth(c->policies(), req, kOwner)) return res.Send(*refusal);
+  auto body = ParseJsonBody(req);
+  if (!body) return res.Send(ErrorResponse(body.error()));
+  auto* rights = body->is_object() ? body->get_object().if_contains("rights") : nullptr;
+  if (!rights || !rights->is_string()) {
+    return res.Send(Invalid(R"(the body must be {"rights":"RegistryRead, ServiceConnect, …"})"));
+  }
+  auto bits = hub::PermissionsFromString(rights->get_string());
+  if (!bits) return res.Send(Invalid(bits.error().message()));
+  auto p = c->o.policies->Put(req.Param("name"), *bits);
+  res.Send(p ? JsonResponse(200, PolicyJson(*p)) : ErrorResponse(p.error()));
+}
+
+void DeletePolicy(const CtxPtr& c, HttpRequest& req, Responder res) {
+  if (auto refusal = CheckServiceAuth(c->policies(), req, kOwner)) return res.Send(*refusal);
+  auto st = c->o.policies->Remove(req.Param("name"));
+  res.Send(st ? HttpResponse::Empty(204) : ErrorResponse(st.error()));
+}
+
+void RegeneratePolicyKey(const CtxPtr& c, HttpRequest& req, Responder res) {
+  if (auto refusal = CheckServiceAuth(c->policies(), req, kOwner)) return res.Send(*refusal);
+  auto body = ParseJsonBody(req, /*allow_empty=*/true);
+  if (!body) return res.Send(ErrorResponse(body.error()));
+  std::string type = "primary";
+  if (body->is_object()) {
+    if (auto* t = body->get_object().if_contains("keyType"); t && t->is_string()) {
+      type = strings::ToLower(t->get_string());
+    }
+  }
+  if (type != "primary" && type != "secondary") {
+    return res.Send(Invalid("keyType must be primary or secondary"));
+  }
+  auto p = c->o.policies->RegenerateKey(req.Param("name"), type == "secondary");
+  res.Send(p ? JsonResponse(200, PolicyJson(*p)) : ErrorResponse(p.error()));
+}
+
 // ---------------------------------------------------------------- jobs v2
 
 void CreateJob(const CtxPtr& c, HttpRequest& req, Responder res) {
@@ -785,6 +845,12 @@ void RegisterServiceRoutes(net::Router& router, const ServiceApiOptions& options
   on("DELETE", "/certificates/{name}", DeleteCertificate);
   on("POST", "/certificates/{name}/generateVerificationCode", CertificateCode);
   on("POST", "/certificates/{name}/verify", VerifyCertificate);
+  if (options.policies) {
+    on("GET", "/policies", ListPolicies);
+    on("PUT", "/policies/{name}", PutPolicy);
+    on("DELETE", "/policies/{name}", DeletePolicy);
+    on("POST", "/policies/{name}/regenerateKey", RegeneratePolicyKey);
+  }
   if (options.jobs) {
     on("PUT", "/jobs/v2/{id}", CreateJob);
     on("GET", "/jobs/v2/query", QueryJobs);

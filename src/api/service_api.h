@@ -15,6 +15,7 @@
 namespace orrery::hub {
 class Hub;
 class Jobs;
+class PolicyStore;
 }  // namespace orrery::hub
 
 namespace orrery::api {
@@ -22,6 +23,8 @@ namespace orrery::api {
 struct ServiceApiOptions {
   hub::Hub* hub = nullptr;    // must outlive the router
   hub::Jobs* jobs = nullptr;  // nullable: no /jobs/v2 routes
+  // Nullable: no /policies routes. The hub's own store (it reads the same object).
+  hub::PolicyStore* policies = nullptr;
   size_t max_list = 1000;     // GET /devices returns at most this many
   size_t max_bulk = 100;      // devices per bulk registry request
   size_t max_query_page = 1000;

@@ -566,4 +566,23 @@ Status CaCommand(const ServiceConnection& c, const CaOptions& o, std::FILE* out,
   return Ok();
 }
 
+Status PolicyCommand(const ServiceConnection& c, const PolicyOptions& o, std::FILE* out,
+                     std::FILE*) {
+  using Op = PolicyOptions::Op;
+  std::string path = "/policies";
+  if (o.op != Op::kList) path += "/" + strings::UrlEncode(o.name);
+  switch (o.op) {
+    case Op::kList:
+      return Print(out, Get(c, path));
+    case Op::kSet:
+      return Print(out, SendJson(c, "PUT", path, json::object{{"rights", o.rights}}));
+    case Op::kDelete:
+      return Print(out, Send(c, {.method = "DELETE", .path = path}));
+    case Op::kRotateKey:
+      return Print(out, SendJson(c, "POST", path + "/regenerateKey",
+                                 json::object{{"keyType", o.secondary ? "secondary" : "primary"}}));
+  }
+  return Ok();
+}
+
 }  // namespace orrery::api

@@ -200,4 +200,17 @@ struct CaOptions {
 // possession (a certificate with CN = the verification code, signed by the CA).
 Status CaCommand(const ServiceConnection& c, const CaOptions& o, std::FILE* out, std::FILE* err);
 
+// ---------------------------------------------------------------- shared access policies
+
+struct PolicyOptions {
+  enum class Op { kList, kSet, kDelete, kRotateKey } op = Op::kList;
+  std::string name;
+  std::string rights;  // set: "RegistryRead, ServiceConnect"
+  bool secondary = false;  // rotate-key: the secondary key instead of the primary
+};
+// /policies…: list, create or change, delete policies and rotate their keys (needs an
+// owner-level connection string).
+Status PolicyCommand(const ServiceConnection& c, const PolicyOptions& o, std::FILE* out,
+                     std::FILE* err);
+
 }  // namespace orrery::api

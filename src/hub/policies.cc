@@ -1,5 +1,7 @@
 #include "hub/policies.h"
 
+#include <cctype>
+
 #include <fmt/format.h>
 #include <boost/json.hpp>
 
@@ -136,6 +138,94 @@ Result<AccessPolicy> PolicyStore::Authenticate(std::string_view authorization, u
                              PermissionsToString(required & ~policy->permissions)));
   }
   return *policy;
+}
+
+namespace {
+constexpr size_t kMaxPolicies = 16;
+
+Status CheckPolicyName(std::string_view name) {
+  bool ok = !name.empty() && name.size() <= 64;
+  for (char c : name) {
+    ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.');
+  }
+  if (ok) return Ok();
+  return Error(Errc::kInvalidArgument,
+               fmt::format("policy name '{}' must be 1-64 letters, digits, '-', '_' or '.'", name));
+}
+}  // namespace
+
+Result<AccessPolicy> PolicyStore::Put(std::string_view name, uint32_t permissions) {
+  ORRERY_TRY(CheckPolicyName(name));
+  if (permissions == 0) {
+    return Error(Errc::kInvalidArgument, "a policy needs at least one permission");
+  }
+  std::lock_guard lock(mu_);
+  auto before = policies_;
+  AccessPolicy* p = nullptr;
+  for (auto& x : policies_) {
+    if (x.name == name) p = &x;
+  }
+  if (!p) {
+    if (policies_.size() >= kMaxPolicies) {
+      return Error(Errc::kQuotaExceeded,
+                   fmt::format("{} shared access policies exist, the most allowed", kMaxPolicies));
+    }
+    policies_.push_back(NewPolicy(std::string(name), permissions));
+    p = &policies_.back();
+  } else {
+    p->permissions = permissions;
+  }
+  AccessPolicy out = *p;
+  bool manageable = false;
+  for (auto& x : policies_)
+    manageable = manageable || (x.permissions & kRegistryWrite);
+  if (!manageable) {
+    policies_ = std::move(before);
+    return Error(Errc::kInvalidArgument, "no policy would keep the RegistryWrite permission");
+  }
+  if (auto st = Save(); !st) {
+    policies_ = std::move(before);
+    return st.error();
+  }
+  return out;
+}
+
+Status PolicyStore::Remove(std::string_view name) {
+  std::lock_guard lock(mu_);
+  auto before = policies_;
+  auto n = std::erase_if(policies_, [&](const AccessPolicy& p) { return p.name == name; });
+  if (n == 0) {
+    return Error(Errc::kPolicyNotFound, fmt::format("no shared access policy named '{}'", name));
+  }
+  bool manageable = false;
+  for (auto& x : policies_)
+    manageable = manageable || (x.permissions & kRegistryWrite);
+  if (!manageable) {
+    policies_ = std::move(before);
+    return Error(
+        Errc::kInvalidArgument,
+        fmt::format("'{}' is the last policy with RegistryWrite; it cannot be removed", name));
+  }
+  if (auto st = Save(); !st) {
+    policies_ = std::move(before);
+    return st.error();
+  }
+  return Ok();
+}
+
+Result<AccessPolicy> PolicyStore::RegenerateKey(std::string_view name, bool secondary) {
+  std::lock_guard lock(mu_);
+  for (auto& p : policies_) {
+    if (p.name != name) continue;
+    std::string old = secondary ? p.secondary_key : p.primary_key;
+    (secondary ? p.secondary_key : p.primary_key) = crypto::RandomKeyBase64();
+    if (auto st = Save(); !st) {
+      (secondary ? p.secondary_key : p.primary_key) = std::move(old);
+      return st.error();
+    }
+    return p;
+  }
+  return Error(Errc::kPolicyNotFound, fmt::format("no shared access policy named '{}'", name));
 }
 
 std::optional<AccessPolicy> PolicyStore::Find(std::string_view name) const {

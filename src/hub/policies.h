@@ -47,6 +47,17 @@ class PolicyStore {
   std::optional<AccessPolicy> Find(std::string_view name) const;
   std::vector<AccessPolicy> List() const;
 
+  // Management (each change is written to policies.json atomically before it returns):
+  // creates or changes a policy's permissions (new policies get random keys; at most 16
+  // policies, names as IoT Hub allows: 1–64 letters, digits, '-', '_', '.');
+  Result<AccessPolicy> Put(std::string_view name, uint32_t permissions);
+  // removes one (kPolicyNotFound; the last policy granting RegistryWrite cannot go, so the
+  // hub stays manageable);
+  Status Remove(std::string_view name);
+  // replaces its primary or secondary key with a new random one (tokens signed with the old
+  // key stop working at once; rotate the one clients are not using, then switch them).
+  Result<AccessPolicy> RegenerateKey(std::string_view name, bool secondary);
+
   // Authenticates a service SAS token (an Authorization header value): `skn` names the policy,
   // the signature verifies with its primary or secondary key (constant time), `sr` is a bare
   // host name (not a device resource), `se` is after `now_s`, and the policy grants every bit

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <thread>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -92,6 +93,57 @@ TEST_F(HubDurabilityTest, AcknowledgedRegistryTwinAndC2dChangesSurviveSigkill) {
   // A purge after the restart finds the queued messages and records their feedback.
   auto purge = Call("DELETE", "/devices/kill-8/commands");
   EXPECT_NE(purge.body.find(R"("totalMessagesPurged":1)"), std::string::npos) << purge.body;
+}
+
+// Jobs and their per-device results are stored: a finished job and a scheduled one both
+// survive SIGKILL, and the scheduled one still runs after the restart.
+TEST_F(HubDurabilityTest, JobsAndTheirResultsSurviveSigkill) {
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_EQ(Call("PUT", fmt::format("/devices/job-{}", i), "{}").status, 200);
+  }
+  auto job = Call("PUT", "/jobs/v2/done-job",
+                  R"j({"jobId":"done-job","type":"scheduleUpdateTwin","queryCondition":)j"
+                  R"j("STARTSWITH(deviceId, 'job-')","updateTwin":{"etag":"*","tags":{"x":1}},)j"
+                  R"j("startTime":null})j");
+  ASSERT_EQ(job.status, 200) << job.body;
+  std::string status;
+  for (int tries = 0; tries < 200 && status != "completed"; ++tries) {
+    auto j = json::parse(Call("GET", "/jobs/v2/done-job").body).as_object();
+    status = std::string(j["status"].as_string());
+    if (status != "completed") {
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));  // polling the job's status
+    }
+  }
+  ASSERT_EQ(status, "completed");
+  // One more job, starting 3 s from now: it must still be there, and run, after the kill.
+  auto later = timeutil::FormatUtcMs(timeutil::NowMs() + 3000);
+  auto sched = Call("PUT", "/jobs/v2/later-job",
+                    fmt::format(R"({{"jobId":"later-job","type":"scheduleUpdateTwin",)"
+                                R"("queryCondition":"deviceId = 'job-0'","updateTwin":)"
+                                R"({{"properties":{{"desired":{{"late":true}}}}}},)"
+                                R"("startTime":"{}"}})",
+                                later));
+  ASSERT_EQ(sched.status, 200) << sched.body;
+  EXPECT_NE(sched.body.find(R"("status":"scheduled")"), std::string::npos) << sched.body;
+
+  server_->Restart(SIGKILL);
+  ASSERT_TRUE(server_->started()) << server_->process().output();
+  auto done = json::parse(Call("GET", "/jobs/v2/done-job").body).as_object();
+  EXPECT_EQ(done["status"], "completed");
+  EXPECT_EQ(done["deviceJobStatistics"].as_object()["succeededCount"], 6);
+  auto results = Call("POST", "/devices/query",
+                      R"({"query":"SELECT * FROM devices.jobs WHERE jobId = 'done-job'"})");
+  ASSERT_EQ(results.status, 200) << results.body;
+  EXPECT_EQ(json::parse(results.body).as_array().size(), 6u) << results.body;
+  status.clear();
+  for (int tries = 0; tries < 400 && status != "completed"; ++tries) {
+    auto j = json::parse(Call("GET", "/jobs/v2/later-job").body).as_object();
+    status = std::string(j["status"].as_string());
+    if (status != "completed") std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  EXPECT_EQ(status, "completed");
+  auto twin = json::parse(Call("GET", "/twins/job-0").body).as_object();
+  EXPECT_EQ(twin["properties"].as_object()["desired"].as_object()["late"], true);
 }
 
 TEST_F(HubDurabilityTest, AcknowledgedTelemetrySurvivesSigkill) {
