@@ -25,8 +25,8 @@ struct ServiceApiOptions {
   hub::Jobs* jobs = nullptr;  // nullable: no /jobs/v2 routes
   // Nullable: no /policies routes. The hub's own store (it reads the same object).
   hub::PolicyStore* policies = nullptr;
-  size_t max_list = 1000;     // GET /devices returns at most this many
-  size_t max_bulk = 100;      // devices per bulk registry request
+  size_t max_list = 1000;  // GET /devices returns at most this many
+  size_t max_bulk = 100;   // devices per bulk registry request
   size_t max_query_page = 1000;
   metrics::Registry* metrics = nullptr;
 };

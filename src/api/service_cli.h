@@ -205,7 +205,7 @@ Status CaCommand(const ServiceConnection& c, const CaOptions& o, std::FILE* out,
 struct PolicyOptions {
   enum class Op { kList, kSet, kDelete, kRotateKey } op = Op::kList;
   std::string name;
-  std::string rights;  // set: "RegistryRead, ServiceConnect"
+  std::string rights;      // set: "RegistryRead, ServiceConnect"
   bool secondary = false;  // rotate-key: the secondary key instead of the primary
 };
 // /policies…: list, create or change, delete policies and rotate their keys (needs an
