@@ -113,7 +113,7 @@ void AppendUtf8(std::string& out, uint32_t cp) {
 
 class Lexer {
  public:
-  explicit Lexer(std::string_view text) : s_(text) {}
+  Lexer(std::string_view text, const LexOptions& options) : s_(text), options_(options) {}
 
   std::vector<Token> Run() {
     std::vector<Token> out;
@@ -162,10 +162,14 @@ class Lexer {
 
   void Scan(Token& t, bool after_dot) {
     unsigned char c = Cur();
-    if (after_dot && c == '[' && At(i_ + 1) == '[') return ScanQuotedName(t);
+    if ((after_dot || options_.quoted_names_anywhere) && c == '[' && At(i_ + 1) == '[') {
+      return ScanQuotedName(t);
+    }
     if (IsIdentStart(c) || (after_dot && IsDigit(c))) {
-      while (i_ < s_.size() && IsIdentPart(Cur()))
+      while (i_ < s_.size() && (IsIdentPart(Cur()) || (options_.hyphens_in_names && Cur() == '-' &&
+                                                       IsIdentPart(At(i_ + 1))))) {
         Advance();
+      }
       t.kind = TokenKind::kIdentifier;
       return;
     }
@@ -371,6 +375,7 @@ class Lexer {
   }
 
   std::string_view s_;
+  const LexOptions& options_;
   size_t i_ = 0;
   uint32_t line_ = 1;
   uint32_t column_ = 1;
@@ -378,14 +383,15 @@ class Lexer {
 
 }  // namespace
 
-Result<std::vector<Token>> Lex(std::string_view text, const Limits& limits) {
+Result<std::vector<Token>> Lex(std::string_view text, const Limits& limits,
+                               const LexOptions& options) {
   if (text.size() > limits.max_length) {
     return Error(Errc::kLimitExceeded, "query is " + std::to_string(text.size()) +
                                            " bytes long; the limit is " +
                                            std::to_string(limits.max_length));
   }
   if (!strings::IsValidUtf8(text)) return Error(Errc::kSyntax, "query is not valid UTF-8");
-  return Catching([&] { return Lexer(text).Run(); });
+  return Catching([&] { return Lexer(text, options).Run(); });
 }
 
 }  // namespace orrery::query

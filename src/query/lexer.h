@@ -13,7 +13,8 @@
 // Two spots depend on the previous token, both after a `.`: a name may start with a digit
 // there (`tags.2ndFloor`), and `[[…]]` is a quoted name there (`tags.[[group]]`) while
 // elsewhere `[[1,2]]` is a nested array. `[[` at the very start of a path is therefore not
-// supported; IoT Hub only documents it after a dot.
+// supported by default; IoT Hub only documents it after a dot. LexOptions lets a dialect
+// quote names everywhere and join names with hyphens (routing conditions need both).
 //
 // Every token carries its position (byte offset, 1-based line and column in code points)
 // for error messages. Pure; thread-safe.
@@ -79,9 +80,21 @@ struct Token {
   bool IsKeyword(std::string_view word) const;
 };
 
+// A dialect's choices about names; both off by default (the IoT Hub query dialect).
+struct LexOptions {
+  // A `-` between two name characters belongs to the name: `iothub-message-schema`,
+  // `$dt-subject`, `tags.floor-2`. Subtraction then needs a space before the `-` or after
+  // it (`a - b`, `a -1`).
+  bool hyphens_in_names = false;
+  // `[[any text]]` is a quoted name everywhere, so a path may start with one
+  // (`[[my#prop]] = 'x'`); a nested array literal then needs a space (`[ [1, 2]]`).
+  bool quoted_names_anywhere = false;
+};
+
 // Lexes all of `text` (which the tokens view: it must outlive them). Errors are
 // Errc::kSyntax with a position ("line 1, column 9: unterminated string"), also for text
 // that is not valid UTF-8, or Errc::kLimitExceeded for text longer than limits.max_length.
-Result<std::vector<Token>> Lex(std::string_view text, const Limits& limits = {});
+Result<std::vector<Token>> Lex(std::string_view text, const Limits& limits = {},
+                               const LexOptions& options = {});
 
 }  // namespace orrery::query

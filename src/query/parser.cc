@@ -395,7 +395,7 @@ ExprPtr ExpressionParser::ParsePrimary() {
 }
 
 Result<ExprPtr> ParseExpression(std::string_view text, const ExprOptions& options) {
-  ORRERY_ASSIGN_OR_RETURN(auto tokens, Lex(text, options.limits));
+  ORRERY_ASSIGN_OR_RETURN(auto tokens, Lex(text, options.limits, options.lex));
   return Catching([&] {
     TokenCursor in(std::move(tokens));
     ExpressionParser parser(in, options);

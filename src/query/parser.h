@@ -44,6 +44,7 @@ struct ExprOptions {
   std::vector<std::string_view> reserved;  // upper case
   bool nin_operator = false;
   Limits limits;
+  LexOptions lex;  // used by ParseExpression (statement parsers lex for themselves)
 };
 
 // "'WHERE'", "end of input", "string 'abc'": how an error names the token it found.

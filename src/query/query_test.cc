@@ -52,6 +52,12 @@ TEST(ValueTest, UndefinedBorrowedAndOwned) {
   EXPECT_EQ(borrowed.ToJson(), doc);  // a copy of a borrowed value
 }
 
+TEST(ValueTest, BooleansBorrowConstants) {
+  EXPECT_TRUE(Value::Bool(true).borrowed());  // nothing to build or free
+  EXPECT_EQ(&Value::Bool(false).get(), &Value::Bool(false).get());
+  EXPECT_EQ(Value::Bool(false).ToJson(), json::value(false));
+}
+
 TEST(ValueTest, OnlyTheBooleanTrueIsTrue) {
   EXPECT_TRUE(IsTrue(Value::Bool(true)));
   EXPECT_FALSE(IsTrue(Value::Bool(false)));
@@ -75,6 +81,11 @@ TEST(ValueTest, NumbersCompareExactlyAcrossRepresentations) {
   json::value d(9007199254740992.0);
   EXPECT_EQ(Compare(i, d), 1);
   EXPECT_EQ(Equal(i, d), false);
+  // Within ±2^53 integers and doubles compare as doubles (the fast path), exactly too.
+  EXPECT_EQ(Compare(json::value(30), json::value(35.5)), -1);
+  EXPECT_EQ(Compare(json::value(-2.5), json::value(int64_t{-3})), 1);
+  EXPECT_EQ(Compare(json::value(int64_t{9007199254740992}), d), 0);
+  EXPECT_EQ(Compare(json::value(0.0), json::value(-0.0)), 0);
   EXPECT_EQ(Compare(json::value(uint64_t{18446744073709551615u}), json::value(int64_t{-1})), 1);
   EXPECT_EQ(Equal(json::value(1), json::value(1.0)), true);
   EXPECT_EQ(Equal(json::value("1"), json::value(1)), std::nullopt);

@@ -6,6 +6,11 @@
 //   {"deviceId":"d1",…}       up to a blank line (replacing the previous set);
 //   documents @fleet.jsonl    or read from that file in testdata/
 //
+//   messages                  the messages later `route` cases run over, the same way; each
+//   {"id":"m1",…}             {"id": …, "system": {name: value…}, "app": [[name, value]…] or
+//                             {name: value…}, "body": any JSON, "twin": {…}}, all optional
+//                             (no "body" / "twin": the input has none)
+//
 //   <directive> [flags]       a case: the input (one or more lines) up to "----", then the
 //   <input…>                  expected output up to a blank line or the end of the file
 //   ----
@@ -13,14 +18,19 @@
 //
 // Directives:
 //   lex          one token per expected line: "line:column kind detail" (kinds: ident,
-//                qident, string, number, or the operator itself; the end token is omitted)
-//   parse        the expression (IoT Hub options) rendered by ToString
+//                qident, string, number, or the operator itself; the end token is omitted);
+//                flag `routing` lexes with the routing dialect's options
+//   parse        the expression (IoT Hub options; flag `routing`: the routing dialect's)
+//                rendered by ToString
 //   eval         the expression's value on the first document (or on {}): JSON or `undefined`
 //   condition    the ids of the documents a HubCondition matches, in order: deviceId, then
 //                "/moduleId" and "#jobId" when present; flag `modules` or `jobs` picks the
 //                collection
 //   query        the rows of a HubQuery over the documents, one JSON value per line (Apply on
 //                each document up to TOP, or one Aggregation over all of them)
+//   route        the ids of the messages a RouteCondition matches, in order; flag `value`:
+//                instead, the condition's value on the first message (JSON or `undefined`);
+//                flag `uses`: instead, what it reads ("body twin", "body", "twin" or "none")
 // A directive followed by `error <code>` expects failure instead: <code> is one of syntax,
 // unknown_function, invalid, limit, and the expected line is a substring of the message.
 //
@@ -30,6 +40,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -42,6 +53,8 @@
 #include "query/iothub/statement.h"  // HubExprOptions, for `parse` cases
 #include "query/lexer.h"
 #include "query/parser.h"
+#include "query/routing/plan.h"  // RouteExprOptions, for `lex` and `parse` cases
+#include "query/routing/route_condition.h"
 
 namespace orrery::query {
 namespace {
@@ -131,6 +144,66 @@ std::string DocId(const boost::json::object& doc) {
   return id;
 }
 
+// A message of a `messages` block, and the RouteInput that views it.
+struct Message {
+  std::string id;
+  std::vector<AppProperty> app;
+  boost::json::object system;  // names → strings
+  std::optional<boost::json::value> body;
+  std::optional<boost::json::object> twin;
+
+  RouteInput Input() const {
+    RouteInput in;
+    in.app_properties = app;
+    for (const auto& [name, value] : system) {
+      EXPECT_TRUE(in.system.SetByName(name, value.as_string()))
+          << "unknown system property " << name;
+    }
+    if (body) in.body = &*body;
+    if (twin) in.twin = &*twin;
+    return in;
+  }
+};
+
+// Parses a `messages` line; failures are test failures.
+std::optional<Message> ParseMessage(const std::string& line) {
+  boost::system::error_code ec;
+  auto v = boost::json::parse(line, ec);
+  if (ec || !v.is_object()) return std::nullopt;
+  const auto& o = v.get_object();
+  Message m;
+  for (const auto& [key, value] : o) {
+    if (key == "id" && value.is_string()) {
+      m.id = value.get_string();
+    } else if (key == "system" && value.is_object()) {
+      for (const auto& [name, text] : value.get_object()) {
+        if (!text.is_string()) return std::nullopt;
+      }
+      m.system = value.get_object();
+    } else if (key == "app" && value.is_object()) {
+      for (const auto& [name, text] : value.get_object()) {
+        if (!text.is_string()) return std::nullopt;
+        m.app.emplace_back(name, text.get_string());
+      }
+    } else if (key == "app" && value.is_array()) {
+      for (const auto& pair : value.get_array()) {
+        const auto* kv = pair.if_array();
+        if (kv == nullptr || kv->size() != 2 || !(*kv)[0].is_string() || !(*kv)[1].is_string()) {
+          return std::nullopt;
+        }
+        m.app.emplace_back((*kv)[0].get_string(), (*kv)[1].get_string());
+      }
+    } else if (key == "body") {
+      m.body = value;
+    } else if (key == "twin" && value.is_object()) {
+      m.twin = value.get_object();
+    } else {
+      return std::nullopt;
+    }
+  }
+  return m;
+}
+
 struct Case {
   int line = 0;
   std::string directive;
@@ -159,11 +232,10 @@ class Runner {
       std::istringstream words(line);
       std::string directive;
       words >> directive;
-      if (directive == "documents") {
+      if (directive == "documents" || directive == "messages") {
         std::string source;
         words >> source;
         ++i;
-        docs_.clear();
         std::vector<std::string> doc_lines;
         if (!source.empty() && source[0] == '@') {
           doc_lines = ReadLines(TestdataDir() / source.substr(1));
@@ -171,8 +243,19 @@ class Runner {
           for (; i < lines.size() && !lines[i].empty(); ++i)
             doc_lines.push_back(lines[i]);
         }
+        if (directive == "documents") {
+          docs_.clear();
+        } else {
+          messages_.clear();
+        }
         for (const std::string& d : doc_lines) {
           if (d.empty() || d[0] == '#') continue;
+          if (directive == "messages") {
+            auto m = ParseMessage(d);
+            ASSERT_TRUE(m) << file_ << ":" << case_line << ": bad message " << d;
+            messages_.push_back(std::move(*m));
+            continue;
+          }
           boost::system::error_code ec;
           auto v = boost::json::parse(d, ec);
           ASSERT_FALSE(ec || !v.is_object()) << file_ << ":" << case_line << ": bad document " << d;
@@ -264,7 +347,8 @@ class Runner {
 
   void RunCase(const Case& c) {
     if (c.directive == "lex") {
-      auto r = Lex(c.input);
+      auto r = HasFlag(c, "routing") ? Lex(c.input, RouteLimits(), RouteExprOptions().lex)
+                                     : Lex(c.input);
       if (!CheckError(c, r)) return;
       std::vector<std::string> actual;
       for (const Token& t : *r) {
@@ -272,7 +356,8 @@ class Runner {
       }
       ExpectLines(c, actual);
     } else if (c.directive == "parse") {
-      auto r = ParseExpression(c.input, HubExprOptions());
+      auto r =
+          ParseExpression(c.input, HasFlag(c, "routing") ? RouteExprOptions() : HubExprOptions());
       if (!CheckError(c, r)) return;
       ExpectLines(c, {ToString(**r)});
     } else if (c.directive == "eval") {
@@ -311,13 +396,51 @@ class Runner {
         }
       }
       ExpectJson(c, actual);
+    } else if (c.directive == "route") {
+      RunRoute(c);
     } else {
       ADD_FAILURE() << Where(c) << ": unknown directive " << c.directive;
     }
   }
 
+  static bool HasFlag(const Case& c, std::string_view flag) {
+    return std::find(c.flags.begin(), c.flags.end(), flag) != c.flags.end();
+  }
+
+  void RunRoute(const Case& c) {
+    auto r = ParseRouteCondition(c.input);
+    if (!CheckError(c, r)) return;
+    if (HasFlag(c, "uses")) {
+      std::string uses =
+          std::string(r->uses_body() ? "body " : "") + (r->uses_twin() ? "twin" : "");
+      if (uses.empty()) uses = "none";
+      if (uses.back() == ' ') uses.pop_back();
+      ExpectLines(c, {uses});
+    } else if (HasFlag(c, "value")) {
+      Message none;
+      const Message& m = messages_.empty() ? none : messages_[0];
+      Value v = r->Evaluate(m.Input());
+      EXPECT_EQ(IsTrue(v), r->Matches(m.Input())) << Where(c);
+      ExpectJson(c, {v.defined() ? boost::json::serialize(v.get()) : "undefined"});
+    } else {
+      std::vector<std::string> actual;
+      for (const Message& m : messages_) {
+        RouteInput in = m.Input();
+        bool matches = r->Matches(in);
+        EXPECT_EQ(matches, IsTrue(r->Evaluate(in))) << Where(c) << ": " << m.id;
+        // What a condition does not read must not change its answer.
+        if (!r->uses_body()) in.body = nullptr;
+        if (!r->uses_twin()) in.twin = nullptr;
+        EXPECT_EQ(matches, r->Matches(in)) << Where(c) << ": " << m.id << " (body/twin dropped)";
+        if (matches) actual.push_back(m.id);
+      }
+      ExpectLines(c, actual);
+    }
+  }
+
   std::string file_;
   std::vector<boost::json::object> docs_;
+  std::vector<Message> messages_;
   int cases_ = 0;
 };
 

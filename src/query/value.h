@@ -12,7 +12,8 @@
 // `Value` is that union, as a small variant of three states:
 //   - undefined (the default-constructed state);
 //   - borrowed: a `const json::value*` into the document being evaluated or into a constant
-//     of the bound query, so that reading a property copies nothing;
+//     of the bound query (or one of the two static booleans of Bool()), so that reading a
+//     property copies nothing;
 //   - owned: a `json::value` computed by an operator or a function.
 // A borrowed Value is valid only while its document and its query live; ToJson() copies it
 // out. Values are cheap to move; copying an owned one copies the JSON.
@@ -47,7 +48,11 @@ class Value {
     out.v_ = &v;
     return out;
   }
-  static Value Bool(bool b) { return Value(json::value(b)); }
+  // Borrows one of two constants: comparisons and logic, the commonest results, build nothing.
+  static Value Bool(bool b) noexcept {
+    static const json::value kFalse(false), kTrue(true);
+    return Borrow(b ? kTrue : kFalse);
+  }
   static Value String(std::string_view s) { return Value(json::value(json::string(s))); }
 
   bool defined() const noexcept { return v_.index() != 0; }
