@@ -1,0 +1,66 @@
+#include "archive/encoder.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "archive/errc.h"
+
+namespace orrery::archive::internal {
+namespace {
+
+// Lines are gathered up to this many bytes and then written with one write(2).
+constexpr size_t kJsonFlushBytes = 64 << 10;
+
+class JsonEncoder final : public Encoder {
+ public:
+  JsonEncoder(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+
+  Status Append(const Record& record) override {
+    AppendJsonLine(record, &buffer_);
+    if (buffer_.size() >= kJsonFlushBytes) return Flush();
+    return Ok();
+  }
+
+  uint64_t size_bytes() const override { return written_ + buffer_.size(); }
+
+  Status Flush() override {
+    ORRERY_TRY(WriteAll(fd_, buffer_, path_));
+    written_ += buffer_.size();
+    buffer_.clear();
+    return Ok();
+  }
+
+ private:
+  const int fd_;
+  const std::string path_;
+  std::string buffer_;  // at most kJsonFlushBytes plus one line
+  uint64_t written_ = 0;
+};
+
+}  // namespace
+
+Error IoError(std::string_view what, const std::string& path, int err) {
+  return Error(Errc::kIo, fmt::format("{} {}: {}", what, path, std::strerror(err)));
+}
+
+Status WriteAll(int fd, std::string_view data, const std::string& path) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return IoError("cannot write", path, errno);
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return Ok();
+}
+
+std::unique_ptr<Encoder> MakeJsonEncoder(int fd, std::string path) {
+  return std::make_unique<JsonEncoder>(fd, std::move(path));
+}
+
+}  // namespace orrery::archive::internal
