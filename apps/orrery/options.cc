@@ -322,6 +322,25 @@ const config::Schema& Schema() {
                    "DeliveryCountExceeded).",
            .min = 1,
            .max = 100});
+    // routing
+    s.Add({.key = "routing.file",
+           .type = Type::kString,
+           .default_value = "",
+           .help = "JSON file with the message-routing configuration (IoT Hub's routing shape, "
+                   "docs/routing.md); read at start and replaces the stored one. Empty: the "
+                   "configuration last set through PUT /routing.",
+           .flag = "routing-file"});
+    s.Add({.key = "routing.min_batch_frequency",
+           .type = Type::kDuration,
+           .default_value = "60s",
+           .help = "Shortest batch frequency a storage endpoint may ask for (IoT Hub: 60 s).",
+           .min = 1000,
+           .max = 720'000});
+    s.Add({.key = "routing.webhook_ca_file",
+           .type = Type::kString,
+           .default_value = "",
+           .help = "CA certificates (PEM) that webhook endpoints' servers are verified against. "
+                   "Empty: the system's trust store."});
     // log
     s.Add({.key = "log.level",
            .type = Type::kString,

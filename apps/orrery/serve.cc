@@ -16,6 +16,7 @@
 #include "api/device_http.h"
 #include "api/eventhub.h"
 #include "api/ops.h"
+#include "api/routing_api.h"
 #include "api/service_api.h"
 #include "base/files.h"
 #include "base/log.h"
@@ -32,6 +33,7 @@
 #include "net/stream_server.h"
 #include "net/tls.h"
 #include "pki/pki.h"
+#include "routing/service.h"
 #include "store/kv_store.h"
 
 #ifndef ORRERY_VERSION
@@ -223,6 +225,28 @@ int Serve(const config::Settings& s) {
       hub::Hub::Open(ho, state.get(), event_log.get(), policies->get(), pool.Get(0).get_executor());
   if (!opened_hub) return Fail(opened_hub.error());
   std::unique_ptr<hub::Hub> hub_core = std::move(*opened_hub);
+  // Message routing: decided at ingestion (the hub's annotator), delivered by endpoint
+  // workers reading the event log. Declared after the log, so it stops first.
+  std::string hub_name = host.substr(0, host.find('.'));
+  hub::Registry* registry_ptr = &hub_core->registry();
+  auto opened_routing = routing::RoutingService::Open(
+      event_log.get(),
+      {.state_dir = data_dir / "routing",
+       .config_file = s.String("routing.file"),
+       .limits = {.min_batch_frequency_s = s.DurationMs("routing.min_batch_frequency") / 1000},
+       .router = {.hub_name = hub_name,
+                  .twin =
+                      [registry_ptr](std::string_view twin_key) {
+                        return registry_ptr->CachedTwin(twin_key);
+                      },
+                  .metrics = &registry},
+       .endpoints = {.archive_root = data_dir / "archive",
+                     .webhook_tls = {.ca_file = s.String("routing.webhook_ca_file")},
+                     .hub_name = hub_name,
+                     .metrics = &registry}});
+  if (!opened_routing) return Fail(opened_routing.error(), 2);
+  std::unique_ptr<routing::RoutingService> routing_service = std::move(*opened_routing);
+  hub_core->SetAnnotator(routing_service->router());
   auto opened_jobs = hub::Jobs::Open(hub_core.get(), state.get(), {.metrics = &registry},
                                      pool.Get(0).get_executor());
   if (!opened_jobs) return Fail(opened_jobs.error());
@@ -243,6 +267,8 @@ int Serve(const config::Settings& s) {
                                        .policies = policies->get(),
                                        .metrics = &registry});
   api::RegisterDeviceHttpRoutes(*router, {.hub = hub_core.get()});
+  api::RegisterRoutingRoutes(*router,
+                             {.routing = routing_service.get(), .policies = policies->get()});
   api::RegisterEventHubRoutes(*router,
                               {.log = event_log.get(),
                                .policies = policies->get(),
@@ -401,6 +427,7 @@ int Serve(const config::Settings& s) {
   // Durable-write callbacks hold connections, whose timers belong to the pool's contexts.
   state->Drain();
   blocking.join();
+  routing_service->Stop();  // endpoints flush and checkpoint while the log is still open
   event_log->Close();
   logger->info("stopped");
   return 0;

@@ -18,6 +18,7 @@
 #include "base/time.h"
 #include "eventlog/event_log.h"
 #include "hub/policies.h"
+#include "routing/annotation.h"
 
 namespace orrery::api {
 namespace json = boost::json;
@@ -230,6 +231,11 @@ class EventStream : public std::enable_shared_from_this<EventStream> {
       for (auto& e : batch->events) {
         if (!device_filter_.empty() && e.message.system.connection_device_id != device_filter_)
           continue;
+        // The built-in endpoint carries what routing sent to it, with its enrichments.
+        const std::string& routing = e.message.system.route_annotation;
+        if (!routing::RoutedTo(routing, routing::kBuiltInEndpoint)) continue;
+        for (auto& kv : routing::EnrichmentsFor(routing, routing::kBuiltInEndpoint))
+          e.message.properties.push_back(std::move(kv));
         Queue(EventJson(e), bytes);
         if (shared_->events_sent) shared_->events_sent->Inc();
       }

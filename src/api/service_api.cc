@@ -88,7 +88,7 @@ void PutIdentity(const CtxPtr& c, HttpRequest& req, Responder res) {
   };
   // IoT Hub: PUT without If-Match creates (409 if it exists); with If-Match it updates.
   if (if_match.empty()) {
-    c->hub().registry().Create(std::move(*id), reply);
+    c->hub().CreateIdentity(std::move(*id), reply);
   } else {
     c->hub().UpdateIdentity(std::move(*id), if_match, reply);
   }
@@ -228,14 +228,14 @@ void BulkRegistry(const CtxPtr& c, HttpRequest& req, Responder res) {
       record(r ? Status(Ok()) : Status(r.error()));
     };
     if (mode == "create") {
-      c->hub().registry().Create(std::move(*id), as_status);
+      c->hub().CreateIdentity(std::move(*id), as_status);
     } else if (mode == "update" || mode == "updateifmatchetag") {
       c->hub().UpdateIdentity(std::move(*id), mode == "update" ? "*" : etag, as_status);
     } else if (mode == "createorupdate") {
       if (c->hub().registry().Get(device)) {
         c->hub().UpdateIdentity(std::move(*id), "*", as_status);
       } else {
-        c->hub().registry().Create(std::move(*id), as_status);
+        c->hub().CreateIdentity(std::move(*id), as_status);
       }
     } else {
       record(Error(Errc::kInvalidArgument,

@@ -26,6 +26,7 @@ constexpr std::string SystemProperties::*kStringFields[] = {
     &SystemProperties::message_source,
     &SystemProperties::user_id,
     &SystemProperties::to,
+    &SystemProperties::route_annotation,
 };
 constexpr size_t kStringFieldCount = std::size(kStringFields);
 static_assert(kStringFieldCount < kTagEnqueuedTime);

@@ -6,7 +6,7 @@
 //   u8 version (= 1)
 //   field*   where field = u8 tag, varint length, `length` bytes
 //
-//   tags 1..11   system string properties (kTag* below), each at most once
+//   tags 1..12   system string properties (kStringFields in message.cc), each at most once
 //   tags 32, 33  enqueued time, absolute expiry time: 8-byte little-endian int64 ms since epoch
 //   tag 64       one application property: varint key length, key, value (the rest)
 //   tag 127      the body (at most once)
@@ -43,6 +43,9 @@ struct SystemProperties {
   std::string message_source;                 // iothub-message-source, e.g. "Telemetry"
   std::string user_id;                        // user-id
   std::string to;                             // to
+  // Orrery's own: where message routing sent the message (routing::Router's annotation);
+  // empty when routing was not configured. Never shown to consumers as a property.
+  std::string route_annotation;
   int64_t enqueued_time_ms = 0;  // iothub-enqueuedtime; set by the log at append (0 = unset)
   int64_t expiry_time_ms = 0;    // absolute-expiry-time (0 = none)
 

@@ -7,6 +7,7 @@
 
 #include "base/log.h"
 #include "base/strings.h"
+#include "base/time.h"
 #include "eventlog/event_log.h"
 #include "hub/errc.h"
 #include "hub/policies.h"
@@ -110,6 +111,10 @@ Result<std::unique_ptr<Hub>> Hub::Open(HubOptions options, store::KvStore* store
   return hub;
 }
 
+void Hub::SetAnnotator(std::shared_ptr<const MessageAnnotator> annotator) {
+  annotator_ = std::move(annotator);
+}
+
 void Hub::Start() {
   ScheduleHousekeeping();
 }
@@ -153,6 +158,10 @@ void Hub::Attach(const DeviceIdentity& device, std::shared_ptr<DeviceChannel> ch
   }
   registry_->SetConnected(key, true);
   if (!model_id.empty()) registry_->SetModelId(key, model_id);
+  EmitEvent(MessageSource::kDeviceConnectionStateEvents, device.device_id, device.module_id,
+            "deviceConnected",
+            fmt::format(R"({{"sequenceNumber":"{:016X}{:016X}"}})", NowMs(),
+                        connection_events_.fetch_add(1)));
   ChannelReady(key);
 }
 
@@ -164,6 +173,11 @@ void Hub::Detach(const std::string& key, const DeviceChannel* channel) {
     channels_.erase(it);
   }
   registry_->SetConnected(key, false);
+  auto slash = key.find('/');
+  EmitEvent(MessageSource::kDeviceConnectionStateEvents, key.substr(0, slash),
+            slash == std::string::npos ? "" : key.substr(slash + 1), "deviceDisconnected",
+            fmt::format(R"({{"sequenceNumber":"{:016X}{:016X}"}})", NowMs(),
+                        connection_events_.fetch_add(1)));
 }
 
 void Hub::ChannelReady(const std::string& key) {
@@ -211,6 +225,8 @@ void Hub::SendTelemetry(const DeviceIdentity& device, eventlog::Message message,
   sys.connection_auth_generation_id = device.generation_id;
   if (sys.message_source.empty()) sys.message_source = "Telemetry";
   sys.enqueued_time_ms = 0;
+  sys.route_annotation.clear();  // never taken from a client
+  if (annotator_) annotator_->Annotate(message, MessageSource::kDeviceMessages);
   if (auto st = eventlog::CheckMessageLimits(message); !st) {
     return done(Error(Errc::kTooLarge, st.error().message()));
   }
@@ -410,7 +426,10 @@ void Hub::UpdateTwin(std::string key, const json::object& patch, std::string if_
                      Done<TwinChange> done) {
   registry_->UpdateTwin(key, patch, if_match,
                         [this, key, done = std::move(done)](Result<TwinChange> r) {
-                          if (r) PushDesired(key, r->desired_push);
+                          if (r) {
+                            PushDesired(key, r->desired_push);
+                            TwinChanged(key, "updateTwin", *r);
+                          }
                           done(std::move(r));
                         });
 }
@@ -419,17 +438,36 @@ void Hub::ReplaceTwin(std::string key, const json::object& twin, std::string if_
                       Done<TwinChange> done) {
   registry_->ReplaceTwin(key, twin, if_match,
                          [this, key, done = std::move(done)](Result<TwinChange> r) {
-                           if (r) PushDesired(key, r->desired_push);
+                           if (r) {
+                             PushDesired(key, r->desired_push);
+                             TwinChanged(key, "replaceTwin", *r);
+                           }
                            done(std::move(r));
                          });
 }
 
 void Hub::UpdateReported(const std::string& key, const json::object& patch, Done<TwinChange> done) {
   registry_->Touch(key);
-  registry_->UpdateReported(key, patch, std::move(done));
+  registry_->UpdateReported(key, patch, [this, key, done = std::move(done)](Result<TwinChange> r) {
+    if (r) TwinChanged(key, "updateTwin", *r);
+    done(std::move(r));
+  });
 }
 
 // ---------------------------------------------------------------- identities
+
+void Hub::CreateIdentity(Identity identity, Done<IdentityView> done) {
+  registry_->Create(std::move(identity), [this, done = std::move(done)](Result<IdentityView> r) {
+    if (r) {
+      const Identity& id = r->identity;
+      auto twin = registry_->CachedTwin(IdentityKey(id.device_id, id.module_id));
+      EmitEvent(MessageSource::kDeviceLifecycleEvents, id.device_id, id.module_id,
+                id.is_module() ? "createModuleIdentity" : "createDeviceIdentity",
+                twin ? json::serialize(*twin) : "{}");
+    }
+    done(std::move(r));
+  });
+}
 
 void Hub::UpdateIdentity(Identity identity, std::string if_match, Done<IdentityView> done) {
   registry_->Update(
@@ -444,6 +482,18 @@ void Hub::UpdateIdentity(Identity identity, std::string if_match, Done<IdentityV
 
 void Hub::DeleteIdentity(std::string device_id, std::string module_id, std::string if_match,
                          Done<void> done) {
+  // The twin as it was, for the lifecycle event (IoT Hub sends the deleted twin).
+  auto last = annotator_ && annotator_->Wants(MessageSource::kDeviceLifecycleEvents)
+                  ? registry_->CachedTwin(IdentityKey(device_id, module_id))
+                  : nullptr;
+  done = [this, device_id, module_id, last, inner = std::move(done)](Status st) {
+    if (st) {
+      EmitEvent(MessageSource::kDeviceLifecycleEvents, device_id, module_id,
+                module_id.empty() ? "deleteDeviceIdentity" : "deleteModuleIdentity",
+                last ? json::serialize(*last) : "{}");
+    }
+    inner(std::move(st));
+  };
   registry_->Delete(device_id, module_id, if_match,
                     [this, device_id, module_id, done = std::move(done)](Status st) {
                       if (st) {
@@ -490,6 +540,61 @@ void Hub::PumpC2d(const std::string& device_id) {
     });
     if (!pushed) c2d_->MqttDeliveryFailed(device_id, seq);
   }
+}
+
+// ---------------------------------------------------------------- system events
+
+void Hub::TwinChanged(const std::string& key, std::string_view op, const TwinChange& change) {
+  if (!annotator_ || !annotator_->Wants(MessageSource::kTwinChangeEvents)) return;
+  json::object body = change.event;
+  body["version"] = change.twin_version;
+  auto slash = key.find('/');
+  EmitEvent(MessageSource::kTwinChangeEvents, key.substr(0, slash),
+            slash == std::string::npos ? "" : key.substr(slash + 1), op, json::serialize(body));
+}
+
+void Hub::EmitEvent(MessageSource source, std::string_view device_id, std::string_view module_id,
+                    std::string_view op_type, std::string body) {
+  if (!annotator_ || !annotator_->Wants(source) || stopping_) return;
+  std::string_view kind, schema;
+  switch (source) {
+    case MessageSource::kTwinChangeEvents:
+      kind = "twinChangeEvents";
+      schema = "twinChangeNotification";
+      break;
+    case MessageSource::kDeviceLifecycleEvents:
+      kind = "deviceLifecycleEvents";
+      schema = "deviceLifecycleNotification";
+      break;
+    case MessageSource::kDeviceConnectionStateEvents:
+      kind = "deviceConnectionStateEvents";
+      schema = "deviceConnectionStateNotification";
+      break;
+    case MessageSource::kDeviceJobLifecycleEvents:
+      kind = "deviceJobLifecycleEvents";
+      schema = "deviceJobLifecycleNotification";
+      break;
+    case MessageSource::kDeviceMessages:
+      return;  // telemetry comes from devices
+  }
+  eventlog::Message m;
+  m.body = std::move(body);
+  std::string hub_name = options_.host_name.substr(0, options_.host_name.find('.'));
+  m.properties = {{"hubName", hub_name},
+                  {"deviceId", std::string(device_id)},
+                  {"operationTimestamp", timeutil::FormatUtcMs(NowMs())},
+                  {"opType", std::string(op_type)},
+                  {"iothub-message-schema", std::string(schema)}};
+  if (!module_id.empty()) m.properties.emplace_back("moduleId", std::string(module_id));
+  m.system.content_type = "application/json";
+  m.system.content_encoding = "utf-8";
+  m.system.connection_device_id = std::string(device_id);
+  m.system.connection_module_id = std::string(module_id);
+  m.system.message_source = std::string(kind);
+  annotator_->Annotate(m, source);
+  AppendTelemetry(std::make_shared<eventlog::Message>(std::move(m)), [kind](Status st) {
+    if (!st) log::Get("hub")->warn("could not record a {} event: {}", kind, st.error().message());
+  });
 }
 
 // ---------------------------------------------------------------- housekeeping

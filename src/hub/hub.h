@@ -34,6 +34,7 @@
 #include "base/error.h"
 #include "base/metrics.h"
 #include "eventlog/message.h"
+#include "hub/annotator.h"
 #include "hub/c2d.h"
 #include "hub/certificates.h"
 #include "hub/device_auth.h"
@@ -105,6 +106,9 @@ class Hub {
                                            boost::asio::any_io_executor timers);
   ~Hub();
 
+  // Message routing (nullable; set before Start): telemetry is annotated at ingestion, and
+  // system events are produced for the sources some route takes.
+  void SetAnnotator(std::shared_ptr<const MessageAnnotator> annotator);
   // Starts housekeeping (C2D expiry and lock timeouts, credential expiry). Once.
   void Start();
   // Fails pending method calls (503) and stops timers. Call before the executor stops.
@@ -149,8 +153,10 @@ class Hub {
   // A device's reported patch (pushes nothing).
   void UpdateReported(const std::string& key, const boost::json::object& patch,
                       Done<TwinChange> done);
-  // Identity changes with their consequences: disabling disconnects, deleting also purges
-  // the C2D queue and disconnects the device and its modules.
+  // Identity changes with their consequences: creating and deleting produce lifecycle events,
+  // disabling disconnects, deleting also purges the C2D queue and disconnects the device and
+  // its modules.
+  void CreateIdentity(Identity identity, Done<IdentityView> done);
   void UpdateIdentity(Identity identity, std::string if_match, Done<IdentityView> done);
   void DeleteIdentity(std::string device_id, std::string module_id, std::string if_match,
                       Done<void> done);
@@ -159,6 +165,12 @@ class Hub {
   void SendC2d(std::string device_id, C2dMessage message, std::function<void(Result<size_t>)> done);
 
   size_t connected_count() const;
+
+  // A system event (IoT Hub's twin change, lifecycle, connection state and job lifecycle
+  // notifications) for `source`, appended to the event log when some route takes that
+  // source; best effort (a failure is logged). `body` is the event's JSON.
+  void EmitEvent(MessageSource source, std::string_view device_id, std::string_view module_id,
+                 std::string_view op_type, std::string body);
 
   // Rate limits (see HubOptions); adapters take a token per request or message.
   RateLimiter& service_limits() { return service_limits_; }
@@ -172,6 +184,7 @@ class Hub {
       const PolicyStore* policies, boost::asio::any_io_executor timers);
   std::shared_ptr<DeviceChannel> ChannelFor(const std::string& key) const;
   void PushDesired(const std::string& key, const boost::json::object& push);
+  void TwinChanged(const std::string& key, std::string_view op, const TwinChange& change);
   void PumpC2d(const std::string& device_id);
   bool TryDeliverMethod(const std::shared_ptr<PendingMethod>& pending);
   void FinishMethod(const std::string& request_id, Result<MethodResponse> result);
@@ -190,6 +203,8 @@ class Hub {
   std::unique_ptr<Registry> registry_;
   std::unique_ptr<C2dQueues> c2d_;
   std::unique_ptr<CaStore> cas_;
+  std::shared_ptr<const MessageAnnotator> annotator_;
+  std::atomic<uint64_t> connection_events_{0};
   RateLimiter service_limits_;
   RateLimiter device_limits_;
 

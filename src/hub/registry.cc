@@ -414,11 +414,13 @@ void Registry::UpdateTwin(std::string_view key, const json::object& patch,
   }
   int64_t now = Now();
   TwinChange change;
-  if (tags) ApplyPatch(e->twin, SectionKind::kTags, *tags, now);
+  if (tags) change.event["tags"] = ApplyPatch(e->twin, SectionKind::kTags, *tags, now);
   if (desired) {
     change.desired_push = ApplyPatch(e->twin, SectionKind::kDesired, *desired, now);
     change.desired_push["$version"] = e->twin.desired.version;
+    change.event["properties"] = json::object{{"desired", change.desired_push}};
   }
+  change.twin_version = e->twin.version;
   store::WriteBatch batch;
   PersistTwin(*e, batch);
   // Serialised here, on the caller's thread: the store's writer thread only completes.
@@ -446,7 +448,10 @@ void Registry::ReplaceTwin(std::string_view key, const json::object& twin,
   if (e->twin.desired.version != desired_before) {
     change.desired_push = std::move(*push);
     change.desired_push["$version"] = e->twin.desired.version;
+    change.event["properties"] = json::object{{"desired", change.desired_push}};
   }
+  change.event["tags"] = e->twin.tags;
+  change.twin_version = e->twin.version;
   store::WriteBatch batch;
   PersistTwin(*e, batch);
   // Serialised here, on the caller's thread: the store's writer thread only completes.
@@ -465,9 +470,12 @@ void Registry::UpdateReported(std::string_view key, const json::object& patch,
   if (auto st = CheckPatch(e->twin, SectionKind::kReported, patch, options_.twin_limits); !st) {
     return done(st.error());
   }
-  ApplyPatch(e->twin, SectionKind::kReported, patch, Now());
   TwinChange change;
+  json::object applied = ApplyPatch(e->twin, SectionKind::kReported, patch, Now());
   change.reported_version = e->twin.reported.version;
+  applied["$version"] = e->twin.reported.version;
+  change.event["properties"] = json::object{{"reported", std::move(applied)}};
+  change.twin_version = e->twin.version;
   store::WriteBatch batch;
   PersistTwin(*e, batch);
   CommitTwinChange(e, std::move(batch), std::move(change), std::move(done));
@@ -513,6 +521,14 @@ void Registry::SetModelId(std::string_view key, std::string_view model_id) {
   store_->WriteAsync(std::move(batch), [](Status st) {
     if (!st) log::Get("hub")->error("could not store a model id: {}", st.error().message());
   });
+}
+
+std::shared_ptr<const json::object> Registry::CachedTwin(std::string_view key) const {
+  auto e = Find(key);
+  if (!e) return nullptr;
+  std::lock_guard el(e->mu);
+  if (e->deleted) return nullptr;
+  return e->Doc();
 }
 
 void Registry::VisitTwins(

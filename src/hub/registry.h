@@ -59,6 +59,10 @@ struct TwinChange {
   // with "$version"); empty otherwise.
   boost::json::object desired_push;
   int64_t reported_version = 0;  // after a reported patch
+  uint64_t twin_version = 0;     // the twin's "version" after the change
+  // What changed, for twin-change events: {"tags":…} and/or {"properties":{"desired"|
+  // "reported": patch with "$version"}}.
+  boost::json::object event;
 };
 
 struct RegistryStatistics {
@@ -118,6 +122,10 @@ class Registry {
   void SetC2dCount(std::string_view key, uint64_t count);
   // Records the model id a device announced (durable, asynchronously) when it changed.
   void SetModelId(std::string_view key, std::string_view model_id);
+
+  // The cached service view of one twin (null when the identity does not exist); shared, so
+  // the caller may keep it while the twin changes (routing's $twin conditions).
+  std::shared_ptr<const boost::json::object> CachedTwin(std::string_view key) const;
 
   // Visits twins in key order, starting after `after` (empty: from the start): devices only,
   // or modules only. The document is the cached service view; `visit` returns false to stop.
