@@ -43,8 +43,8 @@ Result<eventlog::Message> TestMessage(const json::value* v) {
   }
   if (auto* p = o->if_contains("appProperties"); p && p->is_object()) {
     for (auto& [k, val] : p->get_object()) {
-      m.properties.emplace_back(k, val.is_string() ? std::string(val.get_string())
-                                                   : json::serialize(val));
+      m.properties.emplace_back(
+          k, val.is_string() ? std::string(val.get_string()) : json::serialize(val));
     }
   }
   if (auto* p = o->if_contains("systemProperties"); p && p->is_object()) {
@@ -52,18 +52,25 @@ Result<eventlog::Message> TestMessage(const json::value* v) {
       if (!val.is_string()) continue;
       std::string s(val.get_string());
       auto& sys = m.system;
-      if (k == "contentType") sys.content_type = s;
-      else if (k == "contentEncoding") sys.content_encoding = s;
+      if (k == "contentType")
+        sys.content_type = s;
+      else if (k == "contentEncoding")
+        sys.content_encoding = s;
       else if (k == "connectionDeviceId" || k == "iothub-connection-device-id")
         sys.connection_device_id = s;
       else if (k == "connectionModuleId" || k == "iothub-connection-module-id")
         sys.connection_module_id = s;
-      else if (k == "messageId") sys.message_id = s;
-      else if (k == "correlationId") sys.correlation_id = s;
-      else if (k == "userId") sys.user_id = s;
-      else if (k == "to") sys.to = s;
-      else return Error(hub::Errc::kInvalidArgument,
-                        fmt::format("unknown system property '{}' in the test message", k));
+      else if (k == "messageId")
+        sys.message_id = s;
+      else if (k == "correlationId")
+        sys.correlation_id = s;
+      else if (k == "userId")
+        sys.user_id = s;
+      else if (k == "to")
+        sys.to = s;
+      else
+        return Error(hub::Errc::kInvalidArgument,
+                     fmt::format("unknown system property '{}' in the test message", k));
     }
   }
   return m;
@@ -113,9 +120,9 @@ void TestNew(const CtxPtr& c, HttpRequest& req, Responder res) {
   if (!r) {
     errors.push_back(json::object{{"message", r.error().message()}, {"severity", "error"}});
   }
-  res.Send(JsonResponse(200, json::object{{"result", r ? *r : "undefined"},
-                                          {"details", json::object{{"compilationErrors",
-                                                                    std::move(errors)}}}}));
+  res.Send(JsonResponse(
+      200, json::object{{"result", r ? *r : "undefined"},
+                        {"details", json::object{{"compilationErrors", std::move(errors)}}}}));
 }
 
 void TestAll(const CtxPtr& c, HttpRequest& req, Responder res) {
@@ -138,11 +145,12 @@ void TestAll(const CtxPtr& c, HttpRequest& req, Responder res) {
     json::array endpoints;
     for (auto& e : r.endpoints)
       endpoints.emplace_back(e);
-    routes.push_back(json::object{{"properties", json::object{{"name", r.name},
-                                                              {"source", routing::SourceName(r.source)},
-                                                              {"condition", r.condition},
-                                                              {"endpointNames", std::move(endpoints)},
-                                                              {"isEnabled", r.enabled}}}});
+    routes.push_back(
+        json::object{{"properties", json::object{{"name", r.name},
+                                                 {"source", routing::SourceName(r.source)},
+                                                 {"condition", r.condition},
+                                                 {"endpointNames", std::move(endpoints)},
+                                                 {"isEnabled", r.enabled}}}});
   }
   res.Send(JsonResponse(200, json::object{{"routes", std::move(routes)}}));
 }
@@ -152,7 +160,9 @@ void Health(const CtxPtr& c, HttpRequest& req, Responder res) {
     return res.Send(*refusal);
   }
   json::array value;
-  auto time = [](int64_t ms) { return ms ? json::value(timeutil::FormatUtcMs(ms)) : json::value(nullptr); };
+  auto time = [](int64_t ms) {
+    return ms ? json::value(timeutil::FormatUtcMs(ms)) : json::value(nullptr);
+  };
   for (auto& h : c->o.routing->Health()) {
     value.push_back(json::object{{"endpointId", h.endpoint},
                                  {"healthStatus", routing::HealthName(h.status)},

@@ -2,12 +2,13 @@
 // plane; the shapes follow its ARM routing API):
 //
 //   GET  /routing                         the configuration (webhook secrets masked)   RegistryRead
-//   PUT  /routing                         replace it (validated whole; 200 with it)     RegistryWrite
+//   PUT  /routing                         replace it (validated whole; 200 with it) RegistryWrite
 //   POST /routing/routes/$testnew         {"message":…,"route":{…},"twin":…} →
-//                                         {"result":"true|false|undefined","details":…}  RegistryRead
+//                                         {"result":"true|false|undefined","details":…}
+//                                         RegistryRead
 //   POST /routing/routes/$testall         {"routingSource":…,"message":…,"twin":…} →
-//                                         {"routes":[{"properties":{route}}]}           RegistryRead
-//   GET  /routing/endpoints/health        {"value":[{"endpointId","healthStatus",…}]}   RegistryRead
+//                                         {"routes":[{"properties":{route}}]} RegistryRead
+//   GET  /routing/endpoints/health        {"value":[{"endpointId","healthStatus",…}]} RegistryRead
 //
 // A test message is {"body":"text","appProperties":{…},"systemProperties":{…}} with IoT
 // Hub's system property names (contentType, contentEncoding, connectionDeviceId, …).

@@ -109,7 +109,8 @@ Result<Source> ParseSource(std::string_view name) {
 }
 
 Status CheckEndpointName(std::string_view name) {
-  bool ok = !name.empty() && name.size() <= 64 && std::isalnum(static_cast<unsigned char>(name.front())) &&
+  bool ok = !name.empty() && name.size() <= 64 &&
+            std::isalnum(static_cast<unsigned char>(name.front())) &&
             std::isalnum(static_cast<unsigned char>(name.back()));
   for (char c : name) {
     ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.');
@@ -152,9 +153,8 @@ Result<RoutingConfig> ConfigFromJson(const json::value& v, const ConfigLimits& l
       ORRERY_ASSIGN_OR_RETURN(s.batch_frequency_s,
                               Int(*o, "batchFrequencyInSeconds", what, s.batch_frequency_s,
                                   limits.min_batch_frequency_s, 720));
-      ORRERY_ASSIGN_OR_RETURN(s.max_chunk_bytes,
-                              Int(*o, "maxChunkSizeInBytes", what, s.max_chunk_bytes,
-                                  10ll << 20, 500ll << 20));
+      ORRERY_ASSIGN_OR_RETURN(s.max_chunk_bytes, Int(*o, "maxChunkSizeInBytes", what,
+                                                     s.max_chunk_bytes, 10ll << 20, 500ll << 20));
       ORRERY_ASSIGN_OR_RETURN(std::string encoding, Str(*o, "encoding", what, false, "avro"));
       for (auto& ch : encoding)
         ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
@@ -234,15 +234,17 @@ Result<RoutingConfig> ConfigFromJson(const json::value& v, const ConfigLimits& l
       Enrichment e;
       ORRERY_ASSIGN_OR_RETURN(e.key, Str(*o, "key", "an enrichment", true));
       std::string what = fmt::format("enrichment '{}'", e.key);
-      if (e.key.empty() || e.key.size() > 64) return Invalid(fmt::format("{}: keys are 1-64 characters", what));
+      if (e.key.empty() || e.key.size() > 64)
+        return Invalid(fmt::format("{}: keys are 1-64 characters", what));
       ORRERY_ASSIGN_OR_RETURN(e.value, Str(*o, "value", what, true));
-      if (e.value.size() > 128) return Invalid(fmt::format("{}: values are at most 128 characters", what));
+      if (e.value.size() > 128)
+        return Invalid(fmt::format("{}: values are at most 128 characters", what));
       if (e.value.starts_with("$") && e.value != "$iothubname" &&
           !e.value.starts_with("$twin.tags") && !e.value.starts_with("$twin.properties.")) {
-        return Invalid(fmt::format(
-            "{}: a value starting with '$' must be $iothubname, $twin.tags… or "
-            "$twin.properties…",
-            what));
+        return Invalid(
+            fmt::format("{}: a value starting with '$' must be $iothubname, $twin.tags… or "
+                        "$twin.properties…",
+                        what));
       }
       ORRERY_ASSIGN_OR_RETURN(e.endpoints, Names(*o, what));
       for (auto& n : e.endpoints) {
@@ -264,7 +266,7 @@ json::object ConfigToJson(const RoutingConfig& c, bool with_secrets) {
                                    {"fileNameFormat", s.file_name_format},
                                    {"batchFrequencyInSeconds", s.batch_frequency_s},
                                    {"maxChunkSizeInBytes", s.max_chunk_bytes},
-                                   {"encoding", s.encoding == Encoding::kAvro    ? "avro"
+                                   {"encoding", s.encoding == Encoding::kAvro   ? "avro"
                                                 : s.encoding == Encoding::kJson ? "json"
                                                                                 : "avroDeflate"}});
   }
@@ -295,19 +297,18 @@ json::object ConfigToJson(const RoutingConfig& c, bool with_secrets) {
                                   {"isEnabled", r.enabled}});
   }
   for (auto& e : c.enrichments) {
-    enrichments.push_back(json::object{
-        {"key", e.key}, {"value", e.value}, {"endpointNames", names(e.endpoints)}});
+    enrichments.push_back(
+        json::object{{"key", e.key}, {"value", e.value}, {"endpointNames", names(e.endpoints)}});
   }
-  return json::object{
-      {"endpoints", json::object{{"storageContainers", std::move(storage)},
-                                 {"webhooks", std::move(webhooks)}}},
-      {"routes", std::move(routes)},
-      {"fallbackRoute", json::object{{"name", "$fallback"},
-                                     {"source", "DeviceMessages"},
-                                     {"condition", "true"},
-                                     {"endpointNames", json::array{"events"}},
-                                     {"isEnabled", c.fallback_enabled}}},
-      {"enrichments", std::move(enrichments)}};
+  return json::object{{"endpoints", json::object{{"storageContainers", std::move(storage)},
+                                                 {"webhooks", std::move(webhooks)}}},
+                      {"routes", std::move(routes)},
+                      {"fallbackRoute", json::object{{"name", "$fallback"},
+                                                     {"source", "DeviceMessages"},
+                                                     {"condition", "true"},
+                                                     {"endpointNames", json::array{"events"}},
+                                                     {"isEnabled", c.fallback_enabled}}},
+                      {"enrichments", std::move(enrichments)}};
 }
 
 }  // namespace orrery::routing

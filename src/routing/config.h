@@ -56,8 +56,8 @@ struct StorageEndpoint {
 
 struct WebhookEndpoint {
   std::string name;
-  std::string url;     // https://…
-  std::string secret;  // HMAC-SHA256 key for the signature header (never shown back)
+  std::string url;               // https://…
+  std::string secret;            // HMAC-SHA256 key for the signature header (never shown back)
   int64_t max_batch_size = 100;  // messages per POST, 1..1000
   int64_t max_attempts = 10;     // then the batch is dead-lettered, 1..100
   int64_t timeout_s = 10;        // per attempt, 1..120

@@ -265,8 +265,7 @@ class EndpointManager::Worker final : public StopToken {
     for (uint32_t p = 0; p < parts; ++p) {
       auto r = log_->OpenReaderAtCheckpoint(group_, p, eventlog::Position::Latest());
       if (!r) {
-        Log()->error("endpoint '{}': cannot read partition {}: {}", name_, p,
-                     r.error().message());
+        Log()->error("endpoint '{}': cannot read partition {}: {}", name_, p, r.error().message());
         continue;
       }
       next[p] = saved[p] = (*r)->next_sequence();
@@ -365,9 +364,26 @@ class EndpointManager::Worker final : public StopToken {
 EndpointManager::EndpointManager(eventlog::EventLog* log, EndpointOptions options)
     : log_(log), options_(std::move(options)) {
   if (!options_.now_ms) options_.now_ms = &timeutil::NowMs;
+  if (auto* m = options_.metrics) {
+    collector_ = metrics::ScopedCollector(*m, [this](metrics::Sink& sink) {
+      for (auto& h : Health()) {
+        metrics::Labels l{{"endpoint", h.endpoint}};
+        sink.Counter("orrery_routing_endpoint_delivered_total",
+                     "Messages an endpoint delivered (files published, webhook 2xx).", l,
+                     static_cast<double>(h.delivered));
+        sink.Counter("orrery_routing_endpoint_dead_lettered_total",
+                     "Messages a webhook endpoint gave up on and dead-lettered.", l,
+                     static_cast<double>(h.dead_lettered));
+        sink.Gauge("orrery_routing_endpoint_health",
+                   "Endpoint health: 0 unknown, 1 healthy, 2 unhealthy (retrying), 3 dead.", l,
+                   static_cast<double>(h.status));
+      }
+    });
+  }
 }
 
 EndpointManager::~EndpointManager() {
+  collector_.Reset();
   Stop();
 }
 

@@ -85,7 +85,7 @@ class Sink {
 };
 
 struct EndpointOptions {
-  std::filesystem::path archive_root;     // storage endpoints write under it
+  std::filesystem::path archive_root;      // storage endpoints write under it
   std::filesystem::path dead_letter_root;  // webhooks dead-letter under it
   net::TlsClientOptions webhook_tls;       // trust for webhook receivers
   std::string hub_name = "localhost";      // {iothub} in file names
@@ -97,9 +97,11 @@ struct EndpointOptions {
 //   Content-Type: application/json
 //   X-Orrery-Signature: sha256=<hex HMAC-SHA256 of the body under the endpoint's secret>
 //   X-Orrery-Delivery: <endpoint>-<partition>-<first sequence> (stable across retries)
-std::unique_ptr<Sink> MakeWebhookSink(const WebhookEndpoint& config, const EndpointOptions& options);
+std::unique_ptr<Sink> MakeWebhookSink(const WebhookEndpoint& config,
+                                      const EndpointOptions& options);
 // A storage sink: batch files per partition (archive::BatchWriter).
-std::unique_ptr<Sink> MakeStorageSink(const StorageEndpoint& config, const EndpointOptions& options);
+std::unique_ptr<Sink> MakeStorageSink(const StorageEndpoint& config,
+                                      const EndpointOptions& options);
 
 // The body of a webhook batch and of a storage JSON line: IoT Hub's routing record shape.
 std::string WebhookSignature(std::string_view secret, std::string_view body);
@@ -124,7 +126,8 @@ class EndpointManager {
   EndpointOptions options_;
   mutable std::mutex mu_;
   std::map<std::string, std::unique_ptr<Worker>> workers_;  // guarded by mu_
-  std::map<std::string, std::string> fingerprints_;        // config of each running endpoint
+  std::map<std::string, std::string> fingerprints_;         // config of each running endpoint
+  metrics::ScopedCollector collector_;
 };
 
 }  // namespace orrery::routing

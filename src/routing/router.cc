@@ -157,8 +157,9 @@ query::RouteInput InputFor(const eventlog::Message& m, Resolved& r) {
   return in;
 }
 
-Resolved Resolve(const eventlog::Message& m, bool body, bool twin,
-                 const std::function<std::shared_ptr<const json::object>(std::string_view)>& fetch) {
+Resolved Resolve(
+    const eventlog::Message& m, bool body, bool twin,
+    const std::function<std::shared_ptr<const json::object>(std::string_view)>& fetch) {
   Resolved r;
   if (body && BodyIsJson(m.system)) {
     boost::system::error_code ec;

@@ -106,9 +106,9 @@ TEST(ConfigTest, ValidatesAndRoundTrips) {
   EXPECT_NE(why(R"({"endpoints":{"storageContainers":[{"name":"a","batchFrequencyInSeconds":5}]}})")
                 .find("60..720"),
             std::string::npos);
-  EXPECT_NE(why(R"({"endpoints":{"storageContainers":[{"name":"a","path":"../etc"}]}})")
-                .find("relative"),
-            std::string::npos);
+  EXPECT_NE(
+      why(R"({"endpoints":{"storageContainers":[{"name":"a","path":"../etc"}]}})").find("relative"),
+      std::string::npos);
   EXPECT_NE(why(R"({"endpoints":{"webhooks":[{"name":"w","url":"http://x"}]}})").find("https"),
             std::string::npos);
   EXPECT_NE(why(R"({"enrichments":[{"key":"k","value":"$nope","endpointNames":["events"]}]})")
@@ -117,8 +117,9 @@ TEST(ConfigTest, ValidatesAndRoundTrips) {
   EXPECT_NE(why(R"({"endpoints":{"storageContainers":[{"name":"bad name"}]}})").find("letters"),
             std::string::npos);
   // Tests may lower the batch frequency bound.
-  EXPECT_TRUE(Config(R"({"endpoints":{"storageContainers":[{"name":"a","batchFrequencyInSeconds":1}]}})",
-                     {.min_batch_frequency_s = 1}));
+  EXPECT_TRUE(
+      Config(R"({"endpoints":{"storageContainers":[{"name":"a","batchFrequencyInSeconds":1}]}})",
+             {.min_batch_frequency_s = 1}));
 }
 
 class RouterTest : public ::testing::Test {
@@ -132,7 +133,8 @@ class RouterTest : public ::testing::Test {
                     R"("properties":{"desired":{},"reported":{"fw":"2.0"}}})")
             .as_object());
   }
-  Annotation Route(eventlog::Message m, hub::MessageSource source = hub::MessageSource::kDeviceMessages) {
+  Annotation Route(eventlog::Message m,
+                   hub::MessageSource source = hub::MessageSource::kDeviceMessages) {
     router_.Annotate(m, source);
     return DecodeAnnotation(m.system.route_annotation);
   }
@@ -169,8 +171,8 @@ TEST_F(RouterTest, ConditionsFallbackDedupeAndEnrichments) {
   auto both = Route(Telemetry("dev1", R"({"t":31})", {{"kind", "x"}}));
   EXPECT_EQ(both.endpoints, (std::vector<std::string>{"archive", "events"}));
   auto archive = EnrichmentsFor(EncodeAnnotation(both), "archive");
-  EXPECT_EQ(archive, (std::vector<std::pair<std::string, std::string>>{{"site", "b12"},
-                                                                       {"hub", "myhub"}}));
+  EXPECT_EQ(archive,
+            (std::vector<std::pair<std::string, std::string>>{{"site", "b12"}, {"hub", "myhub"}}));
   // A body that is not JSON (no content type) never matches $body conditions.
   auto text = Route(Telemetry("dev1", R"({"t":31})", {}, /*json_body=*/false));
   EXPECT_EQ(text.endpoints, (std::vector<std::string>{"events"}));  // fallback
@@ -284,8 +286,8 @@ TEST_F(EndpointTest, StorageEndpointArchivesWhatIsRoutedToItAndResumesAfterResta
   {
     EndpointManager manager(log_.get(), Options());
     ASSERT_TRUE(manager.Apply(*config));
-    Append({Routed("d1", R"({"n":1})", {"archive", "events"}), Routed("d2", R"({"n":2})", {"events"}),
-            Routed("d3", R"({"n":3})", {"archive"})});
+    Append({Routed("d1", R"({"n":1})", {"archive", "events"}),
+            Routed("d2", R"({"n":2})", {"events"}), Routed("d3", R"({"n":3})", {"archive"})});
     // Wait for the batch (1 s) to be published.
     for (int i = 0; i < 300 && ArchivedLines().size() < 2; ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling the file system
@@ -293,7 +295,8 @@ TEST_F(EndpointTest, StorageEndpointArchivesWhatIsRoutedToItAndResumesAfterResta
   auto lines = ArchivedLines();
   std::multiset<std::string> devices;
   for (auto& l : lines)
-    devices.insert(std::string(l["SystemProperties"].as_object()["connectionDeviceId"].as_string()));
+    devices.insert(
+        std::string(l["SystemProperties"].as_object()["connectionDeviceId"].as_string()));
   EXPECT_EQ(devices, (std::multiset<std::string>{"d1", "d3"}));
   // A restart (new manager, same groups) continues after what was archived.
   {
@@ -405,7 +408,8 @@ TEST_F(WebhookTest, DeadLettersAfterMaxAttempts) {
   ASSERT_TRUE(manager.Apply(*config));
   Append({Routed("d1", R"({"n":1})", {"alerts"})});
   auto dir = dir_ / "dead-letter" / "alerts";
-  for (int i = 0; i < 500 && !(std::filesystem::exists(dir) && !std::filesystem::is_empty(dir)); ++i)
+  for (int i = 0; i < 500 && !(std::filesystem::exists(dir) && !std::filesystem::is_empty(dir));
+       ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   ASSERT_TRUE(std::filesystem::exists(dir));
   auto file = std::filesystem::directory_iterator(dir)->path();

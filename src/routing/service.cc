@@ -55,8 +55,8 @@ Result<std::unique_ptr<RoutingService>> RoutingService::Open(eventlog::EventLog*
   }
   ORRERY_TRY(s->Install(*config, /*save=*/from_file));
   log::Get("routing")->info("routing: {} routes, {} storage and {} webhook endpoints (from {})",
-                            config->routes.size(), config->storage.size(),
-                            config->webhooks.size(), source.string());
+                            config->routes.size(), config->storage.size(), config->webhooks.size(),
+                            source.string());
   return s;
 }
 

@@ -21,7 +21,7 @@
 namespace orrery::routing {
 
 struct ServiceOptions {
-  std::filesystem::path state_dir;  // <data-dir>/routing: routing.json, dead-letter/
+  std::filesystem::path state_dir;    // <data-dir>/routing: routing.json, dead-letter/
   std::filesystem::path config_file;  // optional: replaces the stored configuration at start
   ConfigLimits limits;
   RouterOptions router;

@@ -67,9 +67,10 @@ class StorageSink final : public Sink {
     auto st = b.writer->Append(e);
     if (!st && st.error().Is(archive::Errc::kTooLarge)) {
       // One record that cannot be stored at all: it would block the endpoint forever.
-      Log()->error("storage endpoint '{}': partition {} sequence {} is too large to archive; "
-                   "skipped",
-                   config_.name, e.partition, e.sequence);
+      Log()->error(
+          "storage endpoint '{}': partition {} sequence {} is too large to archive; "
+          "skipped",
+          config_.name, e.partition, e.sequence);
       return;
     }
     if (!st) return Failed(e.partition, b, st.error(), e.sequence);
@@ -133,8 +134,8 @@ class StorageSink final : public Sink {
              first_sequence);
       return false;
     }
-    auto rel = template_->Format(options_.hub_name, partition, now,
-                                 ArchiveEncoding(config_.encoding));
+    auto rel =
+        template_->Format(options_.hub_name, partition, now, ArchiveEncoding(config_.encoding));
     if (!rel) {
       Failed(partition, b, rel.error(), first_sequence);
       return false;
@@ -145,8 +146,8 @@ class StorageSink final : public Sink {
     for (int n = 0; n < 1000; ++n) {
       std::filesystem::path candidate = final;
       if (n > 0) {
-        candidate.replace_filename(fmt::format("{}-{}{}", final.stem().string(), n,
-                                               final.extension().string()));
+        candidate.replace_filename(
+            fmt::format("{}-{}{}", final.stem().string(), n, final.extension().string()));
       }
       auto w = archive::BatchWriter::Open(candidate, wo);
       if (w) {
@@ -176,8 +177,8 @@ class StorageSink final : public Sink {
       health_.last_success_ms = health_.last_attempt_ms = options_.now_ms();
       health_.delivered += b.writer->records();
     }
-    Log()->debug("storage endpoint '{}': wrote {} records to {}", config_.name,
-                 b.writer->records(), b.writer->final_path().string());
+    Log()->debug("storage endpoint '{}': wrote {} records to {}", config_.name, b.writer->records(),
+                 b.writer->final_path().string());
     b.writer.reset();
   }
 
