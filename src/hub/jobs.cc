@@ -422,6 +422,7 @@ void Jobs::Dispatch(const JobPtr& job) {
 void Jobs::Record(const JobPtr& job, const std::string& device, Status outcome,
                   std::optional<json::object> response) {
   bool finished = false;
+  std::string event;  // the device's job result, for DeviceJobLifecycleEvents routes
   {
     std::lock_guard lock(mu_);
     if (job->in_flight > 0) --job->in_flight;
@@ -440,13 +441,16 @@ void Jobs::Record(const JobPtr& job, const std::string& device, Status outcome,
       finished = job->pending.empty() && job->in_flight == 0;
     }
     store::WriteBatch b;
-    b.Put(kResultSpace, ResultKey(job->id, device), json::serialize(r));
+    event = json::serialize(r);
+    b.Put(kResultSpace, ResultKey(job->id, device), event);
     store_->WriteAsync(std::move(b), [](Status) {});
     if (!finished && job->status == "running") {
       // Keep the stored counts roughly current for a resume (exact after every device).
       Persist(*job);
     }
   }
+  hub_->EmitEvent(MessageSource::kDeviceJobLifecycleEvents, device, "",
+                  outcome ? "deviceJobCompleted" : "deviceJobFailed", std::move(event));
   if (finished) return Finish(job, "completed", "");
   Dispatch(job);
 }

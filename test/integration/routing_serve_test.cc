@@ -7,6 +7,7 @@
 
 #include <csignal>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -51,6 +52,7 @@ class Receiver {
       for (auto& rec : batch.as_array()) {
         auto& body = rec.as_object().at("Body");
         messages_.insert(body.is_string() ? std::string(body.as_string()) : json::serialize(body));
+        records_.push_back(rec.as_object());
       }
       r.Send(net::HttpResponse::Empty(204));
     });
@@ -72,6 +74,10 @@ class Receiver {
   std::set<std::string> messages() {
     std::lock_guard lock(mu_);
     return messages_;
+  }
+  std::vector<json::object> records() {
+    std::lock_guard lock(mu_);
+    return records_;
   }
   int requests() {
     std::lock_guard lock(mu_);
@@ -100,6 +106,7 @@ class Receiver {
   int requests_ = 0;
   int bad_signatures_ = 0;
   std::set<std::string> messages_;
+  std::vector<json::object> records_;
 };
 
 class RoutingServeTest : public ::testing::Test {
@@ -110,8 +117,8 @@ class RoutingServeTest : public ::testing::Test {
         std::vector<std::string>{"ORRERY_ROUTING_MIN_BATCH_FREQUENCY=1s",
                                  "ORRERY_ROUTING_WEBHOOK_CA_FILE=" + receiver.ca().string()});
     ASSERT_TRUE(server_->started()) << server_->process().output();
-    auto cs = Process::Spawn({OrreryBinary(), "hub", "connection-string", "--data-dir",
-                              server_->data_dir().string()});
+    auto cs = Process::Spawn(
+        {OrreryBinary(), "hub", "connection-string", "--data-dir", server_->data_dir().string()});
     ASSERT_EQ(cs->Wait(), 0);
     auto parsed =
         hub::ParseServiceConnectionString(cs->output().substr(0, cs->output().find('\n')));
@@ -172,9 +179,9 @@ class RoutingServeTest : public ::testing::Test {
     if (!std::filesystem::exists(root)) return out;
     for (auto& f : std::filesystem::recursive_directory_iterator(root)) {
       if (!f.is_regular_file() || f.path().extension() != ".avro") continue;
-      auto p = Process::Spawn(
-          {"node", (SourceDir() / "test/conformance/avro/read_avro.js").string(),
-           f.path().string()});
+      auto p =
+          Process::Spawn({"node", (SourceDir() / "test/conformance/avro/read_avro.js").string(),
+                          f.path().string()});
       EXPECT_EQ(p->Wait(), 0) << p->output();
       std::string text = p->output();
       size_t at = 0;
@@ -238,15 +245,13 @@ TEST_F(RoutingServeTest, BodyConditionToAvroStorageAndEverythingToARecoveringWeb
   EXPECT_EQ(archived, hot);
   // The webhook's health, through the API.
   auto health = Call("GET", "/routing/endpoints/health", "", service_token_);
-  EXPECT_NE(health.body.find(R"("endpointId":"hooks","healthStatus":"healthy")"),
-            std::string::npos)
+  EXPECT_NE(health.body.find(R"("endpointId":"hooks","healthStatus":"healthy")"), std::string::npos)
       << health.body;
   // The built-in endpoint: no route sends there and the fallback only takes unrouted
   // messages, so monitor-events sees none of these.
-  auto mon = Process::Spawn({OrreryBinary(), "monitor-events", "--data-dir",
-                             server_->data_dir().string(), "--https-port",
-                             std::to_string(server_->ports().https), "--from", "earliest",
-                             "--timeout", "2"});
+  auto mon = Process::Spawn(
+      {OrreryBinary(), "monitor-events", "--data-dir", server_->data_dir().string(), "--https-port",
+       std::to_string(server_->ports().https), "--from", "earliest", "--timeout", "2"});
   EXPECT_EQ(mon->Wait(std::chrono::seconds(30)), 0) << mon->output();
   EXPECT_EQ(mon->output().find("\"origin\""), std::string::npos) << mon->output();
   // Test route APIs.
@@ -286,14 +291,81 @@ TEST_F(RoutingServeTest, NothingAcknowledgedIsLostAcrossSigkill) {
   server_->Restart(SIGKILL);  // mid-stream: deliveries and batches are in flight
   ASSERT_TRUE(server_->started()) << server_->process().output();
   burst(60, 100);
-  ASSERT_TRUE(receiver.WaitFor(sent.size())) << receiver.messages().size() << " of "
-                                             << sent.size();
+  ASSERT_TRUE(receiver.WaitFor(sent.size())) << receiver.messages().size() << " of " << sent.size();
   auto got = receiver.messages();
   for (auto& s : sent)
     EXPECT_TRUE(got.count(s)) << "lost: " << s;
   // The routing configuration survived the kill too.
   auto config = Call("GET", "/routing", "", service_token_);
   EXPECT_NE(config.body.find("\"name\":\"everything\""), std::string::npos) << config.body;
+}
+
+// IoT Hub's system events, routed by their sources: a device's lifecycle, its twin changes
+// and its connection state reach the webhook with IoT Hub's properties; telemetry does not.
+TEST_F(RoutingServeTest, SystemEventsReachTheirRoutes) {
+  if (::access("/usr/bin/mosquitto_pub", X_OK) != 0) {
+    GTEST_SKIP() << "mosquitto-clients is not installed (scripts/install-deps installs it)";
+  }
+  Receiver receiver(0);
+  Start(receiver);
+  auto r = Call("PUT", "/routing",
+                fmt::format(R"({{"endpoints":{{"webhooks":[{{"name":"ops",
+                    "url":"https://localhost:{}/hook","secret":"hook-secret"}}]}},
+                  "routes":[{{"name":"life","source":"DeviceLifecycleEvents","endpointNames":["ops"]}},
+                            {{"name":"twins","source":"TwinChangeEvents","endpointNames":["ops"]}},
+                            {{"name":"conn","source":"DeviceConnectionStateEvents",
+                              "condition":"opType = 'deviceConnected'","endpointNames":["ops"]}}]}})",
+                            receiver.port()),
+                service_token_, {{"Content-Type", "application/json"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto created = Call("PUT", "/devices/evt-dev", "{}", service_token_);
+  ASSERT_EQ(created.status, 200) << created.body;
+  ASSERT_EQ(Call("PATCH", "/twins/evt-dev", R"({"tags":{"zone":"north"}})", service_token_,
+                 {{"Content-Type", "application/json"}})
+                .status,
+            200);
+  // Connect and disconnect it over MQTT (only the connect is routed, by its condition).
+  std::string key(json::parse(created.body)
+                      .as_object()["authentication"]
+                      .as_object()["symmetricKey"]
+                      .as_object()["primaryKey"]
+                      .as_string());
+  auto sas = *hub::MakeSasToken("localhost/devices/evt-dev", key, timeutil::NowMs() / 1000 + 600,
+                                "", true);
+  auto pub = Process::Spawn({"mosquitto_pub", "-h", "127.0.0.1", "-p",
+                             std::to_string(server_->ports().mqtt), "-V", "mqttv311", "-q", "1",
+                             "-i", "evt-dev", "-u", "localhost/evt-dev/?api-version=2021-04-12",
+                             "-P", sas, "-t", "devices/evt-dev/messages/events/", "-m", "{}"});
+  ASSERT_EQ(pub->Wait(), 0) << pub->output();
+  ASSERT_EQ(Call("DELETE", "/devices/evt-dev", "", service_token_, {{"If-Match", "\"*\""}}).status,
+            204);
+  std::map<std::string, json::object> by_op;
+  for (int i = 0; i < 400 && by_op.size() < 4; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // waiting for the receiver
+    for (auto& rec : receiver.records()) {
+      auto& props = rec.at("Properties").as_object();
+      if (auto* op = props.if_contains("opType")) by_op[std::string(op->as_string())] = rec;
+    }
+  }
+  for (auto op :
+       {"createDeviceIdentity", "updateTwin", "deviceConnected", "deleteDeviceIdentity"}) {
+    ASSERT_TRUE(by_op.count(op)) << "missing " << op;
+    auto& props = by_op[op].at("Properties").as_object();
+    EXPECT_EQ(props.at("deviceId"), "evt-dev");
+    EXPECT_EQ(props.at("hubName"), "localhost");
+    EXPECT_TRUE(props.contains("operationTimestamp"));
+    EXPECT_TRUE(props.contains("iothub-message-schema"));
+  }
+  EXPECT_FALSE(by_op.count("deviceDisconnected"));  // the condition left it out
+  auto& twin = by_op["updateTwin"].at("Body").as_object();
+  EXPECT_EQ(twin.at("tags").as_object().at("zone"), "north");
+  EXPECT_TRUE(twin.contains("version"));
+  EXPECT_EQ(by_op["createDeviceIdentity"].at("Body").as_object().at("deviceId"), "evt-dev");
+  EXPECT_TRUE(by_op["deviceConnected"].at("Body").as_object().contains("sequenceNumber"));
+  // Telemetry matched no route here and the fallback sends it to the built-in endpoint only.
+  for (auto& rec : receiver.records()) {
+    EXPECT_TRUE(rec.at("Properties").as_object().contains("opType"));
+  }
 }
 
 }  // namespace
