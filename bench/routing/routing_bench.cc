@@ -31,8 +31,8 @@ namespace {
 
 eventlog::Message Message(int i) {
   eventlog::Message m;
-  m.body = fmt::format(R"({{"temperature":{},"humidity":{},"deviceState":"ok","seq":{}}})",
-                       i % 120, (i * 7) % 100, i);
+  m.body = fmt::format(R"({{"temperature":{},"humidity":{},"deviceState":"ok","seq":{}}})", i % 120,
+                       (i * 7) % 100, i);
   m.properties = {{"processingPath", i % 3 == 0 ? "hot" : "cold"}, {"fw", "2.1"}};
   m.system.connection_device_id = fmt::format("dev-{}", i % 1000);
   m.system.content_type = "application/json";
@@ -43,15 +43,14 @@ eventlog::Message Message(int i) {
 template <class F>
 double PerSecond(double seconds, F&& step) {
   uint64_t n = 0;
-  auto end = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                std::chrono::duration<double>(seconds));
+  auto end = Clock::now() +
+             std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
   auto start = Clock::now();
   while (Clock::now() < end) {
     for (int i = 0; i < 1000; ++i)
       step(n++);
   }
-  return static_cast<double>(n) /
-         std::chrono::duration<double>(Clock::now() - start).count();
+  return static_cast<double>(n) / std::chrono::duration<double>(Clock::now() - start).count();
 }
 
 }  // namespace
@@ -82,8 +81,7 @@ int main(int argc, char** argv) {
         {"endpointNames", json::array{fmt::format("e{}", r)}}});
   }
   auto config = routing::ConfigFromJson(
-      json::object{{"endpoints", json::object{{"storageContainers", storage}}},
-                   {"routes", routes}},
+      json::object{{"endpoints", json::object{{"storageContainers", storage}}}, {"routes", routes}},
       {});
   if (!config) {
     fmt::print(stderr, "{}\n", config.error().message());
@@ -104,9 +102,10 @@ int main(int argc, char** argv) {
   double annotate = PerSecond(seconds, [&](uint64_t n) {
     router.Annotate(messages[n % messages.size()], hub::MessageSource::kDeviceMessages);
   });
-  fmt::print("annotate   {:>12.0f} messages/s  = {:>12.0f} condition evaluations/s "
-             "(body parse + 10 routes + annotation)\n",
-             annotate, annotate * kRoutes);
+  fmt::print(
+      "annotate   {:>12.0f} messages/s  = {:>12.0f} condition evaluations/s "
+      "(body parse + 10 routes + annotation)\n",
+      annotate, annotate * kRoutes);
 
   std::vector<query::RouteCondition> conditions;
   for (const auto& r : config->routes)
@@ -120,9 +119,10 @@ int main(int argc, char** argv) {
     in.body = &bodies[n % bodies.size()];
     matched = matched + conditions[n % kRoutes].Matches(in);
   });
-  fmt::print("evaluate   {:>12.0f} condition evaluations/s ($body.temperature > t, parsed bodies)"
-             "  vs target 1,000,000: {:.1f}x\n",
-             eval, eval / 1e6);
+  fmt::print(
+      "evaluate   {:>12.0f} condition evaluations/s ($body.temperature > t, parsed bodies)"
+      "  vs target 1,000,000: {:.1f}x\n",
+      eval, eval / 1e6);
 
   std::vector<query::RouteCondition> props;
   for (auto& r : property_routes)
@@ -134,9 +134,10 @@ int main(int argc, char** argv) {
     in.system.Set(query::SystemProperty::kContentType, m.system.content_type);
     matched = matched + props[n % kRoutes].Matches(in);
   });
-  fmt::print("properties {:>12.0f} condition evaluations/s (3-term AND on properties)"
-             "  vs target 1,000,000: {:.1f}x\n",
-             prop, prop / 1e6);
+  fmt::print(
+      "properties {:>12.0f} condition evaluations/s (3-term AND on properties)"
+      "  vs target 1,000,000: {:.1f}x\n",
+      prop, prop / 1e6);
   fmt::print("\nannotate vs target (10 evaluations per message): {:.1f}x\n",
              annotate * kRoutes / 1e6);
   return 0;
