@@ -9,11 +9,13 @@
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
+#include "api/dps_cli.h"
 #include "api/monitor.h"
 #include "api/service_cli.h"
 #include "apps/orrery/options.h"
 #include "apps/orrery/serve.h"
 #include "base/strings.h"
+#include "dps/access.h"
 #include "hub/policies.h"
 #include "mqtt/auth.h"
 #include "pki/pki.h"
@@ -29,13 +31,20 @@ int Fail(const orrery::Error& e, int code) {
   return code;
 }
 
-// A client command of the service API (monitor-events, device, twin, method, c2d): the
-// connection flags every one of them takes, and what it runs once connected.
+// A client command of a service API (the hub's: monitor-events, device, twin, method, c2d…;
+// the provisioning service's: dps …): the connection flags every one of them takes, and what
+// it runs once connected.
 struct ServiceCommand {
   CLI::App* app = nullptr;
   orrery::app::FlagBindings flags;
   std::string policy;  // the default credential: this policy read from --data-dir
+  // --connection-string: each command's own, since CLI11 applies environment variables to
+  // every subcommand's options, parsed or not (the hub's and DPS's use different ones).
+  std::string connection_string;
+  const orrery::hub::PolicySchema* schema = nullptr;  // whose policy: the hub's when null
   std::function<orrery::Status(const orrery::api::ServiceConnection&)> run;
+  // When set and true after parsing, `run` gets no connection (nothing is resolved or read).
+  std::function<bool()> offline;
 };
 
 // What a service command runs: `fn` with the options its flags filled in.
@@ -98,20 +107,23 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1000, 10'000'000));
 
-  // Client commands of the service API share their connection flags. Only one command
-  // parses, so they all bind the same variables.
+  // Client commands of the service APIs share their connection flags. Only one command
+  // parses, so they all bind the same variables (but for --connection-string: see
+  // ServiceCommand).
   std::deque<ServiceCommand> service_commands;  // stable addresses: CLI11 keeps pointers
   api::ServiceConnectionOptions service;
   using Run = std::function<Status(const api::ServiceConnection&)>;
   auto service_command = [&](CLI::App* parent, const char* name, std::string help, Run run,
-                             std::string default_policy = "iothubowner") -> CLI::App* {
+                             std::string default_policy = "iothubowner",
+                             const hub::PolicySchema* schema = nullptr) -> CLI::App* {
     auto& sc = service_commands.emplace_back();
     sc.app = parent->add_subcommand(name, std::move(help));
     sc.policy = default_policy;
+    sc.schema = schema;
     sc.run = std::move(run);
     app::AddFlags(*sc.app, sc.flags, {"server.data_dir", "server.host_name", "https.port"});
     sc.app
-        ->add_option("--connection-string,--login", service.connection_string,
+        ->add_option("--connection-string,--login", sc.connection_string,
                      fmt::format("Service connection string; default: the '{}' policy read "
                                  "from --data-dir",
                                  default_policy))
@@ -409,6 +421,218 @@ int main(int argc, char** argv) {
                  api::PolicyOptions::Op::kRotateKey, true)
       ->add_flag("--secondary", policy_opts.secondary, "Rotate the secondary key");
 
+  // orrery dps connection-string|id-scope|derive-key|enrollment|enrollment-group|registration
+  // (like az iot dps): the provisioning service on the same listener, with its own policies.
+  auto* dps_cmd =
+      app.add_subcommand("dps", "The Device Provisioning Service")->require_subcommand(1);
+  app::FlagBindings dps_cs_flags;
+  std::string dps_policy = "provisioningserviceowner";
+  bool dps_secondary = false;
+  auto* dps_cs = dps_cmd->add_subcommand(
+      "connection-string",
+      "Print the provisioning service's connection string (works without a running server; "
+      "creates its keys on first use)");
+  app::AddFlags(*dps_cs, dps_cs_flags, {"server.data_dir", "server.host_name"});
+  dps_cs->add_option("--policy", dps_policy, "Shared access policy name")->capture_default_str();
+  dps_cs->add_flag("--secondary", dps_secondary, "Use the policy's secondary key");
+  app::FlagBindings id_scope_flags;
+  auto* id_scope = dps_cmd->add_subcommand(
+      "id-scope",
+      "Print the ID scope devices provision under (works without a running server; created "
+      "on first use)");
+  app::AddFlags(*id_scope, id_scope_flags, {"server.data_dir"});
+
+  // The REST commands: DPS's own policies, and its own environment variable, so that a hub
+  // connection string in ORRERY_CONNECTION_STRING does not get in the way.
+  auto dps_command = [&](CLI::App* parent, const char* name, std::string help, Run run) {
+    auto* cmd = service_command(parent, name, std::move(help), std::move(run),
+                                "provisioningserviceowner", &dps::DpsPolicySchema());
+    cmd->get_option("--connection-string")->envname("ORRERY_DPS_CONNECTION_STRING");
+    return cmd;
+  };
+  api::DeriveKeyOptions derive;
+  auto* derive_key =
+      dps_command(dps_cmd, "derive-key",
+                  "Print the symmetric key of a device in an enrollment group, "
+                  "base64(HMAC-SHA256(group key, registration id)); with --key it needs no server",
+                  Calls(api::DeriveKey, derive));
+  service_commands.back().offline = [&derive] { return api::DeriveKeyIsOffline(derive); };
+  derive_key->add_option("registration-id", derive.registration_id, "The device's registration id")
+      ->required();
+  auto* derive_from = derive_key->add_option("--key", derive.key, "The group's key (base64)");
+  auto* derive_group =
+      derive_key
+          ->add_option("--group", derive.group,
+                       "Read the key of this symmetric-key enrollment group from the server")
+          ->excludes(derive_from);
+  derive_key->add_flag("--secondary", derive.secondary, "Derive from the group's secondary key")
+      ->needs(derive_group);
+
+  // --attestation, keys, certificates, --device-id, --hub, --allocation, --webhook-url,
+  // --initial-twin, --edge, --disabled, --reprovision: only given ones are sent.
+  auto add_enrollment_fields = [](CLI::App* c, api::EnrollmentFields& fields, bool group,
+                                  bool updating) {
+    auto text = [c](const char* name, std::optional<std::string>& target, std::string help) {
+      return c->add_option_function<std::string>(
+          name, [&target](const std::string& v) { target = v; }, std::move(help));
+    };
+    auto file = [c](const char* name, std::optional<std::filesystem::path>& target,
+                    std::string help) {
+      c->add_option_function<std::string>(
+           name, [&target](const std::string& v) { target = v; }, std::move(help))
+          ->check(CLI::ExistingFile);
+    };
+    text("--attestation", fields.attestation,
+         updating ? "Attestation: symmetricKey or x509 (switching needs its keys or certificates)"
+                  : "Attestation: symmetricKey (default) or x509 (implied by a certificate flag)");
+    const char* generated = updating ? "" : " (generated when not given)";
+    text("--primary-key", fields.primary_key,
+         fmt::format("Symmetric primary key, base64 of 16..64 bytes{}", generated));
+    text("--secondary-key", fields.secondary_key,
+         fmt::format("Symmetric secondary key, base64 of 16..64 bytes{}", generated));
+    const char* replaces =
+        updating ? "; replaces the certificates (give --secondary-certificate again to keep one)"
+                 : "";
+    file("--certificate", fields.certificate,
+         std::string(group ? "x509: the group's CA certificate (PEM file), signingCertificates"
+                           : "x509: the device's certificate (PEM file)") +
+             replaces);
+    file("--secondary-certificate", fields.secondary_certificate,
+         group ? "x509: a second CA certificate (PEM file), with --certificate"
+               : "x509: the device's second certificate (PEM file), with --certificate");
+    if (group) {
+      text("--ca-name", fields.ca_name,
+           "x509: a CA registered and verified with `orrery hub ca` (caReferences)");
+    } else {
+      text("--device-id", fields.device_id,
+           "The device id to provision as (default: the registration id)");
+    }
+    c->add_option("--hub", fields.hubs,
+                  updating ? "Hubs it may be assigned to, by host name (repeat the flag; replaces "
+                             "the list)"
+                           : "Hubs it may be assigned to, by host name (repeat the flag; default "
+                             "all linked hubs)")
+        ->allow_extra_args(false);
+    text("--allocation", fields.allocation,
+         "Allocation policy: hashed, static, geoLatency or custom (default: the service's)");
+    text("--webhook-url", fields.webhook_url,
+         "The custom allocation webhook (https://), with --allocation custom");
+    text(
+        "--initial-twin", fields.initial_twin,
+        R"(The device's initial twin, a JSON object: {"tags":{...},"properties":{"desired":{...}}})");
+    c->add_flag_function(
+        updating ? "--edge,!--no-edge" : "--edge", [&fields](int64_t n) { fields.edge = n > 0; },
+        updating ? "Provision IoT Edge devices (or, with --no-edge, stop that)"
+                 : "Provision IoT Edge devices");
+    c->add_flag_function(
+        updating ? "--disabled,!--enabled" : "--disabled",
+        [&fields](int64_t n) { fields.disabled = n > 0; },
+        updating ? "Refuse (or, with --enabled, allow again) its devices' registrations"
+                 : "Refuse its devices' registrations until enabled");
+    text("--reprovision", fields.reprovision,
+         "When a provisioned device registers again: migrate (reassign, move its data), reset "
+         "(reassign, initial twin) or never (keep its hub) — default migrate");
+  };
+
+  auto add_page_size = [](CLI::App* c, uint64_t& page_size) {
+    c->add_option("--page-size", page_size,
+                  "Rows per request (the server sends at most its own maximum)")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+  };
+
+  // orrery dps enrollment|enrollment-group create|show|list|update|delete
+  struct EnrollmentCommandOptions {
+    api::EnrollmentCreateOptions create;
+    api::EnrollmentRef shown;
+    api::EnrollmentListOptions list;
+    api::EnrollmentUpdateOptions update;
+    api::EnrollmentDeleteOptions deletion;
+  };
+  EnrollmentCommandOptions individual_options, group_options;
+  auto enrollment_commands = [&](CLI::App* parent, bool group, EnrollmentCommandOptions& e) {
+    e.create.ref.group = e.shown.group = e.list.group = e.update.ref.group = e.deletion.ref.group =
+        group;
+    const char* id = group ? "enrollment-group-id" : "registration-id";
+    const char* id_help = group ? "Enrollment group id" : "The device's registration id";
+    const char* what = group ? "an enrollment group" : "an individual enrollment";
+    auto* create_cmd = dps_command(parent, "create", fmt::format("Create {}", what),
+                                   Calls(api::EnrollmentCreate, e.create));
+    create_cmd->add_option(id, e.create.ref.id, id_help)->required();
+    add_enrollment_fields(create_cmd, e.create.fields, group, false);
+    auto* show_cmd = dps_command(parent, "show", fmt::format("Print {} with its keys", what),
+                                 Calls(api::EnrollmentShow, e.shown));
+    show_cmd->add_option(id, e.shown.id, id_help)->required();
+    auto* list_cmd = dps_command(parent, "list",
+                                 group ? "List enrollment groups (a JSON array)"
+                                       : "List individual enrollments (a JSON array)",
+                                 Calls(api::EnrollmentList, e.list));
+    list_cmd->add_option("--query,-q", e.list.query,
+                         group ? R"(Only these: "SELECT * FROM enrollmentGroups WHERE ...")"
+                               : R"(Only these: "SELECT * FROM enrollments WHERE ...")");
+    list_cmd
+        ->add_option_function<uint64_t>(
+            "--top", [&e](uint64_t n) { e.list.top = n; }, "At most this many")
+        ->check(CLI::PositiveNumber);
+    add_page_size(list_cmd, e.list.page_size);
+    auto* update_cmd = dps_command(
+        parent, "update",
+        fmt::format("Change {}: reads it, changes only the given properties and writes it back "
+                    "if nobody changed it in between",
+                    what),
+        Calls(api::EnrollmentUpdate, e.update));
+    update_cmd->add_option(id, e.update.ref.id, id_help)->required();
+    add_enrollment_fields(update_cmd, e.update.fields, group, true);
+    add_etag(update_cmd, e.update.etag, "the etag read with it");
+    auto* delete_cmd =
+        dps_command(parent, "delete",
+                    group ? "Delete an enrollment group (provisioned devices stay in their hubs)"
+                          : "Delete an individual enrollment and its registration state",
+                    Calls(api::EnrollmentDelete, e.deletion));
+    delete_cmd->add_option(id, e.deletion.ref.id, id_help)->required();
+    add_etag(delete_cmd, e.deletion.etag, "any");
+  };
+  auto* dps_enrollment =
+      dps_cmd->add_subcommand("enrollment", "Individual enrollments: one device each");
+  dps_enrollment->require_subcommand(1);
+  enrollment_commands(dps_enrollment, false, individual_options);
+  auto* dps_group = dps_cmd->add_subcommand(
+      "enrollment-group", "Enrollment groups: devices that chain to one CA or share a group key");
+  dps_group->require_subcommand(1);
+  enrollment_commands(dps_group, true, group_options);
+
+  // orrery dps registration show|list|delete
+  auto* dps_registration = dps_cmd->add_subcommand(
+      "registration", "Device registration states: what provisioning assigned each device");
+  dps_registration->require_subcommand(1);
+  std::string registration_shown;
+  dps_command(dps_registration, "show", "Print a device's registration state",
+              Calls(api::RegistrationShow, registration_shown))
+      ->add_option("registration-id", registration_shown, "The device's registration id")
+      ->required();
+  api::RegistrationListOptions registration_list;
+  auto* registration_list_cmd =
+      dps_command(dps_registration, "list",
+                  "List the registration states of an enrollment group's devices (a JSON array)",
+                  Calls(api::RegistrationList, registration_list));
+  registration_list_cmd->add_option("--group", registration_list.group, "Enrollment group id")
+      ->required();
+  registration_list_cmd
+      ->add_option_function<uint64_t>(
+          "--top", [&](uint64_t n) { registration_list.top = n; }, "At most this many")
+      ->check(CLI::PositiveNumber);
+  add_page_size(registration_list_cmd, registration_list.page_size);
+  api::RegistrationDeleteOptions registration_deletion;
+  auto* registration_delete =
+      dps_command(dps_registration, "delete",
+                  "Delete a device's registration state (it registers afresh next time)",
+                  Calls(api::RegistrationDelete, registration_deletion));
+  registration_delete
+      ->add_option("registration-id", registration_deletion.registration_id,
+                   "The device's registration id")
+      ->required();
+  add_etag(registration_delete, registration_deletion.etag, "any");
+
   // orrery config reference|check
   auto* cfg = app.add_subcommand("config", "Configuration")->require_subcommand(1);
   cfg->add_subcommand("reference", "Print every configuration key as a Markdown table");
@@ -458,6 +682,25 @@ int main(int argc, char** argv) {
     fmt::print("{}\n", *text);
     return 0;
   }
+  if (dps_cs->parsed()) {
+    auto s = settings_for(dps_cs_flags);
+    if (!s) return Fail(s.error(), 2);
+    auto store = hub::PolicyStore::Open(s->String("server.data_dir"), dps::DpsPolicySchema());
+    if (!store) return Fail(store.error(), 1);
+    auto text =
+        (*store)->ConnectionString(s->String("server.host_name"), dps_policy, dps_secondary);
+    if (!text) return Fail(text.error(), 2);
+    fmt::print("{}\n", *text);
+    return 0;
+  }
+  if (id_scope->parsed()) {
+    auto s = settings_for(id_scope_flags);
+    if (!s) return Fail(s.error(), 2);
+    auto scope = dps::LoadIdScope(s->String("server.data_dir"), s->String("dps.id_scope"));
+    if (!scope) return Fail(scope.error(), 1);
+    fmt::print("{}\n", *scope);
+    return 0;
+  }
   if (passwd->parsed()) {
     std::getline(std::cin, password);
     if (!password.empty() && password.back() == '\r') password.pop_back();
@@ -476,7 +719,14 @@ int main(int argc, char** argv) {
     service.data_dir = s->String("server.data_dir");
     service.host_name = s->String("server.host_name");
     service.https_port = s->Int("https.port");
+    service.connection_string = sc.connection_string;
     service.default_policy = sc.policy;
+    service.policy_schema = sc.schema;
+    if (sc.offline && sc.offline()) {
+      auto st = sc.run(api::ServiceConnection{});
+      if (!st) return Fail(st.error(), api::ExitCodeFor(st.error()));
+      return 0;
+    }
     auto connection = api::ResolveServiceConnection(service);
     if (!connection) return Fail(connection.error(), api::ExitCodeFor(connection.error()));
     auto st = sc.run(*connection);

@@ -341,6 +341,74 @@ const config::Schema& Schema() {
            .default_value = "",
            .help = "CA certificates (PEM) that webhook endpoints' servers are verified against. "
                    "Empty: the system's trust store."});
+    // dps
+    s.Add({.key = "dps.enabled",
+           .type = Type::kBool,
+           .default_value = "true",
+           .help = "Run the Device Provisioning Service (device registration over MQTT and "
+                   "HTTPS, enrollments REST) on the hub's listeners (docs/dps.md)."});
+    s.Add({.key = "dps.id_scope",
+           .type = Type::kString,
+           .default_value = "",
+           .help = "The provisioning service's ID scope. Empty: generated on first start and "
+                   "kept in <data_dir>/dps/id_scope (`orrery dps id-scope` prints it)."});
+    s.Add({.key = "dps.allocation_policy",
+           .type = Type::kString,
+           .default_value = "hashed",
+           .help = "How devices whose enrollment names no policy are spread over the linked "
+                   "hubs: hashed (evenly weighted), geoLatency (the local hub) or static.",
+           .choices = {"hashed", "geoLatency", "static"}});
+    s.Add({.key = "dps.local_hub_weight",
+           .type = Type::kInt,
+           .default_value = "1",
+           .help = "Allocation weight of this process's hub; 0 links it only for enrollments "
+                   "that name it.",
+           .min = 0,
+           .max = 1000});
+    s.Add({.key = "dps.linked_hubs_file",
+           .type = Type::kString,
+           .default_value = "",
+           .help = "JSON file listing other hubs to assign devices to: [{\"connectionString\": "
+                   "\"HostName=…;SharedAccessKeyName=…;SharedAccessKey=…\", \"allocationWeight\": "
+                   "1, \"applyAllocationPolicy\": true}] (a policy with RegistryWrite and "
+                   "ServiceConnect)."});
+    s.Add({.key = "dps.linked_hub_ca_file",
+           .type = Type::kString,
+           .default_value = "",
+           .help = "CA certificates (PEM) that linked hubs' HTTPS servers are verified against. "
+                   "Empty: the system's trust store."});
+    s.Add({.key = "dps.custom_allocation_ca_file",
+           .type = Type::kString,
+           .default_value = "",
+           .help = "CA certificates (PEM) that custom allocation webhooks are verified against. "
+                   "Empty: the system's trust store."});
+    s.Add({.key = "dps.retry_after",
+           .type = Type::kDuration,
+           .default_value = "1s",
+           .help = "How long devices are told to wait before polling a registration that is "
+                   "still assigning (whole seconds).",
+           .min = 1000,
+           .max = 60'000});
+    s.Add({.key = "dps.answer_within",
+           .type = Type::kDuration,
+           .default_value = "2s",
+           .help = "A registration that completes within this is answered at once (one round "
+                   "trip); a slower one answers `assigning` and the device polls. 0 = always "
+                   "poll, as Azure DPS does.",
+           .min = 0,
+           .max = 30'000});
+    s.Add({.key = "dps.max_enrollments",
+           .type = Type::kInt,
+           .default_value = "1000000",
+           .help = "Individual enrollments at most (Azure DPS: 1,000,000).",
+           .min = 1,
+           .max = 100'000'000});
+    s.Add({.key = "dps.max_enrollment_groups",
+           .type = Type::kInt,
+           .default_value = "100",
+           .help = "Enrollment groups at most (Azure DPS: 100).",
+           .min = 1,
+           .max = 10'000});
     // log
     s.Add({.key = "log.level",
            .type = Type::kString,

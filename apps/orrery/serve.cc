@@ -14,6 +14,7 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include "api/device_http.h"
+#include "api/dps_api.h"
 #include "api/eventhub.h"
 #include "api/ops.h"
 #include "api/routing_api.h"
@@ -21,6 +22,10 @@
 #include "base/files.h"
 #include "base/log.h"
 #include "base/metrics.h"
+#include "base/strings.h"
+#include "dps/access.h"
+#include "dps/mqtt_front.h"
+#include "dps/provisioning.h"
 #include "eventlog/event_log.h"
 #include "hub/hub.h"
 #include "hub/jobs.h"
@@ -251,12 +256,90 @@ int Serve(const config::Settings& s) {
                                      pool.Get(0).get_executor());
   if (!opened_jobs) return Fail(opened_jobs.error());
   std::unique_ptr<hub::Jobs> jobs = std::move(*opened_jobs);
+  // The provisioning service: enrollments and registrations in the state store, devices
+  // assigned to this hub and any linked ones, served on the hub's MQTT and HTTPS listeners.
+  std::unique_ptr<hub::PolicyStore> dps_policies;
+  std::unique_ptr<dps::ProvisioningService> provisioning;
+  if (s.Bool("dps.enabled")) {
+    auto scope = dps::LoadIdScope(data_dir, s.String("dps.id_scope"));
+    if (!scope) return Fail(scope.error(), 2);
+    auto opened_policies = hub::PolicyStore::Open(data_dir, dps::DpsPolicySchema());
+    if (!opened_policies) return Fail(opened_policies.error());
+    dps_policies = std::move(*opened_policies);
+    std::string policy = s.String("dps.allocation_policy");
+    auto opened_dps = dps::ProvisioningService::Open(
+        {.id_scope = *scope,
+         .service_host = host,
+         .default_allocation = policy == "static"       ? dps::AllocationPolicy::kStatic
+                               : policy == "geoLatency" ? dps::AllocationPolicy::kGeoLatency
+                                                        : dps::AllocationPolicy::kHashed,
+         .retry_after_s = static_cast<int>(s.DurationMs("dps.retry_after") / 1000),
+         .answer_within = std::chrono::milliseconds(s.DurationMs("dps.answer_within")),
+         .webhook_tls = {.ca_file = s.String("dps.custom_allocation_ca_file")},
+         .limits = {.max_enrollments = static_cast<size_t>(s.Int("dps.max_enrollments")),
+                    .max_groups = static_cast<size_t>(s.Int("dps.max_enrollment_groups"))},
+         .metrics = &registry},
+        state.get(), &hub_core->certificates(), pool.Get(0).get_executor());
+    if (!opened_dps) return Fail(opened_dps.error());
+    provisioning = std::move(*opened_dps);
+    int local_weight = static_cast<int>(s.Int("dps.local_hub_weight"));
+    provisioning->AddLinkedHub({.host_name = host,
+                                .weight = local_weight,
+                                .apply_allocation_policy = local_weight > 0,
+                                .local = true,
+                                .target = dps::LocalHubTarget(hub_core.get())});
+    if (auto file = s.String("dps.linked_hubs_file"); !file.empty()) {
+      auto text = files::ReadFile(file, 1 << 20);
+      if (!text) return Fail(text.error(), 2);
+      auto linked = dps::ParseLinkedHubs(*text);
+      if (!linked) {
+        return Fail(
+            Error(linked.error().code(), fmt::format("{}: {}", file, linked.error().message())), 2);
+      }
+      for (auto& l : *linked) {
+        if (strings::IEquals(l.host_name, host)) {
+          return Fail(Error(BaseErrc::kInvalidArgument,
+                            fmt::format("{}: hub {} is this server's own hub (linked already)",
+                                        file, host)),
+                      2);
+        }
+        auto target = dps::RemoteHubTarget(pool.Get(0).get_executor(), l.connection_string,
+                                           {.ca_file = s.String("dps.linked_hub_ca_file")});
+        if (!target) return Fail(target.error(), 2);
+        provisioning->AddLinkedHub({.host_name = l.host_name,
+                                    .weight = l.weight,
+                                    .apply_allocation_policy = l.apply_allocation_policy,
+                                    .target = std::move(*target)});
+      }
+    }
+    std::vector<std::string> names;
+    for (auto& h : provisioning->linked_hubs())
+      names.push_back(fmt::format("{} (weight {})", h.host_name, h.weight));
+    logger->info("provisioning service: ID scope {}, linked hubs {}", *scope,
+                 fmt::join(names, ", "));
+  }
+
   auto adapter = std::make_shared<hub::MqttAdapter>(*hub_core, mqtt_auth, mqtt_auth);
+  // With the provisioning service, its front sees every client first and hands all but DPS
+  // registrations to the hub's adapter.
+  std::shared_ptr<dps::MqttFront> dps_front;
+  if (provisioning) dps_front = std::make_shared<dps::MqttFront>(*provisioning, adapter);
+  std::shared_ptr<mqtt::Authenticator> authn = adapter;
+  std::shared_ptr<mqtt::Authorizer> authz = adapter;
+  std::shared_ptr<mqtt::PublishInterceptor> interceptor = adapter;
+  std::shared_ptr<mqtt::ConnectionObserver> observer = adapter;
+  if (dps_front) {
+    authn = dps_front;
+    authz = dps_front;
+    interceptor = dps_front;
+    observer = dps_front;
+  }
   auto broker =
-      std::make_unique<mqtt::Broker>(bo, state.get(), adapter, adapter, pool.Get(0).get_executor());
+      std::make_unique<mqtt::Broker>(bo, state.get(), authn, authz, pool.Get(0).get_executor());
   adapter->SetBroker(broker.get());
-  broker->SetInterceptor(adapter);
-  broker->SetObserver(adapter);
+  if (dps_front) dps_front->SetBroker(broker.get());
+  broker->SetInterceptor(interceptor);
+  broker->SetObserver(observer);
   if (auto st = broker->Load(); !st) return Fail(st.error());
   auto accept_mqtt = [b = broker.get()](net::StreamPtr stream) { b->Accept(std::move(stream)); };
 
@@ -267,6 +350,10 @@ int Serve(const config::Settings& s) {
                                        .policies = policies->get(),
                                        .metrics = &registry});
   api::RegisterDeviceHttpRoutes(*router, {.hub = hub_core.get()});
+  if (provisioning) {
+    api::RegisterDpsRoutes(*router,
+                           {.service = provisioning.get(), .policies = dps_policies.get()});
+  }
   api::RegisterRoutingRoutes(*router,
                              {.routing = routing_service.get(), .policies = policies->get()});
   api::RegisterEventHubRoutes(*router,
@@ -400,6 +487,7 @@ int Serve(const config::Settings& s) {
         // Clients get DISCONNECT (0x8B Server shutting down for MQTT 5), then the pool stops
         // once they are gone or after a grace period.
         jobs->Shutdown();
+        if (provisioning) provisioning->Shutdown();
         hub_core->Shutdown();
         broker->Shutdown();
         auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);

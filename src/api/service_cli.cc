@@ -286,7 +286,9 @@ Result<std::string> ExpiryHeader(std::string_view expiry) {
 Result<ServiceConnection> ResolveServiceConnection(const ServiceConnectionOptions& o) {
   std::string text = o.connection_string;
   if (text.empty()) {
-    ORRERY_ASSIGN_OR_RETURN(auto store, hub::PolicyStore::Open(o.data_dir));
+    ORRERY_ASSIGN_OR_RETURN(
+        auto store, hub::PolicyStore::Open(
+                        o.data_dir, o.policy_schema ? *o.policy_schema : hub::HubPolicySchema()));
     ORRERY_ASSIGN_OR_RETURN(text, store->ConnectionString(o.host_name, o.default_policy));
   }
   auto cs = hub::ParseServiceConnectionString(text);

@@ -27,6 +27,10 @@
 #include "base/error.h"
 #include "net/tls.h"
 
+namespace orrery::hub {
+struct PolicySchema;
+}
+
 namespace orrery::api {
 
 // ---------------------------------------------------------------- connection
@@ -41,6 +45,9 @@ struct ServiceConnectionOptions {
   std::string url;                // default https://<HostName>:<https_port>
   std::filesystem::path ca_file;  // default <data_dir>/tls/ca.pem when it exists
   int64_t token_lifetime_s = 3600;
+  // Whose policies data_dir holds the default policy in: the hub's (null) or another
+  // service's (the provisioning service: dps::DpsPolicySchema()).
+  const hub::PolicySchema* policy_schema = nullptr;
 };
 
 // A resolved endpoint with a freshly minted service SAS token.

@@ -15,63 +15,79 @@ namespace json = boost::json;
 
 namespace {
 
-constexpr std::pair<Permission, const char*> kNames[] = {
-    {kRegistryRead, "RegistryRead"},
-    {kRegistryWrite, "RegistryWrite"},
-    {kServiceConnect, "ServiceConnect"},
-    {kDeviceConnect, "DeviceConnect"},
-};
-
 AccessPolicy NewPolicy(std::string name, uint32_t permissions) {
   return {std::move(name), crypto::RandomKeyBase64(), crypto::RandomKeyBase64(), permissions};
 }
 
 }  // namespace
 
-std::string PermissionsToString(uint32_t permissions) {
+const PolicySchema& HubPolicySchema() {
+  static const PolicySchema schema{
+      .subdir = "hub",
+      .permissions = {{kRegistryRead, "RegistryRead"},
+                      {kRegistryWrite, "RegistryWrite"},
+                      {kServiceConnect, "ServiceConnect"},
+                      {kDeviceConnect, "DeviceConnect"}},
+      .defaults = {{"iothubowner",
+                    kRegistryRead | kRegistryWrite | kServiceConnect | kDeviceConnect},
+                   {"service", kServiceConnect},
+                   {"device", kDeviceConnect},
+                   {"registryRead", kRegistryRead},
+                   {"registryReadWrite", kRegistryRead | kRegistryWrite}},
+      .manage_permission = kRegistryWrite};
+  return schema;
+}
+
+std::string PolicySchema::ToString(uint32_t bits) const {
   std::string out;
-  for (auto& [bit, name] : kNames) {
-    if (permissions & bit) out += (out.empty() ? "" : ", ") + std::string(name);
+  for (auto& [bit, name] : permissions) {
+    if (bits & bit) out += (out.empty() ? "" : ", ") + name;
   }
   return out;
 }
 
-Result<uint32_t> PermissionsFromString(std::string_view text) {
+Result<uint32_t> PolicySchema::FromString(std::string_view text) const {
   uint32_t bits = 0;
   for (auto piece : strings::Split(text, ',')) {
     piece = strings::Trim(piece);
     if (piece.empty()) continue;
     bool found = false;
-    for (auto& [bit, name] : kNames) {
+    for (auto& [bit, name] : permissions) {
       if (strings::IEquals(piece, name)) {
         bits |= bit;
         found = true;
       }
     }
     if (!found) {
+      std::string known;
+      for (auto& p : permissions)
+        known += (known.empty() ? "" : ", ") + p.second;
       return Error(BaseErrc::kInvalidArgument,
-                   fmt::format("unknown permission '{}' (RegistryRead, RegistryWrite, "
-                               "ServiceConnect, DeviceConnect)",
-                               piece));
+                   fmt::format("unknown permission '{}' ({})", piece, known));
     }
   }
   return bits;
 }
 
-Result<std::unique_ptr<PolicyStore>> PolicyStore::Open(const std::filesystem::path& data_dir) {
+std::string PermissionsToString(uint32_t permissions) {
+  return HubPolicySchema().ToString(permissions);
+}
+
+Result<uint32_t> PermissionsFromString(std::string_view text) {
+  return HubPolicySchema().FromString(text);
+}
+
+Result<std::unique_ptr<PolicyStore>> PolicyStore::Open(const std::filesystem::path& data_dir,
+                                                       const PolicySchema& schema) {
   std::unique_ptr<PolicyStore> store(new PolicyStore());
-  auto dir = data_dir / "hub";
+  store->schema_ = &schema;
+  auto dir = data_dir / schema.subdir;
   store->file_ = dir / "policies.json";
   ORRERY_TRY(files::EnsureDirectory(dir, std::filesystem::perms::owner_all));
   std::lock_guard lock(store->mu_);
   if (!std::filesystem::exists(store->file_)) {
-    store->policies_ = {
-        NewPolicy("iothubowner", kRegistryRead | kRegistryWrite | kServiceConnect | kDeviceConnect),
-        NewPolicy("service", kServiceConnect),
-        NewPolicy("device", kDeviceConnect),
-        NewPolicy("registryRead", kRegistryRead),
-        NewPolicy("registryReadWrite", kRegistryRead | kRegistryWrite),
-    };
+    for (auto& [name, bits] : schema.defaults)
+      store->policies_.push_back(NewPolicy(name, bits));
     ORRERY_TRY(store->Save());
     return store;
   }
@@ -95,7 +111,7 @@ Result<std::unique_ptr<PolicyStore>> PolicyStore::Open(const std::filesystem::pa
     auto *name = str("keyName"), *pk = str("primaryKey"), *sk = str("secondaryKey"),
          *rights = str("rights");
     if (!name || !pk || !sk || !rights) return corrupt("policy lacks a field");
-    auto bits = PermissionsFromString(std::string_view(rights->data(), rights->size()));
+    auto bits = schema.FromString(std::string_view(rights->data(), rights->size()));
     if (!bits) return corrupt(bits.error().message());
     store->policies_.push_back({std::string(*name), std::string(*pk), std::string(*sk), *bits});
   }
@@ -109,7 +125,7 @@ Status PolicyStore::Save() const {
     arr.push_back(json::object{{"keyName", p.name},
                                {"primaryKey", p.primary_key},
                                {"secondaryKey", p.secondary_key},
-                               {"rights", PermissionsToString(p.permissions)}});
+                               {"rights", schema_->ToString(p.permissions)}});
   }
   return files::WriteFileAtomic(file_, json::serialize(json::object{{"policies", arr}}) + "\n",
                                 files::kSecretPerms);
@@ -133,9 +149,8 @@ Result<AccessPolicy> PolicyStore::Authenticate(std::string_view authorization, u
     return Error(Errc::kUnauthorized, "the SAS token's signature does not verify");
   }
   if ((policy->permissions & required) != required) {
-    return Error(Errc::kForbidden,
-                 fmt::format("policy '{}' lacks the {} permission", policy->name,
-                             PermissionsToString(required & ~policy->permissions)));
+    return Error(Errc::kForbidden, fmt::format("policy '{}' lacks the {} permission", policy->name,
+                                               schema_->ToString(required & ~policy->permissions)));
   }
   return *policy;
 }
@@ -178,10 +193,12 @@ Result<AccessPolicy> PolicyStore::Put(std::string_view name, uint32_t permission
   AccessPolicy out = *p;
   bool manageable = false;
   for (auto& x : policies_)
-    manageable = manageable || (x.permissions & kRegistryWrite);
+    manageable = manageable || (x.permissions & schema_->manage_permission);
   if (!manageable) {
     policies_ = std::move(before);
-    return Error(Errc::kInvalidArgument, "no policy would keep the RegistryWrite permission");
+    return Error(Errc::kInvalidArgument,
+                 fmt::format("no policy would keep the {} permission",
+                             schema_->ToString(schema_->manage_permission)));
   }
   if (auto st = Save(); !st) {
     policies_ = std::move(before);
@@ -199,12 +216,12 @@ Status PolicyStore::Remove(std::string_view name) {
   }
   bool manageable = false;
   for (auto& x : policies_)
-    manageable = manageable || (x.permissions & kRegistryWrite);
+    manageable = manageable || (x.permissions & schema_->manage_permission);
   if (!manageable) {
     policies_ = std::move(before);
-    return Error(
-        Errc::kInvalidArgument,
-        fmt::format("'{}' is the last policy with RegistryWrite; it cannot be removed", name));
+    return Error(Errc::kInvalidArgument,
+                 fmt::format("'{}' is the last policy with {}; it cannot be removed", name,
+                             schema_->ToString(schema_->manage_permission)));
   }
   if (auto st = Save(); !st) {
     policies_ = std::move(before);

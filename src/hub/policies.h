@@ -1,9 +1,10 @@
-// Shared access policies of the hub (IoT Hub's "Shared access policies"): named keys with
+// Shared access policies (IoT Hub's and DPS's "Shared access policies"): named keys with
 // permissions. Service clients authenticate with SAS tokens signed by a policy key.
 //
-// Stored in <data-dir>/hub/policies.json, readable by its owner only (0600). The first start
-// creates IoT Hub's five default policies with random keys; `orrery hub connection-string`
-// reads (or first creates) them without a running server so that scripts can bootstrap.
+// Stored in <data-dir>/<schema.subdir>/policies.json, readable by its owner only (0600). The
+// first start creates the schema's default policies with random keys (IoT Hub's five for the
+// hub, DPS's three for the provisioning service); `orrery hub|dps connection-string` reads (or
+// first creates) them without a running server so that scripts can bootstrap.
 //
 // Thread safety: all methods are safe from any thread.
 #pragma once
@@ -14,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/error.h"
@@ -28,9 +30,23 @@ enum Permission : uint32_t {
   kDeviceConnect = 8,
 };
 
-// "RegistryRead, ServiceConnect" ↔ bits.
+// "RegistryRead, ServiceConnect" ↔ bits (the hub's permission names).
 std::string PermissionsToString(uint32_t permissions);
 Result<uint32_t> PermissionsFromString(std::string_view text);
+
+// Which permissions a policy store knows, its defaults, and the permission that some policy
+// must keep so that the service stays manageable.
+struct PolicySchema {
+  std::string subdir;                                         // under the data directory
+  std::vector<std::pair<uint32_t, std::string>> permissions;  // bit → name
+  std::vector<std::pair<std::string, uint32_t>> defaults;     // created on first start
+  uint32_t manage_permission = 0;
+  std::string ToString(uint32_t bits) const;
+  Result<uint32_t> FromString(std::string_view text) const;
+};
+// IoT Hub's: RegistryRead, RegistryWrite, ServiceConnect, DeviceConnect; iothubowner, service,
+// device, registryRead, registryReadWrite.
+const PolicySchema& HubPolicySchema();
 
 struct AccessPolicy {
   std::string name;
@@ -41,8 +57,11 @@ struct AccessPolicy {
 
 class PolicyStore {
  public:
-  // Loads <data_dir>/hub/policies.json, creating it with the default policies when missing.
-  static Result<std::unique_ptr<PolicyStore>> Open(const std::filesystem::path& data_dir);
+  // Loads <data_dir>/<subdir>/policies.json, creating it with the default policies when
+  // missing. `schema` must outlive the store.
+  static Result<std::unique_ptr<PolicyStore>> Open(const std::filesystem::path& data_dir,
+                                                   const PolicySchema& schema = HubPolicySchema());
+  const PolicySchema& schema() const { return *schema_; }
 
   std::optional<AccessPolicy> Find(std::string_view name) const;
   std::vector<AccessPolicy> List() const;
@@ -51,8 +70,8 @@ class PolicyStore {
   // creates or changes a policy's permissions (new policies get random keys; at most 16
   // policies, names as IoT Hub allows: 1–64 letters, digits, '-', '_', '.');
   Result<AccessPolicy> Put(std::string_view name, uint32_t permissions);
-  // removes one (kPolicyNotFound; the last policy granting RegistryWrite cannot go, so the
-  // hub stays manageable);
+  // removes one (kPolicyNotFound; the last policy granting the schema's manage permission —
+  // RegistryWrite for the hub — cannot go, so the service stays manageable);
   Status Remove(std::string_view name);
   // replaces its primary or secondary key with a new random one (tokens signed with the old
   // key stop working at once; rotate the one clients are not using, then switch them).
@@ -75,6 +94,7 @@ class PolicyStore {
   PolicyStore() = default;
   Status Save() const;  // REQUIRES: mu_ held
 
+  const PolicySchema* schema_ = nullptr;
   std::filesystem::path file_;
   mutable std::mutex mu_;
   std::vector<AccessPolicy> policies_;

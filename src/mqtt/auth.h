@@ -43,6 +43,10 @@ struct AuthResult {
   std::string principal;
   std::shared_ptr<const void> identity;
   std::string message;  // for the log and the v5 reason string; never a secret
+  // The broker's key for this client's session, takeover and DeliverTo (ClientInfo's
+  // client_id); empty = the client id. Lets a protocol layer keep its clients apart from
+  // others that may use the same id (DPS registrations vs hub devices named alike).
+  std::string session_key;
 };
 
 class Authenticator {

@@ -470,6 +470,53 @@ TEST_F(BrokerTest, TakeOverClosesTheOldConnection) {
   EXPECT_EQ(second.ReceivePublish()->payload, "to-second");
 }
 
+// Keeps clients that log in as "provisioning" in their own session space.
+class SessionKeyAuth final : public Authenticator {
+ public:
+  void Authenticate(const ConnectInfo& info, std::function<void(AuthResult)> done) override {
+    AuthResult r;
+    if (info.username && *info.username == "provisioning") r.session_key = "$p:" + info.client_id;
+    done(std::move(r));
+  }
+};
+
+TEST_F(BrokerTest, ASessionKeyKeepsSameNamedClientsApart) {
+  auto config = std::make_shared<ConfigAuth>(true, std::vector<ConfigAuth::User>{},
+                                             std::vector<ConfigAuth::Acl>{});
+  auto store = store::OpenRocksDb({.path = dir_ / "state"});
+  ASSERT_TRUE(store);
+  store_ = std::move(*store);
+  pool_ = std::make_unique<net::IoPool>(2);
+  broker_ = std::make_unique<Broker>(options_, store_.get(), std::make_shared<SessionKeyAuth>(),
+                                     config, pool_->Get(0).get_executor());
+  ASSERT_TRUE(broker_->Load());
+  broker_->Start();
+  auto server = net::StreamServer::Start(
+      *pool_, {.name = "mqtt", .addresses = {"127.0.0.1"}},
+      [b = broker_.get()](net::StreamPtr st) { b->Accept(std::move(st)); });
+  ASSERT_TRUE(server);
+  server_ = std::move(*server);
+  port_ = server_->port();
+  pool_->Start();
+
+  TestClient device(port_);
+  device.Connect("dev-1", Version::k311, /*clean=*/false);
+  device.Subscribe("t", 1);
+  mqtt::Connect c;
+  c.client_id = "dev-1";
+  c.username = "provisioning";
+  TestClient registration(port_);
+  EXPECT_EQ(registration.Connect(c).reason, Reason::kSuccess);
+  // No takeover: the device still gets what is published to it.
+  TestClient pub(port_);
+  pub.Connect("pub");
+  pub.Publish("t", "still-here", 1);
+  auto m = device.ReceivePublish();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->payload, "still-here");
+  EXPECT_EQ(broker_->connection_count(), 3u);
+}
+
 TEST_F(BrokerTest, SharedSubscriptionsSpreadTheLoad) {
   StartBroker(false);
   TestClient a(port_), b(port_), pub(port_);

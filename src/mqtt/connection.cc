@@ -277,6 +277,10 @@ void Connection::OnAuthenticated(Connect c, AuthResult r) {
   }
   client_.principal = std::move(r.principal);
   client_.identity = std::move(r.identity);
+  if (!r.session_key.empty()) {
+    c.client_id = std::move(r.session_key);
+    client_.client_id = c.client_id;
+  }
 
   if (c.version == Version::k5) {
     session_expiry_ = c.properties.session_expiry_interval.value_or(0);

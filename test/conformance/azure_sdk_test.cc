@@ -1,9 +1,10 @@
-// The unmodified Azure IoT Node.js SDKs (azure-iot-device, -mqtt, -http, azure-iothub; pinned
-// by test/conformance/azure-sdk/package-lock.json) against a real `orrery serve` on the ports
-// they insist on: HTTPS 443 and MQTT/TLS 8883, with the development CA trusted through
-// NODE_EXTRA_CA_CERTS (wire contract §8). Each scenario is a Node script that exits 0 only
-// when every check passed; what must reach the event log is then read back with
-// `orrery monitor-events`, the way a user would look at it.
+// The unmodified Azure IoT Node.js SDKs (azure-iot-device, -mqtt, -http, azure-iothub, and the
+// DPS ones: azure-iot-provisioning-device, -mqtt, -http, azure-iot-security-symmetric-key,
+// -x509, azure-iot-provisioning-service; pinned by test/conformance/azure-sdk/package-lock.json)
+// against a real `orrery serve` on the ports they insist on: HTTPS 443 and MQTT/TLS 8883, with
+// the development CA trusted through NODE_EXTRA_CA_CERTS (wire contract §8). Each scenario is a
+// Node script that exits 0 only when every check passed; what must reach the event log is then
+// read back with `orrery monitor-events`, the way a user would look at it.
 //
 // Binding 443 needs root (or CAP_NET_BIND_SERVICE): elsewhere the suite skips with a reason.
 // The node_modules folder is installed by `make test` (scripts/install-node-deps).
@@ -198,6 +199,104 @@ TEST_F(AzureSdkTest, ServiceSdkRegistryQueriesJobsAndPolicies) {
                   cs->output().substr(0, cs->output().find('\n')));
   }
   Scenario("service.js", {}, env);
+}
+
+// The Device Provisioning Service with the unmodified DPS SDKs (dps.js): enrollments and
+// groups over the provisioning service API, devices provisioned over MQTT and HTTPS with
+// symmetric keys (individual and group-derived) and X.509 (a self-signed certificate, a leaf of
+// a group's CA), then connected to the hub they were assigned; their telemetry is read back.
+TEST_F(AzureSdkTest, DpsProvisioning) {
+  auto dps = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv = {OrreryBinary(), "dps"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    argv.insert(argv.end(), {"--data-dir", server_->data_dir().string()});
+    auto p = Process::Spawn(argv);
+    EXPECT_EQ(p->Wait(), 0) << p->output();
+    return p->output().substr(0, p->output().find('\n'));
+  };
+  std::string owner = dps({"connection-string"});
+  std::string reader = dps({"connection-string", "--policy", "enrollmentread"});
+  std::string writer = dps({"connection-string", "--policy", "enrollmentwrite"});
+  std::string scope = dps({"id-scope"});
+  ASSERT_NE(owner.find("SharedAccessKeyName=provisioningserviceowner"), std::string::npos) << owner;
+  ASSERT_NE(reader.find("SharedAccessKeyName=enrollmentread"), std::string::npos) << reader;
+  ASSERT_NE(writer.find("SharedAccessKeyName=enrollmentwrite"), std::string::npos) << writer;
+  ASSERT_FALSE(scope.empty());
+
+  // An individual X.509 enrollment's self-signed certificate, and a group's CA with a leaf.
+  auto dir = server_->data_dir() / "dps-test";
+  std::filesystem::create_directories(dir);
+  auto self = pki::CreateSelfSigned(
+      {.common_name = "conf-dps-x509", .usage = pki::Usage::kClient, .days = 30});
+  ASSERT_TRUE(self) << self.error().message();
+  std::ofstream(dir / "x509.pem") << self->cert_pem;
+  std::ofstream(dir / "x509-key.pem") << self->key_pem;
+  auto ca = pki::CreateRootCa("Conformance DPS Group CA");
+  ASSERT_TRUE(ca) << ca.error().message();
+  std::ofstream(dir / "group-ca.pem") << ca->cert_pem;
+  auto leaf = pki::IssueCertificate(
+      *ca, {.common_name = "conf-dps-x509g", .usage = pki::Usage::kClient, .days = 30});
+  ASSERT_TRUE(leaf) << leaf.error().message();
+  std::ofstream(dir / "group-leaf.pem") << leaf->cert_pem;
+  std::ofstream(dir / "group-leaf-key.pem") << leaf->key_pem;
+
+  std::vector<std::string> env = {"DPS_CS=" + owner,
+                                  "DPS_CS_ENROLLMENTREAD=" + reader,
+                                  "DPS_CS_ENROLLMENTWRITE=" + writer,
+                                  "DPS_ID_SCOPE=" + scope,
+                                  "DPS_X509_CERT=" + (dir / "x509.pem").string(),
+                                  "DPS_X509_KEY=" + (dir / "x509-key.pem").string(),
+                                  "DPS_X509_GROUP_CA=" + (dir / "group-ca.pem").string(),
+                                  "DPS_X509_GROUP_CERT=" + (dir / "group-leaf.pem").string(),
+                                  "DPS_X509_GROUP_KEY=" + (dir / "group-leaf-key.pem").string()};
+  auto run = [&](const std::string& prefix) {
+    auto e = env;
+    e.push_back("SCENARIO_PREFIX=" + prefix);
+    std::string out = Scenario("dps.js", {}, e);
+    size_t checks = 0;
+    for (size_t at = out.find("ok - "); at != std::string::npos; at = out.find("ok - ", at + 1))
+      ++checks;
+    EXPECT_GE(checks, 60u) << out;
+    std::printf("dps.js (%s): %zu checks passed\n", prefix.c_str(), checks);
+  };
+  // Registrations answered at once (Orrery's default, dps.answer_within) ...
+  run("conf");
+  // Each provisioned device's telemetry reached the event log as the hub device it became.
+  std::string g1 = Events("conf-dps-g1", 1);
+  EXPECT_HAS(g1, R"("message-id": "conf-dps-g1-m1")");
+  EXPECT_HAS(g1, R"("dps": "group")");
+  EXPECT_HAS(g1, R"("iothub-connection-device-id": "conf-dps-g1")");
+  std::string ind = Events("conf-dps-ind-dev", 1);
+  EXPECT_HAS(ind, R"("message-id": "conf-dps-ind-dev-m1")");
+  EXPECT_HAS(ind, R"("dps": "individual")");
+  EXPECT_HAS(Events("conf-dps-x509", 1), R"("message-id": "conf-dps-x509-m1")");
+  EXPECT_HAS(Events("conf-dps-x509g", 1), R"("message-id": "conf-dps-x509g-m1")");
+
+  // ... and as Azure DPS always does: "assigning", then the SDK polls the operation after
+  // retry-after. The same scenario, new ids and certificates, on a server that never answers
+  // at once.
+  auto poll_self = pki::CreateSelfSigned(
+      {.common_name = "poll-dps-x509", .usage = pki::Usage::kClient, .days = 30});
+  auto poll_leaf = pki::IssueCertificate(
+      *ca, {.common_name = "poll-dps-x509g", .usage = pki::Usage::kClient, .days = 30});
+  ASSERT_TRUE(poll_self && poll_leaf);
+  std::ofstream(dir / "x509.pem") << poll_self->cert_pem;
+  std::ofstream(dir / "x509-key.pem") << poll_self->key_pem;
+  std::ofstream(dir / "group-leaf.pem") << poll_leaf->cert_pem;
+  std::ofstream(dir / "group-leaf-key.pem") << poll_leaf->key_pem;
+  auto saved = server_->env();
+  auto polling = saved;
+  polling.push_back("ORRERY_DPS_ANSWER_WITHIN=0s");
+  server_->Stop();
+  server_->SetEnv(polling);
+  server_->Start();
+  ASSERT_TRUE(server_->started()) << server_->process().output();
+  run("poll");
+  server_->Stop();
+  server_->SetEnv(saved);
+  server_->Start();
+  ASSERT_TRUE(server_->started()) << server_->process().output();
+  EXPECT_HAS(Events("poll-dps-g1", 1), R"("message-id": "poll-dps-g1-m1")");
 }
 
 TEST_F(AzureSdkTest, RefusalsLeaveTheServerServing) {

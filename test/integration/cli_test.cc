@@ -1,15 +1,21 @@
-// `orrery device|twin|method|c2d` against the real `orrery serve`: the service CLI as a
-// client of the service REST API, its output, its error lines and its exit codes.
+// `orrery device|twin|method|c2d|dps` against the real `orrery serve`: the service CLIs as
+// clients of the service REST APIs (the hub's and the provisioning service's), their output,
+// their error lines and their exit codes.
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <regex>
+#include <thread>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <boost/json.hpp>
 
 #include "base/time.h"
 #include "hub/sas.h"
+#include "net/http_client.h"
 #include "test/support/orrery_server.h"
 
 namespace orrery {
@@ -402,6 +408,354 @@ TEST(CliTest, CredentialsAndUsageErrors) {
               "modules have no status");
   ExpectError(Cli(server, {"device", "update", "u1"}), 2, "nothing to update");
   EXPECT_EQ(Cli(server, {"device", "show", "u1"}).code, 1) << "no usage error created u1";
+}
+
+// Runs `orrery <args…> --data-dir <dir>`: the commands that need no server.
+Ran Offline(const std::filesystem::path& data_dir, std::vector<std::string> args) {
+  std::vector<std::string> argv = {OrreryBinary()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  argv.insert(argv.end(), {"--data-dir", data_dir.string()});
+  auto p = Process::Spawn(argv);
+  auto code = p->Wait(std::chrono::seconds(60));
+  return {code.value_or(-1), p->output()};
+}
+
+// base64(HMAC-SHA256(base64decode(group_key), registration_id)), straight from OpenSSL.
+std::string DerivedKey(std::string_view group_key, std::string_view registration_id) {
+  std::string key(group_key.size(), '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(key.data()),
+                          reinterpret_cast<const unsigned char*>(group_key.data()),
+                          static_cast<int>(group_key.size()));
+  if (n < 0) return "";
+  size_t pad = group_key.ends_with("==") ? 2 : group_key.ends_with("=") ? 1 : 0;
+  key.resize(static_cast<size_t>(n) - pad);
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int mac_len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(registration_id.data()), registration_id.size(), mac,
+       &mac_len);
+  std::string out(4 * ((mac_len + 2) / 3), '\0');
+  EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), mac, static_cast<int>(mac_len));
+  return out;
+}
+
+// A device registers over HTTPS as the SDK does (a SAS token for <scope>/registrations/<id>
+// signed with `key`), following the operation until it ends; returns its final status.
+std::string Register(const OrreryServer& server, const std::string& scope,
+                     const std::string& registration_id, std::string_view key) {
+  auto token = hub::MakeSasToken(fmt::format("{}/registrations/{}", scope, registration_id), key,
+                                 timeutil::NowMs() / 1000 + 3600, "registration");
+  if (!token) return "no token: " + token.error().message();
+  net::HttpClientOptions trust;
+  trust.tls.ca_file = server.ca_file();
+  std::string path = fmt::format("/{}/registrations/{}/register", scope, registration_id);
+  std::string method = "PUT";
+  for (int i = 0; i < 100; ++i) {
+    net::Headers h;
+    h.Set("Authorization", *token);
+    h.Set("Content-Type", "application/json");
+    std::string body =
+        method == "PUT" ? fmt::format(R"({{"registrationId":"{}"}})", registration_id) : "";
+    auto r = net::Fetch(method, server.Url(path + "?api-version=2019-03-31"), h, body, trust);
+    if (!r) return r.error().message();
+    boost::system::error_code ec;
+    auto v = boost::json::parse(r->body, ec);
+    if (ec || !v.is_object() || !v.as_object().contains("status")) return r->body;
+    std::string status(v.as_object().at("status").as_string());
+    if (status != "assigning") return status;
+    // The server tells the device when to come back: that is the protocol, not a sync hack.
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    method = "GET";
+    path = fmt::format("/{}/registrations/{}/operations/{}", scope, registration_id,
+                       std::string(v.as_object().at("operationId").as_string()));
+  }
+  return "still assigning";
+}
+
+TEST(CliTest, ProvisioningServiceOffline) {
+  TempDir dir("cli-dps-offline");
+  // The first call creates DPS's policies and ID scope; later calls print the same.
+  auto cs = Offline(dir.path(), {"dps", "connection-string"});
+  ASSERT_EQ(cs.code, 0) << cs.out;
+  EXPECT_TRUE(std::regex_match(
+      cs.out, std::regex("HostName=[^;]+;SharedAccessKeyName=provisioningserviceowner;"
+                         "SharedAccessKey=[A-Za-z0-9+/]{43}=\n")))
+      << cs.out;
+  EXPECT_EQ(Offline(dir.path(), {"dps", "connection-string"}).out, cs.out);
+  auto read = Offline(dir.path(), {"dps", "connection-string", "--policy", "enrollmentread"});
+  ASSERT_EQ(read.code, 0) << read.out;
+  EXPECT_TRUE(Has(read, ";SharedAccessKeyName=enrollmentread;")) << read.out;
+  auto secondary = Offline(dir.path(), {"dps", "connection-string", "--secondary"});
+  ASSERT_EQ(secondary.code, 0) << secondary.out;
+  EXPECT_NE(secondary.out, cs.out);
+  ExpectError(Offline(dir.path(), {"dps", "connection-string", "--policy", "iothubowner"}), 2,
+              "iothubowner");
+  // The hub's policies are another store.
+  auto hub_cs = Offline(dir.path(), {"hub", "connection-string"});
+  ASSERT_EQ(hub_cs.code, 0) << hub_cs.out;
+  EXPECT_NE(hub_cs.out.substr(hub_cs.out.find("SharedAccessKey=")),
+            cs.out.substr(cs.out.find("SharedAccessKey=")));
+
+  auto scope = Offline(dir.path(), {"dps", "id-scope"});
+  ASSERT_EQ(scope.code, 0) << scope.out;
+  EXPECT_TRUE(std::regex_match(scope.out, std::regex("0ne[0-9A-F]{8}\n"))) << scope.out;
+  EXPECT_EQ(Offline(dir.path(), {"dps", "id-scope"}).out, scope.out);
+  TempDir other("cli-dps-offline-2");
+  EXPECT_NE(Offline(other.path(), {"dps", "id-scope"}).out, scope.out);
+
+  // derive-key --key needs nothing: no server, no credential read or created.
+  TempDir empty("cli-dps-derive");
+  auto derived = Offline(empty.path(), {"dps", "derive-key", "dev-1", "--key", std::string(kKey1)});
+  ASSERT_EQ(derived.code, 0) << derived.out;
+  EXPECT_EQ(derived.out, DerivedKey(kKey1, "dev-1") + "\n");
+  EXPECT_NE(DerivedKey(kKey1, "dev-1"), DerivedKey(kKey1, "dev-2"));
+  EXPECT_FALSE(std::filesystem::exists(empty.path() / "dps")) << "derive-key --key read policies";
+  ExpectError(Offline(empty.path(), {"dps", "derive-key", "dev-1", "--key", "not base64!"}), 2,
+              "--key must be the base64 of 16 to 64 bytes");
+  ExpectError(Offline(empty.path(), {"dps", "derive-key", "dev 1", "--key", std::string(kKey1)}), 2,
+              "the registration id");
+  ExpectError(Offline(empty.path(), {"dps", "derive-key", "dev-1"}), 2,
+              "give the group's key with --key, or --group");
+}
+
+TEST(CliTest, ProvisioningService) {
+  OrreryServer server("cli-dps");
+  ASSERT_TRUE(server.started()) << server.process().output();
+
+  // Individual enrollments: keys the server generates, or given ones.
+  auto e1 = Cli(server, {"dps", "enrollment", "create", "e1"});
+  ASSERT_EQ(e1.code, 0) << e1.out;
+  EXPECT_EQ(Field(e1.out, "registrationId"), "e1");
+  EXPECT_EQ(Field(e1.out, "type"), "symmetricKey");
+  EXPECT_EQ(Field(e1.out, "provisioningStatus"), "enabled");
+  std::string key = Field(e1.out, "primaryKey"), etag = Field(e1.out, "etag");
+  ASSERT_FALSE(key.empty()) << "the server generates keys: " << e1.out;
+  EXPECT_NE(key, Field(e1.out, "secondaryKey"));
+  ExpectError(Cli(server, {"dps", "enrollment", "create", "e1"}), 1,
+              "enrollment 'e1' already exists");
+  EXPECT_EQ(Field(Cli(server, {"dps", "enrollment", "show", "e1"}).out, "primaryKey"), key)
+      << "a second create replaced the first";
+
+  auto e2 = Cli(server, {"dps",
+                         "enrollment",
+                         "create",
+                         "e2",
+                         "--primary-key",
+                         std::string(kKey1),
+                         "--secondary-key",
+                         std::string(kKey2),
+                         "--device-id",
+                         "dev-2",
+                         "--edge",
+                         "--disabled",
+                         "--reprovision",
+                         "never",
+                         "--allocation",
+                         "static",
+                         "--hub",
+                         "localhost",
+                         "--initial-twin",
+                         R"({"tags":{"site":"lab"}})"});
+  ASSERT_EQ(e2.code, 0) << e2.out;
+  EXPECT_EQ(Field(e2.out, "primaryKey"), kKey1);
+  EXPECT_EQ(Field(e2.out, "secondaryKey"), kKey2);
+  EXPECT_EQ(Field(e2.out, "deviceId"), "dev-2");
+  EXPECT_EQ(Field(e2.out, "provisioningStatus"), "disabled");
+  EXPECT_EQ(Field(e2.out, "allocationPolicy"), "static");
+  EXPECT_EQ(Field(e2.out, "site"), "lab");
+  EXPECT_TRUE(Has(e2, R"("iotEdge": true)")) << e2.out;
+  EXPECT_TRUE(Has(e2, R"("updateHubAssignment": false)")) << e2.out;
+  EXPECT_TRUE(Has(e2, "\"iotHubs\": [\n        \"localhost\"\n    ]")) << e2.out;
+
+  // x509: the certificate's PEM goes up, its info comes back (the server's CA will do).
+  std::string pem_file = server.ca_file().string();
+  auto x1 = Cli(server, {"dps", "enrollment", "create", "x1", "--certificate", pem_file});
+  ASSERT_EQ(x1.code, 0) << x1.out;
+  EXPECT_EQ(Field(x1.out, "type"), "x509");
+  std::string thumbprint = Field(x1.out, "sha1Thumbprint");
+  EXPECT_EQ(thumbprint.size(), 40u) << x1.out;
+
+  // Update changes only what was given, under the etag read with it.
+  auto updated = Cli(server, {"dps", "enrollment", "update", "e1", "--disabled", "--reprovision",
+                              "reset", "--initial-twin", R"({"properties":{"desired":{"x":1}}})"});
+  ASSERT_EQ(updated.code, 0) << updated.out;
+  EXPECT_EQ(Field(updated.out, "provisioningStatus"), "disabled");
+  EXPECT_EQ(Field(updated.out, "primaryKey"), key);
+  EXPECT_TRUE(Has(updated, R"("updateHubAssignment": true)")) << updated.out;
+  EXPECT_TRUE(Has(updated, R"("migrateDeviceData": false)")) << updated.out;
+  EXPECT_TRUE(Has(updated, R"("x": 1)")) << updated.out;
+  EXPECT_NE(Field(updated.out, "etag"), etag);
+  ExpectError(Cli(server, {"dps", "enrollment", "update", "e1", "--enabled", "--etag", etag}), 1,
+              "HTTP 412 412002");
+  auto rekeyed = Cli(server, {"dps", "enrollment", "update", "e1", "--enabled", "--secondary-key",
+                              std::string(kKey2), "--etag", Field(updated.out, "etag")});
+  ASSERT_EQ(rekeyed.code, 0) << rekeyed.out;
+  EXPECT_EQ(Field(rekeyed.out, "provisioningStatus"), "enabled");
+  EXPECT_EQ(Field(rekeyed.out, "primaryKey"), key);
+  EXPECT_EQ(Field(rekeyed.out, "secondaryKey"), kKey2);
+  EXPECT_TRUE(Has(rekeyed, R"("x": 1)")) << rekeyed.out;
+  auto x1_edge = Cli(server, {"dps", "enrollment", "update", "x1", "--edge"});
+  ASSERT_EQ(x1_edge.code, 0) << x1_edge.out;
+  EXPECT_EQ(Field(x1_edge.out, "sha1Thumbprint"), thumbprint) << "the certificate was kept";
+  EXPECT_TRUE(Has(x1_edge, R"("iotEdge": true)")) << x1_edge.out;
+  ExpectError(
+      Cli(server, {"dps", "enrollment", "update", "x1", "--primary-key", std::string(kKey1)}), 2,
+      "add --attestation symmetricKey");
+  auto x1_keys = Cli(server, {"dps", "enrollment", "update", "x1", "--attestation", "symmetricKey",
+                              "--primary-key", std::string(kKey1)});
+  ASSERT_EQ(x1_keys.code, 0) << x1_keys.out;
+  EXPECT_EQ(Field(x1_keys.out, "type"), "symmetricKey");
+  EXPECT_EQ(Field(x1_keys.out, "primaryKey"), kKey1);
+
+  // Lists follow the continuation page after page, up to --top.
+  auto all = Cli(server, {"dps", "enrollment", "list"});
+  ASSERT_EQ(all.code, 0) << all.out;
+  EXPECT_EQ(Count(all.out, R"("registrationId")"), 3u) << all.out;
+  auto paged = Cli(server, {"dps", "enrollment", "list", "--page-size", "1"});
+  ASSERT_EQ(paged.code, 0) << paged.out;
+  EXPECT_EQ(paged.out, all.out);
+  auto top2 = Cli(server, {"dps", "enrollment", "list", "--page-size", "1", "--top", "2"});
+  ASSERT_EQ(top2.code, 0) << top2.out;
+  EXPECT_EQ(Count(top2.out, R"("registrationId")"), 2u) << top2.out;
+  auto queried = Cli(server, {"dps", "enrollment", "list", "--query",
+                              "SELECT * FROM enrollments WHERE provisioningStatus = 'disabled'"});
+  ASSERT_EQ(queried.code, 0) << queried.out;
+  EXPECT_EQ(Count(queried.out, R"("registrationId")"), 1u) << queried.out;
+  EXPECT_EQ(Field(queried.out, "registrationId"), "e2") << queried.out;
+  ExpectError(Cli(server, {"dps", "enrollment", "list", "--query", "SELECT * FROM devices"}), 1,
+              "HTTP 400 400004: unsupported query");
+
+  // Delete, with and without the etag.
+  ExpectError(Cli(server, {"dps", "enrollment", "delete", "e2", "--etag", "bm90IGl0"}), 1,
+              "HTTP 412 412002");
+  auto gone = Cli(server, {"dps", "enrollment", "delete", "e2"});
+  EXPECT_EQ(gone.code, 0) << gone.out;
+  EXPECT_EQ(gone.out, "");
+  auto missing = Cli(server, {"dps", "enrollment", "show", "e2"});
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_EQ(missing.out, "orrery: HTTP 404 404201: enrollment 'e2' does not exist\n");
+
+  // Groups, and the keys their devices derive.
+  auto g1 = Cli(server, {"dps", "enrollment-group", "create", "g1", "--primary-key",
+                         std::string(kKey1), "--hub", "localhost"});
+  ASSERT_EQ(g1.code, 0) << g1.out;
+  EXPECT_EQ(Field(g1.out, "enrollmentGroupId"), "g1");
+  std::string group_secondary = Field(g1.out, "secondaryKey");
+  auto member = Cli(server, {"dps", "derive-key", "dev-a", "--group", "g1"});
+  ASSERT_EQ(member.code, 0) << member.out;
+  EXPECT_EQ(member.out, DerivedKey(kKey1, "dev-a") + "\n");
+  auto member2 = Cli(server, {"dps", "derive-key", "dev-a", "--group", "g1", "--secondary"});
+  ASSERT_EQ(member2.code, 0) << member2.out;
+  EXPECT_EQ(member2.out, DerivedKey(group_secondary, "dev-a") + "\n");
+  auto gx = Cli(server, {"dps", "enrollment-group", "create", "gx", "--certificate", pem_file});
+  ASSERT_EQ(gx.code, 0) << gx.out;
+  EXPECT_EQ(Field(gx.out, "sha1Thumbprint"), thumbprint) << gx.out;
+  ExpectError(Cli(server, {"dps", "derive-key", "dev-a", "--group", "gx"}), 1,
+              "enrollment group 'gx' uses x509 attestation and has no symmetric key");
+  ExpectError(Cli(server, {"dps", "derive-key", "dev-a", "--group", "nope"}), 1, "HTTP 404 404201");
+  auto groups = Cli(server, {"dps", "enrollment-group", "list"});
+  ASSERT_EQ(groups.code, 0) << groups.out;
+  EXPECT_EQ(Count(groups.out, R"("enrollmentGroupId")"), 2u) << groups.out;
+  // The derived keys work: two devices of the group register, and their states show.
+  auto scope = Offline(server.data_dir(), {"dps", "id-scope"});
+  ASSERT_EQ(scope.code, 0) << scope.out;
+  scope.out.pop_back();
+  ASSERT_EQ(Register(server, scope.out, "dev-a", DerivedKey(kKey1, "dev-a")), "assigned");
+  ASSERT_EQ(Register(server, scope.out, "dev-b", DerivedKey(kKey1, "dev-b")), "assigned");
+  auto state = Cli(server, {"dps", "registration", "show", "dev-a"});
+  ASSERT_EQ(state.code, 0) << state.out;
+  EXPECT_EQ(Field(state.out, "status"), "assigned") << state.out;
+  EXPECT_EQ(Field(state.out, "deviceId"), "dev-a") << state.out;
+  EXPECT_EQ(Field(state.out, "enrollmentGroupId"), "g1") << state.out;
+  EXPECT_EQ(Field(state.out, "assignedHub"), "localhost") << state.out;
+  auto states = Cli(server, {"dps", "registration", "list", "--group", "g1"});
+  ASSERT_EQ(states.code, 0) << states.out;
+  EXPECT_EQ(Count(states.out, R"("registrationId")"), 2u) << states.out;
+  auto states_paged =
+      Cli(server, {"dps", "registration", "list", "--group", "g1", "--page-size", "1"});
+  ASSERT_EQ(states_paged.code, 0) << states_paged.out;
+  EXPECT_EQ(states_paged.out, states.out);
+  auto device = Cli(server, {"device", "show", "dev-a"});
+  EXPECT_EQ(device.code, 0) << "provisioning created the device in the hub: " << device.out;
+  ExpectError(Cli(server, {"dps", "registration", "delete", "dev-a", "--etag", "bm90IGl0"}), 1,
+              "HTTP 412 412002");
+  auto state_gone = Cli(server, {"dps", "registration", "delete", "dev-a"});
+  EXPECT_EQ(state_gone.code, 0) << state_gone.out;
+  EXPECT_EQ(state_gone.out, "");
+  ExpectError(Cli(server, {"dps", "registration", "show", "dev-a"}), 1, "HTTP 404 404202");
+
+  auto g1_off = Cli(server, {"dps", "enrollment-group", "update", "g1", "--disabled"});
+  ASSERT_EQ(g1_off.code, 0) << g1_off.out;
+  EXPECT_EQ(Field(g1_off.out, "primaryKey"), kKey1);
+  EXPECT_EQ(Field(g1_off.out, "provisioningStatus"), "disabled");
+
+  auto none = Cli(server, {"dps", "registration", "list", "--group", "gx"});
+  ASSERT_EQ(none.code, 0) << none.out;
+  EXPECT_EQ(none.out, "[]\n");
+  auto unknown = Cli(server, {"dps", "registration", "show", "nope"});
+  ExpectError(unknown, 1, "HTTP 404 404202: no registration state for 'nope'");
+  ExpectError(Cli(server, {"dps", "registration", "list", "--group", "nope"}), 1, "HTTP 404");
+  auto g1_gone = Cli(server, {"dps", "enrollment-group", "delete", "g1"});
+  EXPECT_EQ(g1_gone.code, 0) << g1_gone.out;
+
+  // Credentials: DPS's own policies (a hub connection string in the environment is not used),
+  // and the refusal names the permission, never the key.
+  auto read = Process::Spawn({OrreryBinary(), "dps", "connection-string", "--data-dir",
+                              server.data_dir().string(), "--policy", "enrollmentread"});
+  ASSERT_EQ(read->Wait(), 0) << read->output();
+  std::string read_only = read->output().substr(0, read->output().find('\n'));
+  std::string read_key = read_only.substr(read_only.find("SharedAccessKey=") + 16);
+  auto shown = Cli(server, {"dps", "enrollment", "show", "e1", "--connection-string", read_only});
+  ASSERT_EQ(shown.code, 0) << shown.out;
+  EXPECT_TRUE(Has(shown, R"("primaryKey": null)")) << "keys need EnrollmentWrite: " << shown.out;
+  auto refused = Cli(server, {"dps", "enrollment", "create", "r1"},
+                     {"ORRERY_DPS_CONNECTION_STRING=" + read_only});
+  ExpectError(refused, 1, "HTTP 403 403002");
+  EXPECT_TRUE(Has(refused, "EnrollmentWrite")) << refused.out;
+  EXPECT_FALSE(Has(refused, read_key)) << refused.out;
+  auto hub_cs = Process::Spawn(
+      {OrreryBinary(), "hub", "connection-string", "--data-dir", server.data_dir().string()});
+  ASSERT_EQ(hub_cs->Wait(), 0) << hub_cs->output();
+  std::string hub_owner = hub_cs->output().substr(0, hub_cs->output().find('\n'));
+  auto despite_hub =
+      Cli(server, {"dps", "enrollment", "show", "e1"}, {"ORRERY_CONNECTION_STRING=" + hub_owner});
+  EXPECT_EQ(despite_hub.code, 0) << despite_hub.out;
+  ExpectError(Cli(server, {"dps", "enrollment", "show", "e1", "--connection-string", hub_owner}), 1,
+              "HTTP 401");
+
+  // Usage errors exit 2 before any request.
+  TempDir files("cli-dps-files");
+  auto not_pem = files.path() / "not.pem";
+  std::ofstream(not_pem) << "hello";
+  auto usage = [&](std::vector<std::string> args, std::string_view text) {
+    std::vector<std::string> argv = {"dps"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    ExpectError(Cli(server, argv), 2, text);
+  };
+  usage({"enrollment", "create", "u1", "--attestation", "tpm"}, "--attestation");
+  usage({"enrollment", "create", "u1", "--attestation", "x509"}, "needs --certificate");
+  usage({"enrollment", "create", "u1", "--certificate", not_pem.string()}, "not a PEM certificate");
+  usage({"enrollment", "create", "u1", "--primary-key", "c2hvcnQ="}, "--primary-key must be");
+  usage({"enrollment", "create", "u1", "--primary-key", std::string(kKey1), "--certificate",
+         pem_file},
+        "not both");
+  usage({"enrollment", "create", "u1", "--initial-twin", "[1]"}, "--initial-twin must be a JSON");
+  usage({"enrollment", "create", "u1", "--initial-twin", "{"}, "--initial-twin is not valid JSON");
+  usage({"enrollment", "create", "u1", "--allocation", "custom"}, "needs --webhook-url");
+  usage({"enrollment", "create", "u1", "--allocation", "custom", "--webhook-url", "http://x"},
+        "https://");
+  usage({"enrollment", "create", "u1", "--allocation", "static", "--hub", "a", "--hub", "b"},
+        "static takes one --hub");
+  usage({"enrollment", "create", "u1", "--reprovision", "always"}, "--reprovision");
+  usage({"enrollment", "create", "bad id"}, "the registration id");
+  usage({"enrollment", "update", "e1"}, "nothing to update");
+  usage({"enrollment-group", "create", "u1", "--attestation", "x509"}, "--ca-name");
+  usage({"enrollment", "list", "--top", "0"}, "--top");
+  EXPECT_EQ(Cli(server, {"dps", "enrollment", "create", "u1", "--ca-name", "root"}).code, 2);
+  EXPECT_EQ(Cli(server, {"dps", "enrollment-group", "create", "u1", "--device-id", "d"}).code, 2);
+  EXPECT_EQ(Cli(server, {"dps", "enrollment", "show", "u1"}).code, 1)
+      << "no usage error created u1";
+  EXPECT_EQ(Cli(server, {"dps", "enrollment-group", "show", "u1"}).code, 1);
 }
 
 }  // namespace

@@ -34,6 +34,9 @@ class OrreryServer {
   // data directory and ports (tests that prepare state offline in between).
   void Stop(int signal = 15);
   void Start();
+  // The "K=V" environment entries the next Start() uses (e.g. a setting for one test).
+  void SetEnv(std::vector<std::string> env) { env_ = std::move(env); }
+  const std::vector<std::string>& env() const { return env_; }
 
   bool started() const { return started_; }
   const std::filesystem::path& data_dir() const { return dir_.path(); }

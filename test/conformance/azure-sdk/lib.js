@@ -72,6 +72,63 @@ async function rejects(promise, what) {
   fail(`${what}: expected a refusal, but it succeeded`);
 }
 
+// The HTTP status behind an SDK error: the REST response's (azure-iothub, the provisioning
+// service SDK, DPS over HTTPS), or the one in a DPS MQTT response topic
+// ($dps/registrations/res/{status}/?…); undefined when the refusal carried none (a CONNACK).
+function statusOf(e) {
+  if (!e) return undefined;
+  if (e.response && typeof e.response.statusCode === 'number') return e.response.statusCode;
+  const topic = e.transportObject && e.transportObject.topic;
+  const m = typeof topic === 'string' && topic.match(/\/res\/(\d+)\//);
+  return m ? Number(m[1]) : undefined;
+}
+
+// Expects `promise` to be refused within `ms` — by an answer, not by the SDK's or our own
+// timeout — and, with `statuses`, with one of those HTTP statuses (list `undefined` to also
+// accept a refusal without a status, e.g. a CONNACK). Returns the error.
+async function refused(promise, what, { ms = 20000, statuses } = {}) {
+  let err;
+  try {
+    await within(ms, what, promise);
+  } catch (e) {
+    err = e || new Error('rejected without an error');
+  }
+  if (!err) fail(`${what}: expected a refusal, but it succeeded`);
+  const kind = (err.constructor && err.constructor.name) || err.name;
+  if (/^timed out after/.test(err.message || '') || kind === 'TimeoutError') {
+    fail(`${what}: no answer (${err.message})`);
+  }
+  const status = statusOf(err);
+  if (statuses && !statuses.includes(status)) {
+    fail(`${what}: expected status ${statuses.join(' or ')}, got ${status} (${kind}: ${err.message})`);
+  }
+  ok(`${what} (refused${status ? ` with ${status}` : ''}: ${kind}: ${err.message})`);
+  return err;
+}
+
+// One page of a query, through the callback form of next(): the promise form in azure-iothub
+// 1.16.6 and azure-iot-provisioning-service 1.11.2 (query.js) drops the stored continuation
+// token, so it would fetch the first page forever.
+function nextPage(query) {
+  return new Promise((resolve, reject) => query.next((err, result, response) => (
+    err ? reject(err) : resolve({ result, response }))));
+}
+
+// Every row of a query, page by page, with the page sizes (bounded: a server that never ends
+// the paging fails the check instead of looping).
+async function allPages(query, { maxPages = 1000 } = {}) {
+  const rows = [];
+  const sizes = [];
+  while (query.hasMoreResults) {
+    const { result } = await within(20000, 'a query page', nextPage(query));
+    if (!Array.isArray(result)) fail(`a query page is not a JSON array: ${JSON.stringify(result)}`);
+    rows.push(...result);
+    sizes.push(result.length);
+    if (sizes.length > maxPages) fail(`paging does not end after ${maxPages} pages`);
+  }
+  return { rows, pages: sizes.length, sizes };
+}
+
 function serviceToken() {
   const sas = iothub.SharedAccessSignature.create(
     HOST, SERVICE.SharedAccessKeyName, SERVICE.SharedAccessKey,
@@ -181,5 +238,6 @@ function run(main) {
 
 module.exports = {
   HOST, CA, ok, fail, assert, assertEqual, within, rejects, rest, sendC2d, waitForFeedback,
-  createDevice, deviceConnectionString, run, serviceToken, parseCs,
+  createDevice, deviceConnectionString, run, serviceToken, parseCs, statusOf, refused, nextPage,
+  allPages,
 };
