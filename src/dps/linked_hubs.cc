@@ -248,50 +248,6 @@ Result<std::shared_ptr<HubTarget>> RemoteHubTarget(boost::asio::any_io_executor 
   return std::shared_ptr<HubTarget>(std::make_shared<Remote>(std::move(client), std::move(*cs)));
 }
 
-Result<std::vector<LinkedHubConfig>> ParseLinkedHubs(std::string_view json_text) {
-  boost::system::error_code ec;
-  auto v = json::parse(json_text, ec);
-  if (ec || !v.is_array()) {
-    return Error(Errc::kInvalidArgument,
-                 "the linked hubs file must be a JSON array of {\"connectionString\": …, "
-                 "\"allocationWeight\": …, \"applyAllocationPolicy\": …}");
-  }
-  std::vector<LinkedHubConfig> out;
-  for (size_t i = 0; i < v.get_array().size(); ++i) {
-    auto& item = v.get_array()[i];
-    auto bad = [&](std::string_view why) {
-      return Error(Errc::kInvalidArgument, fmt::format("linked hub #{}: {}", i + 1, why));
-    };
-    if (!item.is_object()) return bad("not an object");
-    auto& o = item.get_object();
-    LinkedHubConfig c;
-    auto* cs = o.if_contains("connectionString");
-    if (!cs || !cs->is_string()) return bad("connectionString is required");
-    c.connection_string = std::string(cs->get_string());
-    auto parsed = hub::ParseServiceConnectionString(c.connection_string);
-    if (!parsed) return bad(parsed.error().message());
-    c.host_name = parsed->host_name;
-    if (auto* w = o.if_contains("allocationWeight"); w && !w->is_null()) {
-      if (!w->is_int64() || w->get_int64() < 0 || w->get_int64() > 1000) {
-        return bad("allocationWeight must be an integer from 0 to 1000");
-      }
-      c.weight = static_cast<int>(w->get_int64());
-    }
-    if (auto* a = o.if_contains("applyAllocationPolicy"); a && !a->is_null()) {
-      if (!a->is_bool()) return bad("applyAllocationPolicy must be true or false");
-      c.apply_allocation_policy = a->get_bool();
-    }
-    for (auto& prev : out) {
-      if (strings::IEquals(prev.host_name, c.host_name)) {
-        return bad(fmt::format("hub {} is linked twice", c.host_name));
-      }
-    }
-    out.push_back(std::move(c));
-  }
-  if (out.size() > 50) return Error(Errc::kInvalidArgument, "at most 50 hubs can be linked");
-  return out;
-}
-
 size_t ChooseHashed(const std::vector<const LinkedHub*>& candidates,
                     std::string_view registration_id) {
   size_t best = 0;

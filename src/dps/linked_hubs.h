@@ -21,6 +21,7 @@
 #include <boost/json/object.hpp>
 
 #include "base/error.h"
+#include "dps/wire.h"
 #include "hub/identity.h"
 #include "net/tls.h"
 
@@ -71,18 +72,6 @@ struct LinkedHub {
   bool local = false;
   std::shared_ptr<HubTarget> target;
 };
-
-// Linked hubs from a JSON file, in the shape of DPS's iotHubs resource property:
-//   [{"connectionString": "HostName=hub2:9443;SharedAccessKeyName=…;SharedAccessKey=…",
-//     "allocationWeight": 1, "applyAllocationPolicy": true}, …]
-// kInvalidArgument with the entry and the problem.
-struct LinkedHubConfig {
-  std::string connection_string;
-  std::string host_name;
-  int weight = 1;
-  bool apply_allocation_policy = true;
-};
-Result<std::vector<LinkedHubConfig>> ParseLinkedHubs(std::string_view json_text);
 
 // Weighted rendezvous hashing: each candidate scores by a hash of (registration id, host
 // name) scaled by its weight; the best wins. The same registration id always lands on the

@@ -25,29 +25,6 @@ constexpr std::string_view kStatusTopic = "$dps/registrations/GET/iotdps-get-ope
 constexpr std::string_view kResponseFilter = "$dps/registrations/res/#";
 }  // namespace
 
-std::optional<DpsUserName> ParseDpsUserName(std::string_view username) {
-  // "{idScope}/registrations/{registrationId}/api-version=…" (no '?': §5.2).
-  auto a = username.find('/');
-  if (a == std::string_view::npos || a == 0) return std::nullopt;
-  constexpr std::string_view kMid = "/registrations/";
-  if (username.substr(a, kMid.size()) != kMid) return std::nullopt;
-  auto rid_start = a + kMid.size();
-  auto b = username.find('/', rid_start);
-  if (b == std::string_view::npos || b == rid_start) return std::nullopt;
-  auto rest = username.substr(b + 1);
-  if (!rest.starts_with("api-version=")) return std::nullopt;
-  return DpsUserName{std::string(username.substr(0, a)),
-                     std::string(username.substr(rid_start, b - rid_start))};
-}
-
-std::string ErrorBody(const Error& error) {
-  auto w = ToWireError(error);
-  return json::serialize(json::object{{"errorCode", w.numeric},
-                                      {"trackingId", crypto::HexEncode(crypto::RandomBytes(16))},
-                                      {"message", error.message()},
-                                      {"timestampUtc", timeutil::FormatUtcMs(timeutil::NowMs())}});
-}
-
 // What a provisioning client proved at CONNECT; re-checked on each register request, since
 // its enrollment may change while it is connected.
 struct MqttFront::Session {

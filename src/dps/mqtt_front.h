@@ -18,18 +18,12 @@
 #include <string_view>
 
 #include "dps/provisioning.h"
+#include "dps/wire.h"
 #include "hub/mqtt_adapter.h"
 #include "mqtt/auth.h"
 #include "mqtt/broker.h"
 
 namespace orrery::dps {
-
-struct DpsUserName {
-  std::string id_scope;
-  std::string registration_id;
-};
-// nullopt when `username` is not DPS's shape.
-std::optional<DpsUserName> ParseDpsUserName(std::string_view username);
 
 class MqttFront final : public mqtt::Authenticator,
                         public mqtt::Authorizer,
@@ -61,8 +55,5 @@ class MqttFront final : public mqtt::Authenticator,
   std::shared_ptr<hub::MqttAdapter> next_;
   mqtt::Broker* broker_ = nullptr;
 };
-
-// DPS's error body: {"errorCode":…,"trackingId":…,"message":…,"timestampUtc":…}.
-std::string ErrorBody(const Error& error);
 
 }  // namespace orrery::dps
