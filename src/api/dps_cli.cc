@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <boost/json.hpp>
 
+#include "api/cli_http.h"
 #include "base/crypto.h"
 #include "base/files.h"
 #include "base/strings.h"
@@ -19,75 +20,27 @@ using namespace std::chrono_literals;
 namespace {
 
 constexpr std::string_view kApiVersion = "2021-10-01";
-constexpr std::string_view kJsonType = "application/json; charset=utf-8";
+using cli::kJsonType;
 constexpr std::chrono::milliseconds kRequestTimeout = 30s;
 constexpr size_t kMaxPemFile = 64 << 10;
 constexpr size_t kProgressFrom = 1000;  // rows read before progress notes start
 
-Error Usage(std::string message) {
-  return Error(BaseErrc::kInvalidArgument, std::move(message));
-}
+using cli::BodyJson;
+using cli::BodyObject;
+using cli::JsonArg;
+using cli::OneLine;
+using cli::Print;
+using cli::Refusal;
+using cli::Request;
+using cli::Str;
+using cli::Usage;
 
-std::string Str(const json::object& o, std::string_view key) {
-  auto* v = o.if_contains(key);
-  return v && v->is_string() ? std::string(v->get_string()) : std::string();
-}
-
-// One line of at most 300 characters, for text from the server in an error message.
-std::string OneLine(std::string_view text) {
-  std::string out;
-  for (char c : text.substr(0, 300))
-    out += static_cast<unsigned char>(c) < 0x20 ? ' ' : c;
-  return std::string(strings::Trim(out));
-}
-
-// "HTTP <status> <errorCode>: <message>" from DPS's error body
-// {"errorCode":404202,"trackingId":…,"message":…,"timestampUtc":…}, or the raw body.
-Error Refusal(const net::HttpResponse& r) {
-  boost::system::error_code ec;
-  json::value v = json::parse(r.body, ec);
-  std::string code, text;
-  if (!ec && v.is_object()) {
-    const auto& o = v.get_object();
-    if (auto* c = o.if_contains("errorCode")) {
-      if (c->is_int64()) code = std::to_string(c->get_int64());
-      if (c->is_uint64()) code = std::to_string(c->get_uint64());
-      if (c->is_string()) code = std::string(c->get_string());
-    }
-    text = Str(o, "message");
-    if (text.empty()) text = Str(o, "Message");
-  } else {
-    text = r.body;
-  }
-  std::string what = fmt::format("HTTP {}", r.status);
-  if (!code.empty()) what += " " + OneLine(code);
-  if (text = OneLine(text); !text.empty()) what += (code.empty() ? " " : ": ") + text;
-  return Error(BaseErrc::kUnavailable, what);
-}
-
-struct Request {
-  std::string method;
-  std::string path;  // encoded
-  std::string body;
-  net::Headers headers;
-};
-
-// Sends with the api-version and the token, whatever the answer's status.
-Result<net::HttpResponse> Exchange(const ServiceConnection& c, Request r) {
-  std::string url = c.url + r.path + "?api-version=" + std::string(kApiVersion);
-  r.headers.Set("Authorization", c.token);
-  if (!r.body.empty()) r.headers.Set("Content-Type", std::string(kJsonType));
-  net::HttpClientOptions options;
-  options.tls = c.tls;
-  options.timeout = kRequestTimeout;
-  return net::Fetch(r.method, url, std::move(r.headers), std::move(r.body), options);
-}
-
-// The same, with a status of 300 or more as the server's refusal.
 Result<net::HttpResponse> Send(const ServiceConnection& c, Request r) {
-  ORRERY_ASSIGN_OR_RETURN(auto response, Exchange(c, std::move(r)));
-  if (response.status >= 300) return Refusal(response);
-  return response;
+  return cli::Send(c, std::move(r), kApiVersion);
+}
+
+Result<net::HttpResponse> Exchange(const ServiceConnection& c, Request r) {
+  return cli::Exchange(c, std::move(r), kApiVersion);
 }
 
 Result<net::HttpResponse> SendJson(const ServiceConnection& c, std::string method, std::string path,
@@ -99,31 +52,6 @@ Result<net::HttpResponse> SendJson(const ServiceConnection& c, std::string metho
 
 Result<net::HttpResponse> Get(const ServiceConnection& c, std::string path) {
   return Send(c, {.method = "GET", .path = std::move(path)});
-}
-
-// Prints the answer's body as pretty JSON (verbatim when it is not JSON; nothing when it is
-// empty), or returns the request's error.
-Status Print(std::FILE* out, const Result<net::HttpResponse>& r) {
-  if (!r) return r.error();
-  if (strings::Trim(r->body).empty()) return Ok();
-  boost::system::error_code ec;
-  json::value v = json::parse(r->body, ec);
-  fmt::print(out, "{}\n", ec ? r->body : PrettyJson(v));
-  std::fflush(out);
-  return Ok();
-}
-
-Result<json::value> BodyJson(const net::HttpResponse& r) {
-  boost::system::error_code ec;
-  json::value v = json::parse(r.body, ec);
-  if (ec) return Error(BaseErrc::kParse, "the server's answer is not JSON");
-  return v;
-}
-
-Result<json::object> BodyObject(const net::HttpResponse& r) {
-  ORRERY_ASSIGN_OR_RETURN(json::value v, BodyJson(r));
-  if (!v.is_object()) return Error(BaseErrc::kParse, "the server's answer is not a JSON object");
-  return std::move(v.get_object());
 }
 
 // The If-Match value for an etag as the user gave it (quoted or not); empty stays empty.

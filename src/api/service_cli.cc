@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <boost/json.hpp>
 
+#include "api/cli_http.h"
 #include "base/files.h"
 #include "base/strings.h"
 #include "base/time.h"
@@ -23,13 +24,22 @@ using namespace std::chrono_literals;
 namespace {
 
 constexpr std::string_view kApiVersion = "2021-04-12";
-constexpr std::string_view kJsonType = "application/json; charset=utf-8";
+using cli::kJsonType;
 constexpr std::chrono::milliseconds kRequestTimeout = 30s;
 constexpr size_t kMaxBodyFile = 1 << 20;  // the server takes 64 KiB; refuse far beyond early
 constexpr std::chrono::milliseconds kFeedbackPoll = 500ms;
 
-Error Usage(std::string message) {
-  return Error(BaseErrc::kInvalidArgument, std::move(message));
+using cli::BodyObject;
+using cli::JsonArg;
+using cli::OneLine;
+using cli::Print;
+using cli::Refusal;
+using cli::Request;
+using cli::Str;
+using cli::Usage;
+
+Result<net::HttpResponse> Send(const ServiceConnection& c, Request r) {
+  return cli::Send(c, std::move(r), kApiVersion);
 }
 
 void Pretty(const json::value& v, std::string& out, int depth) {
@@ -68,69 +78,6 @@ void Pretty(const json::value& v, std::string& out, int depth) {
   }
 }
 
-std::string Str(const json::object& o, std::string_view key) {
-  auto* v = o.if_contains(key);
-  return v && v->is_string() ? std::string(v->get_string()) : std::string();
-}
-
-// One line of at most 300 characters, for text from the server in an error message.
-std::string OneLine(std::string_view text) {
-  std::string out;
-  for (char c : text.substr(0, 300))
-    out += static_cast<unsigned char>(c) < 0x20 ? ' ' : c;
-  return std::string(strings::Trim(out));
-}
-
-// "HTTP <status> <Code>: <text>" from IoT Hub's error body
-// {"Message":"ErrorCode:<Code>;<text>", "code", "message", ...}, or the raw body.
-Error Refusal(const net::HttpResponse& r) {
-  boost::system::error_code ec;
-  json::value v = json::parse(r.body, ec);
-  std::string code, text;
-  if (!ec && v.is_object()) {
-    const auto& o = v.get_object();
-    code = Str(o, "code");
-    text = Str(o, "message");
-    if (std::string m = Str(o, "Message"); (code.empty() || text.empty()) && !m.empty()) {
-      auto [head, rest] = strings::SplitOnce(m, ';');
-      if (rest && strings::StartsWith(head, "ErrorCode:")) {
-        if (code.empty()) code = std::string(head.substr(10));
-        if (text.empty()) text = std::string(*rest);
-      } else if (text.empty()) {
-        text = m;
-      }
-    }
-  } else {
-    text = r.body;
-  }
-  std::string what = fmt::format("HTTP {}", r.status);
-  if (!code.empty()) what += " " + OneLine(code);
-  if (text = OneLine(text); !text.empty()) what += (code.empty() ? " " : ": ") + text;
-  return Error(BaseErrc::kUnavailable, what);
-}
-
-struct Request {
-  std::string method;
-  std::string path;  // encoded, may carry a query
-  std::string body;
-  net::Headers headers;
-  std::chrono::milliseconds timeout = kRequestTimeout;
-};
-
-// Sends with the api-version and the token; a status of 300 or more is the server's refusal.
-Result<net::HttpResponse> Send(const ServiceConnection& c, Request r) {
-  std::string url = c.url + r.path + (r.path.find('?') == std::string::npos ? "?" : "&") +
-                    "api-version=" + std::string(kApiVersion);
-  r.headers.Set("Authorization", c.token);
-  net::HttpClientOptions options;
-  options.tls = c.tls;
-  options.timeout = r.timeout;
-  ORRERY_ASSIGN_OR_RETURN(
-      auto response, net::Fetch(r.method, url, std::move(r.headers), std::move(r.body), options));
-  if (response.status >= 300) return Refusal(response);
-  return response;
-}
-
 Result<net::HttpResponse> SendJson(const ServiceConnection& c, std::string method, std::string path,
                                    const json::value& body, std::string if_match = {}) {
   Request r{.method = std::move(method), .path = std::move(path), .body = json::serialize(body)};
@@ -141,36 +88,6 @@ Result<net::HttpResponse> SendJson(const ServiceConnection& c, std::string metho
 
 Result<net::HttpResponse> Get(const ServiceConnection& c, std::string path) {
   return Send(c, {.method = "GET", .path = std::move(path)});
-}
-
-// Prints the answer's body as pretty JSON (verbatim when it is not JSON; nothing when it is
-// empty), or returns the request's error.
-Status Print(std::FILE* out, const Result<net::HttpResponse>& r) {
-  if (!r) return r.error();
-  if (strings::Trim(r->body).empty()) return Ok();
-  boost::system::error_code ec;
-  json::value v = json::parse(r->body, ec);
-  fmt::print(out, "{}\n", ec ? r->body : PrettyJson(v));
-  std::fflush(out);
-  return Ok();
-}
-
-Result<json::object> BodyObject(const net::HttpResponse& r) {
-  boost::system::error_code ec;
-  json::value v = json::parse(r.body, ec);
-  if (ec || !v.is_object()) {
-    return Error(BaseErrc::kParse, "the server's answer is not a JSON object");
-  }
-  return std::move(v.get_object());
-}
-
-// Parses a JSON command-line argument: a usage error naming the flag when malformed.
-Result<json::value> JsonArg(std::string_view text, std::string_view flag, bool object) {
-  boost::system::error_code ec;
-  json::value v = json::parse(text, ec);
-  if (ec) return Usage(fmt::format("{} is not valid JSON: {}", flag, ec.message()));
-  if (object && !v.is_object()) return Usage(fmt::format("{} must be a JSON object", flag));
-  return v;
 }
 
 // The If-Match value for an etag as the user gave it (quoted or not); "*" when empty.
