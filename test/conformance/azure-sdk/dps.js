@@ -19,7 +19,7 @@ const fs = require('fs');
 const { Client, Message } = require('azure-iot-device');
 const { Mqtt: DeviceMqtt } = require('azure-iot-device-mqtt');
 const { ProvisioningDeviceClient } = require('azure-iot-provisioning-device');
-const { Mqtt: ProvMqtt } = require('azure-iot-provisioning-device-mqtt');
+const { Mqtt: ProvMqtt, MqttWs: ProvMqttWs } = require('azure-iot-provisioning-device-mqtt');
 const { Http: ProvHttp } = require('azure-iot-provisioning-device-http');
 const { SymmetricKeySecurityClient } = require('azure-iot-security-symmetric-key');
 const { X509Security } = require('azure-iot-security-x509');
@@ -236,6 +236,12 @@ lib.run(async ({ registry, prefix }) => {
   const g1Hub = (await lib.within(T, 'hub device', registry.get(g1))).responseBody;
   lib.assert(g1Hub.authentication.type === 'sas' && g1Hub.authentication.symmetricKey.primaryKey === g1Key,
     'the hub device was created with the derived key');
+
+  // 4b. Another member over MQTT over WebSockets (wss on 443, /$iothub/websocket).
+  const g3 = `${prefix}-dps-g3`;
+  const g3State = await symmetricRegister(ProvMqttWs, g3, deriveKey(grpKeys.primaryKey, g3),
+    `${g3} registers over MQTT/WebSockets`);
+  checkAssigned(g3State, g3, g3, `${g3} over MQTT/WebSockets with a group-derived key`);
 
   // 5. The individual enrollment over HTTPS; the enrollment's device id.
   const indState = await symmetricRegister(ProvHttp, indId, indAtt.symmetricKey.primaryKey, `${indId} registers over HTTPS`);
