@@ -53,6 +53,7 @@ struct Expr {
   BinaryOp op = BinaryOp::kEq;  // kBinary
   bool negated = false;         // kIn, kBetween
   bool star = false;            // kCall with a lone '*' argument: COUNT(*)
+  bool distinct = false;        // kCall written f(DISTINCT …) (ExprOptions::sql_forms)
   uint16_t depth = 1;
   Position pos;  // where the expression starts (for kBinary and kMember: the operator)
   boost::json::value literal;     // kLiteral

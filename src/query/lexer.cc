@@ -39,6 +39,8 @@ std::string_view TokenKindName(TokenKind k) {
       return "'.'";
     case TokenKind::kColon:
       return "':'";
+    case TokenKind::kSemicolon:
+      return "';'";
     case TokenKind::kStar:
       return "'*'";
     case TokenKind::kPlus:
@@ -150,9 +152,28 @@ class Lexer {
   unsigned char Cur() const { return At(i_); }
 
   void SkipSpace() {
-    while (i_ < s_.size() && (Cur() == ' ' || Cur() == '\t' || Cur() == '\n' || Cur() == '\r' ||
-                              Cur() == '\f' || Cur() == '\v')) {
-      Advance();
+    while (true) {
+      while (i_ < s_.size() && (Cur() == ' ' || Cur() == '\t' || Cur() == '\n' || Cur() == '\r' ||
+                                Cur() == '\f' || Cur() == '\v')) {
+        Advance();
+      }
+      if (!options_.sql_comments) return;
+      if (Cur() == '-' && At(i_ + 1) == '-') {
+        while (i_ < s_.size() && Cur() != '\n')
+          Advance();
+      } else if (Cur() == '/' && At(i_ + 1) == '*') {
+        Position start = Here();
+        Advance();
+        Advance();
+        while (!(Cur() == '*' && At(i_ + 1) == '/')) {
+          if (i_ >= s_.size()) Fail(start, "unterminated comment");
+          Advance();
+        }
+        Advance();
+        Advance();
+      } else {
+        return;
+      }
     }
   }
 
@@ -185,6 +206,10 @@ class Lexer {
     static_assert(std::size(kSingleKinds) == kSingle.size());
     if (size_t k = kSingle.find(static_cast<char>(c)); k != std::string_view::npos) {
       t.kind = kSingleKinds[k];
+      return;
+    }
+    if (c == ';' && options_.semicolons) {
+      t.kind = TokenKind::kSemicolon;
       return;
     }
     switch (c) {

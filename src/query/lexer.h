@@ -53,6 +53,7 @@ enum class TokenKind : uint8_t {
   kComma,
   kDot,
   kColon,
+  kSemicolon,  // only with LexOptions::semicolons
   kStar,
   kPlus,
   kMinus,
@@ -89,6 +90,10 @@ struct LexOptions {
   // `[[any text]]` is a quoted name everywhere, so a path may start with one
   // (`[[my#prop]] = 'x'`); a nested array literal then needs a space (`[ [1, 2]]`).
   bool quoted_names_anywhere = false;
+  // `;` is a token (statement separator), and `-- to end of line` and `/* … */` are comments
+  // (Stream Analytics queries).
+  bool semicolons = false;
+  bool sql_comments = false;
 };
 
 // Lexes all of `text` (which the tokens view: it must outlive them). Errors are

@@ -106,6 +106,11 @@ bool ExpressionParser::IsReserved(const Token& t) const {
     if (t.IsKeyword(w)) return true;
   }
   if (options_.nin_operator && t.IsKeyword("NIN")) return true;
+  if (options_.sql_forms) {
+    for (std::string_view w : {"CASE", "WHEN", "THEN", "ELSE", "END", "LIKE", "IS", "DISTINCT"}) {
+      if (t.IsKeyword(w)) return true;
+    }
+  }
   return std::any_of(options_.reserved.begin(), options_.reserved.end(),
                      [&](std::string_view w) { return t.IsKeyword(w); });
 }
@@ -137,6 +142,65 @@ ExprPtr ExpressionParser::Make(ExprKind kind, Position pos, std::vector<ExprPtr>
   }
   e->depth = static_cast<uint16_t>(depth);
   e->children = std::move(children);
+  return e;
+}
+
+ExprPtr ExpressionParser::Wrap(ExprKind kind, Position pos, ExprPtr child) {
+  std::vector<ExprPtr> kids;
+  kids.push_back(std::move(child));
+  return Make(kind, pos, std::move(kids));
+}
+
+ExprPtr ExpressionParser::ParseCase(Position pos) {
+  std::vector<ExprPtr> args;
+  bool simple = !in_.AtKeyword("WHEN");
+  if (simple) args.push_back(Parse());
+  if (!in_.AtKeyword("WHEN")) in_.Fail("WHEN");
+  while (in_.TryKeyword("WHEN")) {
+    if (args.size() + 2 > options_.limits.max_list) {
+      throw QueryError(
+          Errc::kLimitExceeded, in_.Peek().pos,
+          "CASE is too long (the limit is " + std::to_string(options_.limits.max_list) + " items)");
+    }
+    args.push_back(Parse());
+    in_.ExpectKeyword("THEN");
+    args.push_back(Parse());
+  }
+  if (in_.TryKeyword("ELSE")) {
+    args.push_back(Parse());
+  } else {
+    args.push_back(Make(ExprKind::kLiteral, in_.Peek().pos));  // NULL
+  }
+  if (!in_.AtKeyword("END")) in_.Fail("WHEN, ELSE or END");
+  in_.Next();
+  ExprPtr e = Make(ExprKind::kCall, pos, std::move(args));
+  e->name = simple ? "$CASE_VALUE" : "$CASE";
+  return e;
+}
+
+ExprPtr ExpressionParser::ParseCast(Position pos, std::string name) {
+  // After "CAST(": expr AS type ')'
+  std::vector<ExprPtr> args;
+  args.push_back(Parse());
+  in_.ExpectKeyword("AS");
+  const Token& type = in_.Peek();
+  if (type.kind != TokenKind::kIdentifier) in_.Fail("a type name");
+  Position type_pos = type.pos;
+  std::string type_name = strings::ToLower(type.text);
+  in_.Next();
+  if (in_.Try(TokenKind::kLParen)) {  // nvarchar(max)
+    const Token& n = in_.Peek();
+    if (n.kind != TokenKind::kIdentifier && n.kind != TokenKind::kNumber) in_.Fail("a type size");
+    type_name += "(" + strings::ToLower(n.text) + ")";
+    in_.Next();
+    in_.Expect(TokenKind::kRParen, "')'");
+  }
+  in_.Expect(TokenKind::kRParen, "')'");
+  ExprPtr t = Make(ExprKind::kLiteral, type_pos);
+  t->literal = boost::json::string(type_name);
+  args.push_back(std::move(t));
+  ExprPtr e = Make(ExprKind::kCall, pos, std::move(args));
+  e->name = strings::IEquals(name, "CAST") ? "CAST" : "TRY_CAST";
   return e;
 }
 
@@ -182,6 +246,31 @@ ExprPtr ExpressionParser::ParseBinary(int min_prec) {
       }
       left = Make(kind, pos, std::move(kids));
       continue;
+    }
+    if (min_prec <= kPrecCompare && options_.sql_forms) {
+      bool like_neg = t.IsKeyword("NOT") && in_.AtKeyword("LIKE", 1);
+      if (like_neg || t.IsKeyword("LIKE")) {
+        in_.Next();
+        if (like_neg) in_.Next();
+        std::vector<ExprPtr> kids;
+        kids.push_back(std::move(left));
+        kids.push_back(ParseBinary(kPrecAdd));
+        left = Make(ExprKind::kCall, pos, std::move(kids));
+        left->name = "$LIKE";
+        if (like_neg) left = Wrap(ExprKind::kNot, pos, std::move(left));
+        continue;
+      }
+      if (t.IsKeyword("IS")) {
+        in_.Next();
+        bool neg = in_.TryKeyword("NOT");
+        in_.ExpectKeyword("NULL");
+        std::vector<ExprPtr> kids;
+        kids.push_back(std::move(left));
+        left = Make(ExprKind::kCall, pos, std::move(kids));
+        left->name = "$IS_NULL";
+        if (neg) left = Wrap(ExprKind::kNot, pos, std::move(left));
+        continue;
+      }
     }
     if (min_prec <= kPrecCompare) {
       // [NOT] IN, NIN, [NOT] BETWEEN
@@ -371,9 +460,24 @@ ExprPtr ExpressionParser::ParsePrimary() {
     in_.Next();
     return Make(ExprKind::kUndefined, pos);
   }
+  if (options_.sql_forms && t.IsKeyword("CASE")) {
+    in_.Next();
+    return ParseCase(pos);
+  }
   if (IsReserved(t)) in_.Fail("an expression");
   std::string name(t.text);
   in_.Next();
+  if (options_.sql_forms && in_.At(TokenKind::kDot) && in_.At(TokenKind::kIdentifier, 1) &&
+      in_.At(TokenKind::kLParen, 2)) {
+    in_.Next();
+    name += ".";
+    name += in_.Next().text;
+  }
+  if (options_.sql_forms &&
+      (strings::IEquals(name, "CAST") || strings::IEquals(name, "TRY_CAST")) &&
+      in_.Try(TokenKind::kLParen)) {
+    return ParseCast(pos, std::move(name));
+  }
   if (!in_.Try(TokenKind::kLParen)) {
     ExprPtr e = Make(ExprKind::kName, pos);
     e->name = std::move(name);
@@ -381,16 +485,19 @@ ExprPtr ExpressionParser::ParsePrimary() {
   }
   std::vector<ExprPtr> args;
   bool star = false;
+  bool distinct = false;
   if (in_.At(TokenKind::kStar) && in_.At(TokenKind::kRParen, 1)) {
     in_.Next();
     in_.Next();
     star = true;
   } else {
+    if (options_.sql_forms && in_.TryKeyword("DISTINCT")) distinct = true;
     ParseList(TokenKind::kRParen, args);
   }
   ExprPtr e = Make(ExprKind::kCall, pos, std::move(args));
   e->name = std::move(name);
   e->star = star;
+  e->distinct = distinct;
   return e;
 }
 

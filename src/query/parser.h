@@ -30,6 +30,7 @@
 // entry point ParseExpression() returns them as Result.
 #pragma once
 
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -43,6 +44,18 @@ namespace orrery::query {
 struct ExprOptions {
   std::vector<std::string_view> reserved;  // upper case
   bool nin_operator = false;
+  // The T-SQL forms of the Stream Analytics dialect, each desugared into a call so that the
+  // binder and evaluator need nothing new (the dialect registers the functions):
+  //   CASE WHEN c THEN r … [ELSE e] END      → $CASE(c1, r1, …, e)   (no ELSE: e is NULL)
+  //   CASE x WHEN v THEN r … [ELSE e] END    → $CASE_VALUE(x, v1, r1, …, e)
+  //   CAST(x AS type), TRY_CAST(x AS type)   → CAST(x, 'type'), TRY_CAST(x, 'type'); the type
+  //                                            is lower case: bigint, nvarchar(max), …
+  //   a [NOT] LIKE p                         → [NOT] $LIKE(a, p)
+  //   a IS [NOT] NULL                        → [NOT] $IS_NULL(a)
+  //   f(DISTINCT x)                          → f(x) with Expr::distinct
+  //   a.b(args)                              → a call named "a.b" (System.Timestamp())
+  // CASE WHEN THEN ELSE END LIKE IS DISTINCT are then reserved.
+  bool sql_forms = false;
   Limits limits;
   LexOptions lex;  // used by ParseExpression (statement parsers lex for themselves)
 };
@@ -95,6 +108,9 @@ class ExpressionParser {
   ExprPtr ParsePrimary();
   void ParseList(TokenKind close, std::vector<ExprPtr>& into);
   ExprPtr ParseObject(Position pos);
+  ExprPtr ParseCase(Position pos);
+  ExprPtr ParseCast(Position pos, std::string name);
+  ExprPtr Wrap(ExprKind kind, Position pos, ExprPtr child);
   ExprPtr Make(ExprKind kind, Position pos, std::vector<ExprPtr> children = {});
   void Enter();
   void Leave() { --nesting_; }

@@ -159,6 +159,31 @@ BindOptions RoutingLike() {
   return o;
 }
 
+// ExprOptions::sql_forms (the Stream Analytics dialect): T-SQL forms desugared into calls.
+TEST(ParserTest, SqlFormsBecomeCalls) {
+  ExprOptions o;
+  o.sql_forms = true;
+  auto show = [&](std::string_view text) {
+    auto e = ParseExpression(text, o);
+    return e ? ToString(**e) : "error: " + e.error().message();
+  };
+  EXPECT_EQ(show("CASE WHEN a THEN 1 ELSE 2 END"), "$CASE(a, 1, 2)");
+  EXPECT_EQ(show("case x when 1 then 'a' end"), "$CASE_VALUE(x, 1, 'a', null)");
+  EXPECT_EQ(show("CAST(a AS NVARCHAR(MAX))"), "CAST(a, 'nvarchar(max)')");
+  EXPECT_EQ(show("try_cast(a as bigint)"), "TRY_CAST(a, 'bigint')");
+  EXPECT_EQ(show("a NOT LIKE 'x%' AND b IS NOT NULL"),
+            "((NOT $LIKE(a, 'x%')) AND (NOT $IS_NULL(b)))");
+  EXPECT_EQ(show("System.Timestamp()"), "System.Timestamp()");
+  auto d = ParseExpression("COUNT(DISTINCT x)", o);
+  ASSERT_TRUE(d.has_value());
+  EXPECT_TRUE((*d)->distinct);
+  EXPECT_EQ(show("CASE WHEN a THEN 1"),
+            "error: line 1, column 19: expected WHEN, ELSE or END, found end of input");
+  // Without the option these stay what they were: names and errors.
+  EXPECT_FALSE(ParseExpression("CAST(a AS bigint)", {}).has_value());
+  EXPECT_FALSE(ParseExpression("a LIKE 'x'", {}).has_value());
+}
+
 TEST(BinderTest, RootsChosenByTheDialect) {
   json::object props = Obj(R"({"level": "hot"})");
   json::value body = json::parse(R"({"Weather": {"Temperature": 50, "H": [20, 30]}})");

@@ -1,0 +1,531 @@
+// Binds parsed ASA statements into a plan: names to the event or to the row's extras
+// (System.Timestamp(), GROUP BY values, aggregates), windows from GROUP BY, FROM to inputs or
+// earlier WITH steps, INTO to sinks; and checks the rules of grouped queries.
+#include <algorithm>
+
+#include "base/strings.h"
+#include "query/binder.h"
+#include "query/query_error.h"
+#include "stream/plan.h"
+
+namespace orrery::stream::internal {
+
+bool KnownType(std::string_view type);
+
+namespace {
+
+using query::BoundExpr;
+using query::Errc;
+using query::Expr;
+using query::ExprKind;
+using query::ExprPtr;
+using query::QueryError;
+
+[[noreturn]] void Fail(query::Position pos, Errc code, std::string message) {
+  throw QueryError(code, pos, std::move(message));
+}
+
+ExprPtr Clone(const Expr& e) {
+  auto out = std::make_unique<Expr>();
+  out->kind = e.kind;
+  out->op = e.op;
+  out->negated = e.negated;
+  out->star = e.star;
+  out->distinct = e.distinct;
+  out->depth = e.depth;
+  out->pos = e.pos;
+  out->literal = e.literal;
+  out->name = e.name;
+  out->keys = e.keys;
+  for (const auto& c : e.children)
+    out->children.push_back(Clone(*c));
+  return out;
+}
+
+ExprPtr Extra(std::string name, query::Position pos) {
+  auto e = std::make_unique<Expr>();
+  e->kind = ExprKind::kName;
+  e->name = std::move(name);
+  e->pos = pos;
+  return e;
+}
+
+std::optional<AggKind> FindAgg(std::string_view name) {
+  static constexpr std::pair<std::string_view, AggKind> kAggs[] = {
+      {"COUNT", AggKind::kCount},   {"SUM", AggKind::kSum}, {"AVG", AggKind::kAvg},
+      {"MIN", AggKind::kMin},       {"MAX", AggKind::kMax}, {"STDEV", AggKind::kStdev},
+      {"STDEVP", AggKind::kStdevp}, {"VAR", AggKind::kVar}, {"VARP", AggKind::kVarp}};
+  for (auto [n, k] : kAggs) {
+    if (strings::IEquals(name, n)) return k;
+  }
+  return std::nullopt;
+}
+
+bool NotYet(std::string_view name) {
+  for (std::string_view n :
+       {"TOPONE", "COLLECT", "COLLECTTOP", "PERCENTILE_CONT", "PERCENTILE_DISC", "LAG", "LAST",
+        "ISFIRST", "WINDOWS", "UDF", "GETRECORDPROPERTYVALUE", "GETARRAYELEMENT",
+        "GETARRAYELEMENTS", "GETRECORDPROPERTIES", "GETARRAYLENGTH", "DATEADD", "DATEDIFF",
+        "DATEPART", "DATENAME"}) {
+    if (strings::IEquals(name, n)) return true;
+  }
+  return false;
+}
+
+bool IsWindowCall(const Expr& e) {
+  if (e.kind != ExprKind::kCall) return false;
+  for (std::string_view n :
+       {"TUMBLINGWINDOW", "TUMBLING", "HOPPINGWINDOW", "HOPPING", "SLIDINGWINDOW", "SLIDING",
+        "SESSIONWINDOW", "SESSION", "SNAPSHOTWINDOW", "SNAPSHOT", "SYSTEM.TIMESTAMP", "WINDOWS"}) {
+    if (strings::IEquals(e.name, n)) return true;
+  }
+  return false;
+}
+
+struct Ctx {
+  const query::BindOptions* event = nullptr;
+  bool grouped = false;
+  bool allow_aggs = false;
+  std::string_view clause;  // for messages: "in WHERE"
+  std::vector<std::string> key_texts;
+  std::vector<AggSpec>* aggs = nullptr;
+  bool uses_ts = false;
+};
+
+void CheckCall(const Expr& e) {
+  if (NotYet(e.name)) Fail(e.pos, Errc::kInvalidQuery, e.name + " is not supported yet");
+  if ((e.name == "CAST" || e.name == "TRY_CAST") && e.children.size() == 2 &&
+      e.children[1]->literal.is_string() && !KnownType(e.children[1]->literal.get_string())) {
+    Fail(e.children[1]->pos, Errc::kInvalidQuery,
+         "unknown type '" + std::string(e.children[1]->literal.get_string()) +
+             "' (bigint, float, nvarchar(max), datetime, bit, record, array)");
+  }
+  if (e.distinct && !FindAgg(e.name)) {
+    Fail(e.pos, Errc::kInvalidQuery, "DISTINCT is only allowed in COUNT(DISTINCT …)");
+  }
+}
+
+void RejectAggs(const Expr& e, std::string_view where) {
+  if (e.kind == ExprKind::kCall) {
+    if (auto k = FindAgg(e.name)) {
+      Fail(e.pos, Errc::kInvalidQuery,
+           "aggregate " + strings::ToLower(e.name) + " is not allowed " + std::string(where));
+    }
+    CheckCall(e);
+  }
+  for (const auto& c : e.children)
+    RejectAggs(*c, where);
+}
+
+ExprPtr Rewrite(const Expr& e, Ctx& c) {
+  if (c.grouped) {
+    std::string text = query::ToString(e);
+    for (size_t i = 0; i < c.key_texts.size(); ++i) {
+      if (text == c.key_texts[i]) return Extra("\x01k" + std::to_string(i), e.pos);
+    }
+  }
+  if (e.kind == ExprKind::kCall) {
+    if (strings::IEquals(e.name, "System.Timestamp")) {
+      if (!e.children.empty())
+        Fail(e.pos, Errc::kInvalidQuery, "System.Timestamp() takes no arguments");
+      c.uses_ts = true;
+      return Extra(std::string(kTsName), e.pos);
+    }
+    if (auto kind = FindAgg(e.name)) {
+      std::string lname = strings::ToLower(e.name);
+      if (!c.allow_aggs) {
+        if (!c.clause.empty()) {
+          Fail(e.pos, Errc::kInvalidQuery,
+               "aggregate " + lname + " is not allowed " + std::string(c.clause));
+        }
+        Fail(e.pos, Errc::kInvalidQuery, "aggregate " + lname + " needs a GROUP BY with a window");
+      }
+      AggSpec spec;
+      spec.kind = *kind;
+      if (e.star || e.children.empty()) {
+        if (*kind != AggKind::kCount)
+          Fail(e.pos, Errc::kInvalidQuery, lname + " needs one argument");
+        spec.rows = true;
+      } else {
+        if (e.children.size() != 1) Fail(e.pos, Errc::kInvalidQuery, lname + " takes one argument");
+        RejectAggs(*e.children[0], "inside another aggregate");
+        spec.arg = query::BindOrThrow(*e.children[0], *c.event);
+        if (e.distinct) {
+          if (*kind != AggKind::kCount) {
+            Fail(e.pos, Errc::kInvalidQuery, "DISTINCT is only allowed in COUNT(DISTINCT …)");
+          }
+          spec.kind = AggKind::kCountDistinct;
+        }
+      }
+      c.aggs->push_back(std::move(spec));
+      return Extra(
+          "\x01"
+          "a" +
+              std::to_string(c.aggs->size() - 1),
+          e.pos);
+    }
+    if (IsWindowCall(e)) Fail(e.pos, Errc::kInvalidQuery, "a window may only appear in GROUP BY");
+    CheckCall(e);
+  }
+  auto out = std::make_unique<Expr>();
+  out->kind = e.kind;
+  out->op = e.op;
+  out->negated = e.negated;
+  out->star = e.star;
+  out->distinct = e.distinct;
+  out->depth = e.depth;
+  out->pos = e.pos;
+  out->literal = e.literal;
+  out->name = e.name;
+  out->keys = e.keys;
+  for (const auto& ch : e.children)
+    out->children.push_back(Rewrite(*ch, c));
+  return out;
+}
+
+// The first name of a path that is neither an extra nor inside an aggregate (grouped queries).
+const Expr* UngroupedName(const Expr& e) {
+  if (e.kind == ExprKind::kName && (e.name.empty() || e.name[0] != '\x01')) return &e;
+  for (const auto& c : e.children) {
+    if (const Expr* n = UngroupedName(*c)) return n;
+  }
+  return nullptr;
+}
+
+Micros UnitOf(const Expr& e) {
+  if (e.kind == ExprKind::kName) {
+    std::string u = strings::ToLower(e.name);
+    if (u == "day" || u == "dd" || u == "d") return 86400 * kSecond;
+    if (u == "hour" || u == "hh") return 3600 * kSecond;
+    if (u == "minute" || u == "mi" || u == "n") return 60 * kSecond;
+    if (u == "second" || u == "ss" || u == "s") return kSecond;
+    if (u == "millisecond" || u == "ms") return 1000;
+    if (u == "microsecond" || u == "mcs") return 1;
+  }
+  Fail(e.pos, Errc::kInvalidQuery,
+       "expected a time unit (day, hour, minute, second, millisecond, microsecond), found " +
+           (e.kind == ExprKind::kName ? "'" + e.name + "'" : std::string("an expression")));
+}
+
+Micros SizeOf(const Expr& unit, const Expr& n, const StreamLimits& limits, bool allow_zero) {
+  Micros u = UnitOf(unit);
+  std::optional<int64_t> v;
+  if (n.kind == ExprKind::kLiteral) v = query::ToInt64(n.literal);
+  if (n.kind == ExprKind::kNegate && n.children[0]->kind == ExprKind::kLiteral) {
+    if (auto x = query::ToInt64(n.children[0]->literal)) v = -*x;
+  }
+  if (!v || (*v <= 0 && !(allow_zero && *v == 0))) {
+    Fail(n.pos, Errc::kInvalidQuery, "a window size must be a positive integer");
+  }
+  if (*v > limits.max_window / u) {
+    Fail(n.pos, Errc::kLimitExceeded, "window is too large (the limit is 7 days)");
+  }
+  return *v * u;
+}
+
+// Duration(unit, n), Hop(unit, n), Offset(unit, n), Timeout(…), MaxDuration(…)
+Micros NamedSize(const Expr& call, std::string_view name, const StreamLimits& limits) {
+  if (call.kind != ExprKind::kCall || !strings::IEquals(call.name, name) ||
+      call.children.size() != 2) {
+    Fail(call.pos, Errc::kInvalidQuery, "expected " + std::string(name) + "(unit, size)");
+  }
+  return SizeOf(*call.children[0], *call.children[1], limits, strings::IEquals(name, "Offset"));
+}
+
+WindowSpec BindWindow(const Expr& e, const StreamLimits& limits) {
+  WindowSpec w;
+  std::string n = strings::ToLower(e.name);
+  const auto& a = e.children;
+  bool named = !a.empty() && a[0]->kind == ExprKind::kCall;
+  auto arity = [&](size_t lo, size_t hi) {
+    if (a.size() < lo || a.size() > hi) {
+      Fail(e.pos, Errc::kInvalidQuery, "wrong number of arguments to " + e.name);
+    }
+  };
+  if (n == "windows") Fail(e.pos, Errc::kInvalidQuery, "Windows() is not supported yet");
+  if (n == "system.timestamp" || n == "snapshotwindow" || n == "snapshot") {
+    arity(0, 0);
+    w.kind = WindowKind::kSnapshot;
+  } else if (n == "tumblingwindow" || n == "tumbling") {
+    w.kind = WindowKind::kTumbling;
+    if (named) {
+      arity(1, 2);
+      w.size = NamedSize(*a[0], "Duration", limits);
+      if (a.size() == 2) w.offset = NamedSize(*a[1], "Offset", limits);
+    } else {
+      arity(2, 3);
+      w.size = SizeOf(*a[0], *a[1], limits, false);
+      if (a.size() == 3) w.offset = SizeOf(*a[0], *a[2], limits, true);
+    }
+    w.hop = w.size;
+  } else if (n == "hoppingwindow" || n == "hopping") {
+    w.kind = WindowKind::kHopping;
+    if (named) {
+      arity(2, 3);
+      w.size = NamedSize(*a[0], "Duration", limits);
+      w.hop = NamedSize(*a[1], "Hop", limits);
+      if (a.size() == 3) w.offset = NamedSize(*a[2], "Offset", limits);
+    } else {
+      arity(3, 4);
+      w.size = SizeOf(*a[0], *a[1], limits, false);
+      w.hop = SizeOf(*a[0], *a[2], limits, false);
+      if (a.size() == 4) w.offset = SizeOf(*a[0], *a[3], limits, true);
+    }
+    if (w.size / w.hop > limits.max_hops_per_event) {
+      Fail(e.pos, Errc::kLimitExceeded,
+           "hopping window overlaps too many windows (size / hop over " +
+               std::to_string(limits.max_hops_per_event) + ")");
+    }
+  } else if (n == "slidingwindow" || n == "sliding") {
+    w.kind = WindowKind::kSliding;
+    if (named) {
+      arity(1, 1);
+      w.size = NamedSize(*a[0], "Duration", limits);
+    } else {
+      arity(2, 2);
+      w.size = SizeOf(*a[0], *a[1], limits, false);
+    }
+  } else {
+    w.kind = WindowKind::kSession;
+    if (named) {
+      arity(2, 2);
+      w.size = NamedSize(*a[0], "Timeout", limits);
+      w.max_duration = NamedSize(*a[1], "MaxDuration", limits);
+    } else {
+      arity(3, 3);
+      w.size = SizeOf(*a[0], *a[1], limits, false);
+      w.max_duration = SizeOf(*a[0], *a[2], limits, false);
+    }
+    if (w.max_duration < w.size) {
+      Fail(e.pos, Errc::kInvalidQuery,
+           "a session's maximum duration must not be shorter than its timeout");
+    }
+  }
+  if (w.offset >= w.hop && w.hop > 0)
+    Fail(e.pos, Errc::kInvalidQuery, "a window offset must be smaller than the hop");
+  return w;
+}
+
+struct Binder {
+  const ParsedQuery& q;
+  const StreamLimits& limits;
+  Plan plan;
+  std::vector<std::string> step_names;
+
+  int FindStep(std::string_view name) const {
+    for (size_t i = 0; i < step_names.size(); ++i) {
+      if (strings::IEquals(step_names[i], name)) return static_cast<int>(i);
+    }
+    return -1;
+  }
+
+  int OutputSink(const std::string& name) {
+    for (size_t i = 0; i < plan.sinks.size(); ++i) {
+      if (plan.sinks[i].step < 0 && strings::IEquals(plan.sinks[i].name, name))
+        return static_cast<int>(i);
+    }
+    Sink s;
+    s.name = name;
+    plan.sinks.push_back(std::move(s));
+    plan.outputs.push_back(name);
+    return static_cast<int>(plan.sinks.size() - 1);
+  }
+
+  void BindSelect(const SelectStmt& s, int sink) {
+    SelectPlan p;
+    p.sink = sink;
+    std::string alias = s.alias.value_or("");
+    p.source_step = FindStep(s.from);
+    if (p.source_step < 0) {
+      for (const auto& later : q.steps) {
+        if (strings::IEquals(later.name, s.from)) {
+          Fail(s.from_pos, Errc::kInvalidQuery,
+               "'" + s.from + "' is a later WITH step (a step reads inputs and earlier steps)");
+        }
+      }
+      for (size_t i = 0; i < plan.inputs.size(); ++i) {
+        if (strings::IEquals(plan.inputs[i], s.from)) p.input = static_cast<int>(i);
+      }
+      if (p.input < 0) {
+        plan.inputs.push_back(s.from);
+        p.input = static_cast<int>(plan.inputs.size() - 1);
+      }
+    }
+    query::BindOptions opts;
+    opts.functions = &StreamFunctions();
+    opts.case_insensitive_keys = true;
+    opts.resolve_root =
+        [alias](std::span<const std::string> names) -> std::optional<query::RootBinding> {
+      query::RootBinding b;
+      if (!names[0].empty() && names[0][0] == '\x01') {
+        b.root = 1;
+      } else if (!alias.empty() && names.size() > 1 && strings::IEquals(names[0], alias)) {
+        b.skip = 1;
+      }
+      return b;
+    };
+
+    if (s.timestamp_by) {
+      if (p.source_step >= 0) {
+        Fail(s.from_pos, Errc::kInvalidQuery,
+             "TIMESTAMP BY applies to inputs, and '" + s.from + "' is a WITH step");
+      }
+      RejectAggs(*s.timestamp_by, "in TIMESTAMP BY");
+      p.timestamp_by = query::BindOrThrow(*s.timestamp_by, opts);
+    }
+
+    // GROUP BY: one window and the keys.
+    Ctx c;
+    c.event = &opts;
+    for (const auto& g : s.group_by) {
+      if (IsWindowCall(*g.expr)) {
+        if (p.window.kind != WindowKind::kNone) {
+          Fail(g.expr->pos, Errc::kInvalidQuery, "GROUP BY may hold only one window");
+        }
+        p.window = BindWindow(*g.expr, limits);
+        if (g.partition_by) {
+          if (p.window.kind != WindowKind::kSession) {
+            Fail(g.partition_by->pos, Errc::kInvalidQuery,
+                 "OVER (PARTITION BY …) is supported for SessionWindow only");
+          }
+          RejectAggs(*g.partition_by, "in PARTITION BY");
+          p.window.partition = query::BindOrThrow(*g.partition_by, opts);
+        }
+        continue;
+      }
+      if (g.partition_by)
+        Fail(g.partition_by->pos, Errc::kInvalidQuery, "OVER applies to a window");
+      RejectAggs(*g.expr, "in GROUP BY");
+      p.keys.push_back(query::BindOrThrow(*g.expr, opts));
+      c.key_texts.push_back(query::ToString(*g.expr));
+    }
+    bool grouped = !s.group_by.empty();
+    if (grouped && p.window.kind == WindowKind::kNone) {
+      Fail(s.group_by[0].expr->pos, Errc::kInvalidQuery,
+           "GROUP BY over a stream needs a window (TumblingWindow, HoppingWindow, SlidingWindow, "
+           "SessionWindow or SnapshotWindow)");
+    }
+
+    if (s.where) {
+      Ctx wc;
+      wc.event = &opts;
+      wc.clause = "in WHERE";
+      ExprPtr w = Rewrite(*s.where, wc);
+      p.where = query::BindOrThrow(*w, opts);
+      p.uses_timestamp |= wc.uses_ts;
+    }
+
+    c.grouped = grouped;
+    c.allow_aggs = grouped;
+    c.aggs = &p.aggs;
+    std::vector<std::string> names;
+    for (const auto& item : s.items) {
+      Projection proj;
+      if (item.star || item.star_of) {
+        if (grouped) Fail(item.pos, Errc::kInvalidQuery, "SELECT * cannot be used with GROUP BY");
+        if (item.star_of && item.star_of->kind == ExprKind::kName && !alias.empty() &&
+            strings::IEquals(item.star_of->name, alias)) {
+          proj.star = true;  // alias.*
+        } else if (item.star_of) {
+          proj.star_of = true;
+          proj.expr = query::BindOrThrow(*item.star_of, opts);
+        } else {
+          proj.star = true;
+        }
+        p.items.push_back(std::move(proj));
+        continue;
+      }
+      const Expr& e = *item.expr;
+      ExprPtr r = Rewrite(e, c);
+      if (grouped) {
+        if (const Expr* n = UngroupedName(*r)) {
+          Fail(n->pos, Errc::kInvalidQuery,
+               "'" + n->name + "' must be a GROUP BY expression or inside an aggregate");
+        }
+      }
+      proj.expr = query::BindOrThrow(*r, opts);
+      if (item.alias) {
+        proj.name = *item.alias;
+      } else if (e.kind == ExprKind::kName || e.kind == ExprKind::kMember) {
+        // A GROUP BY value or a computed row: named as written; otherwise the document's spelling.
+        if (r->kind == ExprKind::kName && r->name[0] == '\x01') proj.name = e.name;
+      } else {
+        proj.name = "$" + std::to_string(p.items.size() + 1);
+      }
+      std::string key = strings::ToLower(proj.name.empty() ? e.name : proj.name);
+      if (std::find(names.begin(), names.end(), key) != names.end()) {
+        Fail(item.pos, Errc::kInvalidQuery,
+             "duplicate output name '" + (proj.name.empty() ? e.name : proj.name) + "'");
+      }
+      names.push_back(key);
+      p.items.push_back(std::move(proj));
+    }
+    p.uses_timestamp |= c.uses_ts;
+
+    if (s.having) {
+      if (!grouped) Fail(s.having->pos, Errc::kInvalidQuery, "HAVING needs a GROUP BY");
+      Ctx hc = c;
+      hc.uses_ts = false;
+      ExprPtr h = Rewrite(*s.having, hc);
+      if (const Expr* n = UngroupedName(*h)) {
+        Fail(n->pos, Errc::kInvalidQuery,
+             "'" + n->name + "' must be a GROUP BY expression or inside an aggregate");
+      }
+      p.having = query::BindOrThrow(*h, opts);
+    }
+    int index = static_cast<int>(plan.selects.size());
+    plan.sinks[sink].producers.push_back(index);
+    if (p.source_step >= 0) plan.sinks[p.source_step].consumers.push_back(index);
+    plan.selects.push_back(std::move(p));
+  }
+
+  void BindStatement(const Statement& st, int sink_or_minus1, bool step) {
+    std::optional<std::string> into;
+    for (const auto& part : st.parts) {
+      if (part.into) {
+        if (step) Fail(part.into_pos, Errc::kInvalidQuery, "a WITH step cannot have INTO");
+        if (into && !strings::IEquals(*into, *part.into)) {
+          Fail(part.into_pos, Errc::kInvalidQuery, "the parts of a UNION must go INTO one output");
+        }
+        into = part.into;
+      }
+    }
+    int sink = step ? sink_or_minus1 : OutputSink(into.value_or("default"));
+    for (const auto& part : st.parts)
+      BindSelect(part, sink);
+  }
+
+  void Run() {
+    plan.limits = limits;
+    // Sinks 0..steps-1 are the steps.
+    for (size_t i = 0; i < q.steps.size(); ++i) {
+      const Step& s = q.steps[i];
+      for (size_t j = 0; j < i; ++j) {
+        if (strings::IEquals(q.steps[j].name, s.name)) {
+          Fail(s.pos, Errc::kInvalidQuery, "duplicate step name '" + s.name + "'");
+        }
+      }
+      Sink sink;
+      sink.name = s.name;
+      sink.step = static_cast<int>(plan.sinks.size());
+      plan.sinks.push_back(std::move(sink));
+      step_names.push_back("\x02");  // not yet visible: a step reads earlier steps only
+    }
+    for (size_t i = 0; i < q.steps.size(); ++i) {
+      BindStatement(q.steps[i].body, static_cast<int>(i), true);
+      step_names[i] = q.steps[i].name;
+    }
+    for (const auto& st : q.statements)
+      BindStatement(st, -1, false);
+  }
+};
+
+}  // namespace
+
+Plan BindQuery(const ParsedQuery& q, const StreamLimits& limits) {
+  Binder b{q, limits, {}, {}};
+  b.Run();
+  return std::move(b.plan);
+}
+
+}  // namespace orrery::stream::internal

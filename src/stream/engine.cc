@@ -1,0 +1,682 @@
+// The event-time engine for one partition.
+//
+// Design note. Each SELECT is a node. A node reading an input first assigns event time:
+// TIMESTAMP BY (or the arrival time), then the late-arrival policy (an event older than
+// arrival - late tolerance is adjusted to that, or dropped), then the out-of-order policy (an
+// event older than the newest event time seen minus the out-of-order tolerance is adjusted
+// to that, or dropped). The node's watermark W = max(newest - out-of-order tolerance,
+// arrival - late tolerance) promises that every later event has time >= W. Events wait in a
+// reorder buffer until W reaches them and are then released in time order (ties by arrival).
+//
+// Windows are (start, end]. A windowed node keeps, per open window and GROUP BY key, the
+// aggregate states; a window is final once W > end (an event at exactly W could still
+// belong to it), and then yields its rows with System.Timestamp() = end, in end order.
+// A node forwards its rows to its sink: an output collects them; a WITH step passes them to
+// the nodes reading it, and its watermark is the least of its producers' (UNION parts).
+// Rows a node produces never have a time below the watermark it last forwarded, so every
+// node downstream sees events in time order.
+//
+// Window assignment: tumbling (offset + k*size - size, offset + k*size]; hopping: every
+// (e - size, e] with e = offset + k*hop in [t, t + size); sliding: a row at each event time
+// t over (t - size, t], and at t + size (when the event leaves) if the window still holds
+// events; session: opens at its first event, extends while events come within the timeout,
+// and ends at min(last + timeout, c) where c is the first multiple of the maximum duration
+// with c - start >= maximum duration (ASA's checkpoints at 0, max, 2*max…); snapshot:
+// the events of one timestamp.
+#include <algorithm>
+#include <cmath>
+#include <deque>
+#include <limits>
+#include <memory>
+#include <queue>
+#include <set>
+#include <unordered_map>
+#include <unordered_set>
+
+#include <boost/json/serialize.hpp>
+
+#include "base/strings.h"
+#include "query/aggregates.h"
+#include "query/evaluator.h"
+#include "query/query_error.h"
+#include "stream/plan.h"
+
+namespace orrery::stream {
+
+namespace json = boost::json;
+using internal::AggKind;
+using internal::AggSpec;
+using internal::SelectPlan;
+using internal::WindowKind;
+using query::Value;
+
+namespace {
+
+constexpr Micros kMinTime = std::numeric_limits<Micros>::min();
+constexpr Micros kMaxTime = std::numeric_limits<Micros>::max();
+
+Micros FloorDiv(Micros a, Micros b) {
+  Micros q = a / b;
+  if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
+  return q;
+}
+Micros CeilDiv(Micros a, Micros b) {
+  return -FloorDiv(-a, b);
+}
+
+[[noreturn]] void LimitError(std::string message) {
+  throw query::QueryError(query::Errc::kLimitExceeded, std::move(message));
+}
+
+void AppendKey(std::string& out, const Value& v) {
+  if (!v.defined()) {
+    out += "\x01u";
+  } else if (v->is_string() && v->get_string().find('\x1f') == json::string::npos) {
+    out += '\'';  // the common key: no escaping needed, the separator below ends it
+    out += v->get_string();
+  } else if (v->is_number()) {
+    // 1 and 1.0 are one key.
+    double d = query::ToDouble(*v);
+    auto i = query::ToInt64(*v);
+    out += i ? std::to_string(*i) : json::serialize(json::value(d));
+  } else {
+    out += json::serialize(*v);
+  }
+  out += '\x1f';
+}
+
+class AggState {
+ public:
+  explicit AggState(const AggSpec& spec) : spec_(&spec), acc_(Base(spec.kind)) {}
+
+  void Add(const Value& v, size_t max_distinct) {
+    if (spec_->rows) {
+      ++n_;
+      return;
+    }
+    if (!v.defined() || v->is_null()) return;  // aggregates skip nulls
+    switch (spec_->kind) {
+      case AggKind::kCount:
+        ++n_;
+        break;
+      case AggKind::kCountDistinct: {
+        std::string k;
+        AppendKey(k, v);
+        if (!distinct_) distinct_ = std::make_unique<std::unordered_set<std::string>>();
+        distinct_->insert(std::move(k));
+        if (distinct_->size() > max_distinct) {
+          LimitError("COUNT(DISTINCT …) holds too many values (the limit is " +
+                     std::to_string(max_distinct) + ")");
+        }
+        break;
+      }
+      case AggKind::kStdev:
+      case AggKind::kStdevp:
+      case AggKind::kVar:
+      case AggKind::kVarp: {
+        if (!v->is_number()) {
+          invalid_ = true;
+          break;
+        }
+        double x = query::ToDouble(*v);
+        ++n_;
+        double d = x - mean_;
+        mean_ += d / static_cast<double>(n_);
+        m2_ += d * (x - mean_);
+        break;
+      }
+      default:
+        acc_.Add(v);
+    }
+  }
+
+  Value Result() const {
+    switch (spec_->kind) {
+      case AggKind::kCount:
+        return query::MakeNumber(static_cast<int64_t>(n_));
+      case AggKind::kCountDistinct:
+        return query::MakeNumber(static_cast<int64_t>(distinct_ ? distinct_->size() : 0));
+      case AggKind::kStdev:
+      case AggKind::kStdevp:
+      case AggKind::kVar:
+      case AggKind::kVarp: {
+        bool sample = spec_->kind == AggKind::kStdev || spec_->kind == AggKind::kVar;
+        if (invalid_) return {};
+        if (n_ < (sample ? 2u : 1u)) return Value(json::value(nullptr));
+        double var = m2_ / static_cast<double>(sample ? n_ - 1 : n_);
+        if (var < 0) var = 0;
+        bool root = spec_->kind == AggKind::kStdev || spec_->kind == AggKind::kStdevp;
+        return Value(json::value(root ? std::sqrt(var) : var));
+      }
+      case AggKind::kSum:
+      case AggKind::kAvg:
+      case AggKind::kMin:
+      case AggKind::kMax: {
+        Value r = acc_.Result();
+        return r.defined() ? std::move(r) : Value(json::value(nullptr));
+      }
+    }
+    return {};
+  }
+
+ private:
+  static query::AggregateKind Base(AggKind k) {
+    switch (k) {
+      case AggKind::kSum:
+        return query::AggregateKind::kSum;
+      case AggKind::kAvg:
+        return query::AggregateKind::kAvg;
+      case AggKind::kMin:
+        return query::AggregateKind::kMin;
+      case AggKind::kMax:
+        return query::AggregateKind::kMax;
+      default:
+        return query::AggregateKind::kCount;
+    }
+  }
+
+  const AggSpec* spec_;
+  query::Accumulator acc_;
+  uint64_t n_ = 0;
+  double mean_ = 0;
+  double m2_ = 0;
+  bool invalid_ = false;
+  std::unique_ptr<std::unordered_set<std::string>> distinct_;  // COUNT(DISTINCT) only
+};
+
+struct Group {
+  std::vector<std::optional<json::value>> keys;
+  std::vector<AggState> aggs;
+};
+
+using Groups = std::unordered_map<std::string, Group>;
+
+struct Buffered {
+  Micros ts;
+  uint64_t seq;
+  json::object event;
+  bool operator>(const Buffered& o) const { return ts != o.ts ? ts > o.ts : seq > o.seq; }
+};
+
+struct Session {
+  Micros start = 0;
+  Micros last = 0;
+  Micros check = 0;
+  Groups groups;
+};
+
+struct SlideGroup {
+  std::vector<std::optional<json::value>> keys;
+  std::deque<std::pair<Micros, std::vector<json::value>>> events;  // args; null = undefined
+  std::vector<bool> defined_mask;
+  std::set<Micros> triggers;
+};
+
+struct Row {
+  Micros ts;
+  json::object row;
+};
+
+}  // namespace
+
+struct Engine::Impl {
+  struct Node {
+    const SelectPlan* p = nullptr;
+    // source stage
+    Micros newest = kMinTime;
+    Micros watermark = kMinTime;
+    uint64_t seq = 0;
+    std::priority_queue<Buffered, std::vector<Buffered>, std::greater<>> buffer;
+    // windows
+    std::map<Micros, Groups> windows;
+    std::unordered_map<std::string, Session> sessions;
+    std::unordered_map<std::string, SlideGroup> slides;
+    size_t sliding_events = 0;
+    size_t open_groups = 0;
+    // Scratch for Accept (never held across calls that could re-enter this node: a node's
+    // rows go only to nodes after it).
+    std::string key;
+    std::vector<Value> key_values;
+    std::vector<Value> args;
+  };
+
+  std::shared_ptr<const internal::Plan> plan;
+  EventTimePolicy policy;
+  std::vector<Node> nodes;
+  std::vector<std::vector<Micros>> sink_producer_wm;  // per sink, per producer
+  std::vector<Micros> sink_wm;
+  std::map<std::string, std::vector<OutputEvent>> outputs;
+  EngineStats stats;
+  std::optional<Error> failed;
+  const json::object empty;
+
+  explicit Impl(const StreamQuery& q, EventTimePolicy pol) : plan(q.plan()), policy(pol) {
+    nodes.resize(plan->selects.size());
+    for (size_t i = 0; i < nodes.size(); ++i)
+      nodes[i].p = &plan->selects[i];
+    sink_producer_wm.resize(plan->sinks.size());
+    sink_wm.assign(plan->sinks.size(), kMinTime);
+    for (size_t s = 0; s < plan->sinks.size(); ++s)
+      sink_producer_wm[s].assign(plan->sinks[s].producers.size(), kMinTime);
+  }
+
+  const StreamLimits& limits() const { return plan->limits; }
+
+  // ---- producing rows ----
+
+  void Emit(size_t node, json::object row, Micros ts) {
+    const internal::Sink& sink = plan->sinks[nodes[node].p->sink];
+    if (sink.step < 0) {
+      outputs[sink.name].push_back(OutputEvent{ts, std::move(row)});
+      return;
+    }
+    for (int c : sink.consumers)
+      Accept(static_cast<size_t>(c), row, ts);
+  }
+
+  void EmitSorted(size_t node, std::vector<Row>& rows) {
+    std::stable_sort(rows.begin(), rows.end(),
+                     [](const Row& a, const Row& b) { return a.ts < b.ts; });
+    for (auto& r : rows)
+      Emit(node, std::move(r.row), r.ts);
+    rows.clear();
+  }
+
+  void Forward(size_t node, Micros w) {
+    int sink_index = nodes[node].p->sink;
+    const internal::Sink& sink = plan->sinks[sink_index];
+    auto& wms = sink_producer_wm[sink_index];
+    for (size_t k = 0; k < sink.producers.size(); ++k) {
+      if (static_cast<size_t>(sink.producers[k]) == node) wms[k] = std::max(wms[k], w);
+    }
+    Micros m = *std::min_element(wms.begin(), wms.end());
+    if (m <= sink_wm[sink_index]) return;
+    sink_wm[sink_index] = m;
+    for (int c : sink.consumers)
+      Advance(static_cast<size_t>(c), m);
+  }
+
+  // Builds a row from the projections; roots[0] is the event (or an empty object).
+  json::object Project(const SelectPlan& p, std::span<const query::Root> roots,
+                       const json::object& event) {
+    json::object row;
+    for (size_t i = 0; i < p.items.size(); ++i) {
+      const internal::Projection& item = p.items[i];
+      if (item.star) {
+        for (const auto& kv : event)
+          row[kv.key()] = kv.value();
+        continue;
+      }
+      if (item.star_of) {
+        Value v = query::Evaluate(item.expr, roots);
+        if (v.defined() && v->is_object()) {
+          for (const auto& kv : v->get_object())
+            row[kv.key()] = kv.value();
+        }
+        continue;
+      }
+      std::string_view last;
+      Value v = query::EvaluateNamed(item.expr, roots, &last);
+      if (!v.defined()) continue;
+      std::string name = !item.name.empty() ? item.name
+                         : !last.empty()    ? std::string(last)
+                                            : "$" + std::to_string(i + 1);
+      row[name] = std::move(v).ToJson();
+    }
+    return row;
+  }
+
+  // ---- the SELECT over time-ordered events ----
+
+  void Accept(size_t index, const json::object& ev, Micros ts) {
+    Node& n = nodes[index];
+    const SelectPlan& p = *n.p;
+    json::object extras;
+    if (p.uses_timestamp) extras[internal::kTsName] = FormatDateTime(ts);
+    query::Root roots[2] = {query::Root(ev), query::Root(extras)};
+    if (p.where && !query::IsTrue(query::Evaluate(*p.where, roots))) return;
+    if (p.window.kind == WindowKind::kNone) {
+      Emit(index, Project(p, roots, ev), ts);
+      return;
+    }
+    // The group: key values and their text (scratch buffers of the node, reused).
+    std::string& key = n.key;
+    std::vector<Value>& key_values = n.key_values;
+    std::vector<Value>& args = n.args;
+    key.clear();
+    key_values.clear();
+    args.clear();
+    for (const auto& k : p.keys) {
+      key_values.push_back(query::Evaluate(k, roots));
+      AppendKey(key, key_values.back());
+    }
+    for (const auto& a : p.aggs)
+      args.push_back(a.rows ? Value::Bool(true) : query::Evaluate(a.arg, roots));
+
+    auto add_to = [&](Groups& groups) {
+      auto [it, inserted] = groups.try_emplace(key);
+      Group& g = it->second;
+      if (inserted) {
+        if (++n.open_groups > limits().max_open_groups) {
+          LimitError("too many open windows and groups (the limit is " +
+                     std::to_string(limits().max_open_groups) + ")");
+        }
+        for (const auto& v : key_values)
+          g.keys.push_back(v.defined() ? std::optional<json::value>(v.get()) : std::nullopt);
+        g.aggs.reserve(p.aggs.size());
+        for (const auto& a : p.aggs)
+          g.aggs.emplace_back(a);
+      }
+      for (size_t i = 0; i < args.size(); ++i)
+        g.aggs[i].Add(args[i], limits().max_distinct);
+    };
+
+    const internal::WindowSpec& w = p.window;
+    switch (w.kind) {
+      case WindowKind::kTumbling:
+      case WindowKind::kHopping: {
+        Micros end = w.offset + CeilDiv(ts - w.offset, w.hop) * w.hop;
+        for (; end - w.size < ts; end += w.hop)
+          add_to(n.windows[end]);
+        break;
+      }
+      case WindowKind::kSnapshot:
+        add_to(n.windows[ts]);
+        break;
+      case WindowKind::kSession: {
+        std::string pk;
+        if (w.partition) AppendKey(pk, query::Evaluate(*w.partition, roots));
+        auto it = n.sessions.find(pk);
+        if (it != n.sessions.end()) {
+          Micros close_at = std::min(it->second.last + w.size, it->second.check);
+          if (ts > close_at) {
+            std::vector<Row> rows;
+            CloseGroups(index, it->second.groups, close_at, rows);
+            n.sessions.erase(it);
+            EmitSorted(index, rows);
+            it = n.sessions.end();
+          }
+        }
+        if (it == n.sessions.end()) {
+          Session s;
+          s.start = s.last = ts;
+          s.check = CeilDiv(ts + w.max_duration, w.max_duration) * w.max_duration;
+          it = n.sessions.emplace(pk, std::move(s)).first;
+        }
+        it->second.last = std::max(it->second.last, ts);
+        add_to(it->second.groups);
+        break;
+      }
+      case WindowKind::kSliding: {
+        auto [it, inserted] = n.slides.try_emplace(key);
+        SlideGroup& g = it->second;
+        if (inserted) {
+          if (++n.open_groups > limits().max_open_groups) {
+            LimitError("too many open windows and groups (the limit is " +
+                       std::to_string(limits().max_open_groups) + ")");
+          }
+          for (const auto& v : key_values)
+            g.keys.push_back(v.defined() ? std::optional<json::value>(v.get()) : std::nullopt);
+        }
+        if (++n.sliding_events > limits().max_buffered_events) {
+          LimitError("a sliding window holds too many events (the limit is " +
+                     std::to_string(limits().max_buffered_events) + ")");
+        }
+        std::vector<json::value> vals;
+        vals.reserve(args.size());
+        for (auto& a : args) {
+          // Undefined is kept as a marker object the aggregates never see (skipped below).
+          vals.push_back(a.defined() ? a.get() : json::value(json::object{{"\x01u", true}}));
+        }
+        g.events.emplace_back(ts, std::move(vals));
+        g.triggers.insert(ts);
+        g.triggers.insert(ts + w.size);
+        break;
+      }
+      case WindowKind::kNone:
+        break;
+    }
+  }
+
+  void CloseGroup(const SelectPlan& p, const Group& g, Micros ts, std::vector<Row>& rows) {
+    json::object extras;
+    extras[internal::kTsName] = FormatDateTime(ts);
+    for (size_t i = 0; i < g.keys.size(); ++i) {
+      if (g.keys[i]) extras["\x01k" + std::to_string(i)] = *g.keys[i];
+    }
+    for (size_t i = 0; i < g.aggs.size(); ++i) {
+      Value r = g.aggs[i].Result();
+      if (r.defined())
+        extras
+            ["\x01"
+             "a" +
+             std::to_string(i)] = std::move(r).ToJson();
+    }
+    query::Root roots[2] = {query::Root(empty), query::Root(extras)};
+    if (p.having && !query::IsTrue(query::Evaluate(*p.having, roots))) return;
+    rows.push_back(Row{ts, Project(p, roots, empty)});
+  }
+
+  void CloseGroups(size_t index, Groups& groups, Micros ts, std::vector<Row>& rows) {
+    for (auto& [k, g] : groups)
+      CloseGroup(*nodes[index].p, g, ts, rows);
+    nodes[index].open_groups -= groups.size();
+    groups.clear();
+  }
+
+  void Advance(size_t index, Micros w) {
+    Node& n = nodes[index];
+    const SelectPlan& p = *n.p;
+    std::vector<Row> rows;
+    switch (p.window.kind) {
+      case WindowKind::kTumbling:
+      case WindowKind::kHopping:
+      case WindowKind::kSnapshot:
+        while (!n.windows.empty() && n.windows.begin()->first < w) {
+          auto node = n.windows.extract(n.windows.begin());
+          CloseGroups(index, node.mapped(), node.key(), rows);
+        }
+        break;
+      case WindowKind::kSession:
+        for (auto it = n.sessions.begin(); it != n.sessions.end();) {
+          Micros close_at = std::min(it->second.last + p.window.size, it->second.check);
+          if (close_at < w) {
+            CloseGroups(index, it->second.groups, close_at, rows);
+            it = n.sessions.erase(it);
+          } else {
+            ++it;
+          }
+        }
+        break;
+      case WindowKind::kSliding:
+        for (auto it = n.slides.begin(); it != n.slides.end();) {
+          SlideSteps(index, it->second, w, rows);
+          if (it->second.events.empty() && it->second.triggers.empty()) {
+            --n.open_groups;
+            it = n.slides.erase(it);
+          } else {
+            ++it;
+          }
+        }
+        break;
+      case WindowKind::kNone:
+        break;
+    }
+    EmitSorted(index, rows);
+    Forward(index, w);
+  }
+
+  void SlideSteps(size_t index, SlideGroup& g, Micros w, std::vector<Row>& rows) {
+    Node& n = nodes[index];
+    const SelectPlan& p = *n.p;
+    Micros size = p.window.size;
+    while (!g.triggers.empty() && *g.triggers.begin() < w) {
+      Micros e = *g.triggers.begin();
+      g.triggers.erase(g.triggers.begin());
+      Group tmp;
+      tmp.keys = g.keys;
+      for (const auto& a : p.aggs)
+        tmp.aggs.emplace_back(a);
+      size_t count = 0;
+      for (const auto& [ts, vals] : g.events) {
+        if (ts > e) break;
+        if (ts <= e - size) continue;
+        ++count;
+        for (size_t i = 0; i < vals.size(); ++i) {
+          bool undef = vals[i].is_object() && vals[i].get_object().contains("\x01u");
+          tmp.aggs[i].Add(undef ? Value() : Value::Borrow(vals[i]), limits().max_distinct);
+        }
+      }
+      if (count > 0) CloseGroup(p, tmp, e, rows);
+      // Later windows end at a pending trigger or, for events still to come, at >= w.
+      Micros next = g.triggers.empty() ? w : std::min(w, *g.triggers.begin());
+      Micros keep_after = next == kMaxTime ? kMaxTime : next - size;
+      while (!g.events.empty() && g.events.front().first <= keep_after) {
+        g.events.pop_front();
+        --n.sliding_events;
+      }
+    }
+  }
+
+  // ---- the source stage ----
+
+  void Release(size_t index, Micros up_to) {
+    Node& n = nodes[index];
+    while (!n.buffer.empty() && n.buffer.top().ts <= up_to) {
+      Buffered b = std::move(const_cast<Buffered&>(n.buffer.top()));
+      n.buffer.pop();
+      Accept(index, b.event, b.ts);
+    }
+  }
+
+  void PushTo(size_t index, const json::object& ev, Micros arrival) {
+    Node& n = nodes[index];
+    const SelectPlan& p = *n.p;
+    Micros ts = arrival;
+    Micros w;
+    if (p.timestamp_by) {
+      query::Root root(ev);
+      Value v = query::Evaluate(*p.timestamp_by, std::span<const query::Root>(&root, 1));
+      std::optional<Micros> t;
+      if (v.defined() && v->is_string()) t = ParseDateTime(v->get_string());
+      if (!t) {
+        ++stats.dropped_bad_timestamp;
+        return;
+      }
+      ts = *t;
+      bool drop = policy.action == EventTimePolicy::Action::kDrop;
+      if (policy.late_arrival_tolerance && ts < arrival - *policy.late_arrival_tolerance) {
+        if (drop) {
+          ++stats.dropped_late;
+          return;
+        }
+        ++stats.adjusted;
+        ts = arrival - *policy.late_arrival_tolerance;
+      }
+      if (n.newest != kMinTime && ts < n.newest - policy.out_of_order_tolerance) {
+        if (drop) {
+          ++stats.dropped_late;
+          return;
+        }
+        ++stats.adjusted;
+        ts = n.newest - policy.out_of_order_tolerance;
+      }
+      n.newest = std::max(n.newest, ts);
+      w = n.newest - policy.out_of_order_tolerance;
+      if (policy.late_arrival_tolerance) w = std::max(w, arrival - *policy.late_arrival_tolerance);
+    } else {
+      n.newest = std::max(n.newest, ts);
+      w = n.newest;
+    }
+    w = std::max(w, n.watermark);
+    if (n.buffer.empty() && ts <= w) {
+      Accept(index, ev, ts);
+    } else {
+      if (n.buffer.size() >= limits().max_buffered_events) {
+        LimitError("the reorder buffer holds too many events (the limit is " +
+                   std::to_string(limits().max_buffered_events) + ")");
+      }
+      n.buffer.push(Buffered{ts, n.seq++, ev});
+      Release(index, w);
+    }
+    if (w > n.watermark) {
+      n.watermark = w;
+      Advance(index, w);
+    }
+  }
+};
+
+Engine::Engine(const StreamQuery& query, EventTimePolicy policy)
+    : impl_(std::make_unique<Impl>(query, policy)) {}
+Engine::~Engine() = default;
+Engine::Engine(Engine&&) noexcept = default;
+Engine& Engine::operator=(Engine&&) noexcept = default;
+
+Result<void> Engine::Push(std::string_view input, const json::object& event, Micros arrival) {
+  if (impl_->failed) return *impl_->failed;
+  const auto& inputs = impl_->plan->inputs;
+  int idx = -1;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (strings::IEquals(inputs[i], input)) idx = static_cast<int>(i);
+  }
+  if (idx < 0) {
+    return Error(query::Errc::kInvalidQuery,
+                 "the query reads no input named '" + std::string(input) + "'");
+  }
+  ++impl_->stats.events_in;
+  auto r = query::Catching([&] {
+    for (size_t i = 0; i < impl_->nodes.size(); ++i) {
+      if (impl_->nodes[i].p->input == idx) impl_->PushTo(i, event, arrival);
+    }
+  });
+  if (!r) impl_->failed = r.error();
+  return r;
+}
+
+Result<void> Engine::Flush() {
+  if (impl_->failed) return *impl_->failed;
+  auto r = query::Catching([&] {
+    for (size_t i = 0; i < impl_->nodes.size(); ++i) {
+      if (impl_->nodes[i].p->input < 0) continue;
+      impl_->Release(i, kMaxTime);
+      impl_->nodes[i].watermark = kMaxTime;
+      impl_->Advance(i, kMaxTime);
+    }
+  });
+  if (!r) impl_->failed = r.error();
+  return r;
+}
+
+std::map<std::string, std::vector<OutputEvent>> Engine::TakeOutputs() {
+  return std::exchange(impl_->outputs, {});
+}
+
+const EngineStats& Engine::stats() const {
+  return impl_->stats;
+}
+
+// ---- StreamQuery ----
+
+Result<StreamQuery> StreamQuery::Parse(std::string_view text, const StreamLimits& limits) {
+  const query::ExprOptions& options = internal::StreamExprOptions(limits);
+  ORRERY_ASSIGN_OR_RETURN(auto tokens, query::Lex(text, limits.text, options.lex));
+  ORRERY_ASSIGN_OR_RETURN(
+      auto plan, query::Catching([&] {
+        query::TokenCursor in(std::move(tokens));
+        query::ExpressionParser parser(in, options);
+        internal::ParsedQuery parsed = internal::ParseStatements(in, parser, limits);
+        return std::make_shared<const internal::Plan>(internal::BindQuery(parsed, limits));
+      }));
+  StreamQuery q;
+  q.plan_ = std::move(plan);
+  return q;
+}
+
+const std::vector<std::string>& StreamQuery::inputs() const {
+  return plan_->inputs;
+}
+const std::vector<std::string>& StreamQuery::outputs() const {
+  return plan_->outputs;
+}
+
+}  // namespace orrery::stream

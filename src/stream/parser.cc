@@ -1,0 +1,235 @@
+// The ASA dialect's statement grammar over the shared expression parser (docs/stream.md):
+//
+//   query     := [ WITH step { , step } ] statement { [ ; ] statement } [ ; ]
+//   step      := name AS ( statement )
+//   statement := select { UNION [ ALL ] select }
+//   select    := SELECT item { , item } [ INTO name ] FROM name [ [ AS ] alias ]
+//                [ TIMESTAMP BY expr ] [ WHERE expr ] [ GROUP BY group { , group } ]
+//                [ HAVING expr ]
+//   item      := * | path . * | expr [ AS alias ]
+//   group     := expr [ OVER ( PARTITION BY expr ) ]
+//   name      := identifier | [ text ]
+#include "base/strings.h"
+#include "query/query_error.h"
+#include "stream/plan.h"
+
+namespace orrery::stream::internal {
+
+using query::Errc;
+using query::ExprKind;
+using query::ExprPtr;
+using query::QueryError;
+using query::TokenCursor;
+using query::TokenKind;
+
+const query::ExprOptions& StreamExprOptions(const StreamLimits& limits) {
+  thread_local query::ExprOptions o;
+  o.reserved = {"SELECT", "FROM", "WHERE", "GROUP", "BY", "HAVING", "INTO", "AS", "WITH", "UNION"};
+  o.sql_forms = true;
+  o.limits = limits.text;
+  o.lex.semicolons = true;
+  o.lex.sql_comments = true;
+  return o;
+}
+
+namespace {
+
+bool AtClauseWord(const TokenCursor& in) {
+  for (std::string_view w :
+       {"SELECT", "FROM", "WHERE", "GROUP", "BY", "HAVING", "INTO", "AS", "WITH", "UNION"}) {
+    if (in.AtKeyword(w)) return true;
+  }
+  return false;
+}
+
+// identifier or [any text]
+std::string ParseName(TokenCursor& in, std::string_view what) {
+  if (in.At(TokenKind::kLBracket)) {
+    in.Next();
+    std::string out;
+    while (!in.At(TokenKind::kRBracket)) {
+      if (in.AtEnd()) in.Fail("']'");
+      out += std::string(in.Next().text);
+    }
+    in.Next();
+    return out;
+  }
+  if (in.At(TokenKind::kQuotedIdentifier)) return in.Next().value;
+  if (!in.At(TokenKind::kIdentifier) || AtClauseWord(in)) in.Fail(what);
+  return std::string(in.Next().text);
+}
+
+std::string ParseAlias(TokenCursor& in) {
+  if (in.At(TokenKind::kString)) return in.Next().value;
+  return ParseName(in, "a name after AS");
+}
+
+// At `a.b.*`? Returns the number of tokens before the `*`, or 0.
+size_t PathStarLength(const TokenCursor& in) {
+  if (!in.At(TokenKind::kIdentifier)) return 0;
+  size_t i = 1;
+  while (in.At(TokenKind::kDot, i)) {
+    if (in.At(TokenKind::kStar, i + 1)) return i + 1;
+    if (!in.At(TokenKind::kIdentifier, i + 1)) return 0;
+    i += 2;
+  }
+  return 0;
+}
+
+ExprPtr NewExpr(ExprKind kind, query::Position pos) {
+  auto e = std::make_unique<query::Expr>();
+  e->kind = kind;
+  e->pos = pos;
+  return e;
+}
+
+SelectStmt ParseSelect(TokenCursor& in, query::ExpressionParser& parser,
+                       const StreamLimits& limits) {
+  SelectStmt s;
+  s.pos = in.ExpectKeyword("SELECT").pos;
+  if (in.AtKeyword("TOP") || in.AtKeyword("DISTINCT")) {
+    throw QueryError(Errc::kInvalidQuery, in.Peek().pos,
+                     std::string(in.Peek().text) + " is not supported yet");
+  }
+  while (true) {
+    if (s.items.size() >= limits.text.max_list) {
+      throw QueryError(
+          Errc::kLimitExceeded, in.Peek().pos,
+          "list is too long (the limit is " + std::to_string(limits.text.max_list) + " items)");
+    }
+    SelectItem item;
+    item.pos = in.Peek().pos;
+    if (in.At(TokenKind::kStar)) {
+      in.Next();
+      item.star = true;
+    } else if (size_t n = PathStarLength(in)) {
+      ExprPtr path = NewExpr(ExprKind::kName, in.Peek().pos);
+      path->name = std::string(in.Next().text);
+      for (size_t i = 1; i + 1 < n; i += 2) {
+        query::Position dot = in.Next().pos;
+        ExprPtr m = NewExpr(ExprKind::kMember, dot);
+        m->name = std::string(in.Next().text);
+        m->depth = static_cast<uint16_t>(path->depth + 1);
+        m->children.push_back(std::move(path));
+        path = std::move(m);
+      }
+      in.Next();  // '.'
+      in.Next();  // '*'
+      item.star_of = std::move(path);
+    } else {
+      item.expr = parser.Parse();
+      if (in.AtKeyword("OVER")) {
+        throw QueryError(Errc::kInvalidQuery, item.pos,
+                         "analytic functions and aggregates OVER (…) are not supported yet");
+      }
+      if (in.TryKeyword("AS")) item.alias = ParseAlias(in);
+    }
+    s.items.push_back(std::move(item));
+    if (!in.Try(TokenKind::kComma)) break;
+  }
+  if (in.AtKeyword("INTO")) {
+    s.into_pos = in.Next().pos;
+    s.into = ParseName(in, "an output name after INTO");
+  }
+  if (!in.AtKeyword("FROM")) in.Fail(s.into ? "FROM" : "',', INTO or FROM");
+  in.Next();
+  s.from_pos = in.Peek().pos;
+  s.from = ParseName(in, "an input or step name after FROM");
+  if (in.TryKeyword("AS")) {
+    s.alias = ParseName(in, "an alias after AS");
+  } else if (in.At(TokenKind::kIdentifier) && !AtClauseWord(in) && !in.AtKeyword("TIMESTAMP") &&
+             !in.AtKeyword("JOIN") && !in.AtKeyword("INNER") && !in.AtKeyword("LEFT") &&
+             !in.AtKeyword("CROSS") && !in.AtKeyword("OUTER") && !in.AtKeyword("PARTITION")) {
+    s.alias = std::string(in.Next().text);
+  }
+  for (std::string_view w : {"JOIN", "INNER", "LEFT", "CROSS", "OUTER"}) {
+    if (in.AtKeyword(w)) {
+      throw QueryError(Errc::kInvalidQuery, in.Peek().pos, "joins and APPLY are not supported yet");
+    }
+  }
+  if (in.AtKeyword("TIMESTAMP")) {
+    in.Next();
+    in.ExpectKeyword("BY");
+    s.timestamp_by = parser.Parse();
+    if (in.AtKeyword("OVER")) {
+      throw QueryError(Errc::kInvalidQuery, in.Peek().pos,
+                       "TIMESTAMP BY … OVER (substreams) is not supported yet");
+    }
+  }
+  if (in.AtKeyword("PARTITION")) {
+    throw QueryError(Errc::kInvalidQuery, in.Peek().pos, "PARTITION BY is not supported yet");
+  }
+  if (in.TryKeyword("WHERE")) s.where = parser.Parse();
+  if (in.TryKeyword("GROUP")) {
+    in.ExpectKeyword("BY");
+    while (true) {
+      if (s.group_by.size() >= limits.text.max_list) {
+        throw QueryError(
+            Errc::kLimitExceeded, in.Peek().pos,
+            "list is too long (the limit is " + std::to_string(limits.text.max_list) + " items)");
+      }
+      GroupItem g;
+      g.expr = parser.Parse();
+      if (in.TryKeyword("OVER")) {
+        in.Expect(TokenKind::kLParen, "'('");
+        in.ExpectKeyword("PARTITION");
+        in.ExpectKeyword("BY");
+        g.partition_by = parser.Parse();
+        in.Expect(TokenKind::kRParen, "')'");
+      }
+      s.group_by.push_back(std::move(g));
+      if (!in.Try(TokenKind::kComma)) break;
+    }
+  }
+  if (in.TryKeyword("HAVING")) s.having = parser.Parse();
+  return s;
+}
+
+Statement ParseStatement(TokenCursor& in, query::ExpressionParser& parser,
+                         const StreamLimits& limits, uint32_t& count) {
+  Statement st;
+  while (true) {
+    if (++count > limits.max_statements) {
+      throw QueryError(Errc::kLimitExceeded, in.Peek().pos,
+                       "query has too many statements (the limit is " +
+                           std::to_string(limits.max_statements) + ")");
+    }
+    st.parts.push_back(ParseSelect(in, parser, limits));
+    if (!in.TryKeyword("UNION")) break;
+    in.TryKeyword("ALL");
+  }
+  return st;
+}
+
+}  // namespace
+
+ParsedQuery ParseStatements(TokenCursor& in, query::ExpressionParser& parser,
+                            const StreamLimits& limits) {
+  ParsedQuery q;
+  uint32_t count = 0;
+  if (in.TryKeyword("WITH")) {
+    while (true) {
+      Step step;
+      step.pos = in.Peek().pos;
+      step.name = ParseName(in, "a step name after WITH");
+      in.ExpectKeyword("AS");
+      in.Expect(TokenKind::kLParen, "'('");
+      step.body = ParseStatement(in, parser, limits, count);
+      in.Expect(TokenKind::kRParen, "')'");
+      q.steps.push_back(std::move(step));
+      if (!in.Try(TokenKind::kComma)) break;
+    }
+  }
+  while (true) {
+    if (!in.AtKeyword("SELECT"))
+      in.Fail(q.statements.empty() ? "SELECT" : "SELECT or end of input");
+    q.statements.push_back(ParseStatement(in, parser, limits, count));
+    // ';' separates statements; a statement may also simply follow the previous one.
+    while (in.Try(TokenKind::kSemicolon)) {
+    }
+    if (in.AtEnd()) break;
+  }
+  return q;
+}
+
+}  // namespace orrery::stream::internal

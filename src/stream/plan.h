@@ -1,0 +1,144 @@
+// Internal to the stream component: the parsed statements (parser.cc's output) and the bound
+// plan (binder.cc's output, engine.cc's input).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "query/ast.h"
+#include "query/bound_expr.h"
+#include "query/functions.h"
+#include "query/parser.h"
+#include "stream/stream_query.h"
+
+namespace orrery::stream::internal {
+
+// ---- parsed ----
+
+struct SelectItem {
+  query::ExprPtr expr;     // null for `*` and `path.*`
+  query::ExprPtr star_of;  // `path.*`: the path
+  bool star = false;       // `*`
+  std::optional<std::string> alias;
+  query::Position pos;
+};
+
+struct GroupItem {
+  query::ExprPtr expr;
+  query::ExprPtr partition_by;  // SessionWindow(…) OVER (PARTITION BY x)
+};
+
+struct SelectStmt {
+  query::Position pos;
+  std::vector<SelectItem> items;
+  std::optional<std::string> into;
+  query::Position into_pos;
+  std::string from;
+  query::Position from_pos;
+  std::optional<std::string> alias;
+  query::ExprPtr timestamp_by;
+  query::ExprPtr where;
+  std::vector<GroupItem> group_by;
+  query::ExprPtr having;
+};
+
+// SELECT … [UNION SELECT …]…
+struct Statement {
+  std::vector<SelectStmt> parts;
+};
+
+struct Step {
+  std::string name;
+  query::Position pos;
+  Statement body;
+};
+
+struct ParsedQuery {
+  std::vector<Step> steps;
+  std::vector<Statement> statements;
+};
+
+const query::ExprOptions& StreamExprOptions(const StreamLimits& limits);
+const query::FunctionRegistry& StreamFunctions();
+// Throws QueryError.
+ParsedQuery ParseStatements(query::TokenCursor& in, query::ExpressionParser& parser,
+                            const StreamLimits& limits);
+
+// ---- bound ----
+
+enum class AggKind : uint8_t {
+  kCount,
+  kCountDistinct,
+  kSum,
+  kAvg,
+  kMin,
+  kMax,
+  kStdev,
+  kStdevp,
+  kVar,
+  kVarp
+};
+
+struct AggSpec {
+  AggKind kind = AggKind::kCount;
+  bool rows = false;  // COUNT(*) / COUNT()
+  query::BoundExpr arg;
+};
+
+enum class WindowKind : uint8_t { kNone, kTumbling, kHopping, kSliding, kSession, kSnapshot };
+
+struct WindowSpec {
+  WindowKind kind = WindowKind::kNone;
+  Micros size = 0;                            // tumbling, hopping, sliding; session: the timeout
+  Micros hop = 0;                             // hopping
+  Micros offset = 0;                          // tumbling, hopping
+  Micros max_duration = 0;                    // session
+  std::optional<query::BoundExpr> partition;  // session OVER (PARTITION BY …)
+};
+
+struct Projection {
+  query::BoundExpr expr;
+  std::string name;      // empty: the last member name of the path as the event spells it
+  bool star = false;     // `*`: every member of the event
+  bool star_of = false;  // `path.*`: every member of expr's object
+};
+
+// One SELECT. Roots: 0 the event (windowed rows: an empty object), 1 the row's extras
+// (kTs: System.Timestamp(); kKey<i>: the GROUP BY values; kAgg<i>: the aggregates).
+struct SelectPlan {
+  int source_step = -1;  // reads a WITH step …
+  int input = -1;        // … or an input
+  std::optional<query::BoundExpr> timestamp_by;
+  std::optional<query::BoundExpr> where;
+  std::vector<Projection> items;
+  std::vector<query::BoundExpr> keys;  // GROUP BY expressions other than the window
+  std::vector<AggSpec> aggs;
+  WindowSpec window;
+  std::optional<query::BoundExpr> having;
+  bool uses_timestamp = false;  // the projections read System.Timestamp() (non-windowed)
+  int sink = 0;                 // index into Plan::sinks
+};
+
+struct Sink {
+  std::string name;
+  int step = -1;               // a WITH step (feeds selects) or, when -1, an output
+  std::vector<int> producers;  // selects writing here
+  std::vector<int> consumers;  // selects reading it
+};
+
+struct Plan {
+  StreamLimits limits;
+  std::vector<SelectPlan> selects;  // in an order where producers come before consumers
+  std::vector<Sink> sinks;
+  std::vector<std::string> inputs;
+  std::vector<std::string> outputs;
+};
+
+inline constexpr std::string_view kTsName = "\x01ts";
+
+// Throws QueryError.
+Plan BindQuery(const ParsedQuery& q, const StreamLimits& limits);
+
+}  // namespace orrery::stream::internal

@@ -1,0 +1,117 @@
+// The Azure Stream Analytics (ASA) dialect and its event-time engine, for one partition.
+//
+//   ORRERY_ASSIGN_OR_RETURN(auto q, stream::StreamQuery::Parse(text));   // errors → 400
+//   stream::Engine engine(q, policy);
+//   for (each event in arrival order) ORRERY_RETURN_IF_ERROR(engine.Push("input", obj, arrival));
+//   engine.Flush();                       // end of input: every open window closes
+//   for (auto& [target, rows] : engine.TakeOutputs()) …
+//
+// The grammar subset, semantics and what is not yet supported are in docs/stream.md.
+// Times are microseconds since the Unix epoch (UTC). A StreamQuery is immutable and may be
+// shared by engines on any threads; an Engine belongs to one thread.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/json/object.hpp>
+
+#include "base/error.h"
+#include "query/limits.h"
+
+namespace orrery::stream {
+
+using Micros = int64_t;  // microseconds since 1970-01-01T00:00:00Z
+constexpr Micros kSecond = 1'000'000;
+
+// ISO 8601 date-times ("2026-01-01T00:00:10Z", "…T00:00:10.1234567+02:00", "2026-01-01");
+// a missing zone is UTC. nullopt when `text` is not one.
+std::optional<Micros> ParseDateTime(std::string_view text);
+// "2026-01-01T00:00:10.0000000Z" (seven fractional digits, as ASA writes them).
+std::string FormatDateTime(Micros t);
+
+// The job's event-ordering settings (ASA's "Event ordering" tab).
+struct EventTimePolicy {
+  enum class Action { kAdjust, kDrop };
+  // An event whose time is earlier than its arrival time minus this is late: adjusted to
+  // arrival - tolerance, or dropped. nullopt: indefinite (nothing is late). ASA's default: 5 s.
+  std::optional<Micros> late_arrival_tolerance = 5 * kSecond;
+  // Events up to this much older than the newest event time seen are reordered; older ones
+  // are adjusted to (newest - tolerance) or dropped. ASA's default: 0.
+  Micros out_of_order_tolerance = 0;
+  Action action = Action::kAdjust;
+};
+
+struct StreamLimits {
+  query::Limits text;                           // query text, nesting, list widths, nodes
+  uint32_t max_statements = 64;                 // WITH steps plus SELECT statements and UNION parts
+  Micros max_window = 7 * 24 * 3600 * kSecond;  // window sizes, hops, timeouts (ASA: 7 days)
+  size_t max_buffered_events = 1'000'000;       // per FROM: the reorder buffer, sliding windows
+  size_t max_open_groups = 1'000'000;           // per windowed SELECT: open (window, key) groups
+  size_t max_distinct = 100'000;                // per COUNT(DISTINCT …) group
+  uint32_t max_hops_per_event = 1000;           // hopping windows: size / hop
+};
+
+namespace internal {
+struct Plan;
+}
+
+class StreamQuery {
+ public:
+  // Parses and binds `text`. Errors are query::Errc (kSyntax, kUnknownFunction,
+  // kInvalidQuery, kLimitExceeded) with "line L, column C: …".
+  static Result<StreamQuery> Parse(std::string_view text, const StreamLimits& limits = {});
+
+  // The names FROM reads that are not WITH steps, in order of first use.
+  const std::vector<std::string>& inputs() const;
+  // The INTO targets ("default" for a SELECT without INTO), in order of first use.
+  const std::vector<std::string>& outputs() const;
+
+  std::shared_ptr<const internal::Plan> plan() const { return plan_; }
+
+ private:
+  std::shared_ptr<const internal::Plan> plan_;
+};
+
+struct OutputEvent {
+  Micros timestamp = 0;  // System.Timestamp() of the row
+  boost::json::object row;
+};
+
+struct EngineStats {
+  uint64_t events_in = 0;
+  uint64_t dropped_late = 0;           // late or out of order under Action::kDrop
+  uint64_t adjusted = 0;               // late or out of order under Action::kAdjust
+  uint64_t dropped_bad_timestamp = 0;  // TIMESTAMP BY not a date-time
+};
+
+class Engine {
+ public:
+  Engine(const StreamQuery& query, EventTimePolicy policy = {});
+  ~Engine();
+  Engine(Engine&&) noexcept;
+  Engine& operator=(Engine&&) noexcept;
+
+  // One event of `input` (a name the query reads, matched ignoring case), in arrival order.
+  // REQUIRES: arrival times never decrease. Errors: an unknown input; a limit of
+  // StreamLimits exceeded (query::Errc::kLimitExceeded; the engine is then unusable).
+  Result<void> Push(std::string_view input, const boost::json::object& event, Micros arrival);
+  // The end of every input: buffered events are released and every open window closes.
+  Result<void> Flush();
+
+  // Rows produced so far, per INTO target, in the order they were produced (System.Timestamp
+  // never decreases within a target fed by one SELECT).
+  std::map<std::string, std::vector<OutputEvent>> TakeOutputs();
+  const EngineStats& stats() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace orrery::stream

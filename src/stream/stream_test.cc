@@ -1,0 +1,161 @@
+// Unit tests of the C++ interface; the language itself is tested by testdata/*.test.
+#include <limits>
+
+#include <gtest/gtest.h>
+#include <boost/json.hpp>
+
+#include "query/errc.h"
+#include "stream/stream_query.h"
+
+namespace orrery::stream {
+namespace {
+
+namespace json = boost::json;
+
+TEST(DateTime, ParsesAndFormats) {
+  EXPECT_EQ(ParseDateTime("1970-01-01T00:00:00Z"), 0);
+  EXPECT_EQ(ParseDateTime("1970-01-01T00:00:01.5Z"), 1'500'000);
+  EXPECT_EQ(ParseDateTime("1970-01-01T01:00:00+01:00"), 0);
+  EXPECT_EQ(ParseDateTime("1970-01-01"), 0);
+  EXPECT_EQ(ParseDateTime("1969-12-31T23:59:59Z"), -kSecond);
+  EXPECT_FALSE(ParseDateTime("2026-13-01T00:00:00Z"));
+  EXPECT_FALSE(ParseDateTime("yesterday"));
+  EXPECT_FALSE(ParseDateTime("2026-01-01T00:00:00Zjunk"));
+  EXPECT_EQ(FormatDateTime(0), "1970-01-01T00:00:00.0000000Z");
+  EXPECT_EQ(FormatDateTime(*ParseDateTime("2024-02-29T23:59:58.123456Z")),
+            "2024-02-29T23:59:58.1234560Z");
+  EXPECT_EQ(FormatDateTime(-1), "1969-12-31T23:59:59.9999990Z");
+}
+
+TEST(StreamQuery, InputsAndOutputs) {
+  auto q = StreamQuery::Parse(
+      "WITH s AS (SELECT * FROM a) SELECT * INTO x FROM s; SELECT * INTO y FROM b");
+  ASSERT_TRUE(q.has_value()) << q.error().message();
+  EXPECT_EQ(q->inputs(), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(q->outputs(), (std::vector<std::string>{"x", "y"}));
+}
+
+TEST(Engine, UnknownInputIsAnError) {
+  auto q = StreamQuery::Parse("SELECT * FROM a");
+  ASSERT_TRUE(q.has_value());
+  Engine e(*q);
+  auto r = e.Push("b", json::object{}, 0);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message().find("no input named 'b'"), std::string::npos);
+}
+
+TEST(Engine, ReorderBufferIsBounded) {
+  StreamLimits limits;
+  limits.max_buffered_events = 2;
+  auto q = StreamQuery::Parse("SELECT * FROM a TIMESTAMP BY t", limits);
+  ASSERT_TRUE(q.has_value());
+  EventTimePolicy p;
+  p.late_arrival_tolerance = std::nullopt;
+  p.out_of_order_tolerance = 3600 * kSecond;
+  Engine e(*q, p);
+  for (int i = 0; i < 2; ++i) {
+    json::object ev{{"t", "2026-01-01T00:00:0" + std::to_string(i) + "Z"}};
+    ASSERT_TRUE(e.Push("a", ev, 0).has_value());
+  }
+  auto r = e.Push("a", json::object{{"t", "2026-01-01T00:00:05Z"}}, 0);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_TRUE(r.error().Is(query::Errc::kLimitExceeded));
+  EXPECT_FALSE(e.Push("a", json::object{{"t", "2026-01-01T00:00:06Z"}}, 0).has_value());
+}
+
+TEST(Engine, OpenGroupsAreBounded) {
+  StreamLimits limits;
+  limits.max_open_groups = 3;
+  auto q = StreamQuery::Parse("SELECT k, COUNT(*) AS n FROM a GROUP BY k, TumblingWindow(hour, 1)",
+                              limits);
+  ASSERT_TRUE(q.has_value()) << q.error().message();
+  Engine e(*q);
+  Status r;
+  for (int i = 0; i < 4 && r; ++i)
+    r = e.Push("a", json::object{{"k", i}}, kSecond);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message().find("too many open windows"), std::string::npos);
+}
+
+TEST(Engine, WindowRowsComeOnlyAfterTheWatermarkPassesTheEnd) {
+  auto q = StreamQuery::Parse(
+      "SELECT COUNT(*) AS n, System.Timestamp() AS t INTO o FROM a GROUP BY TumblingWindow(second, "
+      "10)");
+  ASSERT_TRUE(q.has_value()) << q.error().message();
+  Engine e(*q);
+  ASSERT_TRUE(e.Push("a", json::object{}, 1 * kSecond).has_value());
+  ASSERT_TRUE(e.Push("a", json::object{}, 10 * kSecond).has_value());  // (0, 10] still open
+  EXPECT_TRUE(e.TakeOutputs().empty());
+  ASSERT_TRUE(e.Push("a", json::object{}, 11 * kSecond).has_value());
+  auto out = e.TakeOutputs();
+  ASSERT_EQ(out["o"].size(), 1u);
+  EXPECT_EQ(out["o"][0].timestamp, 10 * kSecond);
+  EXPECT_EQ(json::serialize(out["o"][0].row), R"({"n":2,"t":"1970-01-01T00:00:10.0000000Z"})");
+}
+
+// Every prefix of real queries either parses or fails with a message; nothing crashes.
+TEST(StreamQuery, PrefixesOfQueriesFailCleanly) {
+  const char* queries[] = {
+      "WITH s AS (SELECT deviceId, CAST(t AS float) AS t FROM input TIMESTAMP BY time "
+      "WHERE t IS NOT NULL AND name LIKE 'a%') SELECT deviceId, AVG(t) AS a, "
+      "CASE WHEN COUNT(DISTINCT t) > 1 THEN 'x' ELSE 'y' END AS c INTO o FROM s GROUP BY "
+      "deviceId, HoppingWindow(Duration(second, 10), Hop(second, 5)) HAVING MAX(t) > 2; "
+      "SELECT * INTO p FROM input UNION SELECT e.* FROM other AS e",
+      "SELECT user, COUNT(*) FROM input GROUP BY user, SessionWindow(second, 5, 60) OVER "
+      "(PARTITION BY user) /* c */ -- d",
+  };
+  for (const char* q : queries) {
+    std::string text(q);
+    for (size_t n = 0; n <= text.size(); ++n) {
+      auto r = StreamQuery::Parse(text.substr(0, n));
+      if (!r) {
+        EXPECT_FALSE(r.error().message().empty());
+      }
+    }
+    EXPECT_TRUE(StreamQuery::Parse(text).has_value()) << StreamQuery::Parse(text).error().message();
+  }
+}
+
+// Over shuffled timestamps, every accepted event is counted exactly once by a tumbling window,
+// rows come in System.Timestamp() order, and the totals agree with the engine's counters.
+TEST(Engine, TumblingCountsEveryAcceptedEventOnce) {
+  auto q = StreamQuery::Parse(
+      "SELECT k, COUNT(*) AS n INTO o FROM a TIMESTAMP BY t GROUP BY k, TumblingWindow(second, 3)");
+  ASSERT_TRUE(q.has_value()) << q.error().message();
+  for (auto action : {EventTimePolicy::Action::kAdjust, EventTimePolicy::Action::kDrop}) {
+    EventTimePolicy p;
+    p.late_arrival_tolerance = 20 * kSecond;
+    p.out_of_order_tolerance = 4 * kSecond;
+    p.action = action;
+    Engine e(*q, p);
+    uint64_t x = 12345;
+    const int kEvents = 5000;
+    for (int i = 0; i < kEvents; ++i) {
+      x = x * 6364136223846793005ull + 1442695040888963407ull;
+      Micros arrival = i * kSecond / 10;
+      Micros t = arrival - static_cast<Micros>((x >> 33) % (30 * kSecond));  // up to 30 s behind
+      json::object ev{{"k", static_cast<int64_t>((x >> 20) % 7)}, {"t", FormatDateTime(t)}};
+      ASSERT_TRUE(e.Push("a", ev, arrival).has_value());
+    }
+    ASSERT_TRUE(e.Flush().has_value());
+    auto out = e.TakeOutputs();
+    int64_t total = 0;
+    Micros last = std::numeric_limits<Micros>::min();
+    for (const auto& row : out["o"]) {
+      total += row.row.at("n").as_int64();
+      EXPECT_GE(row.timestamp, last);
+      last = row.timestamp;
+    }
+    const EngineStats& s = e.stats();
+    EXPECT_EQ(total + static_cast<int64_t>(s.dropped_late), kEvents);
+    if (action == EventTimePolicy::Action::kDrop) {
+      EXPECT_GT(s.dropped_late, 0u);
+    } else {
+      EXPECT_EQ(s.dropped_late, 0u);
+      EXPECT_GT(s.adjusted, 0u);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace orrery::stream
