@@ -13,15 +13,11 @@
 // IoT Hub cannot run here, so its published throttle is the peer figure (a ratio against a
 // quota, not a measurement). Usage:
 //   service_bench [--quick] [--devices N] [--seconds S] [--connections C] [--orrery PATH]
-#include <signal.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <functional>
-#include <memory>
 #include <random>
 #include <string>
 #include <thread>
@@ -30,23 +26,25 @@
 #include <fmt/format.h>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
-#include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
 #include <boost/json.hpp>
 
+#include "bench/common/https_load.h"
+#include "bench/common/options.h"
 #include "hub/registry.h"
 #include "hub/sas.h"
 #include "store/kv_store.h"
 #include "test/support/orrery_server.h"
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
+namespace http = boost::beast::http;
 namespace json = boost::json;
-using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 using namespace orrery;
+using bench::Percentile;
+using bench::Request;
+using bench::Response;
+using bench::RunLoad;
 
 namespace {
 
@@ -56,112 +54,6 @@ struct Options {
   size_t connections = 64;
   std::string orrery;
 };
-
-struct Request {
-  http::verb method;
-  std::string target;
-  std::string body;
-  std::vector<std::pair<std::string, std::string>> headers;
-};
-using Response = http::response<http::string_body>;
-
-// One HTTPS keep-alive connection that runs requests one after the other.
-class Conn : public std::enable_shared_from_this<Conn> {
- public:
-  Conn(asio::io_context& io, asio::ssl::context& tls, uint16_t port, std::string token)
-      : stream_(io, tls), port_(port), token_(std::move(token)) {}
-
-  // `next` yields the next request (nullopt: stop); `done` sees each response.
-  std::function<std::optional<Request>()> next;
-  std::function<void(const Response&, Clock::duration)> done;
-  std::function<void()> finished;
-
-  void Start() {
-    beast::get_lowest_layer(stream_).async_connect(
-        tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_),
-        [self = shared_from_this()](const boost::system::error_code& ec) {
-          if (ec) return self->Fail("connect", ec);
-          beast::get_lowest_layer(self->stream_).socket().set_option(tcp::no_delay(true));
-          self->stream_.async_handshake(asio::ssl::stream_base::client,
-                                        [self](const boost::system::error_code& e) {
-                                          if (e) return self->Fail("handshake", e);
-                                          self->Send();
-                                        });
-        });
-  }
-
- private:
-  void Fail(const char* what, const boost::system::error_code& ec) {
-    fmt::print(stderr, "connection: {}: {}\n", what, ec.message());
-    if (finished) finished();
-  }
-  void Send() {
-    auto r = next();
-    if (!r) {
-      if (finished) finished();
-      return;
-    }
-    req_ = {};
-    req_.method(r->method);
-    req_.target(r->target);
-    req_.version(11);
-    req_.set(http::field::host, "localhost");
-    req_.set(http::field::authorization, token_);
-    req_.set(http::field::content_type, "application/json; charset=utf-8");
-    for (auto& [k, v] : r->headers)
-      req_.set(k, v);
-    req_.body() = std::move(r->body);
-    req_.prepare_payload();
-    started_ = Clock::now();
-    http::async_write(stream_, req_,
-                      [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
-                        if (ec) return self->Fail("write", ec);
-                        self->res_ = {};
-                        self->parser_.emplace();
-                        self->parser_->body_limit(64 << 20);
-                        http::async_read(self->stream_, self->buf_, *self->parser_,
-                                         [self](const boost::system::error_code& e, size_t) {
-                                           if (e) return self->Fail("read", e);
-                                           self->res_ = self->parser_->release();
-                                           self->done(self->res_, Clock::now() - self->started_);
-                                           self->Send();
-                                         });
-                      });
-  }
-
-  beast::ssl_stream<beast::tcp_stream> stream_;
-  uint16_t port_;
-  std::string token_;
-  beast::flat_buffer buf_;
-  http::request<http::string_body> req_;
-  std::optional<http::response_parser<http::string_body>> parser_;
-  Response res_;
-  Clock::time_point started_;
-};
-
-// Runs `connections` connections until each one's `next` is exhausted.
-void RunLoad(asio::ssl::context& tls, uint16_t port, const std::string& token, size_t connections,
-             const std::function<std::optional<Request>()>& next,
-             const std::function<void(const Response&, Clock::duration)>& done) {
-  asio::io_context io;
-  size_t live = connections;
-  for (size_t i = 0; i < connections; ++i) {
-    auto c = std::make_shared<Conn>(io, tls, port, token);
-    c->next = next;
-    c->done = done;
-    c->finished = [&live, &io] {
-      if (--live == 0) io.stop();
-    };
-    c->Start();
-  }
-  io.run();
-}
-
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
-}
 
 std::string DeviceId(size_t i) {
   return fmt::format("bench-{:06d}", i);
@@ -227,30 +119,24 @@ double EngineTwinPatchesPerSecond(size_t devices, double seconds, size_t threads
 
 int main(int argc, char** argv) {
   Options o;
-  o.orrery = (std::filesystem::path(argv[0]).parent_path() / "../../apps/orrery/orrery").string();
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
-    if (a == "--quick") {
-      o.devices = 10'000;
-      o.seconds = 3;
-    } else if (a == "--devices") {
-      o.devices = std::stoul(next());
-    } else if (a == "--seconds") {
-      o.seconds = std::stod(next());
-    } else if (a == "--connections") {
-      o.connections = std::stoul(next());
-    } else if (a == "--orrery") {
-      o.orrery = next();
-    } else {
-      fmt::print(stderr,
-                 "usage: service_bench [--quick] [--devices N] [--seconds S] [--connections C] "
-                 "[--orrery PATH]\n");
-      return 2;
-    }
+  o.orrery = bench::DefaultOrreryBinary(argv[0]);
+  if (!bench::ParseFlags(
+          argc, argv,
+          {{"--quick",
+            [&](const std::string&) {
+              o.devices = 10'000;
+              o.seconds = 3;
+            },
+            false},
+           {"--devices", [&](const std::string& v) { o.devices = std::stoul(v); }},
+           {"--seconds", [&](const std::string& v) { o.seconds = std::stod(v); }},
+           {"--connections", [&](const std::string& v) { o.connections = std::stoul(v); }},
+           {"--orrery", [&](const std::string& v) { o.orrery = v; }}},
+          "usage: service_bench [--quick] [--devices N] [--seconds S] "
+          "[--connections C] [--orrery PATH]")) {
+    return 2;
   }
-  ::signal(SIGPIPE, SIG_IGN);
-  ::setenv("ORRERY_BINARY", o.orrery.c_str(), 1);
+  bench::UseOrreryBinary(o.orrery);
   fmt::print(
       "Service API benchmark: {} devices, {} connections, {} s of twin patches, {} cores\n\n",
       o.devices, o.connections, o.seconds, std::thread::hardware_concurrency());
