@@ -11,6 +11,7 @@
 namespace orrery::stream::internal {
 
 bool KnownType(std::string_view type);
+bool KnownDatePart(std::string_view part);
 
 namespace {
 
@@ -64,9 +65,7 @@ std::optional<AggKind> FindAgg(std::string_view name) {
 bool NotYet(std::string_view name) {
   for (std::string_view n :
        {"TOPONE", "COLLECT", "COLLECTTOP", "PERCENTILE_CONT", "PERCENTILE_DISC", "LAG", "LAST",
-        "ISFIRST", "WINDOWS", "UDF", "GETRECORDPROPERTYVALUE", "GETARRAYELEMENT",
-        "GETARRAYELEMENTS", "GETRECORDPROPERTIES", "GETARRAYLENGTH", "DATEADD", "DATEDIFF",
-        "DATEPART", "DATENAME"}) {
+        "ISFIRST", "WINDOWS", "UDF", "GETARRAYELEMENTS", "GETRECORDPROPERTIES"}) {
     if (strings::IEquals(name, n)) return true;
   }
   return false;
@@ -168,6 +167,26 @@ ExprPtr Rewrite(const Expr& e, Ctx& c) {
     CheckCall(e);
   }
   auto out = std::make_unique<Expr>();
+  // The date functions' first argument is a date part keyword (DATEADD(minute, 5, t)), not a
+  // column: it travels as a string.
+  bool part_first = e.kind == ExprKind::kCall &&
+                    (strings::IEquals(e.name, "DATEADD") || strings::IEquals(e.name, "DATEDIFF") ||
+                     strings::IEquals(e.name, "DATEPART") || strings::IEquals(e.name, "DATENAME"));
+  if (part_first) {
+    if (e.children.empty() || e.children[0]->kind != ExprKind::kName ||
+        !e.children[0]->children.empty()) {
+      Fail(e.pos, Errc::kInvalidQuery,
+           e.name +
+               " takes a date part first (year, quarter, month, dayofyear, day, week, "
+               "weekday, hour, minute, second, millisecond, microsecond)");
+    }
+    if (!KnownDatePart(strings::ToLower(e.children[0]->name))) {
+      Fail(e.children[0]->pos, Errc::kInvalidQuery,
+           "unknown date part '" + e.children[0]->name +
+               "' (year, quarter, month, dayofyear, day, week, weekday, hour, minute, second, "
+               "millisecond, microsecond, or their abbreviations)");
+    }
+  }
   out->kind = e.kind;
   out->op = e.op;
   out->negated = e.negated;
@@ -178,8 +197,17 @@ ExprPtr Rewrite(const Expr& e, Ctx& c) {
   out->literal = e.literal;
   out->name = e.name;
   out->keys = e.keys;
-  for (const auto& ch : e.children)
-    out->children.push_back(Rewrite(*ch, c));
+  for (size_t i = 0; i < e.children.size(); ++i) {
+    if (part_first && i == 0) {
+      auto lit = std::make_unique<Expr>();
+      lit->kind = ExprKind::kLiteral;
+      lit->pos = e.children[0]->pos;
+      lit->literal = boost::json::string(strings::ToLower(e.children[0]->name));
+      out->children.push_back(std::move(lit));
+      continue;
+    }
+    out->children.push_back(Rewrite(*e.children[i], c));
+  }
   return out;
 }
 

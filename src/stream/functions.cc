@@ -1,5 +1,8 @@
 // Date-times and the functions the ASA dialect adds to the shared library: the desugared
-// T-SQL forms ($CASE, $CASE_VALUE, $LIKE, $IS_NULL, CAST, TRY_CAST), COALESCE, NULLIF.
+// T-SQL forms ($CASE, $CASE_VALUE, $LIKE, $IS_NULL, CAST, TRY_CAST), COALESCE, NULLIF, the
+// date and time functions (DATEADD, DATEDIFF, DATEPART, DATENAME, DATETIMEFROMPARTS, YEAR,
+// MONTH, DAY), the record and array functions (GetRecordPropertyValue, GetArrayElement,
+// GetArrayLength) and GetType.
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -303,6 +306,8 @@ std::optional<json::value> CastTo(const Value& v, std::string_view type) {
   return std::nullopt;
 }
 
+bool KnownDatePart(std::string_view part);
+
 bool KnownType(std::string_view type) {
   for (std::string_view t :
        {"bigint", "float", "nvarchar(max)", "nvarchar", "datetime", "bit", "record", "array"}) {
@@ -323,6 +328,281 @@ Value Cast(std::span<Value> a) {
 
 }  // namespace
 
+namespace {
+
+// ---- date and time
+
+std::optional<Micros> TimeArg(const Value& v) {
+  if (!v.defined() || !v->is_string()) return std::nullopt;
+  return ParseDateTime(v->get_string());
+}
+
+std::optional<int64_t> IntArg(const Value& v) {
+  if (!v.defined() || !v->is_number()) return std::nullopt;
+  double d = query::ToDouble(*v);
+  if (!(d >= -9.2e18 && d <= 9.2e18)) return std::nullopt;
+  return static_cast<int64_t>(std::trunc(d));
+}
+
+struct Civil {
+  int64_t year;
+  unsigned month, day;
+  int64_t micros_of_day;
+};
+
+int64_t FloorDiv(int64_t a, int64_t b) {
+  return a / b - ((a % b != 0) && ((a < 0) != (b < 0)));
+}
+
+Civil ToCivil(Micros t) {
+  int64_t days = FloorDiv(t, 86400 * kSecond);
+  Civil c{};
+  CivilFromDays(days, c.year, c.month, c.day);
+  c.micros_of_day = t - days * 86400 * kSecond;
+  return c;
+}
+
+Micros FromCivil(int64_t y, unsigned m, unsigned d, Micros of_day) {
+  return DaysFromCivil(y, m, d) * 86400 * kSecond + of_day;
+}
+
+unsigned DaysInMonth(int64_t y, unsigned m) {
+  static constexpr unsigned kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  return m == 2 && leap ? 29 : kDays[m - 1];
+}
+
+// The date part, as the binder passes it (a lower-cased name): its canonical name or "".
+std::string_view Part(const Value& v) {
+  if (!v.defined() || !v->is_string()) return "";
+  std::string_view p = v->get_string();
+  static constexpr std::pair<std::string_view, std::string_view> kParts[] = {
+      {"year", "year"},       {"yy", "year"},
+      {"yyyy", "year"},       {"quarter", "quarter"},
+      {"qq", "quarter"},      {"q", "quarter"},
+      {"month", "month"},     {"mm", "month"},
+      {"m", "month"},         {"dayofyear", "dayofyear"},
+      {"dy", "dayofyear"},    {"y", "dayofyear"},
+      {"day", "day"},         {"dd", "day"},
+      {"d", "day"},           {"week", "week"},
+      {"wk", "week"},         {"ww", "week"},
+      {"weekday", "weekday"}, {"dw", "weekday"},
+      {"w", "weekday"},       {"hour", "hour"},
+      {"hh", "hour"},         {"minute", "minute"},
+      {"mi", "minute"},       {"n", "minute"},
+      {"second", "second"},   {"ss", "second"},
+      {"s", "second"},        {"millisecond", "millisecond"},
+      {"ms", "millisecond"},  {"microsecond", "microsecond"},
+      {"mcs", "microsecond"}};
+  for (auto [alias, name] : kParts) {
+    if (p == alias) return name;
+  }
+  return "";
+}
+
+}  // namespace
+
+bool KnownDatePart(std::string_view part) {
+  return !Part(Value::String(part)).empty();
+}
+
+namespace {
+
+Micros FixedUnit(std::string_view part) {
+  if (part == "week") return 7 * 86400 * kSecond;
+  if (part == "day" || part == "dayofyear" || part == "weekday") return 86400 * kSecond;
+  if (part == "hour") return 3600 * kSecond;
+  if (part == "minute") return 60 * kSecond;
+  if (part == "second") return kSecond;
+  if (part == "millisecond") return 1000;
+  if (part == "microsecond") return 1;
+  return 0;
+}
+
+// Adds whole months, clamping the day to the target month's length (T-SQL's DATEADD).
+Micros AddMonths(Micros t, int64_t months) {
+  Civil c = ToCivil(t);
+  int64_t total = c.year * 12 + (c.month - 1) + months;
+  int64_t y = FloorDiv(total, 12);
+  unsigned m = static_cast<unsigned>(total - y * 12) + 1;
+  unsigned d = std::min(c.day, DaysInMonth(y, m));
+  return FromCivil(y, m, d, c.micros_of_day);
+}
+
+constexpr int64_t kMaxYearSpan = 10'000;  // keeps every result inside years 0..9999-ish
+
+Value DateAdd(std::span<Value> a) {
+  std::string_view part = Part(a[0]);
+  auto n = IntArg(a[1]);
+  auto t = TimeArg(a[2]);
+  if (part.empty() || !n || !t || *n > kMaxYearSpan * 366 * 86400LL * 1000 ||
+      *n < -kMaxYearSpan * 366 * 86400LL * 1000) {
+    return Value(json::value(nullptr));
+  }
+  Micros out;
+  if (part == "year") {
+    if (*n > kMaxYearSpan || *n < -kMaxYearSpan) return Value(json::value(nullptr));
+    out = AddMonths(*t, *n * 12);
+  } else if (part == "quarter" || part == "month") {
+    if (*n > kMaxYearSpan * 12 || *n < -kMaxYearSpan * 12) return Value(json::value(nullptr));
+    out = AddMonths(*t, part == "quarter" ? *n * 3 : *n);
+  } else {
+    Micros unit = FixedUnit(part);
+    if (unit > 1 && (*n > INT64_MAX / unit / 4 || *n < -(INT64_MAX / unit / 4))) {
+      return Value(json::value(nullptr));
+    }
+    out = *t + *n * unit;
+  }
+  if (ToCivil(out).year < 1 || ToCivil(out).year > 9999) return Value(json::value(nullptr));
+  return Value::String(FormatDateTime(out));
+}
+
+// The number of `part` boundaries crossed from a to b (T-SQL's DATEDIFF).
+Value DateDiff(std::span<Value> a) {
+  std::string_view part = Part(a[0]);
+  auto from = TimeArg(a[1]);
+  auto to = TimeArg(a[2]);
+  if (part.empty() || !from || !to) return Value(json::value(nullptr));
+  Civil x = ToCivil(*from), y = ToCivil(*to);
+  int64_t out;
+  if (part == "year") {
+    out = y.year - x.year;
+  } else if (part == "quarter") {
+    out = (y.year * 4 + (y.month - 1) / 3) - (x.year * 4 + (x.month - 1) / 3);
+  } else if (part == "month") {
+    out = (y.year * 12 + y.month) - (x.year * 12 + x.month);
+  } else if (part == "week") {
+    // Weeks start on Sunday; 1970-01-01 was a Thursday (day 4 of its week).
+    auto week = [](Micros t) { return FloorDiv(FloorDiv(t, 86400 * kSecond) + 4, 7); };
+    out = week(*to) - week(*from);
+  } else {
+    Micros unit = FixedUnit(part);
+    out = FloorDiv(*to, unit) - FloorDiv(*from, unit);
+  }
+  return Value(json::value(out));
+}
+
+std::optional<int64_t> PartOf(std::string_view part, Micros t) {
+  Civil c = ToCivil(t);
+  if (part == "year") return c.year;
+  if (part == "quarter") return (c.month - 1) / 3 + 1;
+  if (part == "month") return c.month;
+  if (part == "day") return c.day;
+  if (part == "dayofyear") {
+    return DaysFromCivil(c.year, c.month, c.day) - DaysFromCivil(c.year, 1, 1) + 1;
+  }
+  int64_t days = FloorDiv(t, 86400 * kSecond);
+  if (part == "weekday") return FloorDiv(days + 4, 1) % 7 + 1;  // Sunday = 1
+  if (part == "week") {
+    int64_t jan1 = DaysFromCivil(c.year, 1, 1);
+    int64_t jan1_weekday = ((jan1 + 4) % 7 + 7) % 7;  // 0 = Sunday
+    return (days - jan1 + jan1_weekday) / 7 + 1;
+  }
+  if (part == "hour") return c.micros_of_day / (3600 * kSecond);
+  if (part == "minute") return c.micros_of_day / (60 * kSecond) % 60;
+  if (part == "second") return c.micros_of_day / kSecond % 60;
+  if (part == "millisecond") return c.micros_of_day / 1000 % 1000;
+  if (part == "microsecond") return c.micros_of_day % kSecond;
+  return std::nullopt;
+}
+
+Value DatePart(std::span<Value> a) {
+  std::string_view part = Part(a[0]);
+  auto t = TimeArg(a[1]);
+  if (part.empty() || !t) return Value(json::value(nullptr));
+  auto v = PartOf(part, *t);
+  return v ? Value(json::value(*v)) : Value(json::value(nullptr));
+}
+
+Value DateName(std::span<Value> a) {
+  static constexpr std::string_view kMonths[] = {"January",   "February", "March",    "April",
+                                                 "May",       "June",     "July",     "August",
+                                                 "September", "October",  "November", "December"};
+  static constexpr std::string_view kDays[] = {"Sunday",   "Monday", "Tuesday", "Wednesday",
+                                               "Thursday", "Friday", "Saturday"};
+  std::string_view part = Part(a[0]);
+  auto t = TimeArg(a[1]);
+  if (part.empty() || !t) return Value(json::value(nullptr));
+  auto v = PartOf(part, *t);
+  if (!v) return Value(json::value(nullptr));
+  if (part == "month") return Value::String(kMonths[*v - 1]);
+  if (part == "weekday") return Value::String(kDays[*v - 1]);
+  return Value::String(std::to_string(*v));
+}
+
+Value DateTimeFromParts(std::span<Value> a) {
+  int64_t p[7];
+  for (size_t i = 0; i < 7; ++i) {
+    auto n = IntArg(a[i]);
+    if (!n) return Value(json::value(nullptr));
+    p[i] = *n;
+  }
+  if (p[0] < 1 || p[0] > 9999 || p[1] < 1 || p[1] > 12 || p[2] < 1 ||
+      p[2] > DaysInMonth(p[0], static_cast<unsigned>(p[1])) || p[3] < 0 || p[3] > 23 || p[4] < 0 ||
+      p[4] > 59 || p[5] < 0 || p[5] > 59 || p[6] < 0 || p[6] > 999) {
+    return Value(json::value(nullptr));
+  }
+  Micros of_day = ((p[3] * 60 + p[4]) * 60 + p[5]) * kSecond + p[6] * 1000;
+  return Value::String(FormatDateTime(
+      FromCivil(p[0], static_cast<unsigned>(p[1]), static_cast<unsigned>(p[2]), of_day)));
+}
+
+template <int kWhich>
+Value CivilPart(std::span<Value> a) {
+  auto t = TimeArg(a[0]);
+  if (!t) return Value(json::value(nullptr));
+  Civil c = ToCivil(*t);
+  int64_t v = kWhich == 0 ? c.year : kWhich == 1 ? c.month : c.day;
+  return Value(json::value(v));
+}
+
+// ---- records and arrays
+
+// GetRecordPropertyValue(record, 'a.b.c'): a path of property names into nested records.
+Value GetRecordPropertyValue(std::span<Value> a) {
+  if (!a[0].defined() || !a[0]->is_object() || !a[1].defined() || !a[1]->is_string()) {
+    return Value(json::value(nullptr));
+  }
+  const json::value* cur = &*a[0];
+  for (auto piece : strings::Split(a[1]->get_string(), '.')) {
+    if (!cur->is_object()) return Value(json::value(nullptr));
+    cur = cur->get_object().if_contains(piece);
+    if (!cur) return Value(json::value(nullptr));
+  }
+  return Value(*cur);
+}
+
+Value GetArrayElement(std::span<Value> a) {
+  auto i = IntArg(a[1]);
+  if (!a[0].defined() || !a[0]->is_array() || !i || *i < 0 ||
+      static_cast<uint64_t>(*i) >= a[0]->get_array().size()) {
+    return Value(json::value(nullptr));
+  }
+  return Value(a[0]->get_array()[static_cast<size_t>(*i)]);
+}
+
+Value GetArrayLength(std::span<Value> a) {
+  if (!a[0].defined() || !a[0]->is_array()) return Value(json::value(nullptr));
+  return Value(json::value(static_cast<int64_t>(a[0]->get_array().size())));
+}
+
+// ASA's type names of a value.
+Value GetType(std::span<Value> a) {
+  if (IsNullish(a[0])) return Value(json::value(nullptr));
+  const json::value& v = *a[0];
+  if (v.is_int64() || v.is_uint64()) return Value::String("bigint");
+  if (v.is_double()) return Value::String("float");
+  if (v.is_bool()) return Value::String("bit");
+  if (v.is_object()) return Value::String("record");
+  if (v.is_array()) return Value::String("array");
+  if (v.is_string() && ParseDateTime(v.get_string()) && v.get_string().size() >= 19) {
+    return Value::String("datetime");
+  }
+  return Value::String("nvarchar(max)");
+}
+
+}  // namespace
+
 const query::FunctionRegistry& StreamFunctions() {
   static const query::FunctionRegistry registry = [] {
     query::FunctionRegistry r = query::FunctionRegistry::Builtins();
@@ -335,6 +615,18 @@ const query::FunctionRegistry& StreamFunctions() {
     r.Add("TRY_CAST", 2, 2, Cast);
     r.Add("COALESCE", 1, kVar, Coalesce);
     r.Add("NULLIF", 2, 2, NullIf);
+    r.Add("DATEADD", 3, 3, DateAdd);
+    r.Add("DATEDIFF", 3, 3, DateDiff);
+    r.Add("DATEPART", 2, 2, DatePart);
+    r.Add("DATENAME", 2, 2, DateName);
+    r.Add("DATETIMEFROMPARTS", 7, 7, DateTimeFromParts);
+    r.Add("YEAR", 1, 1, CivilPart<0>);
+    r.Add("MONTH", 1, 1, CivilPart<1>);
+    r.Add("DAY", 1, 1, CivilPart<2>);
+    r.Add("GETRECORDPROPERTYVALUE", 2, 2, GetRecordPropertyValue);
+    r.Add("GETARRAYELEMENT", 2, 2, GetArrayElement);
+    r.Add("GETARRAYLENGTH", 1, 1, GetArrayLength);
+    r.Add("GETTYPE", 1, 1, GetType);
     return r;
   }();
   return registry;
