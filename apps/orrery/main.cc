@@ -16,6 +16,7 @@
 #include "apps/orrery/serve.h"
 #include "base/strings.h"
 #include "dps/access.h"
+#include "dtdl/lint.h"
 #include "hub/policies.h"
 #include "mqtt/auth.h"
 #include "pki/pki.h"
@@ -421,6 +422,16 @@ int main(int argc, char** argv) {
                  api::PolicyOptions::Op::kRotateKey, true)
       ->add_flag("--secondary", policy_opts.secondary, "Rotate the secondary key");
 
+  // orrery dt model validate FILE|DIR … (the DTDL linter; offline)
+  auto* dt_cmd = app.add_subcommand("dt", "Digital twins (DTDL models)")->require_subcommand(1);
+  auto* dt_model = dt_cmd->add_subcommand("model", "DTDL models")->require_subcommand(1);
+  std::vector<std::filesystem::path> dt_paths;
+  auto* dt_validate = dt_model->add_subcommand(
+      "validate",
+      "Validate DTDL v2/v3 models: every *.json file given or under a directory, as one set; "
+      "one line per error, exit 1 on errors");
+  dt_validate->add_option("paths", dt_paths, "Model files or directories")->required();
+
   // orrery dps connection-string|id-scope|derive-key|enrollment|enrollment-group|registration
   // (like az iot dps): the provisioning service on the same listener, with its own policies.
   auto* dps_cmd =
@@ -693,6 +704,7 @@ int main(int argc, char** argv) {
     fmt::print("{}\n", *text);
     return 0;
   }
+  if (dt_validate->parsed()) return dtdl::ValidateFiles(dt_paths, stdout, stderr);
   if (id_scope->parsed()) {
     auto s = settings_for(id_scope_flags);
     if (!s) return Fail(s.error(), 2);

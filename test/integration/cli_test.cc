@@ -758,5 +758,53 @@ TEST(CliTest, ProvisioningService) {
   EXPECT_EQ(Cli(server, {"dps", "enrollment-group", "show", "u1"}).code, 1);
 }
 
+// `orrery dt model validate`: the DTDL linter over files and directories, offline.
+TEST(CliTest, DtdlModelValidate) {
+  TempDir dir("cli-dtdl");
+  auto models = dir.path() / "models";
+  std::filesystem::create_directories(models / "sub");
+  std::ofstream(models / "thermostat.json") << R"({"@context": "dtmi:dtdl:context;3",
+      "@id": "dtmi:cli:thermostat;1", "@type": "Interface", "extends": "dtmi:cli:base;1",
+      "contents": [{"@type": "Telemetry", "name": "temp", "schema": "double"},
+                   {"@type": "Component", "name": "info", "schema": "dtmi:cli:info;1"}]})";
+  std::ofstream(models / "sub" / "base.json") << R"([{"@context": "dtmi:dtdl:context;3",
+      "@id": "dtmi:cli:base;1", "@type": "Interface",
+      "contents": [{"@type": "Property", "name": "serial", "schema": "string"}]},
+    {"@context": "dtmi:dtdl:context;3", "@id": "dtmi:cli:info;1", "@type": "Interface"}])";
+  auto run = [](std::vector<std::string> args) {
+    std::vector<std::string> argv = {OrreryBinary(), "dt", "model", "validate"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto p = Process::Spawn(argv);
+    auto code = p->Wait(std::chrono::seconds(60));
+    return Ran{code.value_or(-1), p->output()};
+  };
+  // A directory: references resolve across its files.
+  auto ok = run({models.string()});
+  EXPECT_EQ(ok.code, 0) << ok.out;
+  EXPECT_TRUE(Has(ok, "2 files, 3 interfaces: valid")) << ok.out;
+  // One file alone: what it references is missing.
+  auto alone = run({(models / "thermostat.json").string()});
+  EXPECT_EQ(alone.code, 1) << alone.out;
+  EXPECT_TRUE(Has(alone, "unresolved reference: dtmi:cli:base;1")) << alone.out;
+  // An error names the file, the official parser's ValidationID and the element.
+  auto bad = dir.path() / "bad.json";
+  std::ofstream(bad) << R"({"@context": "dtmi:dtdl:context;3", "@id": "dtmi:cli:bad;1",
+      "@type": "Interface", "contents": [
+        {"@type": "Property", "name": "x", "schema": "double"},
+        {"@type": "Telemetry", "name": "x", "schema": "double"}]})";
+  auto dup = run({bad.string()});
+  EXPECT_EQ(dup.code, 1) << dup.out;
+  EXPECT_TRUE(Has(dup, bad.string() + ": dtmi:dtdl:parsingError:")) << dup.out;
+  EXPECT_TRUE(Has(dup, "[dtmi:cli:bad;1]")) << dup.out;
+  EXPECT_TRUE(Has(dup, "1 files: ")) << dup.out;
+  std::ofstream(dir.path() / "broken.json") << "{ not json";
+  auto broken = run({(dir.path() / "broken.json").string()});
+  EXPECT_EQ(broken.code, 1) << broken.out;
+  // Usage: nothing to read.
+  EXPECT_EQ(run({(dir.path() / "missing").string()}).code, 2);
+  std::filesystem::create_directories(dir.path() / "empty");
+  EXPECT_EQ(run({(dir.path() / "empty").string()}).code, 2);
+}
+
 }  // namespace
 }  // namespace orrery

@@ -1,0 +1,120 @@
+#include "dtdl/lint.h"
+
+#include <algorithm>
+#include <map>
+#include <string>
+
+#include <fmt/format.h>
+#include <boost/json.hpp>
+
+#include "base/files.h"
+#include "dtdl/parser.h"
+
+namespace orrery::dtdl {
+namespace json = boost::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+// "dtmi:a:b;1" → "dtmi:a:b": nested elements' generated ids extend it ("dtmi:a:b:_contents:…").
+std::string Unversioned(std::string_view id) {
+  auto semi = id.rfind(';');
+  return std::string(semi == std::string_view::npos ? id : id.substr(0, semi));
+}
+
+void TopLevelIds(const json::value& v, std::vector<std::string>& out) {
+  auto add = [&](const json::value& x) {
+    if (!x.is_object()) return;
+    if (auto* id = x.get_object().if_contains("@id"); id && id->is_string()) {
+      out.emplace_back(id->get_string());
+    }
+  };
+  if (v.is_array()) {
+    for (auto& x : v.get_array())
+      add(x);
+  } else {
+    add(v);
+  }
+}
+
+}  // namespace
+
+int ValidateFiles(const std::vector<fs::path>& paths, std::FILE* out, std::FILE* err) {
+  std::vector<fs::path> files;
+  for (auto& p : paths) {
+    std::error_code ec;
+    if (fs::is_directory(p, ec)) {
+      for (auto it = fs::recursive_directory_iterator(p, ec); !ec && it != fs::end(it);
+           it.increment(ec)) {
+        if (it->is_regular_file() && it->path().extension() == ".json") files.push_back(*it);
+      }
+      if (ec) {
+        fmt::print(err, "orrery: cannot read {}: {}\n", p.string(), ec.message());
+        return 2;
+      }
+    } else if (fs::is_regular_file(p, ec)) {
+      files.push_back(p);
+    } else {
+      fmt::print(err, "orrery: {} is neither a file nor a directory\n", p.string());
+      return 2;
+    }
+  }
+  std::sort(files.begin(), files.end());
+  if (files.empty()) {
+    fmt::print(err, "orrery: no .json files to validate\n");
+    return 2;
+  }
+  std::vector<std::string> docs;
+  std::vector<std::pair<std::string, std::string>> owners;  // unversioned id → file
+  docs.reserve(files.size());
+  for (size_t i = 0; i < files.size(); ++i) {
+    auto text = files::ReadFile(files[i], kMaxDocumentBytes);
+    if (!text) {
+      fmt::print(err, "orrery: {}: {}\n", files[i].string(), text.error().message());
+      return 2;
+    }
+    boost::system::error_code ec;
+    auto v = json::parse(*text, ec);
+    if (!ec) {
+      std::vector<std::string> ids;
+      TopLevelIds(v, ids);
+      for (auto& id : ids)
+        owners.emplace_back(Unversioned(id), files[i].string());
+    }
+    docs.push_back(std::move(*text));
+    if (files.size() >= 1000 && (i + 1) % 1000 == 0) {
+      fmt::print(err, "read {}/{} files\n", i + 1, files.size());
+    }
+  }
+  // Longest prefix first, so "dtmi:a:b:c" wins over "dtmi:a:b".
+  std::sort(owners.begin(), owners.end(),
+            [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+  auto file_of = [&](const std::string& element) -> std::string {
+    if (files.size() == 1) return files.front().string();
+    std::string u = Unversioned(element);
+    for (auto& [prefix, file] : owners) {
+      if (u == prefix || (u.size() > prefix.size() && u.compare(0, prefix.size(), prefix) == 0 &&
+                          u[prefix.size()] == ':')) {
+        return file;
+      }
+    }
+    return "(model)";
+  };
+  auto r = Parse(docs);
+  for (auto& e : r.errors) {
+    std::string where = e.primary_id.empty() ? "" : " [" + e.primary_id + "]";
+    fmt::print(out, "{}: {}: {}{}\n", file_of(e.primary_id), e.validation_id, e.message, where);
+  }
+  for (auto& id : r.unresolved)
+    fmt::print(out, "(model): unresolved reference: {} is used but defined in no file\n", id);
+  size_t problems = r.errors.size() + r.unresolved.size();
+  if (problems == 0) {
+    fmt::print(out, "{} files, {} interfaces: valid\n", files.size(), r.model.interfaces.size());
+    return 0;
+  }
+  fmt::print(out, "{} files: {} errors, {} unresolved references\n", files.size(), r.errors.size(),
+             r.unresolved.size());
+  return 1;
+}
+
+}  // namespace orrery::dtdl
