@@ -112,15 +112,16 @@ void PutEnrollment(const CtxPtr& c, bool group, HttpRequest& req, Responder res)
   });
 }
 
+Error NoSuchEnrollment(bool group, std::string_view id) {
+  return Error(
+      Errc::kEnrollmentNotFound,
+      fmt::format("{} '{}' does not exist", group ? "enrollment group" : "enrollment", id));
+}
+
 void GetEnrollment(const CtxPtr& c, bool group, HttpRequest& req, Responder res) {
   DPS_AUTH(c, req, res, dps::kEnrollmentRead, who);
   auto e = c->store().Get(group, req.Param("id"));
-  if (!e) {
-    return res.Send(
-        DpsError(Error(Errc::kEnrollmentNotFound,
-                       fmt::format("{} '{}' does not exist",
-                                   group ? "enrollment group" : "enrollment", req.Param("id")))));
-  }
+  if (!e) return res.Send(DpsError(NoSuchEnrollment(group, req.Param("id"))));
   // Keys go only to credentials that may also change them.
   res.Send(Json(200, dps::EnrollmentToJson(*e, (who->permissions & dps::kEnrollmentWrite) != 0)));
 }
@@ -135,12 +136,7 @@ void DeleteEnrollment(const CtxPtr& c, bool group, HttpRequest& req, Responder r
 void AttestationMechanism(const CtxPtr& c, bool group, HttpRequest& req, Responder res) {
   DPS_AUTH(c, req, res, dps::kEnrollmentWrite, who);
   auto e = c->store().Get(group, req.Param("id"));
-  if (!e) {
-    return res.Send(
-        DpsError(Error(Errc::kEnrollmentNotFound,
-                       fmt::format("{} '{}' does not exist",
-                                   group ? "enrollment group" : "enrollment", req.Param("id")))));
-  }
+  if (!e) return res.Send(DpsError(NoSuchEnrollment(group, req.Param("id"))));
   res.Send(Json(200, dps::AttestationToJson(e->attestation, group, true)));
 }
 
@@ -239,8 +235,7 @@ void QueryRegistrations(const CtxPtr& c, HttpRequest& req, Responder res) {
   if (!after) return res.Send(DpsError(after.error()));
   std::string group(req.Param("id"));
   if (!c->store().Get(true, group)) {
-    return res.Send(DpsError(Error(Errc::kEnrollmentNotFound,
-                                   fmt::format("enrollment group '{}' does not exist", group))));
+    return res.Send(DpsError(NoSuchEnrollment(true, group)));
   }
   auto list = c->store().ListRegistrations(group, *after, *page + 1);
   std::optional<std::string> next;
