@@ -330,12 +330,11 @@ Result<DeviceSpec> ProvisioningService::SpecFor(const Attested& device,
 }
 
 void ProvisioningService::Allocate(
-    const std::shared_ptr<Operation>& op, const Attested& device,
-    const std::optional<Registration>& previous, const std::optional<json::value>& payload,
+    const Attested& device, const std::optional<Registration>& previous,
+    const std::optional<json::value>& payload,
     std::function<void(Result<const LinkedHub*>, std::optional<json::object>,
                        std::optional<json::value>)>
         done) {
-  (void)op;
   const Enrollment& e = device.enrollment;
   if (previous && previous->status == RegistrationStatus::kAssigned && !e.update_hub_assignment) {
     // Reprovisioning "never": the device stays where it is while that hub is linked.
@@ -433,7 +432,7 @@ void ProvisioningService::CallCustomAllocation(
   req.body = json::serialize(body);
   std::string url = e.webhook_url;
   webhooks_->Send(url, std::move(req),
-                  [this, url, candidates = std::move(candidates),
+                  [url, candidates = std::move(candidates),
                    done = std::move(done)](Result<net::HttpResponse> r) {
                     auto fail = [&](std::string why) {
                       done(Error(Errc::kAllocationFailed,
@@ -469,7 +468,6 @@ void ProvisioningService::CallCustomAllocation(
                       }
                       out_payload = *p;
                     }
-                    (void)this;
                     done(chosen, std::move(twin), std::move(out_payload));
                   });
 }
@@ -504,7 +502,7 @@ void ProvisioningService::Assign(std::shared_ptr<Operation> op, Attested device,
   };
   auto shared = std::make_shared<Attested>(std::move(device));
   Allocate(
-      op, *shared, previous, payload,
+      *shared, previous, payload,
       [this, op, shared, previous, base, fail](Result<const LinkedHub*> chosen,
                                                std::optional<json::object> custom_twin,
                                                std::optional<json::value> custom_payload) mutable {

@@ -130,8 +130,7 @@ class ProvisioningService {
                       boost::asio::any_io_executor executor);
   void Assign(std::shared_ptr<Operation> op, Attested device,
               std::optional<boost::json::value> payload);
-  void Allocate(const std::shared_ptr<Operation>& op, const Attested& device,
-                const std::optional<Registration>& previous,
+  void Allocate(const Attested& device, const std::optional<Registration>& previous,
                 const std::optional<boost::json::value>& payload,
                 std::function<void(Result<const LinkedHub*>, std::optional<boost::json::object>,
                                    std::optional<boost::json::value>)>
