@@ -272,6 +272,8 @@ class DpsServiceTest : public ::testing::Test {
     svc_->AddLinkedHub({.host_name = "hub-a", .local = true, .target = hub_a_});
     svc_->AddLinkedHub({.host_name = "hub-b", .target = hub_b_});
   }
+  // Every store callback has run before the service goes.
+  void TearDown() override { kv_->Drain(); }
 
   Enrollment Put(std::string_view body, bool group, std::string_view id) {
     auto r = Wait<Result<Enrollment>>(
@@ -332,6 +334,7 @@ class DpsAnswerTest : public DpsServiceTest {
   void TearDown() override {
     io_.stop();
     runner_.join();
+    DpsServiceTest::TearDown();
   }
   std::thread runner_;
 };

@@ -561,6 +561,9 @@ void ProvisioningService::Assign(std::shared_ptr<Operation> op, Attested device,
 
 void ProvisioningService::Finish(const std::shared_ptr<Operation>& op, Registration r) {
   store_->PutRegistration(std::move(r), [this, op](Result<Registration> stored) {
+    // Copied first: once the answer is out, the service may be destroyed (tests, shutdown),
+    // so nothing below the answer touches `this`.
+    std::function<void(const Registration&)> finished = options_.on_finished;
     json::object result;
     if (stored) {
       result = {{"operationId", op->id},
@@ -570,7 +573,6 @@ void ProvisioningService::Finish(const std::shared_ptr<Operation>& op, Registrat
                       : stored->status == RegistrationStatus::kDisabled ? refused_
                                                                         : failed_;
       if (counter) counter->Inc();
-      if (options_.on_finished) options_.on_finished(*stored);
     } else {
       // The outcome could not be recorded: report failure so the device tries again.
       json::object state{{"registrationId", op->registration_id},
@@ -599,6 +601,8 @@ void ProvisioningService::Finish(const std::shared_ptr<Operation>& op, Registrat
       });
       answer(std::move(result));
     }
+    // Last: whoever is told may tear the service down.
+    if (finished && stored) finished(*stored);
   });
 }
 

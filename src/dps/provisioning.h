@@ -59,7 +59,8 @@ struct ProvisioningOptions {
   std::chrono::milliseconds webhook_timeout{10000};
   StoreLimits limits;
   std::function<int64_t()> now_ms;
-  // Told of every registration outcome once it is durable (any thread; must not block).
+  // Told of every registration outcome once it is durable and answered, last (any thread;
+  // must not block).
   std::function<void(const Registration&)> on_finished;
   metrics::Registry* metrics = nullptr;
 };
