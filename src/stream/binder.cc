@@ -26,7 +26,8 @@ using query::QueryError;
   throw QueryError(code, pos, std::move(message));
 }
 
-ExprPtr Clone(const Expr& e) {
+// `e` without its children.
+ExprPtr CopyNode(const Expr& e) {
   auto out = std::make_unique<Expr>();
   out->kind = e.kind;
   out->op = e.op;
@@ -38,6 +39,11 @@ ExprPtr Clone(const Expr& e) {
   out->literal = e.literal;
   out->name = e.name;
   out->keys = e.keys;
+  return out;
+}
+
+ExprPtr Clone(const Expr& e) {
+  auto out = CopyNode(e);
   for (const auto& c : e.children)
     out->children.push_back(Clone(*c));
   return out;
@@ -166,7 +172,7 @@ ExprPtr Rewrite(const Expr& e, Ctx& c) {
     if (IsWindowCall(e)) Fail(e.pos, Errc::kInvalidQuery, "a window may only appear in GROUP BY");
     CheckCall(e);
   }
-  auto out = std::make_unique<Expr>();
+  auto out = CopyNode(e);
   // The date functions' first argument is a date part keyword (DATEADD(minute, 5, t)), not a
   // column: it travels as a string.
   bool part_first = e.kind == ExprKind::kCall &&
@@ -187,16 +193,6 @@ ExprPtr Rewrite(const Expr& e, Ctx& c) {
                "millisecond, microsecond, or their abbreviations)");
     }
   }
-  out->kind = e.kind;
-  out->op = e.op;
-  out->negated = e.negated;
-  out->star = e.star;
-  out->distinct = e.distinct;
-  out->depth = e.depth;
-  out->pos = e.pos;
-  out->literal = e.literal;
-  out->name = e.name;
-  out->keys = e.keys;
   for (size_t i = 0; i < e.children.size(); ++i) {
     if (part_first && i == 0) {
       auto lit = std::make_unique<Expr>();
