@@ -386,15 +386,25 @@ TEST_F(WebhookTest, RetriesUntilTheReceiverRecoversAndSignsEveryBatch) {
   for (int i = 0; i < 500 && Delivered() < 3; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));  // waiting for the receiver
   EXPECT_EQ(Delivered(), 3u);
-  std::lock_guard lock(mu_);
-  ASSERT_FALSE(bodies_.empty());
-  for (size_t i = 0; i < bodies_.size(); ++i) {
-    EXPECT_EQ(signatures_[i], "sha256=" + WebhookSignature("k3y", bodies_[i]));
-    json::value batch = json::parse(bodies_[i]);
-    for (auto& rec : batch.as_array()) {
-      EXPECT_TRUE(rec.as_object().contains("EnqueuedTimeUtc"));
+  {
+    std::lock_guard lock(mu_);
+    ASSERT_FALSE(bodies_.empty());
+    for (size_t i = 0; i < bodies_.size(); ++i) {
+      EXPECT_EQ(signatures_[i], "sha256=" + WebhookSignature("k3y", bodies_[i]));
+      json::value batch = json::parse(bodies_[i]);
+      for (auto& rec : batch.as_array()) {
+        EXPECT_TRUE(rec.as_object().contains("EnqueuedTimeUtc"));
+      }
     }
   }
+  // The receiver counts a delivery before its answer reaches the endpoint, which then notes
+  // its health: wait for that too.
+  auto healthy = [&] {
+    auto h = manager.Health();
+    return h.size() == 1 && h[0].status == HealthStatus::kHealthy;
+  };
+  for (int i = 0; i < 500 && !healthy(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // waiting for the endpoint
   auto health = manager.Health();
   ASSERT_EQ(health.size(), 1u);
   EXPECT_EQ(health[0].status, HealthStatus::kHealthy);
@@ -407,19 +417,25 @@ TEST_F(WebhookTest, DeadLettersAfterMaxAttempts) {
   EndpointManager manager(log_.get(), HookOptions());
   ASSERT_TRUE(manager.Apply(*config));
   Append({Routed("d1", R"({"n":1})", {"alerts"})});
-  auto dir = dir_ / "dead-letter" / "alerts";
-  for (int i = 0; i < 500 && !(std::filesystem::exists(dir) && !std::filesystem::is_empty(dir));
-       ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  ASSERT_TRUE(std::filesystem::exists(dir));
-  auto file = std::filesystem::directory_iterator(dir)->path();
-  auto text = files::ReadFile(file);
-  ASSERT_TRUE(text);
-  EXPECT_NE(text->find("\"n\":1"), std::string::npos) << *text;
+  // Health is the last thing the endpoint updates after it has written the dead-letter file
+  // (atomically), so waiting on it means the file is complete too.
+  auto dead = [&] {
+    auto h = manager.Health();
+    return h.size() == 1 && h[0].status == HealthStatus::kDead && h[0].dead_lettered == 1;
+  };
+  for (int i = 0; i < 500 && !dead(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // waiting for the endpoint
   auto health = manager.Health();
   ASSERT_EQ(health.size(), 1u);
   EXPECT_EQ(health[0].status, HealthStatus::kDead);
   EXPECT_EQ(health[0].dead_lettered, 1u);
+  auto dir = dir_ / "dead-letter" / "alerts";
+  ASSERT_TRUE(std::filesystem::exists(dir));
+  std::vector<std::filesystem::path> found(std::filesystem::directory_iterator(dir), {});
+  ASSERT_EQ(found.size(), 1u);
+  auto text = files::ReadFile(found[0]);
+  ASSERT_TRUE(text);
+  EXPECT_NE(text->find("\"n\":1"), std::string::npos) << *text;
 }
 
 }  // namespace
