@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <functional>
 #include <iostream>
+#include <list>
 
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
@@ -12,6 +13,7 @@
 #include "api/dps_cli.h"
 #include "api/monitor.h"
 #include "api/service_cli.h"
+#include "api/twins_cli.h"
 #include "apps/orrery/options.h"
 #include "apps/orrery/serve.h"
 #include "base/strings.h"
@@ -71,10 +73,11 @@ int main(int argc, char** argv) {
   // orrery serve
   app::FlagBindings serve_flags;
   auto* serve = app.add_subcommand("serve", "Run every enabled service");
-  app::AddFlags(*serve, serve_flags,
-                {"server.data_dir", "server.host_name", "server.bind", "https.port", "mqtts.port",
-                 "mqtt.port", "mqtt.bind", "mqtt.ws_port", "mqtt.allow_anonymous",
-                 "mqtt.users_file", "tls.cert", "tls.key", "log.level", "log.format"});
+  app::AddFlags(
+      *serve, serve_flags,
+      {"server.data_dir", "server.host_name", "server.bind", "https.port", "mqtts.port",
+       "mqtt.port", "mqtt.bind", "mqtt.ws_port", "mqtt.allow_anonymous", "mqtt.users_file",
+       "twins.port", "tls.cert", "tls.key", "log.level", "log.format"});
 
   // orrery certs init
   auto* certs = app.add_subcommand("certs", "Certificates")->require_subcommand(1);
@@ -431,6 +434,78 @@ int main(int argc, char** argv) {
       "Validate DTDL v2/v3 models: every *.json file given or under a directory, as one set; "
       "one line per error, exit 1 on errors");
   dt_validate->add_option("paths", dt_paths, "Model files or directories")->required();
+  // orrery dt model add|list|show|decommission|delete: the models REST API on twins.port,
+  // with a service principal's token.
+  // Each command binds its own flags (a binding remembers one option per key).
+  std::list<std::pair<CLI::App*, app::FlagBindings>> dt_commands, identity_commands;
+  api::TwinsConnectionOptions dt_conn;
+  api::ModelCommandOptions dt_opts;
+  auto dt_command = [&](const char* name, std::string help, api::ModelCommandOptions::Op op) {
+    auto* cmd = dt_model->add_subcommand(name, std::move(help));
+    auto& [_, flags] = dt_commands.emplace_back(cmd, app::FlagBindings{});
+    app::AddFlags(*cmd, flags, {"server.data_dir", "server.host_name", "twins.port"});
+    cmd->add_option("--endpoint", dt_conn.endpoint,
+                    "The twins API's URL [default: https://<host-name>:<twins-port>]");
+    cmd->add_option("--tenant", dt_conn.tenant, "Tenant id [default: the data directory's]")
+        ->envname("AZURE_TENANT_ID");
+    cmd->add_option("--client-id", dt_conn.client_id, "Service principal's client id")
+        ->envname("AZURE_CLIENT_ID");
+    cmd->add_option("--client-secret", dt_conn.client_secret, "Service principal's secret")
+        ->envname("AZURE_CLIENT_SECRET");
+    cmd->add_option("--ca-file", dt_conn.ca_file,
+                    "CA certificate to trust [default: <data-dir>/tls/ca.pem]");
+    cmd->callback([&dt_opts, op] { dt_opts.op = op; });
+    return cmd;
+  };
+  dt_command("add",
+             "Upload models: every *.json file given or under a directory (batches of 250 in "
+             "dependency order)",
+             api::ModelCommandOptions::Op::kAdd)
+      ->add_option("paths", dt_opts.paths, "Model files or directories")
+      ->required();
+  auto* dt_list = dt_command("list", "List models", api::ModelCommandOptions::Op::kList);
+  dt_list->add_option("--dependencies-for", dt_opts.dependencies_for,
+                      "Only these models and what they depend on");
+  dt_list->add_flag("--definition", dt_opts.definition, "Include each model's DTDL");
+  auto* dt_show = dt_command("show", "Show a model", api::ModelCommandOptions::Op::kShow);
+  dt_show->add_option("id", dt_opts.id, "Model id (DTMI)")->required();
+  dt_show->add_flag("--definition", dt_opts.definition, "Include the model's DTDL");
+  dt_command("decommission", "Decommission a model (no new twins may use it)",
+             api::ModelCommandOptions::Op::kDecommission)
+      ->add_option("id", dt_opts.id, "Model id (DTMI)")
+      ->required();
+  dt_command("delete", "Delete a model that no other model references",
+             api::ModelCommandOptions::Op::kDelete)
+      ->add_option("id", dt_opts.id, "Model id (DTMI)")
+      ->required();
+
+  // orrery identity tenant | sp create|list|delete (offline: edits <data-dir>/identity)
+  auto* id_cmd = app.add_subcommand("identity", "OAuth 2.0 identity: tenant and service principals")
+                     ->require_subcommand(1);
+  api::PrincipalCommandOptions sp_opts;
+  auto identity_command = [&](CLI::App* parent, const char* name, std::string help,
+                              api::PrincipalCommandOptions::Op op) {
+    auto* cmd = parent->add_subcommand(name, std::move(help));
+    auto& [_, flags] = identity_commands.emplace_back(cmd, app::FlagBindings{});
+    app::AddFlags(*cmd, flags, {"server.data_dir", "server.host_name", "twins.port"});
+    cmd->callback([&sp_opts, op] { sp_opts.op = op; });
+    return cmd;
+  };
+  identity_command(id_cmd, "tenant", "Print the tenant id",
+                   api::PrincipalCommandOptions::Op::kTenant);
+  auto* sp_cmd = id_cmd->add_subcommand("sp", "Service principals")->require_subcommand(1);
+  auto* sp_create = identity_command(sp_cmd, "create",
+                                     "Create a service principal; prints its client id and secret "
+                                     "(shown once)",
+                                     api::PrincipalCommandOptions::Op::kCreate);
+  sp_create->add_option("--name", sp_opts.name, "Display name")->required();
+  sp_create->add_option("--role", sp_opts.roles, "owner (read and write) or reader")->required();
+  identity_command(sp_cmd, "list", "List service principals (no secrets)",
+                   api::PrincipalCommandOptions::Op::kList);
+  identity_command(sp_cmd, "delete", "Delete a service principal (by client id or name)",
+                   api::PrincipalCommandOptions::Op::kDelete)
+      ->add_option("principal", sp_opts.name, "Client id or name")
+      ->required();
 
   // orrery dps connection-string|id-scope|derive-key|enrollment|enrollment-group|registration
   // (like az iot dps): the provisioning service on the same listener, with its own policies.
@@ -705,6 +780,30 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (dt_validate->parsed()) return dtdl::ValidateFiles(dt_paths, stdout, stderr);
+  for (auto& [cmd, flags] : dt_commands) {
+    if (!cmd->parsed()) continue;
+    auto s = settings_for(flags);
+    if (!s) return Fail(s.error(), 2);
+    dt_conn.data_dir = s->String("server.data_dir");
+    dt_conn.host_name = s->String("server.host_name");
+    dt_conn.port = s->Int("twins.port");
+    auto connection = api::ResolveTwinsConnection(dt_conn);
+    if (!connection) return Fail(connection.error(), api::ExitCodeFor(connection.error()));
+    auto st = api::ModelCommand(*connection, dt_opts, stdout, stderr);
+    if (!st) return Fail(st.error(), api::ExitCodeFor(st.error()));
+    return 0;
+  }
+  for (auto& [cmd, flags] : identity_commands) {
+    if (!cmd->parsed()) continue;
+    auto s = settings_for(flags);
+    if (!s) return Fail(s.error(), 2);
+    sp_opts.data_dir = s->String("server.data_dir");
+    sp_opts.endpoint =
+        fmt::format("https://{}:{}", s->String("server.host_name"), s->Int("twins.port"));
+    auto st = api::PrincipalCommand(sp_opts, stdout, stderr);
+    if (!st) return Fail(st.error(), api::ExitCodeFor(st.error()));
+    return 0;
+  }
   if (id_scope->parsed()) {
     auto s = settings_for(id_scope_flags);
     if (!s) return Fail(s.error(), 2);

@@ -409,6 +409,33 @@ const config::Schema& Schema() {
            .help = "Enrollment groups at most (Azure DPS: 100).",
            .min = 1,
            .max = 10'000});
+    // twins
+    s.Add({.key = "twins.enabled",
+           .type = Type::kBool,
+           .default_value = "true",
+           .help = "Run the Azure Digital Twins data plane (models REST API) and the OAuth 2.0 "
+                   "token endpoint its clients use, on twins.port (docs/twins.md)."});
+    s.Add({.key = "twins.port",
+           .type = Type::kInt,
+           .default_value = "9443",
+           .help = "HTTPS port of the digital twins API and its token endpoint (ADT's paths "
+                   "collide with the hub's, so it has its own). 0 turns it off.",
+           .min = 0,
+           .max = 65535,
+           .flag = "twins-port"});
+    s.Add({.key = "twins.max_models",
+           .type = Type::kInt,
+           .default_value = "10000",
+           .help = "DTDL models stored at most (Azure Digital Twins: 10,000).",
+           .min = 1,
+           .max = 1'000'000});
+    s.Add({.key = "identity.token_lifetime",
+           .type = Type::kDuration,
+           .default_value = "1h",
+           .help = "Lifetime of the access tokens the token endpoint issues to service "
+                   "principals (`orrery identity sp create`).",
+           .min = 60'000,
+           .max = 24 * 3'600'000});
     // log
     s.Add({.key = "log.level",
            .type = Type::kString,

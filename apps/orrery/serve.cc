@@ -19,10 +19,12 @@
 #include "api/ops.h"
 #include "api/routing_api.h"
 #include "api/service_api.h"
+#include "api/twins_api.h"
 #include "base/files.h"
 #include "base/log.h"
 #include "base/metrics.h"
 #include "base/strings.h"
+#include "base/time.h"
 #include "dps/access.h"
 #include "dps/mqtt_front.h"
 #include "dps/provisioning.h"
@@ -31,6 +33,8 @@
 #include "hub/jobs.h"
 #include "hub/mqtt_adapter.h"
 #include "hub/policies.h"
+#include "identity/principals.h"
+#include "identity/token.h"
 #include "mqtt/auth.h"
 #include "mqtt/broker.h"
 #include "net/http_server.h"
@@ -40,6 +44,7 @@
 #include "pki/pki.h"
 #include "routing/service.h"
 #include "store/kv_store.h"
+#include "twins/model_store.h"
 
 #ifndef ORRERY_VERSION
 #define ORRERY_VERSION "dev"
@@ -319,6 +324,25 @@ int Serve(const config::Settings& s) {
                  fmt::join(names, ", "));
   }
 
+  // Digital twins: the DTDL model store in the state store, and the OAuth 2.0 identity its
+  // clients authenticate with (signing key, tenant and service principals under identity/).
+  std::unique_ptr<twins::ModelStore> models;
+  std::unique_ptr<identity::TokenIssuer> token_issuer;
+  std::unique_ptr<identity::PrincipalStore> principals;
+  if (s.Bool("twins.enabled")) {
+    auto opened_models = twins::ModelStore::Open(
+        state.get(), {.max_models = static_cast<size_t>(s.Int("twins.max_models"))},
+        timeutil::NowMs);
+    if (!opened_models) return Fail(opened_models.error());
+    models = std::move(*opened_models);
+    auto opened_issuer = identity::TokenIssuer::Open(data_dir / "identity");
+    if (!opened_issuer) return Fail(opened_issuer.error());
+    token_issuer = std::move(*opened_issuer);
+    principals = std::make_unique<identity::PrincipalStore>(data_dir / "identity");
+    logger->info("digital twins: {} models stored; tenant {}", models->size(),
+                 token_issuer->tenant());
+  }
+
   auto adapter = std::make_shared<hub::MqttAdapter>(*hub_core, mqtt_auth, mqtt_auth);
   // With the provisioning service, its front sees every client first and hands all but DPS
   // registrations to the hub's adapter.
@@ -456,6 +480,34 @@ int Serve(const config::Settings& s) {
     logger->info("event stream on wss://{}:{}/eventhub/events (orrery monitor-events)", host,
                  https->port());
   }
+  std::unique_ptr<net::HttpServer> twins_https;
+  if (int port = static_cast<int>(s.Int("twins.port")); port != 0 && models) {
+    auto twins_router = std::make_shared<net::Router>();
+    api::RegisterTwinsRoutes(*twins_router,
+                             {.models = models.get(),
+                              .issuer = token_issuer.get(),
+                              .principals = principals.get(),
+                              .blocking = blocking.get_executor(),
+                              .token_lifetime_s = s.DurationMs("identity.token_lifetime") / 1000});
+    auto server = net::HttpServer::Start(
+        pool,
+        {.name = "twins",
+         .addresses = bind,
+         .port = static_cast<uint16_t>(port),
+         .tls = *tls,
+         .max_connections = static_cast<size_t>(s.Int("https.max_connections")),
+         .max_header_bytes = static_cast<size_t>(s.Bytes("https.max_header")),
+         .max_body_bytes = static_cast<size_t>(s.Bytes("https.max_body")),
+         .request_timeout = std::chrono::milliseconds(s.DurationMs("https.request_timeout")),
+         .idle_timeout = std::chrono::milliseconds(s.DurationMs("https.idle_timeout")),
+         .metrics = &registry},
+        twins_router);
+    if (!server) return Fail(server.error());
+    twins_https = std::move(*server);
+    logger->info(
+        "digital twins API on https://{}:{} (token endpoint https://{}:{}/{}/oauth2/v2.0/token)",
+        host, twins_https->port(), host, twins_https->port(), token_issuer->tenant());
+  }
   for (auto& e : endpoints)
     logger->info("MQTT listening on {}", e);
   broker->Start();
@@ -481,7 +533,7 @@ int Serve(const config::Settings& s) {
         for (auto* srv : {mqtts.get(), mqtt_plain.get()}) {
           if (srv) srv->Stop();
         }
-        for (auto* srv : {https.get(), mqtt_ws.get()}) {
+        for (auto* srv : {https.get(), mqtt_ws.get(), twins_https.get()}) {
           if (srv) srv->Stop();
         }
         // Clients get DISCONNECT (0x8B Server shutting down for MQTT 5), then the pool stops

@@ -222,7 +222,7 @@ Broker StartOrrery(const std::string& binary) {
   b.port = testing::FreePort();
   b.proc = testing::Process::Spawn(
       {binary, "serve", "--data-dir", b.dir->path().string(), "--https-port", "0", "--mqtts-port",
-       "0", "--mqtt-port", std::to_string(b.port), "--log-level", "warn"},
+       "0", "--mqtt-port", std::to_string(b.port), "--twins-port", "0", "--log-level", "warn"},
       {"ORRERY_MQTT_MAX_QUEUED_MESSAGES=100000", "ORRERY_MQTT_MAX_INFLIGHT=1000"});
   // Ready once the port accepts: poll with a bounded number of short connects.
   for (int i = 0; i < 500; ++i) {

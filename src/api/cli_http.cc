@@ -30,7 +30,10 @@ Error Refusal(const net::HttpResponse& r) {
   json::value v = json::parse(r.body, ec);
   std::string code, text;
   if (!ec && v.is_object()) {
-    const auto& o = v.get_object();
+    const auto* obj = &v.get_object();
+    // Azure Digital Twins nests it: {"error":{"code","message"}}.
+    if (auto* e = obj->if_contains("error"); e && e->is_object()) obj = &e->get_object();
+    const auto& o = *obj;
     code = Str(o, "code");
     text = Str(o, "message");
     if (std::string m = Str(o, "Message"); (code.empty() || text.empty()) && !m.empty()) {

@@ -4,7 +4,8 @@
 //
 // Errors: the server's refusal is BaseErrc::kUnavailable "HTTP <status> <code>: <message>",
 // taken from IoT Hub's error body ({"code", "message"} or "Message":"ErrorCode:<code>;…") or
-// DPS's ({"errorCode": 404201, "message"}); usage errors are BaseErrc::kInvalidArgument.
+// DPS's ({"errorCode": 404201, "message"}) or Azure Digital Twins' ({"error":{"code","message"}});
+// usage errors are BaseErrc::kInvalidArgument.
 // Messages never contain a token or key.
 #pragma once
 

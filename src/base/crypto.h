@@ -26,6 +26,8 @@ std::string Sha1(std::string_view data);
 std::string RandomBytes(size_t n);
 // A base64 key of n random bytes, as IoT Hub generates (32 bytes → 44 characters).
 std::string RandomKeyBase64(size_t n = 32);
+// A random (version 4) UUID in its lower-case 8-4-4-4-12 form.
+std::string RandomUuid();
 
 // Compares in time that depends only on the lengths.
 bool ConstantTimeEqual(std::string_view a, std::string_view b);

@@ -38,6 +38,16 @@ TEST(CryptoTest, RandomKeysDiffer) {
   EXPECT_NE(a, b);
 }
 
+TEST(CryptoTest, RandomUuidsAreVersion4) {
+  auto a = RandomUuid();
+  ASSERT_EQ(a.size(), 36u);
+  for (size_t i : {8u, 13u, 18u, 23u})
+    EXPECT_EQ(a[i], '-') << a;
+  EXPECT_EQ(a[14], '4') << a;
+  EXPECT_NE(std::string("89ab").find(a[19]), std::string::npos) << a;
+  EXPECT_NE(a, RandomUuid());
+}
+
 TEST(CryptoTest, Digests) {
   EXPECT_EQ(HexEncode(Sha1("abc"), true), "A9993E364706816ABA3E25717850C26C9CD0D89D");
   EXPECT_EQ(HexEncode(Sha256("abc")),

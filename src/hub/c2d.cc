@@ -145,10 +145,7 @@ bool WantsFeedback(AckMode ack, std::string_view status) {
 }
 
 std::string NewLockToken() {
-  std::string b = crypto::RandomBytes(16);
-  std::string h = crypto::HexEncode(b);
-  return fmt::format("{}-{}-{}-{}-{}", h.substr(0, 8), h.substr(8, 4), h.substr(12, 4),
-                     h.substr(16, 4), h.substr(20));
+  return crypto::RandomUuid();
 }
 
 }  // namespace

@@ -103,7 +103,8 @@ TEST(ServeTest, TakenPortIsOneLineAndNonZero) {
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   TempDir dir("port");
   auto p = Process::Spawn({OrreryBinary(), "serve", "--data-dir", dir.path().string(), "--bind",
-                           "127.0.0.1", "--https-port", std::to_string(ntohs(addr.sin_port))});
+                           "127.0.0.1", "--https-port", std::to_string(ntohs(addr.sin_port)),
+                           "--twins-port", "0"});
   auto code = p->Wait();
   ::close(fd);
   ASSERT_TRUE(code);

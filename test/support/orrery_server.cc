@@ -11,6 +11,7 @@ OrreryServer::OrreryServer(std::string_view name, std::vector<std::string> extra
   ports_.mqtts = FreePort();
   ports_.mqtt = FreePort();
   ports_.mqtt_ws = FreePort();
+  ports_.twins = FreePort();
   Start();
 }
 
@@ -22,6 +23,7 @@ OrreryServer::OrreryServer(std::string_view name, ServerPorts fixed, std::string
   ports_.mqtts = pick(fixed.mqtts);
   ports_.mqtt = pick(fixed.mqtt);
   ports_.mqtt_ws = pick(fixed.mqtt_ws);
+  ports_.twins = pick(fixed.twins);
   Start();
 }
 
@@ -36,6 +38,7 @@ void OrreryServer::Start() {
   port("--mqtts-port", ports_.mqtts);
   port("--mqtt-port", ports_.mqtt);
   port("--mqtt-ws-port", ports_.mqtt_ws);
+  port("--twins-port", ports_.twins);
   for (auto& a : args_)
     argv.push_back(a);
   process_ = Process::Spawn(argv, env_);
@@ -57,6 +60,10 @@ void OrreryServer::Restart(int signal) {
 
 std::string OrreryServer::Url(std::string_view path) const {
   return "https://localhost:" + std::to_string(ports_.https) + std::string(path);
+}
+
+std::string OrreryServer::TwinsUrl(std::string_view path) const {
+  return "https://localhost:" + std::to_string(ports_.twins) + std::string(path);
 }
 
 }  // namespace orrery::testing

@@ -15,6 +15,7 @@ struct ServerPorts {
   uint16_t mqtts = 0;
   uint16_t mqtt = 0;
   uint16_t mqtt_ws = 0;
+  uint16_t twins = 0;  // the digital twins API and its token endpoint
 };
 
 class OrreryServer {
@@ -43,7 +44,8 @@ class OrreryServer {
   std::filesystem::path ca_file() const { return dir_.path() / "tls" / "ca.pem"; }
   const ServerPorts& ports() const { return ports_; }
   Process& process() { return *process_; }
-  std::string Url(std::string_view path) const;
+  std::string Url(std::string_view path) const;       // on the HTTPS port
+  std::string TwinsUrl(std::string_view path) const;  // on the twins port
 
  private:
   TempDir dir_;

@@ -1,0 +1,47 @@
+// The Azure Digital Twins data plane on its own HTTPS listener (ADT's `/digitaltwins/{id}`
+// collides with the hub's paths), and the OAuth 2.0 endpoints its clients get tokens from:
+//
+//   identity  GET  /{tenant}/v2.0/.well-known/openid-configuration
+//             POST /{tenant}/oauth2/v2.0/token      (client_credentials; client id + secret)
+//             GET  /{tenant}/discovery/v2.0/keys    (JWKS)
+//   models    POST /models, GET /models[?dependenciesFor=&includeModelDefinition=],
+//             GET|PATCH|DELETE /models/{id}         (api-version 2023-10-31 or 2022-05-31)
+//
+// Every data-plane call needs `Authorization: Bearer <token>` issued here, for the audience
+// https://digitaltwins.azure.net, with the role "owner" for changes or "reader"/"owner" for
+// reads. Errors are ADT's shape {"error":{"code","message"[,"details"]}} with the code also
+// in an x-ms-error-code header. docs/twins.md lists every route.
+//
+// Handlers run on the connection's I/O thread; those that write the store (which fsyncs) are
+// posted to the `blocking` executor.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include "net/http.h"
+
+namespace orrery::identity {
+class PrincipalStore;
+class TokenIssuer;
+}  // namespace orrery::identity
+namespace orrery::twins {
+class ModelStore;
+}
+
+namespace orrery::api {
+
+struct TwinsApiOptions {
+  twins::ModelStore* models = nullptr;             // must outlive the router
+  const identity::TokenIssuer* issuer = nullptr;   // must outlive the router
+  identity::PrincipalStore* principals = nullptr;  // must outlive the router
+  boost::asio::any_io_executor blocking;           // for handlers that fsync
+  int64_t token_lifetime_s = 3600;
+  size_t max_page = 100;  // models per page (ADT's limit)
+};
+
+void RegisterTwinsRoutes(net::Router& router, const TwinsApiOptions& options);
+
+// The api-versions the data plane accepts.
+inline constexpr const char* kTwinsApiVersions[] = {"2023-10-31", "2022-05-31"};
+
+}  // namespace orrery::api

@@ -1,0 +1,350 @@
+#include "api/twins_cli.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+#include <boost/json.hpp>
+
+#include "api/cli_http.h"
+#include "base/files.h"
+#include "base/strings.h"
+#include "base/time.h"
+#include "identity/principals.h"
+#include "identity/token.h"
+#include "net/http_client.h"
+
+namespace orrery::api {
+namespace json = boost::json;
+namespace fs = std::filesystem;
+
+namespace {
+constexpr std::string_view kApiVersion = "2023-10-31";
+constexpr size_t kMaxBatch = 250;  // ADT's models per upload
+
+// Every "@id" inside `v` (its own and its elements').
+void CollectIds(const json::value& v, std::vector<std::string>& out) {
+  if (auto* o = v.if_object()) {
+    for (auto& [k, x] : *o) {
+      if (k == "@id" && x.is_string()) out.emplace_back(x.get_string());
+      CollectIds(x, out);
+    }
+  } else if (auto* a = v.if_array()) {
+    for (auto& x : *a)
+      CollectIds(x, out);
+  }
+}
+
+// Every string value inside `v` except relationship targets (which may form cycles and
+// need not exist) and "@id"s.
+void CollectStrings(const json::value& v, std::vector<std::string_view>& out) {
+  if (auto* o = v.if_object()) {
+    for (auto& [k, x] : *o) {
+      if (k == "target" || k == "@id") continue;
+      CollectStrings(x, out);
+    }
+  } else if (auto* a = v.if_array()) {
+    for (auto& x : *a)
+      CollectStrings(x, out);
+  } else if (auto* s = v.if_string()) {
+    out.emplace_back(*s);
+  }
+}
+
+Result<std::vector<json::value>> ReadModels(const std::vector<fs::path>& paths, std::FILE* err) {
+  std::vector<fs::path> files;
+  for (auto& p : paths) {
+    std::error_code ec;
+    if (fs::is_directory(p, ec)) {
+      for (auto it = fs::recursive_directory_iterator(p, ec); !ec && it != fs::end(it);
+           it.increment(ec)) {
+        if (it->is_regular_file() && it->path().extension() == ".json") files.push_back(*it);
+      }
+      if (ec) return cli::Usage(fmt::format("cannot read {}: {}", p.string(), ec.message()));
+    } else if (fs::is_regular_file(p, ec)) {
+      files.push_back(p);
+    } else {
+      return cli::Usage(fmt::format("{} is neither a file nor a directory", p.string()));
+    }
+  }
+  std::sort(files.begin(), files.end());
+  if (files.empty()) return cli::Usage("no .json model files found");
+  std::vector<json::value> models;
+  for (auto& f : files) {
+    auto text = files::ReadFile(f, 16 << 20);
+    if (!text) return cli::Usage(fmt::format("{}: {}", f.string(), text.error().message()));
+    std::string_view body = *text;
+    if (body.starts_with("\xEF\xBB\xBF")) body.remove_prefix(3);  // a UTF-8 byte order mark
+    boost::system::error_code ec;
+    json::value v = json::parse(body, ec);
+    if (ec) return cli::Usage(fmt::format("{}: not JSON: {}", f.string(), ec.message()));
+    if (v.is_array()) {
+      for (auto& m : v.get_array())
+        models.push_back(m);
+    } else {
+      models.push_back(std::move(v));
+    }
+  }
+  fmt::print(err, "read {} models from {} files\n", models.size(), files.size());
+  return models;
+}
+
+Result<json::value> ParseBody(const net::HttpResponse& r) {
+  return cli::BodyJson(r);
+}
+}  // namespace
+
+std::vector<std::vector<json::value>> ModelBatches(std::vector<json::value> models,
+                                                   size_t max_batch) {
+  // Which model defines each id (the model's own and its elements').
+  std::map<std::string, size_t, std::less<>> owner;
+  for (size_t i = 0; i < models.size(); ++i) {
+    std::vector<std::string> ids;
+    CollectIds(models[i], ids);
+    for (auto& id : ids)
+      owner.emplace(id, i);
+  }
+  std::vector<std::set<size_t>> deps(models.size());
+  std::vector<std::vector<size_t>> dependents(models.size());
+  for (size_t i = 0; i < models.size(); ++i) {
+    std::vector<std::string_view> refs;
+    CollectStrings(models[i], refs);
+    for (auto r : refs) {
+      auto it = owner.find(r);
+      if (it != owner.end() && it->second != i && deps[i].insert(it->second).second) {
+        dependents[it->second].push_back(i);
+      }
+    }
+  }
+  // Kahn's algorithm, stable in input order; what a cycle leaves goes last (the server then
+  // reports the cycle).
+  std::vector<size_t> order, remaining(models.size());
+  std::vector<size_t> ready;
+  for (size_t i = 0; i < models.size(); ++i) {
+    remaining[i] = deps[i].size();
+    if (remaining[i] == 0) ready.push_back(i);
+  }
+  std::vector<bool> placed(models.size());
+  for (size_t k = 0; k < ready.size(); ++k) {
+    size_t i = ready[k];
+    order.push_back(i);
+    placed[i] = true;
+    for (size_t d : dependents[i]) {
+      if (--remaining[d] == 0) ready.push_back(d);
+    }
+  }
+  for (size_t i = 0; i < models.size(); ++i) {
+    if (!placed[i]) order.push_back(i);
+  }
+  std::vector<std::vector<json::value>> batches;
+  for (size_t k = 0; k < order.size(); ++k) {
+    if (k % max_batch == 0) batches.emplace_back();
+    batches.back().push_back(std::move(models[order[k]]));
+  }
+  return batches;
+}
+
+Result<ServiceConnection> ResolveTwinsConnection(const TwinsConnectionOptions& o) {
+  ServiceConnection c;
+  c.url = !o.endpoint.empty() ? o.endpoint : fmt::format("https://{}:{}", o.host_name, o.port);
+  while (!c.url.empty() && c.url.back() == '/')
+    c.url.pop_back();
+  if (!o.ca_file.empty()) {
+    c.tls.ca_file = o.ca_file;
+  } else if (fs::exists(o.data_dir / "tls" / "ca.pem")) {
+    c.tls.ca_file = o.data_dir / "tls" / "ca.pem";
+  }
+  if (o.client_id.empty() || o.client_secret.empty()) {
+    return cli::Usage(
+        "a service principal is needed: --client-id and --client-secret (or AZURE_CLIENT_ID and "
+        "AZURE_CLIENT_SECRET); create one with `orrery identity sp create --name NAME --role "
+        "owner`");
+  }
+  std::string tenant = o.tenant;
+  if (tenant.empty()) {
+    auto t = files::ReadFile(o.data_dir / "identity" / "tenant", 256);
+    if (!t) {
+      return cli::Usage(fmt::format(
+          "no tenant: pass --tenant (or AZURE_TENANT_ID), or --data-dir of the server ({})",
+          t.error().message()));
+    }
+    tenant = std::string(strings::Trim(*t));
+  }
+  std::string form = "grant_type=client_credentials&client_id=" + strings::UrlEncode(o.client_id) +
+                     "&client_secret=" + strings::UrlEncode(o.client_secret) +
+                     "&scope=" + strings::UrlEncode("https://digitaltwins.azure.net/.default");
+  net::HttpClientOptions ho;
+  ho.tls = c.tls;
+  ho.timeout = std::chrono::seconds(30);
+  ho.max_response_bytes = 64 << 10;
+  net::Headers h;
+  h.Set("Content-Type", "application/x-www-form-urlencoded");
+  auto r = net::Fetch("POST", c.url + "/" + strings::UrlEncode(tenant) + "/oauth2/v2.0/token",
+                      std::move(h), form, ho);
+  if (!r) return r.error();
+  boost::system::error_code ec;
+  json::value v = json::parse(r->body, ec);
+  if (r->status != 200 || ec || !v.is_object()) {
+    std::string why = !ec && v.is_object() ? cli::Str(v.get_object(), "error_description") : "";
+    return Error(BaseErrc::kUnavailable,
+                 fmt::format("HTTP {} from the token endpoint{}{}", r->status,
+                             why.empty() ? "" : ": ", cli::OneLine(why)));
+  }
+  std::string token = cli::Str(v.get_object(), "access_token");
+  if (token.empty())
+    return Error(BaseErrc::kUnavailable, "the token endpoint sent no access_token");
+  c.token = "Bearer " + token;
+  c.host_name = o.host_name;
+  return c;
+}
+
+Status ModelCommand(const ServiceConnection& c, const ModelCommandOptions& o, std::FILE* out,
+                    std::FILE* err) {
+  using Op = ModelCommandOptions::Op;
+  std::string id_path = "/models/" + strings::UrlEncode(o.id);
+  switch (o.op) {
+    case Op::kAdd: {
+      ORRERY_ASSIGN_OR_RETURN(auto models, ReadModels(o.paths, err));
+      auto batches = ModelBatches(std::move(models), kMaxBatch);
+      size_t total = 0, done = 0;
+      for (auto& b : batches)
+        total += b.size();
+      json::array added;
+      for (auto& b : batches) {
+        json::array body(b.begin(), b.end());
+        ORRERY_ASSIGN_OR_RETURN(
+            auto r,
+            cli::Send(c, {.method = "POST", .path = "/models", .body = json::serialize(body)},
+                      kApiVersion));
+        ORRERY_ASSIGN_OR_RETURN(json::value v, ParseBody(r));
+        if (v.is_array()) {
+          for (auto& m : v.get_array())
+            added.push_back(m);
+        }
+        done += b.size();
+        if (batches.size() > 1) fmt::print(err, "uploaded {}/{} models\n", done, total);
+      }
+      fmt::print(out, "{}\n", PrettyJson(added));
+      return Ok();
+    }
+    case Op::kList: {
+      std::string query = o.definition ? "?includeModelDefinition=true" : "";
+      for (auto& d : o.dependencies_for)
+        query +=
+            (query.empty() ? "?" : "&") + std::string("dependenciesFor=") + strings::UrlEncode(d);
+      json::array all;
+      std::string path = "/models" + query;
+      for (int pages = 0; pages < 100'000; ++pages) {
+        ORRERY_ASSIGN_OR_RETURN(auto r, cli::Send(c, {.method = "GET", .path = path}, kApiVersion));
+        ORRERY_ASSIGN_OR_RETURN(json::object page, cli::BodyObject(r));
+        if (auto* v = page.if_contains("value"); v && v->is_array()) {
+          for (auto& m : v->get_array())
+            all.push_back(m);
+        }
+        auto* next = page.if_contains("nextLink");
+        if (!next || !next->is_string()) break;
+        // The link is absolute; keep its path and query, minus the api-version Send adds.
+        std::string link(next->get_string());
+        auto slash =
+            link.find('/', link.find("://") == std::string::npos ? 0 : link.find("://") + 3);
+        path = slash == std::string::npos ? "/models" : link.substr(slash);
+        if (auto p = path.find("api-version="); p != std::string::npos) {
+          auto end = path.find('&', p);
+          path.erase(p, end == std::string::npos ? std::string::npos : end - p + 1);
+          if (!path.empty() && (path.back() == '&' || path.back() == '?')) path.pop_back();
+        }
+      }
+      fmt::print(out, "{}\n", PrettyJson(all));
+      return Ok();
+    }
+    case Op::kShow:
+      return cli::Print(
+          out, cli::Send(c,
+                         {.method = "GET",
+                          .path = id_path + (o.definition ? "?includeModelDefinition=true" : "")},
+                         kApiVersion));
+    case Op::kDecommission: {
+      net::Headers h;
+      h.Set("Content-Type", "application/json-patch+json");
+      ORRERY_TRY(cli::Send(c,
+                           {.method = "PATCH",
+                            .path = id_path,
+                            .body = R"([{"op":"replace","path":"/decommissioned","value":true}])",
+                            .headers = std::move(h)},
+                           kApiVersion));
+      fmt::print(err, "decommissioned {}\n", o.id);
+      return Ok();
+    }
+    case Op::kDelete:
+      ORRERY_TRY(cli::Send(c, {.method = "DELETE", .path = id_path}, kApiVersion));
+      fmt::print(err, "deleted {}\n", o.id);
+      return Ok();
+  }
+  return Ok();
+}
+
+Status PrincipalCommand(const PrincipalCommandOptions& o, std::FILE* out, std::FILE* err) {
+  using Op = PrincipalCommandOptions::Op;
+  fs::path dir = o.data_dir / "identity";
+  auto issuer = identity::TokenIssuer::Open(dir);
+  if (!issuer) return issuer.error();
+  identity::PrincipalStore store(dir);
+  switch (o.op) {
+    case Op::kTenant:
+      fmt::print(out, "{}\n", (*issuer)->tenant());
+      return Ok();
+    case Op::kCreate: {
+      auto roles = identity::ParseRoles(o.roles);
+      if (!roles) return cli::Usage(roles.error().message());
+      auto created = store.Create(o.name, *roles);
+      if (!created) {
+        if (created.error().code() == identity::Errc::kInvalidArgument) {
+          return cli::Usage(created.error().message());
+        }
+        return created.error();
+      }
+      json::array role_names;
+      for (auto& r : identity::RoleNames(created->principal.roles))
+        role_names.emplace_back(r);
+      fmt::print(out, "{}\n",
+                 PrettyJson(json::object{{"tenantId", (*issuer)->tenant()},
+                                         {"clientId", created->principal.client_id},
+                                         {"clientSecret", created->secret},
+                                         {"displayName", created->principal.name},
+                                         {"roles", std::move(role_names)},
+                                         {"authorityHost", o.endpoint}}));
+      fmt::print(err,
+                 "the secret is shown only now. Use it as AZURE_TENANT_ID / AZURE_CLIENT_ID / "
+                 "AZURE_CLIENT_SECRET, with the authority host {}\n",
+                 o.endpoint);
+      return Ok();
+    }
+    case Op::kList: {
+      ORRERY_ASSIGN_OR_RETURN(auto list, store.List());
+      json::array a;
+      for (auto& p : list) {
+        json::array role_names;
+        for (auto& r : identity::RoleNames(p.roles))
+          role_names.emplace_back(r);
+        a.push_back(json::object{{"clientId", p.client_id},
+                                 {"displayName", p.name},
+                                 {"roles", std::move(role_names)},
+                                 {"created", timeutil::FormatUtcMs(p.created_ms)}});
+      }
+      fmt::print(out, "{}\n", PrettyJson(a));
+      return Ok();
+    }
+    case Op::kDelete: {
+      auto st = store.Remove(o.name);
+      if (!st)
+        return st.error().Is(identity::Errc::kNotFound) ? cli::Usage(st.error().message())
+                                                        : st.error();
+      fmt::print(err, "deleted {} (its tokens stay valid until they expire)\n", o.name);
+      return Ok();
+    }
+  }
+  return Ok();
+}
+
+}  // namespace orrery::api

@@ -1,0 +1,64 @@
+// The client side of the digital twins API (api/twins_api.h) and the identity commands:
+//
+//   orrery identity tenant                       the tenant id (offline)
+//   orrery identity sp create --name N --role owner|reader   a service principal (offline;
+//                                                 prints its client id and secret once)
+//   orrery identity sp list | delete ID|NAME     (offline)
+//   orrery dt model add FILE|DIR …               upload models (batches of ≤250 in dependency
+//                                                 order, so a large ontology uploads whole)
+//   orrery dt model list [--dependencies-for ID …] [--definition]
+//   orrery dt model show ID [--definition] | decommission ID | delete ID
+//
+// The dt commands get a token with the client credentials grant from the ADT listener's
+// token endpoint (client id and secret from flags or AZURE_CLIENT_ID / AZURE_CLIENT_SECRET,
+// tenant from AZURE_TENANT_ID or the data directory), then call the API. Errors as in
+// cli_http.h; secrets never appear in messages.
+#pragma once
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "api/service_cli.h"
+#include "base/error.h"
+
+namespace orrery::api {
+
+struct TwinsConnectionOptions {
+  std::string endpoint;  // default https://<host_name>:<port>
+  std::string host_name;
+  int64_t port = 9443;
+  std::string tenant;  // default: <data_dir>/identity/tenant
+  std::string client_id, client_secret;
+  std::filesystem::path data_dir;
+  std::filesystem::path ca_file;  // default <data_dir>/tls/ca.pem when it exists
+};
+// Fetches a token; the connection's `token` is the Authorization header value.
+Result<ServiceConnection> ResolveTwinsConnection(const TwinsConnectionOptions& options);
+
+struct ModelCommandOptions {
+  enum class Op { kAdd, kList, kShow, kDecommission, kDelete } op = Op::kList;
+  std::vector<std::filesystem::path> paths;   // add
+  std::string id;                             // show, decommission, delete
+  std::vector<std::string> dependencies_for;  // list
+  bool definition = false;                    // list, show
+};
+Status ModelCommand(const ServiceConnection& c, const ModelCommandOptions& o, std::FILE* out,
+                    std::FILE* err);
+
+struct PrincipalCommandOptions {
+  enum class Op { kTenant, kCreate, kList, kDelete } op = Op::kList;
+  std::filesystem::path data_dir;
+  std::string name;  // create; delete (id or name)
+  std::vector<std::string> roles;
+  std::string endpoint;  // for the hints create prints
+};
+Status PrincipalCommand(const PrincipalCommandOptions& o, std::FILE* out, std::FILE* err);
+
+// The upload order `orrery dt model add` uses: models (Interface objects) in batches of at
+// most `max_batch`, each batch referencing only itself and earlier ones. Exposed for tests.
+std::vector<std::vector<boost::json::value>> ModelBatches(std::vector<boost::json::value> models,
+                                                          size_t max_batch);
+
+}  // namespace orrery::api

@@ -1,0 +1,67 @@
+#include "twins/errc.h"
+
+namespace orrery::twins {
+
+WireError ToWireError(const Error& error) {
+  if (error.code().category() != CategoryOf<Errc>()) return {500, "InternalServerError"};
+  switch (static_cast<Errc>(error.code().value())) {
+    case Errc::kInvalidArgument:
+      return {400, "InvalidArgument"};
+    case Errc::kDtdlParserError:
+      return {400, "DTDLParserError"};
+    case Errc::kModelVersionNotSupported:
+      return {400, "ModelVersionNotSupported"};
+    case Errc::kModelAlreadyExists:
+      return {409, "ModelAlreadyExists"};
+    case Errc::kModelNotFound:
+      return {404, "ModelNotFound"};
+    case Errc::kModelReferencesNotDeleted:
+      return {409, "ModelReferencesNotDeleted"};
+    case Errc::kJsonPatchInvalid:
+      return {400, "JsonPatchInvalid"};
+    case Errc::kLimitExceeded:
+      return {400, "LimitExceeded"};
+    case Errc::kUnauthorized:
+      return {401, "Unauthorized"};
+    case Errc::kForbidden:
+      return {403, "Forbidden"};
+    case Errc::kUnavailable:
+      return {503, "ServiceUnavailable"};
+    case Errc::kCorruptState:
+      return {500, "InternalServerError"};
+  }
+  return {500, "InternalServerError"};
+}
+
+}  // namespace orrery::twins
+
+std::string orrery::ErrcTraits<orrery::twins::Errc>::Message(orrery::twins::Errc e) {
+  using orrery::twins::Errc;
+  switch (e) {
+    case Errc::kInvalidArgument:
+      return "invalid argument";
+    case Errc::kDtdlParserError:
+      return "the models are not valid DTDL";
+    case Errc::kModelVersionNotSupported:
+      return "DTDL version not supported";
+    case Errc::kModelAlreadyExists:
+      return "model already exists";
+    case Errc::kModelNotFound:
+      return "model not found";
+    case Errc::kModelReferencesNotDeleted:
+      return "other models reference this model";
+    case Errc::kJsonPatchInvalid:
+      return "invalid JSON patch";
+    case Errc::kLimitExceeded:
+      return "limit exceeded";
+    case Errc::kUnauthorized:
+      return "unauthorized";
+    case Errc::kForbidden:
+      return "forbidden";
+    case Errc::kUnavailable:
+      return "service unavailable";
+    case Errc::kCorruptState:
+      return "corrupt stored state";
+  }
+  return "unknown twins error";
+}
