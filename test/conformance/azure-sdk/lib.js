@@ -78,6 +78,8 @@ async function rejects(promise, what) {
 function statusOf(e) {
   if (!e) return undefined;
   if (e.response && typeof e.response.statusCode === 'number') return e.response.statusCode;
+  if (e.response && typeof e.response.status === 'number') return e.response.status;
+  if (typeof e.statusCode === 'number') return e.statusCode;  // core-http's RestError
   const topic = e.transportObject && e.transportObject.topic;
   const m = typeof topic === 'string' && topic.match(/\/res\/(\d+)\//);
   return m ? Number(m[1]) : undefined;

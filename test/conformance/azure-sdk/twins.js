@@ -1,0 +1,136 @@
+// Azure Digital Twins' models API with the unmodified @azure/digital-twins-core and
+// @azure/identity (ClientSecretCredential against Orrery's token endpoint): upload the
+// RealEstateCore ontology (or a small set when ../shared is absent), get, list with paging and
+// dependenciesFor, decommission, refused deletes and duplicates, roles, wrong secrets.
+// Environment (from azure_sdk_test.cc): TWINS_URL, AZURE_TENANT_ID, AZURE_CLIENT_ID,
+// AZURE_CLIENT_SECRET (an owner), READER_CLIENT_ID, READER_CLIENT_SECRET, REC_DIR (optional).
+'use strict';
+
+const fs = require('fs');
+const path = require('path');
+const { DigitalTwinsClient } = require('@azure/digital-twins-core');
+const { ClientSecretCredential } = require('@azure/identity');
+const { ok, assert, assertEqual, rejects, run, statusOf } = require('./lib');
+
+const URL = process.env.TWINS_URL;
+const TENANT = process.env.AZURE_TENANT_ID;
+
+function client(id, secret) {
+  const credential = new ClientSecretCredential(TENANT, id, secret, {
+    authorityHost: URL,
+    disableInstanceDiscovery: true,
+  });
+  return new DigitalTwinsClient(URL, credential);
+}
+
+function readModels(dir) {
+  const out = [];
+  const walk = (d) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('.json')) {
+        const v = JSON.parse(fs.readFileSync(p, 'utf8').replace(/^\uFEFF/, ''));
+        out.push(...(Array.isArray(v) ? v : [v]));
+      }
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+// Batches of at most 250 (ADT's limit per call) in dependency order: what a client of ADT
+// has to do for an ontology this size.
+function batches(models) {
+  const ids = new Set(models.map((m) => m['@id']));
+  const deps = new Map();
+  for (const m of models) {
+    const refs = new Set();
+    const visit = (v, key) => {
+      if (key === 'target' || key === '@id') return;
+      if (typeof v === 'string') {
+        if (ids.has(v) && v !== m['@id']) refs.add(v);
+      } else if (Array.isArray(v)) v.forEach((x) => visit(x));
+      else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) visit(x, k);
+    };
+    visit(m);
+    deps.set(m['@id'], refs);
+  }
+  const placed = new Set();
+  const order = [];
+  while (order.length < models.length) {
+    const before = order.length;
+    for (const m of models) {
+      if (placed.has(m['@id'])) continue;
+      if ([...deps.get(m['@id'])].every((d) => placed.has(d))) order.push(m);
+    }
+    for (const m of order.slice(before)) placed.add(m['@id']);
+    if (order.length === before) throw new Error('a dependency cycle in the models');
+  }
+  const out = [];
+  for (let i = 0; i < order.length; i += 250) out.push(order.slice(i, i + 250));
+  return out;
+}
+
+const SMALL = [
+  { '@context': 'dtmi:dtdl:context;3', '@id': 'dtmi:conf:Space;1', '@type': 'Interface',
+    displayName: 'Space', contents: [{ '@type': 'Property', name: 'name', schema: 'string' }] },
+  { '@context': 'dtmi:dtdl:context;3', '@id': 'dtmi:conf:Room;1', '@type': 'Interface',
+    extends: 'dtmi:conf:Space;1',
+    contents: [{ '@type': 'Property', name: 'temperature', schema: 'double' }] },
+];
+
+run(async () => {
+  const owner = client(process.env.AZURE_CLIENT_ID, process.env.AZURE_CLIENT_SECRET);
+  const reader = client(process.env.READER_CLIENT_ID, process.env.READER_CLIENT_SECRET);
+  const rec = process.env.REC_DIR && fs.existsSync(process.env.REC_DIR);
+  const models = rec ? readModels(process.env.REC_DIR) : SMALL;
+  const space = rec ? 'dtmi:digitaltwins:rec_3_3:core:Space;1' : 'dtmi:conf:Space;1';
+  const room = rec ? 'dtmi:digitaltwins:rec_3_3:core:Room;1' : 'dtmi:conf:Room;1';
+  // A model nothing extends, to decommission and delete.
+  const leaf = rec ? 'dtmi:digitaltwins:rec_3_3:building:MeditationRoom;1' : 'dtmi:conf:Room;1';
+  console.log(rec ? `RealEstateCore: ${models.length} models` : 'REC_DIR absent: a small set');
+
+  let uploaded = 0;
+  for (const b of batches(models)) {
+    const created = await owner.createModels(b);
+    assertEqual(created.length, b.length, `createModels: a batch of ${b.length}`);
+    uploaded += b.length;
+  }
+  assertEqual(uploaded, models.length, 'every model uploaded');
+
+  const got = await reader.getModel(room, true);
+  assertEqual(got.id, room, 'getModel (reader)');
+  assertEqual(got.model['@id'], room, 'getModel includes the definition');
+  assert(!Number.isNaN(Date.parse(got.uploadTime)), 'uploadTime is a date');
+  assertEqual(got.decommissioned, false, 'not decommissioned');
+  const bare = await reader.getModel(space);
+  assert(bare.model === undefined, 'getModel without the definition');
+
+  let listed = 0;
+  for await (const m of reader.listModels(undefined, false, 100)) {
+    if (m.id) listed++;
+  }
+  assertEqual(listed, models.length, 'listModels pages through every model');
+  const deps = [];
+  for await (const m of reader.listModels([room], true)) deps.push(m.id);
+  assert(deps.includes(room) && deps.includes(space), `dependenciesFor ${room}: ${deps.length}`);
+
+  const dup = await rejects(owner.createModels([models[0]]), 'the same model again');
+  assertEqual(statusOf(dup), 409, 'a duplicate is 409');
+  const written = await rejects(reader.createModels([{ ...SMALL[0], '@id': 'dtmi:conf:Other;1' }]),
+    'a reader uploading');
+  assertEqual(statusOf(written), 403, 'a reader cannot write');
+  const used = await rejects(owner.deleteModel(space), 'deleting a model others extend');
+  assertEqual(statusOf(used), 409, 'ModelReferencesNotDeleted is 409');
+
+  await owner.decomissionModel(leaf);
+  assertEqual((await reader.getModel(leaf)).decommissioned, true, 'decommissioned');
+  await owner.deleteModel(leaf);
+  const gone = await rejects(reader.getModel(leaf), 'a deleted model');
+  assertEqual(statusOf(gone), 404, 'a deleted model is 404');
+
+  const stranger = client(process.env.AZURE_CLIENT_ID, 'not-the-secret');
+  await rejects(stranger.getModel(space), 'a wrong client secret');
+  ok('done');
+});
