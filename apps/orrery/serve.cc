@@ -455,21 +455,23 @@ int Serve(const config::Settings& s) {
     }
   }
 
+  // The HTTPS listeners (the hub's and the twins') share the https.* limits.
+  auto https_options = [&](const char* name, int port) {
+    return net::HttpServerOptions{
+        .name = name,
+        .addresses = bind,
+        .port = static_cast<uint16_t>(port),
+        .tls = *tls,
+        .max_connections = static_cast<size_t>(s.Int("https.max_connections")),
+        .max_header_bytes = static_cast<size_t>(s.Bytes("https.max_header")),
+        .max_body_bytes = static_cast<size_t>(s.Bytes("https.max_body")),
+        .request_timeout = std::chrono::milliseconds(s.DurationMs("https.request_timeout")),
+        .idle_timeout = std::chrono::milliseconds(s.DurationMs("https.idle_timeout")),
+        .metrics = &registry};
+  };
   std::unique_ptr<net::HttpServer> https;
   if (int port = static_cast<int>(s.Int("https.port")); port != 0) {
-    auto server = net::HttpServer::Start(
-        pool,
-        {.name = "https",
-         .addresses = bind,
-         .port = static_cast<uint16_t>(port),
-         .tls = *tls,
-         .max_connections = static_cast<size_t>(s.Int("https.max_connections")),
-         .max_header_bytes = static_cast<size_t>(s.Bytes("https.max_header")),
-         .max_body_bytes = static_cast<size_t>(s.Bytes("https.max_body")),
-         .request_timeout = std::chrono::milliseconds(s.DurationMs("https.request_timeout")),
-         .idle_timeout = std::chrono::milliseconds(s.DurationMs("https.idle_timeout")),
-         .metrics = &registry},
-        router);
+    auto server = net::HttpServer::Start(pool, https_options("https", port), router);
     if (!server) return Fail(server.error());
     https = std::move(*server);
     logger->info("https listening on {} port {} (service REST, device HTTPS, /metrics)",
@@ -489,19 +491,7 @@ int Serve(const config::Settings& s) {
                               .principals = principals.get(),
                               .blocking = blocking.get_executor(),
                               .token_lifetime_s = s.DurationMs("identity.token_lifetime") / 1000});
-    auto server = net::HttpServer::Start(
-        pool,
-        {.name = "twins",
-         .addresses = bind,
-         .port = static_cast<uint16_t>(port),
-         .tls = *tls,
-         .max_connections = static_cast<size_t>(s.Int("https.max_connections")),
-         .max_header_bytes = static_cast<size_t>(s.Bytes("https.max_header")),
-         .max_body_bytes = static_cast<size_t>(s.Bytes("https.max_body")),
-         .request_timeout = std::chrono::milliseconds(s.DurationMs("https.request_timeout")),
-         .idle_timeout = std::chrono::milliseconds(s.DurationMs("https.idle_timeout")),
-         .metrics = &registry},
-        twins_router);
+    auto server = net::HttpServer::Start(pool, https_options("twins", port), twins_router);
     if (!server) return Fail(server.error());
     twins_https = std::move(*server);
     logger->info(

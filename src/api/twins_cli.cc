@@ -53,22 +53,9 @@ void CollectStrings(const json::value& v, std::vector<std::string_view>& out) {
 }
 
 Result<std::vector<json::value>> ReadModels(const std::vector<fs::path>& paths, std::FILE* err) {
-  std::vector<fs::path> files;
-  for (auto& p : paths) {
-    std::error_code ec;
-    if (fs::is_directory(p, ec)) {
-      for (auto it = fs::recursive_directory_iterator(p, ec); !ec && it != fs::end(it);
-           it.increment(ec)) {
-        if (it->is_regular_file() && it->path().extension() == ".json") files.push_back(*it);
-      }
-      if (ec) return cli::Usage(fmt::format("cannot read {}: {}", p.string(), ec.message()));
-    } else if (fs::is_regular_file(p, ec)) {
-      files.push_back(p);
-    } else {
-      return cli::Usage(fmt::format("{} is neither a file nor a directory", p.string()));
-    }
-  }
-  std::sort(files.begin(), files.end());
+  auto found = files::FindFiles(paths, ".json");
+  if (!found) return cli::Usage(found.error().message());
+  std::vector<fs::path> files = std::move(*found);
   if (files.empty()) return cli::Usage("no .json model files found");
   std::vector<json::value> models;
   for (auto& f : files) {

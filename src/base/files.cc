@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -103,6 +104,32 @@ Status EnsureDirectory(const std::filesystem::path& path, std::filesystem::perms
   std::filesystem::permissions(path, perms, ec);
   if (ec) return IoError("cannot set permissions on", path, ec.value());
   return Ok();
+}
+
+Result<std::vector<std::filesystem::path>> FindFiles(
+    const std::vector<std::filesystem::path>& paths, std::string_view extension) {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> files;
+  for (auto& p : paths) {
+    std::error_code ec;
+    if (fs::is_directory(p, ec)) {
+      for (auto it = fs::recursive_directory_iterator(p, ec); !ec && it != fs::end(it);
+           it.increment(ec)) {
+        if (it->is_regular_file() && it->path().extension() == extension) files.push_back(*it);
+      }
+      if (ec) {
+        return Error(BaseErrc::kInvalidArgument,
+                     fmt::format("cannot read {}: {}", p.string(), ec.message()));
+      }
+    } else if (fs::is_regular_file(p, ec)) {
+      files.push_back(p);
+    } else {
+      return Error(BaseErrc::kInvalidArgument,
+                   fmt::format("{} is neither a file nor a directory", p.string()));
+    }
+  }
+  std::sort(files.begin(), files.end());
+  return files;
 }
 
 }  // namespace orrery::files

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/error.h"
 
@@ -32,6 +33,12 @@ Status EnsureDirectory(const std::filesystem::path& path,
 
 // fsyncs a directory so that entries created or renamed in it are durable.
 Status SyncDirectory(const std::filesystem::path& path);
+
+// The regular files named in `paths`, and those ending in `extension` (e.g. ".json") under
+// any directory named there (recursively), sorted. BaseErrc::kInvalidArgument naming the path
+// that is neither a file nor a directory, or cannot be read.
+Result<std::vector<std::filesystem::path>> FindFiles(
+    const std::vector<std::filesystem::path>& paths, std::string_view extension);
 
 // Secret files: owner read/write only.
 constexpr std::filesystem::perms kSecretPerms =

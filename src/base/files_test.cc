@@ -32,6 +32,23 @@ TEST_F(FilesTest, AtomicWriteReplacesAndHonoursPermissions) {
   EXPECT_FALSE(std::filesystem::exists(dir_ / "secret.json.tmp"));
 }
 
+TEST_F(FilesTest, FindFilesWalksDirectoriesAndSorts) {
+  ASSERT_TRUE(EnsureDirectory(dir_ / "models" / "deep"));
+  ASSERT_TRUE(WriteFileAtomic(dir_ / "models" / "deep" / "b.json", "{}"));
+  ASSERT_TRUE(WriteFileAtomic(dir_ / "models" / "a.json", "{}"));
+  ASSERT_TRUE(WriteFileAtomic(dir_ / "models" / "notes.txt", "x"));
+  ASSERT_TRUE(WriteFileAtomic(dir_ / "single.txt", "x"));
+  auto found = FindFiles({dir_ / "models", dir_ / "single.txt"}, ".json");
+  ASSERT_TRUE(found) << found.error().message();
+  ASSERT_EQ(found->size(), 3u);
+  EXPECT_EQ((*found)[0], dir_ / "models" / "a.json");
+  EXPECT_EQ((*found)[1], dir_ / "models" / "deep" / "b.json");
+  EXPECT_EQ((*found)[2], dir_ / "single.txt");  // named explicitly: taken whatever its name
+  auto missing = FindFiles({dir_ / "nope"}, ".json");
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message().find("neither a file nor a directory"), std::string::npos);
+}
+
 TEST_F(FilesTest, ReadIsBounded) {
   ASSERT_TRUE(EnsureDirectory(dir_));
   ASSERT_TRUE(WriteFileAtomic(dir_ / "big", std::string(100, 'x')));

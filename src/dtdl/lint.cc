@@ -40,26 +40,12 @@ void TopLevelIds(const json::value& v, std::vector<std::string>& out) {
 }  // namespace
 
 int ValidateFiles(const std::vector<fs::path>& paths, std::FILE* out, std::FILE* err) {
-  std::vector<fs::path> files;
-  for (auto& p : paths) {
-    std::error_code ec;
-    if (fs::is_directory(p, ec)) {
-      for (auto it = fs::recursive_directory_iterator(p, ec); !ec && it != fs::end(it);
-           it.increment(ec)) {
-        if (it->is_regular_file() && it->path().extension() == ".json") files.push_back(*it);
-      }
-      if (ec) {
-        fmt::print(err, "orrery: cannot read {}: {}\n", p.string(), ec.message());
-        return 2;
-      }
-    } else if (fs::is_regular_file(p, ec)) {
-      files.push_back(p);
-    } else {
-      fmt::print(err, "orrery: {} is neither a file nor a directory\n", p.string());
-      return 2;
-    }
+  auto found = files::FindFiles(paths, ".json");
+  if (!found) {
+    fmt::print(err, "orrery: {}\n", found.error().message());
+    return 2;
   }
-  std::sort(files.begin(), files.end());
+  std::vector<fs::path> files = std::move(*found);
   if (files.empty()) {
     fmt::print(err, "orrery: no .json files to validate\n");
     return 2;
