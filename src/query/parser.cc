@@ -299,6 +299,22 @@ ExprPtr ExpressionParser::ParseBinary(int min_prec) {
         continue;
       }
     }
+    // The bitwise & | ^ bind as + and - do (T-SQL's precedence), so `flags & 4 = 4` compares
+    // the masked value.
+    if (options_.sql_forms && min_prec <= kPrecAdd &&
+        (t.kind == TokenKind::kAmpersand || t.kind == TokenKind::kPipe ||
+         t.kind == TokenKind::kCaret)) {
+      std::string_view fn = t.kind == TokenKind::kAmpersand ? "$BITAND"
+                            : t.kind == TokenKind::kPipe    ? "$BITOR"
+                                                            : "$BITXOR";
+      in_.Next();
+      std::vector<ExprPtr> kids;
+      kids.push_back(std::move(left));
+      kids.push_back(ParseBinary(kPrecAdd + 1));
+      left = Make(ExprKind::kCall, pos, std::move(kids));
+      left->name = fn;
+      continue;
+    }
     auto op = BinaryOpOf(t.kind);
     if (!op || Precedence(*op) < min_prec) return left;
     in_.Next();
@@ -322,6 +338,12 @@ ExprPtr ExpressionParser::ParseUnary() {
     std::vector<ExprPtr> kids;
     kids.push_back(ParseUnary());
     out = Make(kind, pos, std::move(kids));
+  } else if (options_.sql_forms && t.kind == TokenKind::kTilde) {
+    Position pos = in_.Next().pos;
+    std::vector<ExprPtr> kids;
+    kids.push_back(ParseUnary());
+    out = Make(ExprKind::kCall, pos, std::move(kids));
+    out->name = "$BITNOT";
   } else {
     out = ParsePostfix(ParsePrimary());
   }

@@ -11,9 +11,9 @@
 //                          | [NOT] IN list | NIN list
 //                          | [NOT] BETWEEN additive AND additive }
 //   list       := '(' [ expr { , expr } ] ')' | '[' [ expr { , expr } ] ']'
-//   additive   := multiplicative { ( + | - ) multiplicative }
+//   additive   := multiplicative { ( + | - | & | '|' | ^ ) multiplicative }   (& | ^: sql_forms)
 //   multiplicative := unary { ( * | / | % ) unary }
-//   unary      := ( - | + ) unary | postfix
+//   unary      := ( - | + | ~ ) unary | postfix                              (~: sql_forms)
 //   postfix    := primary { '.' member | '[' expr ']' }
 //   member     := identifier | keyword | [[quoted name]]
 //   primary    := number | string | TRUE | FALSE | NULL | UNDEFINED
@@ -54,6 +54,8 @@ struct ExprOptions {
   //   a IS [NOT] NULL                        → [NOT] $IS_NULL(a)
   //   f(DISTINCT x)                          → f(x) with Expr::distinct
   //   a.b(args)                              → a call named "a.b" (System.Timestamp())
+  //   a & b, a | b, a ^ b, ~a                → $BITAND(a, b), $BITOR, $BITXOR, $BITNOT(a) (the
+  //                                            lexer must make the tokens: bitwise_operators)
   // CASE WHEN THEN ELSE END LIKE IS DISTINCT are then reserved.
   bool sql_forms = false;
   Limits limits;

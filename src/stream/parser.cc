@@ -29,6 +29,7 @@ const query::ExprOptions& StreamExprOptions(const StreamLimits& limits) {
   o.limits = limits.text;
   o.lex.semicolons = true;
   o.lex.sql_comments = true;
+  o.lex.bitwise_operators = true;
   return o;
 }
 
