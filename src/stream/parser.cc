@@ -77,6 +77,15 @@ size_t PathStarLength(const TokenCursor& in) {
   return 0;
 }
 
+bool IsWindowName(std::string_view n) {
+  for (std::string_view w :
+       {"TUMBLINGWINDOW", "TUMBLING", "HOPPINGWINDOW", "HOPPING", "SLIDINGWINDOW", "SLIDING",
+        "SESSIONWINDOW", "SESSION", "SNAPSHOTWINDOW", "SNAPSHOT"}) {
+    if (strings::IEquals(n, w)) return true;
+  }
+  return false;
+}
+
 ExprPtr NewExpr(ExprKind kind, query::Position pos) {
   auto e = std::make_unique<query::Expr>();
   e->kind = kind;
@@ -120,8 +129,13 @@ SelectStmt ParseSelect(TokenCursor& in, query::ExpressionParser& parser,
     } else {
       item.expr = parser.Parse();
       if (in.AtKeyword("OVER")) {
-        throw QueryError(Errc::kInvalidQuery, item.pos,
-                         "analytic functions and aggregates OVER (…) are not supported yet");
+        throw QueryError(Errc::kSyntax, in.Peek().pos,
+                         "OVER must follow a function call and open with '('");
+      }
+      if (in.AtKeyword("WITHIN")) {
+        throw QueryError(Errc::kSyntax, in.Peek().pos,
+                         "Stream Analytics writes PERCENTILE_CONT(p) OVER (ORDER BY x), not "
+                         "WITHIN GROUP");
       }
       if (in.TryKeyword("AS")) item.alias = ParseAlias(in);
     }
@@ -171,7 +185,21 @@ SelectStmt ParseSelect(TokenCursor& in, query::ExpressionParser& parser,
       }
       GroupItem g;
       g.expr = parser.Parse();
-      if (in.TryKeyword("OVER")) {
+      // The expression parser reads `SessionWindow(…) OVER (PARTITION BY k)` as
+      // $OVER(SessionWindow(…), $PARTITION_BY(k)); the window's partition is taken back out.
+      if (g.expr->kind == ExprKind::kCall && g.expr->name == "$OVER" &&
+          IsWindowName(g.expr->children[0]->name)) {
+        ExprPtr over = std::move(g.expr);
+        g.expr = std::move(over->children[0]);
+        for (size_t i = 1; i < over->children.size(); ++i) {
+          query::Expr& clause = *over->children[i];
+          if (clause.name != "$PARTITION_BY" || clause.children.size() != 1) {
+            throw QueryError(Errc::kInvalidQuery, clause.pos,
+                             "a window's OVER clause takes one PARTITION BY expression only");
+          }
+          g.partition_by = std::move(clause.children[0]);
+        }
+      } else if (in.TryKeyword("OVER")) {
         in.Expect(TokenKind::kLParen, "'('");
         in.ExpectKeyword("PARTITION");
         in.ExpectKeyword("BY");
