@@ -95,7 +95,7 @@ struct Partial {
 class AnalyticState {
  public:
   // The function's value for the current row, which is then remembered when it matches WHEN.
-  // `roots`: the row (event, extras); `ts`: its time, never less than the
+  // `roots`: the row (event, extras, APPLY records); `ts`: its time, never less than the
   // previous row's. `remembered` is the SELECT's count of remembered events across its
   // analytic functions; past limits.max_analytic_events this throws QueryError(kLimitExceeded).
   json::value Next(const AnalyticSpec& spec, std::span<const query::Root> roots, Micros ts,

@@ -69,7 +69,7 @@ std::optional<AggKind> FindAgg(std::string_view name) {
 }
 
 bool NotYet(std::string_view name) {
-  for (std::string_view n : {"WINDOWS", "UDF", "GETARRAYELEMENTS", "GETRECORDPROPERTIES"}) {
+  for (std::string_view n : {"WINDOWS", "UDF"}) {
     if (strings::IEquals(name, n)) return true;
   }
   return false;
@@ -105,6 +105,11 @@ bool IsRankedAgg(std::string_view name) {
 bool IsAnalytic(std::string_view name) {
   return strings::IEquals(name, "LAG") || strings::IEquals(name, "LAST") ||
          strings::IEquals(name, "ISFIRST");
+}
+
+bool IsTableValued(std::string_view name) {
+  return strings::IEquals(name, "GetArrayElements") ||
+         strings::IEquals(name, "GetRecordProperties");
 }
 
 // The name of what an aggregate, ranked aggregate, analytic function or OVER call computes
@@ -389,6 +394,10 @@ ExprPtr RewriteCall(const Expr& e, Ctx& c) {
 
 void CheckCall(const Expr& e) {
   if (NotYet(e.name)) Fail(e.pos, Errc::kInvalidQuery, e.name + " is not supported yet");
+  if (IsTableValued(e.name)) {
+    Fail(e.pos, Errc::kInvalidQuery,
+         e.name + " returns rows: use it in FROM … CROSS APPLY or OUTER APPLY");
+  }
 
   if ((e.name == "CAST" || e.name == "TRY_CAST") && e.children.size() == 2 &&
       e.children[1]->literal.is_string() && !KnownType(e.children[1]->literal.get_string())) {
@@ -626,7 +635,8 @@ struct Binder {
   void BindSelect(const SelectStmt& s, int sink) {
     SelectPlan p;
     p.sink = sink;
-    std::string alias = s.alias.value_or("");
+    // Without AS, the input's or step's own name qualifies its members (`input.TollId`).
+    std::string alias = s.alias.value_or(s.from);
     p.source_step = FindStep(s.from);
     if (p.source_step < 0) {
       for (const auto& later : q.steps) {
@@ -643,19 +653,43 @@ struct Binder {
         p.input = static_cast<int>(plan.inputs.size() - 1);
       }
     }
-    query::BindOptions opts;
-    opts.functions = &StreamFunctions();
-    opts.case_insensitive_keys = true;
-    opts.resolve_root =
-        [alias](std::span<const std::string> names) -> std::optional<query::RootBinding> {
-      query::RootBinding b;
-      if (!names[0].empty() && names[0][0] == '\x01') {
-        b.root = 1;
-      } else if (!alias.empty() && names.size() > 1 && strings::IEquals(names[0], alias)) {
-        b.skip = 1;
-      }
-      return b;
+    // Names: the extras (root 1), an APPLY's alias (root 2 + its position), the FROM alias, and
+    // otherwise a member of the event. `visible` APPLYs can be named (an APPLY's argument sees
+    // the ones before it).
+    std::vector<std::string> apply_aliases;
+    for (const auto& a : s.applies) {
+      bool taken = strings::IEquals(a.alias, alias);
+      for (const auto& other : apply_aliases)
+        taken |= strings::IEquals(a.alias, other);
+      if (taken) Fail(a.pos, Errc::kInvalidQuery, "duplicate alias '" + a.alias + "'");
+      apply_aliases.push_back(a.alias);
+    }
+    auto options = [&](size_t visible) {
+      query::BindOptions o;
+      o.functions = &StreamFunctions();
+      o.case_insensitive_keys = true;
+      o.resolve_root =
+          [alias, applies = std::vector<std::string>(apply_aliases.begin(),
+                                                     apply_aliases.begin() + visible)](
+              std::span<const std::string> names) -> std::optional<query::RootBinding> {
+        query::RootBinding b;
+        if (!names[0].empty() && names[0][0] == '\x01') {
+          b.root = 1;
+          return b;
+        }
+        for (size_t i = 0; i < applies.size(); ++i) {
+          if (strings::IEquals(names[0], applies[i])) {
+            b.root = static_cast<uint32_t>(2 + i);
+            b.skip = 1;
+            return b;
+          }
+        }
+        if (!alias.empty() && names.size() > 1 && strings::IEquals(names[0], alias)) b.skip = 1;
+        return b;
+      };
+      return o;
     };
+    query::BindOptions opts = options(apply_aliases.size());
 
     if (s.timestamp_by) {
       if (p.source_step >= 0) {
@@ -663,7 +697,30 @@ struct Binder {
              "TIMESTAMP BY applies to inputs, and '" + s.from + "' is a WITH step");
       }
       RejectAggs(*s.timestamp_by, "in TIMESTAMP BY");
-      p.timestamp_by = query::BindOrThrow(*s.timestamp_by, opts);
+      p.timestamp_by = query::BindOrThrow(*s.timestamp_by, options(0));
+    }
+
+    for (size_t i = 0; i < s.applies.size(); ++i) {
+      const ApplyItem& a = s.applies[i];
+      ApplySpec spec;
+      spec.outer = a.outer;
+      spec.alias = a.alias;
+      if (strings::IEquals(a.function, "GetRecordProperties")) {
+        spec.properties = true;
+      } else if (!strings::IEquals(a.function, "GetArrayElements")) {
+        Fail(a.pos, Errc::kInvalidQuery,
+             "APPLY takes GetArrayElements(…) or GetRecordProperties(…), not " + a.function);
+      }
+      RejectAggs(*a.arg, "in APPLY");
+      query::BindOptions visible = options(i);
+      Ctx ac;
+      ac.event = &visible;
+      ac.limits = &limits;
+      ac.clause = "in APPLY";
+      ExprPtr r = Rewrite(*a.arg, ac);
+      spec.arg = query::BindOrThrow(*r, visible);
+      p.uses_timestamp |= ac.uses_ts;
+      p.applies.push_back(std::move(spec));
     }
 
     // GROUP BY: one window and the keys.
@@ -727,6 +784,7 @@ struct Binder {
           proj.expr = query::BindOrThrow(*item.star_of, opts);
         } else {
           proj.star = true;
+          proj.star_applies = true;
         }
         p.items.push_back(std::move(proj));
         continue;

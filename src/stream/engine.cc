@@ -197,6 +197,10 @@ struct Engine::Impl {
       if (item.star) {
         for (const auto& kv : event)
           row[kv.key()] = kv.value();
+        if (item.star_applies) {
+          for (size_t k = 0; k < p.applies.size(); ++k)
+            row[p.applies[k].alias] = *roots[2 + k].object;
+        }
         continue;
       }
       if (item.star_of) {
@@ -224,8 +228,57 @@ struct Engine::Impl {
     const SelectPlan& p = *nodes[index].p;
     json::object extras;
     if (p.uses_timestamp) extras[internal::kTsName] = FormatDateTime(ts);
-    query::Root roots[2] = {query::Root(ev), query::Root(extras)};
-    AcceptRow(index, roots, ev, extras, ts);
+    if (p.applies.empty()) {
+      query::Root roots[2] = {query::Root(ev), query::Root(extras)};
+      AcceptRow(index, roots, ev, extras, ts);
+      return;
+    }
+    // APPLY: one row per element (the records are roots 2, 3, …), all at the event's time.
+    std::vector<json::object> records(p.applies.size());
+    std::vector<query::Root> roots(2 + p.applies.size());
+    roots[0] = query::Root(ev);
+    roots[1] = query::Root(extras);
+    size_t rows = 0;
+    Expand(index, ev, ts, extras, roots, records, 0, rows);
+  }
+
+  void Expand(size_t index, const json::object& ev, Micros ts, json::object& extras,
+              std::vector<query::Root>& roots, std::vector<json::object>& records, size_t k,
+              size_t& rows) {
+    const SelectPlan& p = *nodes[index].p;
+    if (k == p.applies.size()) {
+      AcceptRow(index, roots, ev, extras, ts);
+      return;
+    }
+    const internal::ApplySpec& a = p.applies[k];
+    auto row = [&](json::object record) {
+      if (++rows > limits().max_apply_rows) {
+        LimitError("APPLY makes too many rows of one event (the limit is " +
+                   std::to_string(limits().max_apply_rows) + ")");
+      }
+      records[k] = std::move(record);
+      roots[2 + k] = query::Root(records[k]);
+      Expand(index, ev, ts, extras, roots, records, k + 1, rows);
+    };
+    // The argument reads the event and earlier APPLYs only, which the rows below leave alone.
+    Value v = query::Evaluate(a.arg, std::span<const query::Root>(roots.data(), 2 + k));
+    bool any = false;
+    if (v.defined() && !a.properties && v->is_array()) {
+      const json::array& items = v->get_array();
+      for (size_t i = 0; i < items.size(); ++i) {
+        any = true;
+        row(json::object{{"ArrayIndex", static_cast<int64_t>(i)}, {"ArrayValue", items[i]}});
+      }
+    } else if (v.defined() && a.properties && v->is_object()) {
+      for (const auto& kv : v->get_object()) {
+        any = true;
+        row(json::object{{"PropertyName", kv.key()}, {"PropertyValue", kv.value()}});
+      }
+    }
+    if (!any && a.outer) {
+      row(a.properties ? json::object{{"PropertyName", nullptr}, {"PropertyValue", nullptr}}
+                       : json::object{{"ArrayIndex", nullptr}, {"ArrayValue", nullptr}});
+    }
   }
 
   // One row the FROM yields: analytic functions, WHERE, then the projection or the windows.

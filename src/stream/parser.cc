@@ -3,9 +3,10 @@
 //   query     := [ WITH step { , step } ] statement { [ ; ] statement } [ ; ]
 //   step      := name AS ( statement )
 //   statement := select { UNION [ ALL ] select }
-//   select    := SELECT item { , item } [ INTO name ] FROM name [ [ AS ] alias ]
-//                [ TIMESTAMP BY expr ] [ WHERE expr ] [ GROUP BY group { , group } ]
-//                [ HAVING expr ]
+//   select    := SELECT item { , item } [ INTO name ] FROM name [ [ AS ] alias ] { apply }
+//                [ TIMESTAMP BY expr { apply } ] [ WHERE expr ]
+//                [ GROUP BY group { , group } ] [ HAVING expr ]
+//   apply     := ( CROSS | OUTER ) APPLY name ( expr ) [ AS ] alias
 //   item      := * | path . * | expr [ AS alias ]
 //   group     := expr [ OVER ( PARTITION BY expr ) ]
 //   name      := identifier | [ text ]
@@ -157,9 +158,34 @@ SelectStmt ParseSelect(TokenCursor& in, query::ExpressionParser& parser,
              !in.AtKeyword("CROSS") && !in.AtKeyword("OUTER") && !in.AtKeyword("PARTITION")) {
     s.alias = std::string(in.Next().text);
   }
-  for (std::string_view w : {"JOIN", "INNER", "LEFT", "CROSS", "OUTER"}) {
+  // APPLYs may come before or after TIMESTAMP BY (ASA writes the input's TIMESTAMP BY first).
+  auto applies = [&] {
+    while ((in.AtKeyword("CROSS") || in.AtKeyword("OUTER")) && in.AtKeyword("APPLY", 1)) {
+      if (s.applies.size() >= limits.text.max_depth) {
+        throw QueryError(
+            Errc::kLimitExceeded, in.Peek().pos,
+            "too many APPLY clauses (the limit is " + std::to_string(limits.text.max_depth) + ")");
+      }
+      ApplyItem a;
+      a.pos = in.Peek().pos;
+      a.outer = in.Next().IsKeyword("OUTER");
+      in.Next();  // APPLY
+      if (!in.At(TokenKind::kIdentifier) || !in.At(TokenKind::kLParen, 1)) {
+        in.Fail("GetArrayElements(…) or GetRecordProperties(…) after APPLY");
+      }
+      a.function = std::string(in.Next().text);
+      in.Next();  // '('
+      a.arg = parser.Parse();
+      in.Expect(TokenKind::kRParen, "')'");
+      in.TryKeyword("AS");
+      a.alias = ParseName(in, "a name for the APPLY's rows");
+      s.applies.push_back(std::move(a));
+    }
+  };
+  applies();
+  for (std::string_view w : {"JOIN", "INNER", "LEFT", "RIGHT", "FULL", "CROSS", "OUTER"}) {
     if (in.AtKeyword(w)) {
-      throw QueryError(Errc::kInvalidQuery, in.Peek().pos, "joins and APPLY are not supported yet");
+      throw QueryError(Errc::kInvalidQuery, in.Peek().pos, "joins are not supported yet");
     }
   }
   if (in.AtKeyword("TIMESTAMP")) {
@@ -170,6 +196,7 @@ SelectStmt ParseSelect(TokenCursor& in, query::ExpressionParser& parser,
       throw QueryError(Errc::kInvalidQuery, in.Peek().pos,
                        "TIMESTAMP BY … OVER (substreams) is not supported yet");
     }
+    applies();
   }
   if (in.AtKeyword("PARTITION")) {
     throw QueryError(Errc::kInvalidQuery, in.Peek().pos, "PARTITION BY is not supported yet");

@@ -30,6 +30,15 @@ struct GroupItem {
   query::ExprPtr partition_by;  // SessionWindow(…) OVER (PARTITION BY x)
 };
 
+// FROM … {CROSS | OUTER} APPLY GetArrayElements(expr) AS alias (or GetRecordProperties)
+struct ApplyItem {
+  bool outer = false;
+  std::string function;  // as written
+  query::ExprPtr arg;
+  std::string alias;
+  query::Position pos;
+};
+
 struct SelectStmt {
   query::Position pos;
   std::vector<SelectItem> items;
@@ -39,6 +48,7 @@ struct SelectStmt {
   query::Position from_pos;
   std::optional<std::string> alias;
   query::ExprPtr timestamp_by;
+  std::vector<ApplyItem> applies;
   query::ExprPtr where;
   std::vector<GroupItem> group_by;
   query::ExprPtr having;
@@ -102,7 +112,7 @@ struct AggSpec {
   double percentile = 0;        // PERCENTILE_CONT(p), PERCENTILE_DISC(p): p in [0, 1]
 };
 
-// An analytic function: computed for every event the FROM yields, in time order,
+// An analytic function: computed for every event the FROM yields (after APPLY), in time order,
 // before WHERE, over the earlier events of its partition within `duration`.
 enum class AnalyticKind : uint8_t {
   kLag,        // the value `offset` matching events back
@@ -123,6 +133,16 @@ struct AnalyticSpec {
   Micros duration = 0;  // LIMIT DURATION; ISFIRST: the interval
 };
 
+// {CROSS | OUTER} APPLY: every element of `arg` (an array: {ArrayIndex, ArrayValue}; a record
+// with properties: {PropertyName, PropertyValue}) is a row; OUTER keeps an event without any,
+// with nulls. The records are roots 2, 3, … in the order of the APPLYs.
+struct ApplySpec {
+  bool outer = false;
+  bool properties = false;  // GetRecordProperties (else GetArrayElements)
+  query::BoundExpr arg;
+  std::string alias;
+};
+
 enum class WindowKind : uint8_t { kNone, kTumbling, kHopping, kSliding, kSession, kSnapshot };
 
 struct WindowSpec {
@@ -136,14 +156,15 @@ struct WindowSpec {
 
 struct Projection {
   query::BoundExpr expr;
-  std::string name;      // empty: the last member name of the path as the event spells it
-  bool star = false;     // `*`, `alias.*`: every member of the event
-  bool star_of = false;  // `path.*`: every member of expr's object
+  std::string name;           // empty: the last member name of the path as the event spells it
+  bool star = false;          // `*`, `alias.*`: every member of the event
+  bool star_applies = false;  // `*`: and every APPLY's record, under its alias
+  bool star_of = false;       // `path.*`: every member of expr's object
 };
 
 // One SELECT. Roots: 0 the event (windowed rows: an empty object), 1 the row's extras
 // (kTs: System.Timestamp(); kKey<i>: the GROUP BY values; kAgg<i>: the aggregates; kAnalytic<i>:
-// the analytic functions' values).
+// the analytic functions' values), 2… the APPLY records.
 struct SelectPlan {
   int source_step = -1;  // reads a WITH step …
   int input = -1;        // … or an input
@@ -153,6 +174,7 @@ struct SelectPlan {
   std::vector<query::BoundExpr> keys;  // GROUP BY expressions other than the window
   std::vector<AggSpec> aggs;
   std::vector<AnalyticSpec> analytics;
+  std::vector<ApplySpec> applies;
   WindowSpec window;
   std::optional<query::BoundExpr> having;
   bool uses_timestamp = false;  // the projections read System.Timestamp() (non-windowed)

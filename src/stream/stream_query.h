@@ -60,6 +60,7 @@ struct StreamLimits {
   // per SELECT: the events its analytic functions (LAG, LAST, ISFIRST's keys, aggregates OVER
   // LIMIT DURATION) remember, all partitions together; LAG's offset
   size_t max_analytic_events = 1'000'000;
+  size_t max_apply_rows = 100'000;  // the rows CROSS/OUTER APPLY make of one event
 };
 
 namespace internal {

@@ -104,8 +104,9 @@ TEST(StreamQuery, PrefixesOfQueriesFailCleanly) {
       "SELECT user, COUNT(*) FROM input GROUP BY user, SessionWindow(second, 5, 60) OVER "
       "(PARTITION BY user) /* c */ -- d",
       "SELECT k, LAG(v, 2, 0) OVER (PARTITION BY k, j LIMIT DURATION(minute, 5) WHEN v > 0) AS p, "
-      "ISFIRST(second, 10) OVER (PARTITION BY k) AS f, i.v & 3 | ~1 ^ 2 AS b "
-      "FROM input i TIMESTAMP BY t "
+      "ISFIRST(second, 10) OVER (PARTITION BY k) AS f, a.ArrayValue & 3 | ~1 ^ 2 AS b "
+      "FROM input i TIMESTAMP BY t CROSS APPLY GetArrayElements(i.arr) AS a "
+      "OUTER APPLY GetRecordProperties(a.ArrayValue) AS r "
       "WHERE MAX(v) OVER (LIMIT DURATION(hour, 1)) > 1",
       "SELECT TopOne() OVER (ORDER BY t DESC, v ASC) AS top, CollectTop(2, v) OVER (ORDER BY v) "
       "AS c, PERCENTILE_CONT(0.5) OVER (ORDER BY v DESC) AS m, Collect(v) AS all "

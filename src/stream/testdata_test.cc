@@ -5,8 +5,9 @@
 //
 //   policy late=<s|none> ooo=<s> adjust|drop   optional; default late=none ooo=0 adjust
 //   limits <field>=<n> …                       optional: StreamLimits fields (max_collect,
-//                                              max_analytic_events, max_distinct,
-//                                              max_buffered_events, max_open_groups)
+//                                              max_analytic_events, max_apply_rows,
+//                                              max_distinct, max_buffered_events,
+//                                              max_open_groups)
 //   <query lines>                              up to the first "--- " line
 //   --- input [<name>]                         events, one per line, in arrival order:
 //   [@<time>] [<input>] {json}                 <time> is ISO 8601 or HH:MM:SS[.f] (on
@@ -184,6 +185,8 @@ std::vector<Case> ReadCases(const std::filesystem::path& file) {
               c.limits.max_collect = value;
             else if (field == "max_analytic_events")
               c.limits.max_analytic_events = value;
+            else if (field == "max_apply_rows")
+              c.limits.max_apply_rows = value;
             else if (field == "max_distinct")
               c.limits.max_distinct = value;
             else if (field == "max_buffered_events")
