@@ -63,6 +63,14 @@ std::string_view TokenKindName(TokenKind k) {
       return "'>'";
     case TokenKind::kGe:
       return "'>='";
+    case TokenKind::kAmpersand:
+      return "'&'";
+    case TokenKind::kPipe:
+      return "'|'";
+    case TokenKind::kCaret:
+      return "'^'";
+    case TokenKind::kTilde:
+      return "'~'";
   }
   return "token";
 }
@@ -211,6 +219,15 @@ class Lexer {
     if (c == ';' && options_.semicolons) {
       t.kind = TokenKind::kSemicolon;
       return;
+    }
+    if (options_.bitwise_operators) {
+      static constexpr std::string_view kBitwise = "&|^~";
+      static constexpr TokenKind kBitwiseKinds[] = {TokenKind::kAmpersand, TokenKind::kPipe,
+                                                    TokenKind::kCaret, TokenKind::kTilde};
+      if (size_t k = kBitwise.find(static_cast<char>(c)); k != std::string_view::npos) {
+        t.kind = kBitwiseKinds[k];
+        return;
+      }
     }
     switch (c) {
       case '!':

@@ -5,7 +5,8 @@
 // strings in single or double quotes with the escapes \' \" \\ \/ \b \f \n \r \t \uXXXX
 // (surrogate pairs combine), numbers (`42`, `1.5`, `2e-3`, `0x1F`; an integer that does not
 // fit int64/uint64 becomes a double), the operators `= != <> < <= > >= + - * / %` and the
-// punctuation `( ) [ ] { } , . :`. Whitespace separates tokens.
+// punctuation `( ) [ ] { } , . :` (and, when a dialect asks, `;` and the bitwise `& | ^ ~`).
+// Whitespace separates tokens.
 //
 // Keywords (SELECT, AND, IN, …) are identifiers here: which words are reserved is the
 // dialect's business, and the parser compares them case-insensitively.
@@ -65,6 +66,10 @@ enum class TokenKind : uint8_t {
   kLe,
   kGt,
   kGe,
+  kAmpersand,  // &  (the bitwise operators: only with LexOptions::bitwise_operators)
+  kPipe,       // |
+  kCaret,      // ^
+  kTilde,      // ~
 };
 
 // "identifier", "string", "'('", …
@@ -94,6 +99,9 @@ struct LexOptions {
   // (Stream Analytics queries).
   bool semicolons = false;
   bool sql_comments = false;
+  // `&`, `|`, `^` and `~` are tokens (Stream Analytics' bitwise operators); elsewhere they are
+  // unexpected characters.
+  bool bitwise_operators = false;
 };
 
 // Lexes all of `text` (which the tokens view: it must outlive them). Errors are

@@ -299,6 +299,22 @@ ExprPtr ExpressionParser::ParseBinary(int min_prec) {
         continue;
       }
     }
+    // The bitwise & | ^ bind as + and - do (T-SQL's precedence), so `flags & 4 = 4` compares
+    // the masked value.
+    if (options_.sql_forms && min_prec <= kPrecAdd &&
+        (t.kind == TokenKind::kAmpersand || t.kind == TokenKind::kPipe ||
+         t.kind == TokenKind::kCaret)) {
+      std::string_view fn = t.kind == TokenKind::kAmpersand ? "$BITAND"
+                            : t.kind == TokenKind::kPipe    ? "$BITOR"
+                                                            : "$BITXOR";
+      in_.Next();
+      std::vector<ExprPtr> kids;
+      kids.push_back(std::move(left));
+      kids.push_back(ParseBinary(kPrecAdd + 1));
+      left = Make(ExprKind::kCall, pos, std::move(kids));
+      left->name = fn;
+      continue;
+    }
     auto op = BinaryOpOf(t.kind);
     if (!op || Precedence(*op) < min_prec) return left;
     in_.Next();
@@ -322,6 +338,12 @@ ExprPtr ExpressionParser::ParseUnary() {
     std::vector<ExprPtr> kids;
     kids.push_back(ParseUnary());
     out = Make(kind, pos, std::move(kids));
+  } else if (options_.sql_forms && t.kind == TokenKind::kTilde) {
+    Position pos = in_.Next().pos;
+    std::vector<ExprPtr> kids;
+    kids.push_back(ParseUnary());
+    out = Make(ExprKind::kCall, pos, std::move(kids));
+    out->name = "$BITNOT";
   } else {
     out = ParsePostfix(ParsePrimary());
   }
@@ -498,6 +520,79 @@ ExprPtr ExpressionParser::ParsePrimary() {
   e->name = std::move(name);
   e->star = star;
   e->distinct = distinct;
+  if (options_.sql_forms && in_.AtKeyword("OVER") && in_.At(TokenKind::kLParen, 1)) {
+    return ParseOver(std::move(e));
+  }
+  return e;
+}
+
+ExprPtr ExpressionParser::ParseOver(ExprPtr call) {
+  // After the call: OVER '(' clause… ')', each clause at most once, in any order.
+  Position pos = in_.Next().pos;
+  in_.Next();  // '('
+  std::vector<ExprPtr> kids;
+  kids.push_back(std::move(call));
+  std::vector<std::string_view> seen;
+  auto once = [&](std::string_view clause, Position at) {
+    if (std::find(seen.begin(), seen.end(), clause) != seen.end()) {
+      throw QueryError(Errc::kSyntax, at, "OVER has two " + std::string(clause) + " clauses");
+    }
+    seen.push_back(clause);
+  };
+  auto list_item = [&](std::vector<ExprPtr>& into) {
+    if (into.size() >= options_.limits.max_list) {
+      throw QueryError(
+          Errc::kLimitExceeded, in_.Peek().pos,
+          "list is too long (the limit is " + std::to_string(options_.limits.max_list) + " items)");
+    }
+    into.push_back(Parse());
+  };
+  while (!in_.At(TokenKind::kRParen)) {
+    Position at = in_.Peek().pos;
+    std::vector<ExprPtr> items;
+    std::string_view clause;
+    if (in_.TryKeyword("PARTITION")) {
+      in_.ExpectKeyword("BY");
+      clause = "$PARTITION_BY";
+      once("PARTITION BY", at);
+      do {
+        list_item(items);
+      } while (in_.Try(TokenKind::kComma));
+    } else if (in_.TryKeyword("ORDER")) {
+      in_.ExpectKeyword("BY");
+      clause = "$ORDER_BY";
+      once("ORDER BY", at);
+      do {
+        list_item(items);
+        ExprPtr dir = Make(ExprKind::kLiteral, in_.Peek().pos);
+        bool desc = in_.AtKeyword("DESC");
+        if (desc || in_.AtKeyword("ASC")) in_.Next();
+        dir->literal = boost::json::string(desc ? "DESC" : "ASC");
+        items.push_back(std::move(dir));
+      } while (in_.Try(TokenKind::kComma));
+    } else if (in_.TryKeyword("LIMIT")) {
+      in_.ExpectKeyword("DURATION");
+      clause = "$LIMIT_DURATION";
+      once("LIMIT DURATION", at);
+      in_.Expect(TokenKind::kLParen, "'('");
+      items.push_back(Parse());
+      in_.Expect(TokenKind::kComma, "','");
+      items.push_back(Parse());
+      in_.Expect(TokenKind::kRParen, "')'");
+    } else if (in_.TryKeyword("WHEN")) {
+      clause = "$WHEN";
+      once("WHEN", at);
+      items.push_back(Parse());
+    } else {
+      in_.Fail("PARTITION BY, ORDER BY, LIMIT DURATION, WHEN or ')'");
+    }
+    ExprPtr c = Make(ExprKind::kCall, at, std::move(items));
+    c->name = clause;
+    kids.push_back(std::move(c));
+  }
+  in_.Next();  // ')'
+  ExprPtr e = Make(ExprKind::kCall, pos, std::move(kids));
+  e->name = "$OVER";
   return e;
 }
 

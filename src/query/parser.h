@@ -11,9 +11,9 @@
 //                          | [NOT] IN list | NIN list
 //                          | [NOT] BETWEEN additive AND additive }
 //   list       := '(' [ expr { , expr } ] ')' | '[' [ expr { , expr } ] ']'
-//   additive   := multiplicative { ( + | - ) multiplicative }
+//   additive   := multiplicative { ( + | - | & | '|' | ^ ) multiplicative }   (& | ^: sql_forms)
 //   multiplicative := unary { ( * | / | % ) unary }
-//   unary      := ( - | + ) unary | postfix
+//   unary      := ( - | + | ~ ) unary | postfix                              (~: sql_forms)
 //   postfix    := primary { '.' member | '[' expr ']' }
 //   member     := identifier | keyword | [[quoted name]]
 //   primary    := number | string | TRUE | FALSE | NULL | UNDEFINED
@@ -54,6 +54,15 @@ struct ExprOptions {
   //   a IS [NOT] NULL                        → [NOT] $IS_NULL(a)
   //   f(DISTINCT x)                          → f(x) with Expr::distinct
   //   a.b(args)                              → a call named "a.b" (System.Timestamp())
+  //   f(args) OVER ( clause… )               → $OVER(f(args), clause…), each clause a call:
+  //       PARTITION BY e1, e2…                 → $PARTITION_BY(e1, e2…)
+  //       ORDER BY e1 [ASC|DESC], …            → $ORDER_BY(e1, 'ASC'|'DESC', …)
+  //       LIMIT DURATION(unit, n)              → $LIMIT_DURATION(unit, n)
+  //       WHEN c                               → $WHEN(c)
+  //     (Stream Analytics' analytic functions and aggregates; the dialect's binder checks
+  //     which clauses a function takes; each clause at most once, in any order)
+  //   a & b, a | b, a ^ b, ~a                → $BITAND(a, b), $BITOR, $BITXOR, $BITNOT(a) (the
+  //                                            lexer must make the tokens: bitwise_operators)
   // CASE WHEN THEN ELSE END LIKE IS DISTINCT are then reserved.
   bool sql_forms = false;
   Limits limits;
@@ -110,6 +119,7 @@ class ExpressionParser {
   ExprPtr ParseObject(Position pos);
   ExprPtr ParseCase(Position pos);
   ExprPtr ParseCast(Position pos, std::string name);
+  ExprPtr ParseOver(ExprPtr call);
   ExprPtr Wrap(ExprKind kind, Position pos, ExprPtr child);
   ExprPtr Make(ExprKind kind, Position pos, std::vector<ExprPtr> children = {});
   void Enter();

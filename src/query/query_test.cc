@@ -184,6 +184,53 @@ TEST(ParserTest, SqlFormsBecomeCalls) {
   EXPECT_FALSE(ParseExpression("a LIKE 'x'", {}).has_value());
 }
 
+// f(…) OVER (…) under sql_forms: the clauses become calls, in the order written.
+TEST(ParserTest, OverClausesBecomeCalls) {
+  ExprOptions o;
+  o.sql_forms = true;
+  auto show = [&](std::string_view text) {
+    auto e = ParseExpression(text, o);
+    return e ? ToString(**e) : "error: " + e.error().message();
+  };
+  EXPECT_EQ(show("LAG(x, 2) OVER (PARTITION BY a, b.c LIMIT DURATION(hour, 1) WHEN x > 0)"),
+            "$OVER(LAG(x, 2), $PARTITION_BY(a, b.c), $LIMIT_DURATION(hour, 1), "
+            "$WHEN((x > 0)))");
+  EXPECT_EQ(show("TopOne() OVER (ORDER BY t DESC, v)"),
+            "$OVER(TopOne(), $ORDER_BY(t, 'DESC', v, 'ASC'))");
+  EXPECT_EQ(show("COUNT(*) over (limit duration(second, 5)) + 1"),
+            "($OVER(COUNT(*), $LIMIT_DURATION(second, 5)) + 1)");
+  EXPECT_EQ(show("f(x) OVER ()"), "$OVER(f(x))");
+  EXPECT_EQ(show("LAG(x) OVER (WHEN a WHEN b)"),
+            "error: line 1, column 21: OVER has two WHEN clauses");
+  EXPECT_EQ(show("LAG(x) OVER (ROWS 1)"),
+            "error: line 1, column 14: expected PARTITION BY, ORDER BY, LIMIT DURATION, WHEN or "
+            "')', found 'ROWS'");
+  // OVER without '(' is not a clause (the statement parser decides), nor after a name.
+  EXPECT_EQ(show("a"), "a");
+  EXPECT_FALSE(ParseExpression("f(x) OVER y", o).has_value());
+  // Without the option OVER ends the expression.
+  EXPECT_FALSE(ParseExpression("f(x) OVER (PARTITION BY a)", {}).has_value());
+}
+
+// The bitwise operators need the lexer's tokens and sql_forms; & | ^ bind as + and -.
+TEST(ParserTest, BitwiseOperatorsBecomeCalls) {
+  ExprOptions o;
+  o.sql_forms = true;
+  o.lex.bitwise_operators = true;
+  auto show = [&](std::string_view text) {
+    auto e = ParseExpression(text, o);
+    return e ? ToString(**e) : "error: " + e.error().message();
+  };
+  EXPECT_EQ(show("a & 4 = 4"), "($BITAND(a, 4) = 4)");
+  EXPECT_EQ(show("a | b ^ c + 1"), "($BITXOR($BITOR(a, b), c) + 1)");
+  EXPECT_EQ(show("~a * 2"), "($BITNOT(a) * 2)");
+  EXPECT_EQ(show("a & b * c"), "$BITAND(a, (b * c))");
+  // Without the lexer option the characters stay unexpected.
+  auto plain = ParseExpression("a & b", {});
+  ASSERT_FALSE(plain.has_value());
+  EXPECT_EQ(plain.error().message(), "line 1, column 3: unexpected character '&'");
+}
+
 TEST(BinderTest, RootsChosenByTheDialect) {
   json::object props = Obj(R"({"level": "hot"})");
   json::value body = json::parse(R"({"Weather": {"Temperature": 50, "H": [20, 30]}})");

@@ -69,9 +69,7 @@ std::optional<AggKind> FindAgg(std::string_view name) {
 }
 
 bool NotYet(std::string_view name) {
-  for (std::string_view n :
-       {"TOPONE", "COLLECT", "COLLECTTOP", "PERCENTILE_CONT", "PERCENTILE_DISC", "LAG", "LAST",
-        "ISFIRST", "WINDOWS", "UDF", "GETARRAYELEMENTS", "GETRECORDPROPERTIES"}) {
+  for (std::string_view n : {"WINDOWS", "UDF"}) {
     if (strings::IEquals(name, n)) return true;
   }
   return false;
@@ -87,18 +85,320 @@ bool IsWindowCall(const Expr& e) {
   return false;
 }
 
+std::string Upper(std::string_view s) {
+  std::string out(s);
+  for (char& ch : out) {
+    if (ch >= 'a' && ch <= 'z') ch = static_cast<char>(ch - 'a' + 'A');
+  }
+  return out;
+}
+
+// TopOne, Collect, CollectTop and the percentiles: aggregates with their own syntax.
+bool IsRankedAgg(std::string_view name) {
+  for (std::string_view n :
+       {"TOPONE", "COLLECT", "COLLECTTOP", "PERCENTILE_CONT", "PERCENTILE_DISC"}) {
+    if (strings::IEquals(name, n)) return true;
+  }
+  return false;
+}
+
+bool IsAnalytic(std::string_view name) {
+  return strings::IEquals(name, "LAG") || strings::IEquals(name, "LAST") ||
+         strings::IEquals(name, "ISFIRST");
+}
+
+bool IsTableValued(std::string_view name) {
+  return strings::IEquals(name, "GetArrayElements") ||
+         strings::IEquals(name, "GetRecordProperties");
+}
+
+// The name of what an aggregate, ranked aggregate, analytic function or OVER call computes
+// ("LAG", "SUM"), or "" for anything else.
+std::string AggregateOrAnalytic(const Expr& e) {
+  if (e.kind != ExprKind::kCall) return "";
+  if (e.name == "$OVER") return AggregateOrAnalytic(*e.children[0]);
+  if (FindAgg(e.name) || IsRankedAgg(e.name) || IsAnalytic(e.name)) return Upper(e.name);
+  return "";
+}
+
 struct Ctx {
   const query::BindOptions* event = nullptr;
+  const StreamLimits* limits = nullptr;
   bool grouped = false;
   bool allow_aggs = false;
   std::string_view clause;  // for messages: "in WHERE"
   std::vector<std::string> key_texts;
   std::vector<AggSpec>* aggs = nullptr;
+  std::vector<AnalyticSpec>* analytics = nullptr;  // null: analytic functions are not allowed
   bool uses_ts = false;
 };
 
+// `what`: "window" (sizes of windows) or "duration" (LIMIT DURATION, ISFIRST's interval).
+Micros SizeOf(const Expr& unit, const Expr& n, const StreamLimits& limits, bool allow_zero,
+              std::string_view what = "window");
+ExprPtr Rewrite(const Expr& e, Ctx& c);
+
+// The clauses of an OVER: $OVER(call, $PARTITION_BY(…), $ORDER_BY(…), $LIMIT_DURATION(…),
+// $WHEN(…)) as the expression parser desugars it; null members were not written.
+struct Over {
+  const Expr* partition = nullptr;
+  const Expr* order = nullptr;
+  const Expr* duration = nullptr;
+  const Expr* when = nullptr;
+};
+
+Over ReadOver(const Expr& e) {
+  Over o;
+  for (size_t i = 1; i < e.children.size(); ++i) {
+    const Expr& clause = *e.children[i];
+    if (clause.name == "$PARTITION_BY") o.partition = &clause;
+    if (clause.name == "$ORDER_BY") o.order = &clause;
+    if (clause.name == "$LIMIT_DURATION") o.duration = &clause;
+    if (clause.name == "$WHEN") o.when = &clause;
+  }
+  return o;
+}
+
+// A context for the arguments of an aggregate or analytic function: per event, no aggregates;
+// analytic functions only where `analytics` is given.
+Ctx ArgumentCtx(const Ctx& c, std::string_view clause, std::vector<AnalyticSpec>* analytics) {
+  Ctx a;
+  a.event = c.event;
+  a.limits = c.limits;
+  a.clause = clause;
+  a.analytics = analytics;
+  return a;
+}
+
+query::BoundExpr BindArg(const Expr& e, Ctx& a) {
+  ExprPtr r = Rewrite(e, a);
+  return query::BindOrThrow(*r, *a.event);
+}
+
+// An integer literal (a positive one: `what` names it in the error).
+int64_t PositiveLiteral(const Expr& e, std::string_view what, int64_t max) {
+  std::optional<int64_t> v;
+  if (e.kind == ExprKind::kLiteral) v = query::ToInt64(e.literal);
+  if (!v || *v < 1)
+    Fail(e.pos, Errc::kInvalidQuery, std::string(what) + " must be an integer of 1 or more");
+  if (*v > max) {
+    Fail(e.pos, Errc::kLimitExceeded,
+         std::string(what) + " is too large (the limit is " + std::to_string(max) + ")");
+  }
+  return *v;
+}
+
+// The aggregate `fn` (COUNT…VARP, TopOne, Collect, CollectTop, PERCENTILE_CONT/DISC), its ORDER
+// BY from `over` (TopOne, CollectTop, the percentiles). Arguments are bound in `a`.
+AggSpec BindAgg(const Expr& fn, const Over& over, Ctx& a) {
+  AggSpec spec;
+  std::string name = Upper(fn.name);
+  std::string lname = strings::ToLower(fn.name);
+  const auto& args = fn.children;
+  bool ranked = IsRankedAgg(name);
+  bool ordered = name == "TOPONE" || name == "COLLECTTOP" || name.rfind("PERCENTILE", 0) == 0;
+  if (over.order && !ordered) {
+    Fail(over.order->pos, Errc::kInvalidQuery,
+         "ORDER BY applies to TopOne, CollectTop, PERCENTILE_CONT and PERCENTILE_DISC, not " +
+             fn.name);
+  }
+  if (ordered && !over.order) {
+    Fail(fn.pos, Errc::kInvalidQuery, fn.name + " needs OVER (ORDER BY …)");
+  }
+  if (fn.distinct && name != "COUNT") {
+    Fail(fn.pos, Errc::kInvalidQuery, "DISTINCT is only allowed in COUNT(DISTINCT …)");
+  }
+  if (fn.star && name != "COUNT")
+    Fail(fn.pos, Errc::kInvalidQuery, "'*' is only allowed in COUNT(*)");
+  if (over.order) {
+    const auto& keys = over.order->children;  // key, 'ASC' | 'DESC', …
+    for (size_t i = 0; i + 1 < keys.size(); i += 2) {
+      OrderKey k;
+      k.expr = BindArg(*keys[i], a);
+      k.desc = keys[i + 1]->literal.is_string() && keys[i + 1]->literal.get_string() == "DESC";
+      spec.order.push_back(std::move(k));
+    }
+  }
+  if (!ranked) {
+    spec.kind = *FindAgg(name);
+    if (fn.star || args.empty()) {
+      if (spec.kind != AggKind::kCount)
+        Fail(fn.pos, Errc::kInvalidQuery, lname + " needs one argument");
+      spec.rows = true;
+      return spec;
+    }
+    if (args.size() != 1) Fail(fn.pos, Errc::kInvalidQuery, lname + " takes one argument");
+    spec.arg = BindArg(*args[0], a);
+    if (fn.distinct) spec.kind = AggKind::kCountDistinct;
+    return spec;
+  }
+  if (name == "TOPONE" || name == "COLLECT") {
+    spec.kind = name == "TOPONE" ? AggKind::kTopOne : AggKind::kCollect;
+    if (args.size() > 1) Fail(fn.pos, Errc::kInvalidQuery, fn.name + " takes at most one argument");
+    spec.whole_event = args.empty();
+    if (!args.empty()) spec.arg = BindArg(*args[0], a);
+    return spec;
+  }
+  if (name == "COLLECTTOP") {
+    spec.kind = AggKind::kCollectTop;
+    if (args.empty() || args.size() > 2) {
+      Fail(fn.pos, Errc::kInvalidQuery, "CollectTop takes a count and at most one value");
+    }
+    spec.top = static_cast<uint32_t>(PositiveLiteral(*args[0], "CollectTop's count",
+                                                     static_cast<int64_t>(a.limits->max_collect)));
+    spec.whole_event = args.size() == 1;
+    if (args.size() == 2) spec.arg = BindArg(*args[1], a);
+    return spec;
+  }
+  spec.kind = name == "PERCENTILE_CONT" ? AggKind::kPercentileCont : AggKind::kPercentileDisc;
+  std::optional<double> p;
+  if (args.size() == 1 && args[0]->kind == ExprKind::kLiteral && args[0]->literal.is_number()) {
+    p = query::ToDouble(args[0]->literal);
+  }
+  if (!p || *p < 0 || *p > 1) {
+    Fail(args.empty() ? fn.pos : args[0]->pos, Errc::kInvalidQuery,
+         fn.name + " takes one number between 0 and 1 (the percentile)");
+  }
+  if (spec.order.size() != 1) {
+    Fail(over.order->pos, Errc::kInvalidQuery, fn.name + " orders by exactly one expression");
+  }
+  spec.percentile = *p;
+  spec.arg = spec.order[0].expr;
+  return spec;
+}
+
+// LAG, LAST, ISFIRST, or an aggregate OVER (… LIMIT DURATION …): computed per event; the
+// expression becomes the extra AnalyticName(i).
+ExprPtr BindAnalytic(const Expr& whole, const Expr& fn, const Over& over, Ctx& c) {
+  std::string name = Upper(fn.name);
+  if (!c.analytics) {
+    Fail(fn.pos, Errc::kInvalidQuery,
+         "analytic function " + name + " is not allowed " +
+             std::string(c.clause.empty() ? "here" : c.clause));
+  }
+  if (c.grouped) {
+    Fail(
+        fn.pos, Errc::kInvalidQuery,
+        name + " in a grouped SELECT must be inside an aggregate (it is computed for every event)");
+  }
+  Ctx a = ArgumentCtx(c, "inside an analytic function", nullptr);
+  AnalyticSpec spec;
+  spec.name = name;
+  const auto& args = fn.children;
+  if (name == "ISFIRST") {
+    spec.kind = AnalyticKind::kIsFirst;
+    if (over.duration || over.order) {
+      Fail((over.duration ? over.duration : over.order)->pos, Errc::kInvalidQuery,
+           "ISFIRST takes its interval as arguments: ISFIRST(unit, length) OVER ([PARTITION BY …] "
+           "[WHEN …])");
+    }
+    if (args.size() != 2) {
+      Fail(fn.pos, Errc::kInvalidQuery,
+           "ISFIRST takes a time unit and a length: ISFIRST(minute, 10)");
+    }
+    spec.duration = SizeOf(*args[0], *args[1], *c.limits, false, "duration");
+  } else {
+    if (!over.duration) {
+      Fail(fn.pos, Errc::kInvalidQuery,
+           fn.name + " needs OVER ([PARTITION BY …] LIMIT DURATION(unit, length) [WHEN …])");
+    }
+    if (over.order && (name == "LAG" || name == "LAST")) {
+      Fail(over.order->pos, Errc::kInvalidQuery,
+           name + " takes no ORDER BY (events come in time order)");
+    }
+    spec.duration = SizeOf(*over.duration->children[0], *over.duration->children[1], *c.limits,
+                           false, "duration");
+    if (name == "LAG" || name == "LAST") {
+      spec.kind = name == "LAG" ? AnalyticKind::kLag : AnalyticKind::kLast;
+      size_t max_args = name == "LAG" ? 3 : 2;
+      if ((!fn.star && args.empty()) || args.size() > max_args) {
+        Fail(fn.pos, Errc::kInvalidQuery,
+             name == "LAG" ? "LAG takes a value (or *), an offset and a default"
+                           : "LAST takes a value (or *) and a default");
+      }
+      if (!fn.star) spec.value = BindArg(*args[0], a);
+      size_t next = 1;
+      if (name == "LAG" && args.size() >= 2) {
+        spec.offset = static_cast<uint32_t>(PositiveLiteral(
+            *args[1], "LAG's offset", static_cast<int64_t>(c.limits->max_analytic_events)));
+        next = 2;
+      }
+      if (args.size() > next) spec.fallback = BindArg(*args[next], a);
+    } else {
+      spec.kind = AnalyticKind::kAggregate;
+      if (name.rfind("PERCENTILE", 0) == 0 || name.rfind("STDEV", 0) == 0 ||
+          name.rfind("VAR", 0) == 0 || fn.distinct) {
+        Fail(fn.pos, Errc::kInvalidQuery,
+             std::string(fn.distinct ? "COUNT(DISTINCT …)" : fn.name) +
+                 " OVER (… LIMIT DURATION …) is not an analytic aggregate (those are COUNT, SUM, "
+                 "AVG, MIN, MAX, TopOne, Collect and CollectTop)");
+      }
+      spec.agg = BindAgg(fn, over, a);
+    }
+  }
+  if (over.partition) {
+    for (const auto& k : over.partition->children)
+      spec.partition.push_back(BindArg(*k, a));
+  }
+  if (over.when) spec.when = BindArg(*over.when->children[0], a);
+  c.uses_ts |= a.uses_ts;
+  c.analytics->push_back(std::move(spec));
+  return Extra(AnalyticName(c.analytics->size() - 1), whole.pos);
+}
+
+// An aggregate of a grouped SELECT: its value is the extra kAgg<i>.
+ExprPtr BindWindowedAgg(const Expr& fn, const Over& over, Ctx& c) {
+  std::string lname = strings::ToLower(fn.name);
+  if (!c.allow_aggs) {
+    if (!c.clause.empty()) {
+      Fail(fn.pos, Errc::kInvalidQuery,
+           "aggregate " + lname + " is not allowed " + std::string(c.clause));
+    }
+    Fail(fn.pos, Errc::kInvalidQuery, "aggregate " + lname + " needs a GROUP BY with a window");
+  }
+  if (over.partition || over.when) {
+    Fail((over.partition ? over.partition : over.when)->pos, Errc::kInvalidQuery,
+         "PARTITION BY and WHEN belong to the analytic form, with LIMIT DURATION");
+  }
+  // Arguments are per event: no aggregates inside, analytic functions allowed (they are computed
+  // before the event is aggregated).
+  Ctx a = ArgumentCtx(c, "inside another aggregate", c.analytics);
+  c.aggs->push_back(BindAgg(fn, over, a));
+  c.uses_ts |= a.uses_ts;
+  return Extra(
+      "\x01"
+      "a" +
+          std::to_string(c.aggs->size() - 1),
+      fn.pos);
+}
+
+ExprPtr RewriteCall(const Expr& e, Ctx& c) {
+  const Expr& fn = e.name == "$OVER" ? *e.children[0] : e;
+  Over over = e.name == "$OVER" ? ReadOver(e) : Over{};
+  std::string name = Upper(fn.name);
+  if (IsAnalytic(name) || over.duration) {
+    if (!IsAnalytic(name) && !FindAgg(name) && !IsRankedAgg(name)) {
+      Fail(fn.pos, Errc::kInvalidQuery,
+           "OVER (… LIMIT DURATION …) applies to LAG, LAST and aggregates, not " + fn.name);
+    }
+    return BindAnalytic(e, fn, over, c);
+  }
+  if (FindAgg(name) && e.name == "$OVER" && !over.order) {
+    Fail(fn.pos, Errc::kInvalidQuery,
+         fn.name + " OVER needs LIMIT DURATION(unit, length) (or use GROUP BY with a window)");
+  }
+  if (FindAgg(name) || IsRankedAgg(name)) return BindWindowedAgg(fn, over, c);
+  Fail(fn.pos, Errc::kInvalidQuery,
+       "OVER applies to analytic functions (LAG, LAST, ISFIRST) and aggregates, not " + fn.name);
+}
+
 void CheckCall(const Expr& e) {
   if (NotYet(e.name)) Fail(e.pos, Errc::kInvalidQuery, e.name + " is not supported yet");
+  if (IsTableValued(e.name)) {
+    Fail(e.pos, Errc::kInvalidQuery,
+         e.name + " returns rows: use it in FROM … CROSS APPLY or OUTER APPLY");
+  }
+
   if ((e.name == "CAST" || e.name == "TRY_CAST") && e.children.size() == 2 &&
       e.children[1]->literal.is_string() && !KnownType(e.children[1]->literal.get_string())) {
     Fail(e.children[1]->pos, Errc::kInvalidQuery,
@@ -112,7 +412,11 @@ void CheckCall(const Expr& e) {
 
 void RejectAggs(const Expr& e, std::string_view where) {
   if (e.kind == ExprKind::kCall) {
-    if (auto k = FindAgg(e.name)) {
+    if (e.name == "$OVER" || IsAnalytic(e.name)) {
+      Fail(e.name == "$OVER" ? e.children[0]->pos : e.pos, Errc::kInvalidQuery,
+           "analytic function " + AggregateOrAnalytic(e) + " is not allowed " + std::string(where));
+    }
+    if (FindAgg(e.name) || IsRankedAgg(e.name)) {
       Fail(e.pos, Errc::kInvalidQuery,
            "aggregate " + strings::ToLower(e.name) + " is not allowed " + std::string(where));
     }
@@ -136,38 +440,8 @@ ExprPtr Rewrite(const Expr& e, Ctx& c) {
       c.uses_ts = true;
       return Extra(std::string(kTsName), e.pos);
     }
-    if (auto kind = FindAgg(e.name)) {
-      std::string lname = strings::ToLower(e.name);
-      if (!c.allow_aggs) {
-        if (!c.clause.empty()) {
-          Fail(e.pos, Errc::kInvalidQuery,
-               "aggregate " + lname + " is not allowed " + std::string(c.clause));
-        }
-        Fail(e.pos, Errc::kInvalidQuery, "aggregate " + lname + " needs a GROUP BY with a window");
-      }
-      AggSpec spec;
-      spec.kind = *kind;
-      if (e.star || e.children.empty()) {
-        if (*kind != AggKind::kCount)
-          Fail(e.pos, Errc::kInvalidQuery, lname + " needs one argument");
-        spec.rows = true;
-      } else {
-        if (e.children.size() != 1) Fail(e.pos, Errc::kInvalidQuery, lname + " takes one argument");
-        RejectAggs(*e.children[0], "inside another aggregate");
-        spec.arg = query::BindOrThrow(*e.children[0], *c.event);
-        if (e.distinct) {
-          if (*kind != AggKind::kCount) {
-            Fail(e.pos, Errc::kInvalidQuery, "DISTINCT is only allowed in COUNT(DISTINCT …)");
-          }
-          spec.kind = AggKind::kCountDistinct;
-        }
-      }
-      c.aggs->push_back(std::move(spec));
-      return Extra(
-          "\x01"
-          "a" +
-              std::to_string(c.aggs->size() - 1),
-          e.pos);
+    if (e.name == "$OVER" || FindAgg(e.name) || IsRankedAgg(e.name) || IsAnalytic(e.name)) {
+      return RewriteCall(e, c);
     }
     if (IsWindowCall(e)) Fail(e.pos, Errc::kInvalidQuery, "a window may only appear in GROUP BY");
     CheckCall(e);
@@ -231,7 +505,8 @@ Micros UnitOf(const Expr& e) {
            (e.kind == ExprKind::kName ? "'" + e.name + "'" : std::string("an expression")));
 }
 
-Micros SizeOf(const Expr& unit, const Expr& n, const StreamLimits& limits, bool allow_zero) {
+Micros SizeOf(const Expr& unit, const Expr& n, const StreamLimits& limits, bool allow_zero,
+              std::string_view what) {
   Micros u = UnitOf(unit);
   std::optional<int64_t> v;
   if (n.kind == ExprKind::kLiteral) v = query::ToInt64(n.literal);
@@ -239,10 +514,12 @@ Micros SizeOf(const Expr& unit, const Expr& n, const StreamLimits& limits, bool 
     if (auto x = query::ToInt64(n.children[0]->literal)) v = -*x;
   }
   if (!v || (*v <= 0 && !(allow_zero && *v == 0))) {
-    Fail(n.pos, Errc::kInvalidQuery, "a window size must be a positive integer");
+    Fail(n.pos, Errc::kInvalidQuery,
+         "a " + std::string(what == "window" ? "window size" : what) +
+             " must be a positive integer");
   }
   if (*v > limits.max_window / u) {
-    Fail(n.pos, Errc::kLimitExceeded, "window is too large (the limit is 7 days)");
+    Fail(n.pos, Errc::kLimitExceeded, std::string(what) + " is too large (the limit is 7 days)");
   }
   return *v * u;
 }
@@ -358,7 +635,8 @@ struct Binder {
   void BindSelect(const SelectStmt& s, int sink) {
     SelectPlan p;
     p.sink = sink;
-    std::string alias = s.alias.value_or("");
+    // Without AS, the input's or step's own name qualifies its members (`input.TollId`).
+    std::string alias = s.alias.value_or(s.from);
     p.source_step = FindStep(s.from);
     if (p.source_step < 0) {
       for (const auto& later : q.steps) {
@@ -375,19 +653,43 @@ struct Binder {
         p.input = static_cast<int>(plan.inputs.size() - 1);
       }
     }
-    query::BindOptions opts;
-    opts.functions = &StreamFunctions();
-    opts.case_insensitive_keys = true;
-    opts.resolve_root =
-        [alias](std::span<const std::string> names) -> std::optional<query::RootBinding> {
-      query::RootBinding b;
-      if (!names[0].empty() && names[0][0] == '\x01') {
-        b.root = 1;
-      } else if (!alias.empty() && names.size() > 1 && strings::IEquals(names[0], alias)) {
-        b.skip = 1;
-      }
-      return b;
+    // Names: the extras (root 1), an APPLY's alias (root 2 + its position), the FROM alias, and
+    // otherwise a member of the event. `visible` APPLYs can be named (an APPLY's argument sees
+    // the ones before it).
+    std::vector<std::string> apply_aliases;
+    for (const auto& a : s.applies) {
+      bool taken = strings::IEquals(a.alias, alias);
+      for (const auto& other : apply_aliases)
+        taken |= strings::IEquals(a.alias, other);
+      if (taken) Fail(a.pos, Errc::kInvalidQuery, "duplicate alias '" + a.alias + "'");
+      apply_aliases.push_back(a.alias);
+    }
+    auto options = [&](size_t visible) {
+      query::BindOptions o;
+      o.functions = &StreamFunctions();
+      o.case_insensitive_keys = true;
+      o.resolve_root =
+          [alias, applies = std::vector<std::string>(apply_aliases.begin(),
+                                                     apply_aliases.begin() + visible)](
+              std::span<const std::string> names) -> std::optional<query::RootBinding> {
+        query::RootBinding b;
+        if (!names[0].empty() && names[0][0] == '\x01') {
+          b.root = 1;
+          return b;
+        }
+        for (size_t i = 0; i < applies.size(); ++i) {
+          if (strings::IEquals(names[0], applies[i])) {
+            b.root = static_cast<uint32_t>(2 + i);
+            b.skip = 1;
+            return b;
+          }
+        }
+        if (!alias.empty() && names.size() > 1 && strings::IEquals(names[0], alias)) b.skip = 1;
+        return b;
+      };
+      return o;
     };
+    query::BindOptions opts = options(apply_aliases.size());
 
     if (s.timestamp_by) {
       if (p.source_step >= 0) {
@@ -395,12 +697,37 @@ struct Binder {
              "TIMESTAMP BY applies to inputs, and '" + s.from + "' is a WITH step");
       }
       RejectAggs(*s.timestamp_by, "in TIMESTAMP BY");
-      p.timestamp_by = query::BindOrThrow(*s.timestamp_by, opts);
+      p.timestamp_by = query::BindOrThrow(*s.timestamp_by, options(0));
+    }
+
+    for (size_t i = 0; i < s.applies.size(); ++i) {
+      const ApplyItem& a = s.applies[i];
+      ApplySpec spec;
+      spec.outer = a.outer;
+      spec.alias = a.alias;
+      if (strings::IEquals(a.function, "GetRecordProperties")) {
+        spec.properties = true;
+      } else if (!strings::IEquals(a.function, "GetArrayElements")) {
+        Fail(a.pos, Errc::kInvalidQuery,
+             "APPLY takes GetArrayElements(…) or GetRecordProperties(…), not " + a.function);
+      }
+      RejectAggs(*a.arg, "in APPLY");
+      query::BindOptions visible = options(i);
+      Ctx ac;
+      ac.event = &visible;
+      ac.limits = &limits;
+      ac.clause = "in APPLY";
+      ExprPtr r = Rewrite(*a.arg, ac);
+      spec.arg = query::BindOrThrow(*r, visible);
+      p.uses_timestamp |= ac.uses_ts;
+      p.applies.push_back(std::move(spec));
     }
 
     // GROUP BY: one window and the keys.
     Ctx c;
     c.event = &opts;
+    c.limits = &limits;
+    c.analytics = &p.analytics;
     for (const auto& g : s.group_by) {
       if (IsWindowCall(*g.expr)) {
         if (p.window.kind != WindowKind::kNone) {
@@ -433,6 +760,8 @@ struct Binder {
     if (s.where) {
       Ctx wc;
       wc.event = &opts;
+      wc.limits = &limits;
+      wc.analytics = &p.analytics;
       wc.clause = "in WHERE";
       ExprPtr w = Rewrite(*s.where, wc);
       p.where = query::BindOrThrow(*w, opts);
@@ -455,6 +784,7 @@ struct Binder {
           proj.expr = query::BindOrThrow(*item.star_of, opts);
         } else {
           proj.star = true;
+          proj.star_applies = true;
         }
         p.items.push_back(std::move(proj));
         continue;

@@ -39,13 +39,17 @@
 #include "query/aggregates.h"
 #include "query/evaluator.h"
 #include "query/query_error.h"
+#include "stream/aggregates.h"
 #include "stream/plan.h"
 
 namespace orrery::stream {
 
 namespace json = boost::json;
-using internal::AggKind;
+using internal::AggInput;
 using internal::AggSpec;
+using internal::AggState;
+using internal::AppendKey;
+using internal::LimitError;
 using internal::SelectPlan;
 using internal::WindowKind;
 using query::Value;
@@ -63,126 +67,6 @@ Micros FloorDiv(Micros a, Micros b) {
 Micros CeilDiv(Micros a, Micros b) {
   return -FloorDiv(-a, b);
 }
-
-[[noreturn]] void LimitError(std::string message) {
-  throw query::QueryError(query::Errc::kLimitExceeded, std::move(message));
-}
-
-void AppendKey(std::string& out, const Value& v) {
-  if (!v.defined()) {
-    out += "\x01u";
-  } else if (v->is_string() && v->get_string().find('\x1f') == json::string::npos) {
-    out += '\'';  // the common key: no escaping needed, the separator below ends it
-    out += v->get_string();
-  } else if (v->is_number()) {
-    // 1 and 1.0 are one key.
-    double d = query::ToDouble(*v);
-    auto i = query::ToInt64(*v);
-    out += i ? std::to_string(*i) : json::serialize(json::value(d));
-  } else {
-    out += json::serialize(*v);
-  }
-  out += '\x1f';
-}
-
-class AggState {
- public:
-  explicit AggState(const AggSpec& spec) : spec_(&spec), acc_(Base(spec.kind)) {}
-
-  void Add(const Value& v, size_t max_distinct) {
-    if (spec_->rows) {
-      ++n_;
-      return;
-    }
-    if (!v.defined() || v->is_null()) return;  // aggregates skip nulls
-    switch (spec_->kind) {
-      case AggKind::kCount:
-        ++n_;
-        break;
-      case AggKind::kCountDistinct: {
-        std::string k;
-        AppendKey(k, v);
-        if (!distinct_) distinct_ = std::make_unique<std::unordered_set<std::string>>();
-        distinct_->insert(std::move(k));
-        if (distinct_->size() > max_distinct) {
-          LimitError("COUNT(DISTINCT …) holds too many values (the limit is " +
-                     std::to_string(max_distinct) + ")");
-        }
-        break;
-      }
-      case AggKind::kStdev:
-      case AggKind::kStdevp:
-      case AggKind::kVar:
-      case AggKind::kVarp: {
-        if (!v->is_number()) {
-          invalid_ = true;
-          break;
-        }
-        double x = query::ToDouble(*v);
-        ++n_;
-        double d = x - mean_;
-        mean_ += d / static_cast<double>(n_);
-        m2_ += d * (x - mean_);
-        break;
-      }
-      default:
-        acc_.Add(v);
-    }
-  }
-
-  Value Result() const {
-    switch (spec_->kind) {
-      case AggKind::kCount:
-        return query::MakeNumber(static_cast<int64_t>(n_));
-      case AggKind::kCountDistinct:
-        return query::MakeNumber(static_cast<int64_t>(distinct_ ? distinct_->size() : 0));
-      case AggKind::kStdev:
-      case AggKind::kStdevp:
-      case AggKind::kVar:
-      case AggKind::kVarp: {
-        bool sample = spec_->kind == AggKind::kStdev || spec_->kind == AggKind::kVar;
-        if (invalid_) return {};
-        if (n_ < (sample ? 2u : 1u)) return Value(json::value(nullptr));
-        double var = m2_ / static_cast<double>(sample ? n_ - 1 : n_);
-        if (var < 0) var = 0;
-        bool root = spec_->kind == AggKind::kStdev || spec_->kind == AggKind::kStdevp;
-        return Value(json::value(root ? std::sqrt(var) : var));
-      }
-      case AggKind::kSum:
-      case AggKind::kAvg:
-      case AggKind::kMin:
-      case AggKind::kMax: {
-        Value r = acc_.Result();
-        return r.defined() ? std::move(r) : Value(json::value(nullptr));
-      }
-    }
-    return {};
-  }
-
- private:
-  static query::AggregateKind Base(AggKind k) {
-    switch (k) {
-      case AggKind::kSum:
-        return query::AggregateKind::kSum;
-      case AggKind::kAvg:
-        return query::AggregateKind::kAvg;
-      case AggKind::kMin:
-        return query::AggregateKind::kMin;
-      case AggKind::kMax:
-        return query::AggregateKind::kMax;
-      default:
-        return query::AggregateKind::kCount;
-    }
-  }
-
-  const AggSpec* spec_;
-  query::Accumulator acc_;
-  uint64_t n_ = 0;
-  double mean_ = 0;
-  double m2_ = 0;
-  bool invalid_ = false;
-  std::unique_ptr<std::unordered_set<std::string>> distinct_;  // COUNT(DISTINCT) only
-};
 
 struct Group {
   std::vector<std::optional<json::value>> keys;
@@ -238,6 +122,10 @@ struct Engine::Impl {
     std::string key;
     std::vector<Value> key_values;
     std::vector<Value> args;
+    // analytic functions
+    std::vector<internal::AnalyticState> analytics;  // one per SelectPlan::analytics
+    std::vector<std::string> analytic_names;         // their extras' names
+    size_t remembered = 0;                           // events they remember, all together
   };
 
   std::shared_ptr<const internal::Plan> plan;
@@ -252,8 +140,12 @@ struct Engine::Impl {
 
   explicit Impl(const StreamQuery& q, EventTimePolicy pol) : plan(q.plan()), policy(pol) {
     nodes.resize(plan->selects.size());
-    for (size_t i = 0; i < nodes.size(); ++i)
+    for (size_t i = 0; i < nodes.size(); ++i) {
       nodes[i].p = &plan->selects[i];
+      nodes[i].analytics.resize(plan->selects[i].analytics.size());
+      for (size_t k = 0; k < plan->selects[i].analytics.size(); ++k)
+        nodes[i].analytic_names.push_back(internal::AnalyticName(k));
+    }
     sink_producer_wm.resize(plan->sinks.size());
     sink_wm.assign(plan->sinks.size(), kMinTime);
     for (size_t s = 0; s < plan->sinks.size(); ++s)
@@ -305,6 +197,10 @@ struct Engine::Impl {
       if (item.star) {
         for (const auto& kv : event)
           row[kv.key()] = kv.value();
+        if (item.star_applies) {
+          for (size_t k = 0; k < p.applies.size(); ++k)
+            row[p.applies[k].alias] = *roots[2 + k].object;
+        }
         continue;
       }
       if (item.star_of) {
@@ -329,11 +225,71 @@ struct Engine::Impl {
   // ---- the SELECT over time-ordered events ----
 
   void Accept(size_t index, const json::object& ev, Micros ts) {
-    Node& n = nodes[index];
-    const SelectPlan& p = *n.p;
+    const SelectPlan& p = *nodes[index].p;
     json::object extras;
     if (p.uses_timestamp) extras[internal::kTsName] = FormatDateTime(ts);
-    query::Root roots[2] = {query::Root(ev), query::Root(extras)};
+    if (p.applies.empty()) {
+      query::Root roots[2] = {query::Root(ev), query::Root(extras)};
+      AcceptRow(index, roots, ev, extras, ts);
+      return;
+    }
+    // APPLY: one row per element (the records are roots 2, 3, …), all at the event's time.
+    std::vector<json::object> records(p.applies.size());
+    std::vector<query::Root> roots(2 + p.applies.size());
+    roots[0] = query::Root(ev);
+    roots[1] = query::Root(extras);
+    size_t rows = 0;
+    Expand(index, ev, ts, extras, roots, records, 0, rows);
+  }
+
+  void Expand(size_t index, const json::object& ev, Micros ts, json::object& extras,
+              std::vector<query::Root>& roots, std::vector<json::object>& records, size_t k,
+              size_t& rows) {
+    const SelectPlan& p = *nodes[index].p;
+    if (k == p.applies.size()) {
+      AcceptRow(index, roots, ev, extras, ts);
+      return;
+    }
+    const internal::ApplySpec& a = p.applies[k];
+    auto row = [&](json::object record) {
+      if (++rows > limits().max_apply_rows) {
+        LimitError("APPLY makes too many rows of one event (the limit is " +
+                   std::to_string(limits().max_apply_rows) + ")");
+      }
+      records[k] = std::move(record);
+      roots[2 + k] = query::Root(records[k]);
+      Expand(index, ev, ts, extras, roots, records, k + 1, rows);
+    };
+    // The argument reads the event and earlier APPLYs only, which the rows below leave alone.
+    Value v = query::Evaluate(a.arg, std::span<const query::Root>(roots.data(), 2 + k));
+    bool any = false;
+    if (v.defined() && !a.properties && v->is_array()) {
+      const json::array& items = v->get_array();
+      for (size_t i = 0; i < items.size(); ++i) {
+        any = true;
+        row(json::object{{"ArrayIndex", static_cast<int64_t>(i)}, {"ArrayValue", items[i]}});
+      }
+    } else if (v.defined() && a.properties && v->is_object()) {
+      for (const auto& kv : v->get_object()) {
+        any = true;
+        row(json::object{{"PropertyName", kv.key()}, {"PropertyValue", kv.value()}});
+      }
+    }
+    if (!any && a.outer) {
+      row(a.properties ? json::object{{"PropertyName", nullptr}, {"PropertyValue", nullptr}}
+                       : json::object{{"ArrayIndex", nullptr}, {"ArrayValue", nullptr}});
+    }
+  }
+
+  // One row the FROM yields: analytic functions, WHERE, then the projection or the windows.
+  void AcceptRow(size_t index, std::span<const query::Root> roots, const json::object& ev,
+                 json::object& extras, Micros ts) {
+    Node& n = nodes[index];
+    const SelectPlan& p = *n.p;
+    for (size_t i = 0; i < p.analytics.size(); ++i) {
+      extras[n.analytic_names[i]] =
+          n.analytics[i].Next(p.analytics[i], roots, ts, n.remembered, limits());
+    }
     if (p.where && !query::IsTrue(query::Evaluate(*p.where, roots))) return;
     if (p.window.kind == WindowKind::kNone) {
       Emit(index, Project(p, roots, ev), ts);
@@ -351,7 +307,7 @@ struct Engine::Impl {
       AppendKey(key, key_values.back());
     }
     for (const auto& a : p.aggs)
-      args.push_back(a.rows ? Value::Bool(true) : query::Evaluate(a.arg, roots));
+      args.push_back(AggInput(a, roots, ev));
 
     auto add_to = [&](Groups& groups) {
       auto [it, inserted] = groups.try_emplace(key);
@@ -368,7 +324,7 @@ struct Engine::Impl {
           g.aggs.emplace_back(a);
       }
       for (size_t i = 0; i < args.size(); ++i)
-        g.aggs[i].Add(args[i], limits().max_distinct);
+        g.aggs[i].Add(args[i], limits());
     };
 
     const internal::WindowSpec& w = p.window;
@@ -524,7 +480,7 @@ struct Engine::Impl {
         ++count;
         for (size_t i = 0; i < vals.size(); ++i) {
           bool undef = vals[i].is_object() && vals[i].get_object().contains("\x01u");
-          tmp.aggs[i].Add(undef ? Value() : Value::Borrow(vals[i]), limits().max_distinct);
+          tmp.aggs[i].Add(undef ? Value() : Value::Borrow(vals[i]), limits());
         }
       }
       if (count > 0) CloseGroup(p, tmp, e, rows);

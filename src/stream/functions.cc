@@ -2,7 +2,7 @@
 // T-SQL forms ($CASE, $CASE_VALUE, $LIKE, $IS_NULL, CAST, TRY_CAST), COALESCE, NULLIF, the
 // date and time functions (DATEADD, DATEDIFF, DATEPART, DATENAME, DATETIMEFROMPARTS, YEAR,
 // MONTH, DAY), the record and array functions (GetRecordPropertyValue, GetArrayElement,
-// GetArrayLength) and GetType.
+// GetArrayLength), GetType and the bitwise operators ($BITAND, $BITOR, $BITXOR, $BITNOT).
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -601,6 +601,42 @@ Value GetType(std::span<Value> a) {
   return Value::String("nvarchar(max)");
 }
 
+// ---- bitwise (& | ^ ~ on bit and bigint)
+
+// An operand of a bitwise operator: a bit (boolean) or a bigint (an integral number that fits
+// int64). nullopt for anything else.
+struct BitOperand {
+  int64_t value;
+  bool is_bit;
+};
+std::optional<BitOperand> BitArg(const Value& v) {
+  if (v->is_bool()) return BitOperand{v->get_bool() ? 1 : 0, true};
+  if (auto i = query::ToInt64(*v)) return BitOperand{*i, false};
+  return std::nullopt;
+}
+
+// ASA: bit op bit is a bit, anything with a bigint is a bigint; null in, null out.
+template <int kOp>
+Value Bitwise(std::span<Value> a) {
+  if (IsNullish(a[0]) || IsNullish(a[1])) return Value(json::value(nullptr));
+  auto x = BitArg(a[0]);
+  auto y = BitArg(a[1]);
+  if (!x || !y) return {};
+  int64_t r = kOp == 0   ? (x->value & y->value)
+              : kOp == 1 ? (x->value | y->value)
+                         : (x->value ^ y->value);
+  if (x->is_bit && y->is_bit) return Value::Bool(r != 0);
+  return Value(json::value(r));
+}
+
+Value BitNot(std::span<Value> a) {
+  if (IsNullish(a[0])) return Value(json::value(nullptr));
+  auto x = BitArg(a[0]);
+  if (!x) return {};
+  if (x->is_bit) return Value::Bool(x->value == 0);
+  return Value(json::value(~x->value));
+}
+
 }  // namespace
 
 const query::FunctionRegistry& StreamFunctions() {
@@ -627,6 +663,10 @@ const query::FunctionRegistry& StreamFunctions() {
     r.Add("GETARRAYELEMENT", 2, 2, GetArrayElement);
     r.Add("GETARRAYLENGTH", 1, 1, GetArrayLength);
     r.Add("GETTYPE", 1, 1, GetType);
+    r.Add("$BITAND", 2, 2, Bitwise<0>);
+    r.Add("$BITOR", 2, 2, Bitwise<1>);
+    r.Add("$BITXOR", 2, 2, Bitwise<2>);
+    r.Add("$BITNOT", 1, 1, BitNot);
     return r;
   }();
   return registry;

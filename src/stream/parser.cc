@@ -3,9 +3,10 @@
 //   query     := [ WITH step { , step } ] statement { [ ; ] statement } [ ; ]
 //   step      := name AS ( statement )
 //   statement := select { UNION [ ALL ] select }
-//   select    := SELECT item { , item } [ INTO name ] FROM name [ [ AS ] alias ]
-//                [ TIMESTAMP BY expr ] [ WHERE expr ] [ GROUP BY group { , group } ]
-//                [ HAVING expr ]
+//   select    := SELECT item { , item } [ INTO name ] FROM name [ [ AS ] alias ] { apply }
+//                [ TIMESTAMP BY expr { apply } ] [ WHERE expr ]
+//                [ GROUP BY group { , group } ] [ HAVING expr ]
+//   apply     := ( CROSS | OUTER ) APPLY name ( expr ) [ AS ] alias
 //   item      := * | path . * | expr [ AS alias ]
 //   group     := expr [ OVER ( PARTITION BY expr ) ]
 //   name      := identifier | [ text ]
@@ -29,6 +30,7 @@ const query::ExprOptions& StreamExprOptions(const StreamLimits& limits) {
   o.limits = limits.text;
   o.lex.semicolons = true;
   o.lex.sql_comments = true;
+  o.lex.bitwise_operators = true;
   return o;
 }
 
@@ -76,6 +78,15 @@ size_t PathStarLength(const TokenCursor& in) {
   return 0;
 }
 
+bool IsWindowName(std::string_view n) {
+  for (std::string_view w :
+       {"TUMBLINGWINDOW", "TUMBLING", "HOPPINGWINDOW", "HOPPING", "SLIDINGWINDOW", "SLIDING",
+        "SESSIONWINDOW", "SESSION", "SNAPSHOTWINDOW", "SNAPSHOT"}) {
+    if (strings::IEquals(n, w)) return true;
+  }
+  return false;
+}
+
 ExprPtr NewExpr(ExprKind kind, query::Position pos) {
   auto e = std::make_unique<query::Expr>();
   e->kind = kind;
@@ -119,8 +130,13 @@ SelectStmt ParseSelect(TokenCursor& in, query::ExpressionParser& parser,
     } else {
       item.expr = parser.Parse();
       if (in.AtKeyword("OVER")) {
-        throw QueryError(Errc::kInvalidQuery, item.pos,
-                         "analytic functions and aggregates OVER (…) are not supported yet");
+        throw QueryError(Errc::kSyntax, in.Peek().pos,
+                         "OVER must follow a function call and open with '('");
+      }
+      if (in.AtKeyword("WITHIN")) {
+        throw QueryError(Errc::kSyntax, in.Peek().pos,
+                         "Stream Analytics writes PERCENTILE_CONT(p) OVER (ORDER BY x), not "
+                         "WITHIN GROUP");
       }
       if (in.TryKeyword("AS")) item.alias = ParseAlias(in);
     }
@@ -142,9 +158,34 @@ SelectStmt ParseSelect(TokenCursor& in, query::ExpressionParser& parser,
              !in.AtKeyword("CROSS") && !in.AtKeyword("OUTER") && !in.AtKeyword("PARTITION")) {
     s.alias = std::string(in.Next().text);
   }
-  for (std::string_view w : {"JOIN", "INNER", "LEFT", "CROSS", "OUTER"}) {
+  // APPLYs may come before or after TIMESTAMP BY (ASA writes the input's TIMESTAMP BY first).
+  auto applies = [&] {
+    while ((in.AtKeyword("CROSS") || in.AtKeyword("OUTER")) && in.AtKeyword("APPLY", 1)) {
+      if (s.applies.size() >= limits.text.max_depth) {
+        throw QueryError(
+            Errc::kLimitExceeded, in.Peek().pos,
+            "too many APPLY clauses (the limit is " + std::to_string(limits.text.max_depth) + ")");
+      }
+      ApplyItem a;
+      a.pos = in.Peek().pos;
+      a.outer = in.Next().IsKeyword("OUTER");
+      in.Next();  // APPLY
+      if (!in.At(TokenKind::kIdentifier) || !in.At(TokenKind::kLParen, 1)) {
+        in.Fail("GetArrayElements(…) or GetRecordProperties(…) after APPLY");
+      }
+      a.function = std::string(in.Next().text);
+      in.Next();  // '('
+      a.arg = parser.Parse();
+      in.Expect(TokenKind::kRParen, "')'");
+      in.TryKeyword("AS");
+      a.alias = ParseName(in, "a name for the APPLY's rows");
+      s.applies.push_back(std::move(a));
+    }
+  };
+  applies();
+  for (std::string_view w : {"JOIN", "INNER", "LEFT", "RIGHT", "FULL", "CROSS", "OUTER"}) {
     if (in.AtKeyword(w)) {
-      throw QueryError(Errc::kInvalidQuery, in.Peek().pos, "joins and APPLY are not supported yet");
+      throw QueryError(Errc::kInvalidQuery, in.Peek().pos, "joins are not supported yet");
     }
   }
   if (in.AtKeyword("TIMESTAMP")) {
@@ -155,6 +196,7 @@ SelectStmt ParseSelect(TokenCursor& in, query::ExpressionParser& parser,
       throw QueryError(Errc::kInvalidQuery, in.Peek().pos,
                        "TIMESTAMP BY … OVER (substreams) is not supported yet");
     }
+    applies();
   }
   if (in.AtKeyword("PARTITION")) {
     throw QueryError(Errc::kInvalidQuery, in.Peek().pos, "PARTITION BY is not supported yet");
@@ -170,7 +212,21 @@ SelectStmt ParseSelect(TokenCursor& in, query::ExpressionParser& parser,
       }
       GroupItem g;
       g.expr = parser.Parse();
-      if (in.TryKeyword("OVER")) {
+      // The expression parser reads `SessionWindow(…) OVER (PARTITION BY k)` as
+      // $OVER(SessionWindow(…), $PARTITION_BY(k)); the window's partition is taken back out.
+      if (g.expr->kind == ExprKind::kCall && g.expr->name == "$OVER" &&
+          IsWindowName(g.expr->children[0]->name)) {
+        ExprPtr over = std::move(g.expr);
+        g.expr = std::move(over->children[0]);
+        for (size_t i = 1; i < over->children.size(); ++i) {
+          query::Expr& clause = *over->children[i];
+          if (clause.name != "$PARTITION_BY" || clause.children.size() != 1) {
+            throw QueryError(Errc::kInvalidQuery, clause.pos,
+                             "a window's OVER clause takes one PARTITION BY expression only");
+          }
+          g.partition_by = std::move(clause.children[0]);
+        }
+      } else if (in.TryKeyword("OVER")) {
         in.Expect(TokenKind::kLParen, "'('");
         in.ExpectKeyword("PARTITION");
         in.ExpectKeyword("BY");

@@ -30,6 +30,15 @@ struct GroupItem {
   query::ExprPtr partition_by;  // SessionWindow(…) OVER (PARTITION BY x)
 };
 
+// FROM … {CROSS | OUTER} APPLY GetArrayElements(expr) AS alias (or GetRecordProperties)
+struct ApplyItem {
+  bool outer = false;
+  std::string function;  // as written
+  query::ExprPtr arg;
+  std::string alias;
+  query::Position pos;
+};
+
 struct SelectStmt {
   query::Position pos;
   std::vector<SelectItem> items;
@@ -39,6 +48,7 @@ struct SelectStmt {
   query::Position from_pos;
   std::optional<std::string> alias;
   query::ExprPtr timestamp_by;
+  std::vector<ApplyItem> applies;
   query::ExprPtr where;
   std::vector<GroupItem> group_by;
   query::ExprPtr having;
@@ -78,13 +88,59 @@ enum class AggKind : uint8_t {
   kStdev,
   kStdevp,
   kVar,
-  kVarp
+  kVarp,
+  // The ranked and collecting aggregates. Their argument, as the engine feeds it:
+  kTopOne,          // [value, order key…]: the first by `order`
+  kCollect,         // the value
+  kCollectTop,      // [value, order key…]: the first `top` by `order`, as [{rank, value}]
+  kPercentileCont,  // the ORDER BY value; `order[0].desc` gives the direction
+  kPercentileDisc,
+};
+
+struct OrderKey {
+  query::BoundExpr expr;
+  bool desc = false;
 };
 
 struct AggSpec {
   AggKind kind = AggKind::kCount;
-  bool rows = false;  // COUNT(*) / COUNT()
+  bool rows = false;            // COUNT(*) / COUNT()
+  bool whole_event = false;     // TopOne(), Collect(), CollectTop(n): the event is the value
+  query::BoundExpr arg;         // the value (not for rows, whole_event or the percentiles)
+  std::vector<OrderKey> order;  // TopOne, CollectTop; the percentiles: their one key
+  uint32_t top = 0;             // CollectTop(n)
+  double percentile = 0;        // PERCENTILE_CONT(p), PERCENTILE_DISC(p): p in [0, 1]
+};
+
+// An analytic function: computed for every event the FROM yields (after APPLY), in time order,
+// before WHERE, over the earlier events of its partition within `duration`.
+enum class AnalyticKind : uint8_t {
+  kLag,        // the value `offset` matching events back
+  kLast,       // the value of the newest matching event, this one included
+  kIsFirst,    // 1 when this is the first matching event of its tumbling interval, else 0
+  kAggregate,  // `agg` over the matching events within `duration`, this one included
+};
+
+struct AnalyticSpec {
+  AnalyticKind kind = AnalyticKind::kLag;
+  std::string name;                          // LAG, LAST, ISFIRST or the aggregate, for messages
+  std::optional<query::BoundExpr> value;     // LAG, LAST: nullopt for `*` (the whole event)
+  std::optional<query::BoundExpr> fallback;  // LAG, LAST: the default, on the current event
+  uint32_t offset = 1;                       // LAG
+  AggSpec agg;                               // kAggregate
+  std::vector<query::BoundExpr> partition;
+  std::optional<query::BoundExpr> when;
+  Micros duration = 0;  // LIMIT DURATION; ISFIRST: the interval
+};
+
+// {CROSS | OUTER} APPLY: every element of `arg` (an array: {ArrayIndex, ArrayValue}; a record
+// with properties: {PropertyName, PropertyValue}) is a row; OUTER keeps an event without any,
+// with nulls. The records are roots 2, 3, … in the order of the APPLYs.
+struct ApplySpec {
+  bool outer = false;
+  bool properties = false;  // GetRecordProperties (else GetArrayElements)
   query::BoundExpr arg;
+  std::string alias;
 };
 
 enum class WindowKind : uint8_t { kNone, kTumbling, kHopping, kSliding, kSession, kSnapshot };
@@ -100,13 +156,15 @@ struct WindowSpec {
 
 struct Projection {
   query::BoundExpr expr;
-  std::string name;      // empty: the last member name of the path as the event spells it
-  bool star = false;     // `*`: every member of the event
-  bool star_of = false;  // `path.*`: every member of expr's object
+  std::string name;           // empty: the last member name of the path as the event spells it
+  bool star = false;          // `*`, `alias.*`: every member of the event
+  bool star_applies = false;  // `*`: and every APPLY's record, under its alias
+  bool star_of = false;       // `path.*`: every member of expr's object
 };
 
 // One SELECT. Roots: 0 the event (windowed rows: an empty object), 1 the row's extras
-// (kTs: System.Timestamp(); kKey<i>: the GROUP BY values; kAgg<i>: the aggregates).
+// (kTs: System.Timestamp(); kKey<i>: the GROUP BY values; kAgg<i>: the aggregates; kAnalytic<i>:
+// the analytic functions' values), 2… the APPLY records.
 struct SelectPlan {
   int source_step = -1;  // reads a WITH step …
   int input = -1;        // … or an input
@@ -115,6 +173,8 @@ struct SelectPlan {
   std::vector<Projection> items;
   std::vector<query::BoundExpr> keys;  // GROUP BY expressions other than the window
   std::vector<AggSpec> aggs;
+  std::vector<AnalyticSpec> analytics;
+  std::vector<ApplySpec> applies;
   WindowSpec window;
   std::optional<query::BoundExpr> having;
   bool uses_timestamp = false;  // the projections read System.Timestamp() (non-windowed)
@@ -137,6 +197,10 @@ struct Plan {
 };
 
 inline constexpr std::string_view kTsName = "\x01ts";
+// The extras' names of the analytic functions' values: "\x01n0", "\x01n1", …
+inline std::string AnalyticName(size_t i) {
+  return "\x01n" + std::to_string(i);
+}
 
 // Throws QueryError.
 Plan BindQuery(const ParsedQuery& q, const StreamLimits& limits);

@@ -55,6 +55,12 @@ struct StreamLimits {
   size_t max_open_groups = 1'000'000;           // per windowed SELECT: open (window, key) groups
   size_t max_distinct = 100'000;                // per COUNT(DISTINCT …) group
   uint32_t max_hops_per_event = 1000;           // hopping windows: size / hop
+  // per group: the values Collect and the percentiles hold; CollectTop's count
+  size_t max_collect = 100'000;
+  // per SELECT: the events its analytic functions (LAG, LAST, ISFIRST's keys, aggregates OVER
+  // LIMIT DURATION) remember, all partitions together; LAG's offset
+  size_t max_analytic_events = 1'000'000;
+  size_t max_apply_rows = 100'000;  // the rows CROSS/OUTER APPLY make of one event
 };
 
 namespace internal {

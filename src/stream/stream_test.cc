@@ -103,6 +103,14 @@ TEST(StreamQuery, PrefixesOfQueriesFailCleanly) {
       "SELECT * INTO p FROM input UNION SELECT e.* FROM other AS e",
       "SELECT user, COUNT(*) FROM input GROUP BY user, SessionWindow(second, 5, 60) OVER "
       "(PARTITION BY user) /* c */ -- d",
+      "SELECT k, LAG(v, 2, 0) OVER (PARTITION BY k, j LIMIT DURATION(minute, 5) WHEN v > 0) AS p, "
+      "ISFIRST(second, 10) OVER (PARTITION BY k) AS f, a.ArrayValue & 3 | ~1 ^ 2 AS b "
+      "FROM input i TIMESTAMP BY t CROSS APPLY GetArrayElements(i.arr) AS a "
+      "OUTER APPLY GetRecordProperties(a.ArrayValue) AS r "
+      "WHERE MAX(v) OVER (LIMIT DURATION(hour, 1)) > 1",
+      "SELECT TopOne() OVER (ORDER BY t DESC, v ASC) AS top, CollectTop(2, v) OVER (ORDER BY v) "
+      "AS c, PERCENTILE_CONT(0.5) OVER (ORDER BY v DESC) AS m, Collect(v) AS all "
+      "INTO o FROM input GROUP BY TumblingWindow(second, 5)",
   };
   for (const char* q : queries) {
     std::string text(q);
@@ -155,6 +163,102 @@ TEST(Engine, TumblingCountsEveryAcceptedEventOnce) {
       EXPECT_GT(s.adjusted, 0u);
     }
   }
+}
+
+// The analytic aggregates answer from a two-stack queue with evictions; over random streams
+// (several keys, a WHEN, events of one instant, gaps longer than the duration) they agree with
+// recomputing each aggregate from the events themselves.
+TEST(Engine, AnalyticAggregatesAgreeWithRecomputation) {
+  auto q = StreamQuery::Parse(
+      "SELECT id, MIN(v) OVER (PARTITION BY k LIMIT DURATION(second, 5) WHEN ok) AS lo, "
+      "MAX(v) OVER (PARTITION BY k LIMIT DURATION(second, 5) WHEN ok) AS hi, "
+      "SUM(v) OVER (PARTITION BY k LIMIT DURATION(second, 5) WHEN ok) AS s, "
+      "COUNT(*) OVER (PARTITION BY k LIMIT DURATION(second, 5) WHEN ok) AS n, "
+      "TopOne(id) OVER (PARTITION BY k ORDER BY v DESC LIMIT DURATION(second, 5) WHEN ok) AS top, "
+      "LAG(id, 2) OVER (PARTITION BY k LIMIT DURATION(second, 5) WHEN ok) AS lag2 "
+      "INTO o FROM a");
+  ASSERT_TRUE(q.has_value()) << q.error().message();
+  struct Ev {
+    Micros t;
+    int64_t id, k, v;
+    bool ok;
+  };
+  std::vector<Ev> events;
+  uint64_t x = 99;
+  Micros t = kSecond;
+  for (int64_t i = 0; i < 3000; ++i) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    uint64_t r = x >> 24;
+    if (r % 5 != 0) t += static_cast<Micros>(r % 1500) * 1000 * (r % 97 == 0 ? 20 : 1);
+    events.push_back({t, i, static_cast<int64_t>(r % 3), static_cast<int64_t>((r >> 8) % 50),
+                      (r >> 16) % 4 != 0});
+  }
+  Engine e(*q);
+  for (const Ev& ev : events) {
+    json::object o{{"id", ev.id}, {"k", ev.k}, {"v", ev.v}, {"ok", ev.ok}};
+    ASSERT_TRUE(e.Push("a", o, ev.t).has_value());
+  }
+  ASSERT_TRUE(e.Flush().has_value());
+  auto out = e.TakeOutputs();
+  ASSERT_EQ(out["o"].size(), events.size());
+  for (size_t i = 0; i < events.size(); ++i) {
+    const Ev& cur = events[i];
+    std::vector<const Ev*> window;  // matching events of (t - 5 s, t], oldest first
+    for (size_t j = 0; j <= i; ++j) {
+      const Ev& o = events[j];
+      if (o.k == cur.k && o.ok && o.t > cur.t - 5 * kSecond) window.push_back(&o);
+    }
+    const json::object& row = out["o"][i].row;
+    ASSERT_EQ(row.at("id").as_int64(), cur.id);
+    SCOPED_TRACE("event " + std::to_string(i));
+    EXPECT_EQ(row.at("n").as_int64(), static_cast<int64_t>(window.size()));
+    if (window.empty()) {
+      EXPECT_TRUE(row.at("lo").is_null());
+      EXPECT_TRUE(row.at("s").is_null());
+      EXPECT_TRUE(row.at("top").is_null());
+    } else {
+      int64_t lo = INT64_MAX, hi = INT64_MIN, sum = 0, top = -1, best = -1;
+      for (const Ev* o : window) {
+        lo = std::min(lo, o->v);
+        hi = std::max(hi, o->v);
+        sum += o->v;
+        if (o->v > best) best = o->v, top = o->id;  // ties: the earlier
+      }
+      EXPECT_EQ(row.at("lo").as_int64(), lo);
+      EXPECT_EQ(row.at("hi").as_int64(), hi);
+      EXPECT_EQ(row.at("s").as_int64(), sum);
+      EXPECT_EQ(row.at("top").as_int64(), top);
+    }
+    // LAG: the matching events before this one (this one excluded).
+    std::vector<const Ev*> before;
+    for (const Ev* o : window) {
+      if (o != &cur) before.push_back(o);
+    }
+    if (before.size() >= 2) {
+      EXPECT_EQ(row.at("lag2").as_int64(), before[before.size() - 2]->id);
+    } else {
+      EXPECT_TRUE(row.at("lag2").is_null());
+    }
+  }
+}
+
+TEST(Engine, AnalyticMemoryIsBoundedAcrossPartitions) {
+  StreamLimits limits;
+  limits.max_analytic_events = 100;
+  auto q = StreamQuery::Parse(
+      "SELECT LAST(v) OVER (PARTITION BY k LIMIT DURATION(second, 1)) AS l INTO o FROM a", limits);
+  ASSERT_TRUE(q.has_value()) << q.error().message();
+  Engine e(*q);
+  // A new key every 100 ms: each is forgotten a second later, so at most ~10 are remembered.
+  for (int64_t i = 0; i < 5000; ++i) {
+    ASSERT_TRUE(e.Push("a", json::object{{"k", i}, {"v", i}}, i * kSecond / 10).has_value()) << i;
+  }
+  // Keys that keep coming inside the duration exceed the bound.
+  Status r;
+  for (int64_t i = 0; i < 200 && r; ++i)
+    r = e.Push("a", json::object{{"k", -i}, {"v", i}}, 500 * kSecond);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_TRUE(r.error().Is(query::Errc::kLimitExceeded));
 }
 
 }  // namespace

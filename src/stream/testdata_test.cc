@@ -4,6 +4,10 @@
 // lines starting with '#' outside queries are comments. Inside a case:
 //
 //   policy late=<s|none> ooo=<s> adjust|drop   optional; default late=none ooo=0 adjust
+//   limits <field>=<n> …                       optional: StreamLimits fields (max_collect,
+//                                              max_analytic_events, max_apply_rows,
+//                                              max_distinct, max_buffered_events,
+//                                              max_open_groups)
 //   <query lines>                              up to the first "--- " line
 //   --- input [<name>]                         events, one per line, in arrival order:
 //   [@<time>] [<input>] {json}                 <time> is ISO 8601 or HH:MM:SS[.f] (on
@@ -17,6 +21,8 @@
 //   --- stats dropped=<n> adjusted=<n> bad=<n> optional: the engine's counters
 //   --- error <syntax|unknown_function|invalid|limit>
 //   <substring of the message>                 the query must fail to parse
+//   --- run error                              the run must fail with kLimitExceeded (at a
+//   <substring of the message>                 Push or at Flush); no rows are compared
 // Queries may use ${repeat:N:text} for N copies of text (limit tests).
 #include <cmath>
 #include <cstdlib>
@@ -49,11 +55,13 @@ struct Case {
   std::string name;
   int line = 0;
   EventTimePolicy policy;
+  StreamLimits limits;
   std::string query;
   std::vector<Event> events;
   std::map<std::string, std::vector<json::value>> expect;
   std::optional<std::string> error_code;
   std::string error_text;
+  std::optional<std::string> run_error;  // `--- run error`: a substring of the Push/Flush error
   std::optional<std::string> stats;
 };
 
@@ -102,7 +110,7 @@ std::vector<Case> ReadCases(const std::filesystem::path& file) {
   std::vector<Case> cases;
   std::string line;
   int n = 0;
-  enum { kNone, kQuery, kInput, kExpect, kError } mode = kNone;
+  enum { kNone, kQuery, kInput, kExpect, kError, kRunError } mode = kNone;
   std::string section_arg;
   Micros last_arrival = ParseTime("00:00:00");
   while (std::getline(in, line)) {
@@ -129,6 +137,8 @@ std::vector<Case> ReadCases(const std::filesystem::path& file) {
       } else if (kind == "expect") {
         mode = kExpect;
         c.expect[section_arg];
+      } else if (kind == "run") {
+        mode = kRunError;
       } else if (kind == "error") {
         mode = kError;
         c.error_code = section_arg;
@@ -161,6 +171,30 @@ std::vector<Case> ReadCases(const std::filesystem::path& file) {
                   static_cast<Micros>(std::stod(w.substr(4)) * kSecond);
             else
               ADD_FAILURE() << file << ":" << n << ": bad policy " << w;
+          }
+          break;
+        }
+        if (c.query.empty() && line.rfind("limits ", 0) == 0) {
+          std::istringstream ss(line.substr(7));
+          std::string w;
+          while (ss >> w) {
+            size_t eq = w.find('=');
+            std::string field = w.substr(0, eq);
+            size_t value = eq == std::string::npos ? 0 : std::stoul(w.substr(eq + 1));
+            if (field == "max_collect")
+              c.limits.max_collect = value;
+            else if (field == "max_analytic_events")
+              c.limits.max_analytic_events = value;
+            else if (field == "max_apply_rows")
+              c.limits.max_apply_rows = value;
+            else if (field == "max_distinct")
+              c.limits.max_distinct = value;
+            else if (field == "max_buffered_events")
+              c.limits.max_buffered_events = value;
+            else if (field == "max_open_groups")
+              c.limits.max_open_groups = value;
+            else
+              ADD_FAILURE() << file << ":" << n << ": bad limit " << w;
           }
           break;
         }
@@ -209,6 +243,10 @@ std::vector<Case> ReadCases(const std::filesystem::path& file) {
         c.error_text = line;
         mode = kNone;
         break;
+      case kRunError:
+        c.run_error = line;
+        mode = kNone;
+        break;
       case kNone:
         ADD_FAILURE() << file << ":" << n << ": unexpected line";
         break;
@@ -243,7 +281,7 @@ std::string Expand(std::string s) {
 
 void RunCase(const Case& c, const std::string& where) {
   SCOPED_TRACE(where + " (" + c.name + ")");
-  auto q = StreamQuery::Parse(Expand(c.query));
+  auto q = StreamQuery::Parse(Expand(c.query), c.limits);
   if (c.error_code) {
     ASSERT_FALSE(q.has_value()) << "expected an error, the query parsed";
     EXPECT_EQ(CodeName(q.error()), *c.error_code) << q.error().message();
@@ -253,11 +291,27 @@ void RunCase(const Case& c, const std::string& where) {
   }
   ASSERT_TRUE(q.has_value()) << q.error().message();
   Engine engine(*q, c.policy);
+  bool run_failed = false;
+  std::string run_message;
   for (const auto& ev : c.events) {
     auto r = engine.Push(ev.input, ev.body, ev.arrival);
+    if (!r.has_value() && c.run_error) {
+      EXPECT_TRUE(r.error().Is(query::Errc::kLimitExceeded)) << r.error().message();
+      run_failed = true;
+      run_message = r.error().message();
+      break;
+    }
     ASSERT_TRUE(r.has_value()) << "line " << ev.line << ": " << r.error().message();
   }
   auto r = engine.Flush();
+  if (c.run_error) {
+    // The run must fail (a runtime bound): at a Push or at Flush.
+    ASSERT_TRUE(run_failed || !r.has_value()) << "expected the run to fail";
+    std::string message = run_failed ? run_message : r.error().message();
+    EXPECT_NE(message.find(*c.run_error), std::string::npos)
+        << "message: " << message << "\nexpected to contain: " << *c.run_error;
+    return;
+  }
   ASSERT_TRUE(r.has_value()) << r.error().message();
   auto outputs = engine.TakeOutputs();
   for (const auto& [target, rows] : outputs) {
