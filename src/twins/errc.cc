@@ -29,6 +29,18 @@ WireError ToWireError(const Error& error) {
       return {503, "ServiceUnavailable"};
     case Errc::kCorruptState:
       return {500, "InternalServerError"};
+    case Errc::kDigitalTwinNotFound:
+      return {404, "DigitalTwinNotFound"};
+    case Errc::kRelationshipNotFound:
+      return {404, "RelationshipNotFound"};
+    case Errc::kComponentNotFound:
+      return {404, "ComponentNotFound"};
+    case Errc::kPreconditionFailed:
+      return {412, "PreconditionFailed"};
+    case Errc::kValidationFailed:
+      return {400, "ValidationFailed"};
+    case Errc::kRelationshipsNotDeleted:
+      return {400, "RelationshipsNotDeleted"};
   }
   return {500, "InternalServerError"};
 }
@@ -62,6 +74,18 @@ std::string orrery::ErrcTraits<orrery::twins::Errc>::Message(orrery::twins::Errc
       return "service unavailable";
     case Errc::kCorruptState:
       return "corrupt stored state";
+    case Errc::kDigitalTwinNotFound:
+      return "digital twin not found";
+    case Errc::kRelationshipNotFound:
+      return "relationship not found";
+    case Errc::kComponentNotFound:
+      return "component not found";
+    case Errc::kPreconditionFailed:
+      return "precondition failed";
+    case Errc::kValidationFailed:
+      return "validation failed";
+    case Errc::kRelationshipsNotDeleted:
+      return "the twin has relationships";
   }
   return "unknown twins error";
 }

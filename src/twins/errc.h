@@ -21,6 +21,12 @@ enum class Errc {
   kForbidden,                  // a valid token without the needed role
   kUnavailable,                // shutting down, or the store failed
   kCorruptState,               // a stored record that does not decode
+  kDigitalTwinNotFound,        // no such twin
+  kRelationshipNotFound,       // no such relationship
+  kComponentNotFound,          // no such component on the twin
+  kPreconditionFailed,         // If-Match / If-None-Match did not hold
+  kValidationFailed,           // a twin or relationship that its model does not allow
+  kRelationshipsNotDeleted,    // deleting a twin that still has relationships
 };
 
 inline std::error_code make_error_code(Errc e) {

@@ -1,12 +1,15 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <future>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <boost/json.hpp>
 
 #include "twins/errc.h"
 #include "twins/model_store.h"
+#include "twins/twin_graph.h"
 
 namespace orrery::twins {
 namespace {
@@ -218,6 +221,252 @@ TEST_F(ModelStoreTest, EnforcesLimits) {
   auto many = models_->List({.dependencies_for = {"dtmi:ex:A;1", "dtmi:ex:Sensor;1"}}, "", 10);
   ASSERT_FALSE(many);
   EXPECT_EQ(many.error().code(), Errc::kLimitExceeded);
+}
+
+// ---------------------------------------------------------------- the twin graph
+
+template <class T, class Start>
+Result<T> Wait(Start start) {
+  auto p = std::make_shared<std::promise<Result<T>>>();
+  auto f = p->get_future();
+  start([p](Result<T> r) { p->set_value(std::move(r)); });
+  return f.get();
+}
+
+const char* kBuilding = R"({"@context":"dtmi:dtdl:context;3","@id":"dtmi:ex:Building;1",
+  "@type":"Interface","extends":"dtmi:ex:Space;1",
+  "contents":[{"@type":"Relationship","name":"contains","target":"dtmi:ex:Space;1",
+               "properties":[{"@type":"Property","name":"since","schema":"dateTime"}]},
+              {"@type":"Relationship","name":"managedBy","maxMultiplicity":1},
+              {"@type":"Property","name":"floors","schema":"integer"},
+              {"@type":"Property","name":"tags","schema":{"@type":"Map",
+                 "mapKey":{"name":"k","schema":"string"},"mapValue":{"name":"v","schema":"string"}}},
+              {"@type":"Property","name":"address","schema":{"@type":"Object","fields":[
+                 {"name":"street","schema":"string"},{"name":"zip","schema":"integer"}]}},
+              {"@type":"Property","name":"kind","schema":{"@type":"Enum","valueSchema":"string",
+                 "enumValues":[{"name":"office","enumValue":"office"},{"name":"home","enumValue":"home"}]}}]})";
+
+class TwinGraphTest : public ModelStoreTest {
+ protected:
+  TwinGraphTest() {
+    auto added = models_->Add({M(kBase), M(kSensor), M(kRoom), M(kBuilding)});
+    EXPECT_TRUE(added) << added.error().message();
+    OpenGraph();
+  }
+  void OpenGraph() {
+    graph_.reset();
+    auto g = TwinGraph::Open(kv_.get(), models_.get(), {}, [this] { return now_; });
+    ASSERT_TRUE(g) << g.error().message();
+    graph_ = std::move(*g);
+  }
+  void Restart() {
+    graph_.reset();
+    kv_->Drain();
+    Reopen();
+    OpenGraph();
+  }
+  Result<json::object> Put(std::string id, std::string_view body, std::string if_none_match = "") {
+    return Wait<json::object>(
+        [&](auto done) { graph_->PutTwin(id, M(body).as_object(), if_none_match, done); });
+  }
+  Result<std::string> Patch(std::string id, std::string_view patch, std::string if_match = "") {
+    return Wait<std::string>(
+        [&](auto done) { graph_->PatchTwin(id, M(patch).as_array(), if_match, done); });
+  }
+  Result<json::object> Relate(std::string source, std::string id, std::string_view body) {
+    return Wait<json::object>(
+        [&](auto done) { graph_->PutRelationship(source, id, M(body).as_object(), "", done); });
+  }
+  Status DeleteTwin(std::string id) {
+    return Wait<void>([&](auto done) { graph_->DeleteTwin(id, "", done); });
+  }
+  std::unique_ptr<TwinGraph> graph_;
+};
+
+const char* kRoomTwin = R"({"$metadata":{"$model":"dtmi:ex:Room;1",
+  "name":{"sourceTime":"2026-11-30T10:00:00Z"}},"name":"Room 1","sensor":{"$metadata":{}}})";
+
+TEST_F(TwinGraphTest, TwinsAreValidatedAgainstTheirModel) {
+  auto room = Put("room1", kRoomTwin);
+  ASSERT_TRUE(room) << room.error().message();
+  EXPECT_EQ(room->at("$dtId").as_string(), "room1");
+  EXPECT_TRUE(room->at("$etag").as_string().starts_with("W/\""));
+  auto& meta = room->at("$metadata").as_object();
+  EXPECT_EQ(meta.at("$model").as_string(), "dtmi:ex:Room;1");
+  EXPECT_EQ(meta.at("$lastUpdateTime").as_string(), "2027-01-15T08:00:00.000Z");
+  EXPECT_EQ(meta.at("name").at("lastUpdateTime").as_string(), "2027-01-15T08:00:00.000Z");
+  EXPECT_EQ(meta.at("name").at("sourceTime").as_string(), "2026-11-30T10:00:00Z");
+  EXPECT_TRUE(room->at("sensor").at("$metadata").is_object());
+
+  auto refused = [&](std::string_view body, std::string_view why) {
+    auto r = Put("bad", body);
+    ASSERT_FALSE(r) << body;
+    EXPECT_EQ(r.error().code(), Errc::kValidationFailed) << r.error().message();
+    EXPECT_NE(r.error().message().find(why), std::string::npos) << r.error().message();
+  };
+  refused(R"({"$metadata":{"$model":"dtmi:ex:Room;1"},"name":"x"})", "component 'sensor'");
+  refused(R"({"$metadata":{"$model":"dtmi:ex:Room;1"},"name":5,"sensor":{"$metadata":{}}})",
+          "is not a string");
+  refused(R"({"$metadata":{"$model":"dtmi:ex:Room;1"},"size":5,"sensor":{"$metadata":{}}})",
+          "'size' is not a property");
+  refused(R"({"$metadata":{"$model":"dtmi:ex:Room;1"},"sensor":{"$metadata":{},"temperature":1}})",
+          "Telemetry");
+  refused(R"({"$metadata":{"$model":"dtmi:ex:Nope;1"}})", "does not exist");
+  refused(R"({"name":"x"})", "$model");
+  refused(R"({"$metadata":{"$model":"dtmi:ex:Building;1"},"floors":2.5})", "not an integer");
+  refused(R"({"$metadata":{"$model":"dtmi:ex:Building;1"},"kind":"castle"})",
+          "not a value of the enum");
+  refused(R"({"$metadata":{"$model":"dtmi:ex:Building;1"},"address":{"town":"x"}})", "not a field");
+  refused(R"({"$metadata":{"$model":"dtmi:ex:Building;1"},"tags":{"a":1}})", "not a string");
+  refused(fmt::format(R"({{"$metadata":{{"$model":"dtmi:ex:Space;1"}},"name":"{}"}})",
+                      std::string(5000, 'x')),
+          "the limit is 4096");
+  auto ok = Put("b1", R"({"$metadata":{"$model":"dtmi:ex:Building;1"},"floors":3,"kind":"office",
+      "address":{"street":"Main","zip":1234},"tags":{"a":"b"},"name":"HQ"})");
+  ASSERT_TRUE(ok) << ok.error().message();
+
+  auto again = Put("room1", kRoomTwin, "*");
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code(), Errc::kPreconditionFailed);
+  ASSERT_TRUE(models_->Decommission("dtmi:ex:Sensor;1"));
+  auto old = Put("s1", R"({"$metadata":{"$model":"dtmi:ex:Sensor;1"}})");
+  ASSERT_FALSE(old);
+  EXPECT_NE(old.error().message().find("decommissioned"), std::string::npos);
+}
+
+TEST_F(TwinGraphTest, PatchesAreAtomicWithEtagsAndMetadata) {
+  auto room = Put("room1", kRoomTwin);
+  ASSERT_TRUE(room);
+  std::string etag0(room->at("$etag").as_string());
+  now_ += 60'000;
+  auto e1 = Patch("room1", R"([{"op":"replace","path":"/name","value":"Room One"}])", etag0);
+  ASSERT_TRUE(e1) << e1.error().message();
+  EXPECT_NE(*e1, etag0);
+  auto twin = graph_->GetTwin("room1");
+  ASSERT_TRUE(twin);
+  EXPECT_EQ(twin->at("name").as_string(), "Room One");
+  EXPECT_EQ(twin->at("$metadata").at("name").at("lastUpdateTime").as_string(),
+            "2027-01-15T08:01:00.000Z");
+  EXPECT_EQ(twin->at("$metadata").at("$lastUpdateTime").as_string(), "2027-01-15T08:01:00.000Z");
+
+  auto stale = Patch("room1", R"([{"op":"replace","path":"/name","value":"x"}])", etag0);
+  ASSERT_FALSE(stale);
+  EXPECT_EQ(stale.error().code(), Errc::kPreconditionFailed);
+  // A patch that breaks the model changes nothing, not even its valid first operation.
+  auto bad = Patch("room1", R"([{"op":"replace","path":"/name","value":"ok"},
+                                {"op":"add","path":"/size","value":3}])");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code(), Errc::kValidationFailed);
+  EXPECT_EQ(graph_->GetTwin("room1")->at("name").as_string(), "Room One");
+  EXPECT_EQ(Patch("room1", R"([{"op":"remove","path":"/missing"}])").error().code(),
+            Errc::kJsonPatchInvalid);
+  EXPECT_EQ(Patch("room1", R"([{"op":"replace","path":"/$dtId","value":"x"}])").error().code(),
+            Errc::kJsonPatchInvalid);
+  EXPECT_EQ(Patch("room1", R"([{"op":"move","from":"/a","path":"/name"}])").error().code(),
+            Errc::kJsonPatchInvalid);
+  EXPECT_EQ(Patch("nope", R"([{"op":"remove","path":"/name"}])").error().code(),
+            Errc::kDigitalTwinNotFound);
+
+  // Remove drops the property and its metadata.
+  ASSERT_TRUE(Patch("room1", R"([{"op":"remove","path":"/name"}])"));
+  twin = graph_->GetTwin("room1");
+  EXPECT_FALSE(twin->contains("name"));
+  EXPECT_FALSE(twin->at("$metadata").as_object().contains("name"));
+  // Changing the model: Room → Space drops the need for the component, which must go.
+  auto migrate =
+      Patch("room1", R"([{"op":"replace","path":"/$metadata/$model","value":"dtmi:ex:Space;1"}])");
+  ASSERT_FALSE(migrate);
+  EXPECT_NE(migrate.error().message().find("sensor"), std::string::npos);
+  ASSERT_TRUE(
+      Patch("room1", R"([{"op":"replace","path":"/$metadata/$model","value":"dtmi:ex:Space;1"},
+                                 {"op":"remove","path":"/sensor"}])"));
+  EXPECT_EQ(graph_->GetTwin("room1")->at("$metadata").at("$model").as_string(), "dtmi:ex:Space;1");
+}
+
+TEST_F(TwinGraphTest, ComponentsAreReadAndPatched) {
+  ASSERT_TRUE(Put("room1", kRoomTwin));
+  auto c = graph_->GetComponent("room1", "sensor");
+  ASSERT_TRUE(c);
+  EXPECT_TRUE(c->contains("$metadata"));
+  EXPECT_EQ(graph_->GetComponent("room1", "nope").error().code(), Errc::kComponentNotFound);
+  auto bad = Wait<std::string>([&](auto done) {
+    graph_->PatchComponent("room1", "sensor",
+                           M(R"([{"op":"add","path":"/temperature","value":1}])").as_array(), "",
+                           done);
+  });
+  ASSERT_FALSE(bad);  // telemetry is not state
+  EXPECT_EQ(bad.error().code(), Errc::kValidationFailed);
+}
+
+TEST_F(TwinGraphTest, RelationshipsFollowTheModelAndSurviveRestarts) {
+  ASSERT_TRUE(Put("hq", R"({"$metadata":{"$model":"dtmi:ex:Building;1"}})"));
+  ASSERT_TRUE(Put("room1", kRoomTwin));
+  ASSERT_TRUE(Put("room2", kRoomTwin));
+  ASSERT_TRUE(Put("lobby", R"({"$metadata":{"$model":"dtmi:ex:Space;1"}})"));
+  // Rooms are Spaces (Room extends Space): a valid target.
+  auto r1 = Relate("hq", "c1", R"({"$relationshipName":"contains","$targetId":"room1",
+                                   "since":"2020-01-01T00:00:00Z"})");
+  ASSERT_TRUE(r1) << r1.error().message();
+  EXPECT_EQ(r1->at("$sourceId").as_string(), "hq");
+  ASSERT_TRUE(Relate("hq", "c2", R"({"$relationshipName":"contains","$targetId":"room2"})"));
+  ASSERT_TRUE(Relate("hq", "c3", R"({"$relationshipName":"contains","$targetId":"lobby"})"));
+  auto refused = [&](std::string src, std::string_view body, std::string_view why) {
+    auto r = Relate(src, "x", body);
+    ASSERT_FALSE(r) << body;
+    EXPECT_NE(r.error().message().find(why), std::string::npos) << r.error().message();
+  };
+  refused("hq", R"({"$relationshipName":"contains","$targetId":"nobody"})", "does not exist");
+  refused("hq", R"({"$relationshipName":"owns","$targetId":"room1"})", "not a relationship");
+  refused("room1", R"({"$relationshipName":"contains","$targetId":"room2"})", "not a relationship");
+  refused("hq", R"({"$relationshipName":"contains","$targetId":"room1","since":"soon"})",
+          "date-time");
+  refused("hq", R"({"$relationshipName":"contains","$targetId":"room1","weight":1})",
+          "not a property of relationship");
+  ASSERT_TRUE(Relate("hq", "m1", R"({"$relationshipName":"managedBy","$targetId":"lobby"})"));
+  auto second = Relate("hq", "m2", R"({"$relationshipName":"managedBy","$targetId":"room1"})");
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().code(), Errc::kLimitExceeded);
+
+  auto contains = graph_->ListRelationships("hq", "contains", "", 10);
+  ASSERT_TRUE(contains);
+  EXPECT_EQ(contains->size(), 3u);
+  auto page = graph_->ListRelationships("hq", "", "c2", 10);
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->size(), 2u);  // c3, m1
+  auto incoming = graph_->ListIncoming("lobby", "", 10);
+  ASSERT_TRUE(incoming);
+  ASSERT_EQ(incoming->size(), 2u);
+  EXPECT_EQ((*incoming)[0].at("$relationshipLink").as_string(),
+            "/digitaltwins/hq/relationships/c3");
+  auto next = graph_->ListIncoming("lobby", TwinGraph::IncomingKey((*incoming)[0]), 10);
+  ASSERT_TRUE(next);
+  ASSERT_EQ(next->size(), 1u);
+  EXPECT_EQ((*next)[0].at("$relationshipId").as_string(), "m1");
+
+  auto del = DeleteTwin("lobby");
+  ASSERT_FALSE(del);
+  EXPECT_EQ(del.error().code(), Errc::kRelationshipsNotDeleted);
+
+  Restart();
+  EXPECT_EQ(graph_->twin_count(), 4u);
+  EXPECT_EQ(graph_->relationship_count(), 4u);
+  EXPECT_EQ(graph_->ListIncoming("lobby", "", 10)->size(), 2u);
+  auto patched = Wait<std::string>([&](auto done) {
+    graph_->PatchRelationship(
+        "hq", "c1",
+        M(R"([{"op":"replace","path":"/since","value":"2021-01-01T00:00:00Z"}])").as_array(), "",
+        done);
+  });
+  ASSERT_TRUE(patched) << patched.error().message();
+  EXPECT_EQ(graph_->GetRelationship("hq", "c1")->at("since").as_string(), "2021-01-01T00:00:00Z");
+  for (const char* id : {"c3", "m1"}) {
+    ASSERT_TRUE(Wait<void>([&](auto done) { graph_->DeleteRelationship("hq", id, "", done); }));
+  }
+  EXPECT_EQ(graph_->GetRelationship("hq", "c3").error().code(), Errc::kRelationshipNotFound);
+  ASSERT_TRUE(DeleteTwin("lobby"));
+  Restart();
+  EXPECT_EQ(graph_->GetTwin("lobby").error().code(), Errc::kDigitalTwinNotFound);
+  EXPECT_EQ(graph_->relationship_count(), 2u);
 }
 
 }  // namespace

@@ -1,0 +1,986 @@
+#include "twins/twin_graph.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <limits>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <boost/json.hpp>
+
+#include "base/crypto.h"
+#include "base/strings.h"
+#include "base/time.h"
+#include "dtdl/parser.h"
+#include "twins/errc.h"
+#include "twins/model_store.h"
+
+namespace orrery::twins {
+
+namespace json = boost::json;
+
+namespace {
+constexpr std::string_view kTwinSpace = "dt.twin";
+constexpr std::string_view kRelSpace = "dt.rel";
+constexpr char kSep = '\x1f';
+constexpr size_t kMaxIdBytes = 1024;  // twin and relationship ids
+constexpr int kMaxValueDepth = 32;
+
+std::string NewEtag() {
+  return "W/\"" + crypto::RandomUuid() + "\"";
+}
+
+bool EtagMatches(std::string_view if_match, std::string_view etag) {
+  return if_match.empty() || if_match == "*" || if_match == etag;
+}
+
+Error Invalid(std::string m) {
+  return Error(Errc::kValidationFailed, std::move(m));
+}
+
+Status CheckId(std::string_view id, std::string_view what) {
+  if (id.empty() || id.size() > kMaxIdBytes || !strings::IsValidUtf8(id)) {
+    return Error(Errc::kInvalidArgument,
+                 fmt::format("{} id must be 1-{} bytes of UTF-8", what, kMaxIdBytes));
+  }
+  return Ok();
+}
+
+// A parsed model with everything it depends on, for validating twins of it.
+struct ModelView {
+  dtdl::Model model;
+  std::string id;
+  bool decommissioned = false;
+};
+
+std::string Str(const json::object& o, std::string_view key) {
+  auto* v = o.if_contains(key);
+  return v && v->is_string() ? std::string(v->get_string()) : std::string();
+}
+
+// RFC 6901 pointer tokens ("/a~1b/c" → {"a/b", "c"}).
+Result<std::vector<std::string>> PointerTokens(std::string_view path) {
+  if (path.empty() || path[0] != '/') {
+    return Error(Errc::kJsonPatchInvalid, fmt::format("path '{}' must start with '/'", path));
+  }
+  std::vector<std::string> out;
+  for (auto part : strings::Split(path.substr(1), '/')) {
+    std::string t;
+    for (size_t i = 0; i < part.size(); ++i) {
+      if (part[i] == '~' && i + 1 < part.size() && (part[i + 1] == '0' || part[i + 1] == '1')) {
+        t += part[i + 1] == '0' ? '~' : '/';
+        ++i;
+      } else if (part[i] == '~') {
+        return Error(Errc::kJsonPatchInvalid, fmt::format("path '{}' has a bad escape", path));
+      } else {
+        t += part[i];
+      }
+    }
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+// Applies one add/replace/remove at `tokens` inside `root`.
+Status ApplyOp(json::value& root, std::string_view op, const std::vector<std::string>& tokens,
+               const json::value* value, std::string_view path) {
+  if (tokens.empty()) return Error(Errc::kJsonPatchInvalid, "the whole document cannot be patched");
+  json::value* parent = &root;
+  for (size_t i = 0; i + 1 < tokens.size(); ++i) {
+    if (auto* o = parent->if_object()) {
+      auto* next = o->if_contains(tokens[i]);
+      if (!next) {
+        return Error(Errc::kJsonPatchInvalid,
+                     fmt::format("path '{}': '{}' does not exist", path, tokens[i]));
+      }
+      parent = next;
+    } else if (auto* a = parent->if_array()) {
+      size_t idx = 0;
+      auto [p, ec] = std::from_chars(tokens[i].data(), tokens[i].data() + tokens[i].size(), idx);
+      if (ec != std::errc() || p != tokens[i].data() + tokens[i].size() || idx >= a->size()) {
+        return Error(Errc::kJsonPatchInvalid,
+                     fmt::format("path '{}': no element {}", path, tokens[i]));
+      }
+      parent = &(*a)[idx];
+    } else {
+      return Error(Errc::kJsonPatchInvalid, fmt::format("path '{}' goes through a value", path));
+    }
+  }
+  const std::string& last = tokens.back();
+  if (auto* o = parent->if_object()) {
+    bool exists = o->contains(last);
+    if ((op == "replace" || op == "remove") && !exists) {
+      return Error(Errc::kJsonPatchInvalid, fmt::format("path '{}' does not exist", path));
+    }
+    if (op == "remove") {
+      o->erase(last);
+    } else {
+      (*o)[last] = *value;
+    }
+    return Ok();
+  }
+  if (auto* a = parent->if_array()) {
+    size_t idx = a->size();
+    if (last != "-") {
+      auto [p, ec] = std::from_chars(last.data(), last.data() + last.size(), idx);
+      if (ec != std::errc() || p != last.data() + last.size()) {
+        return Error(Errc::kJsonPatchInvalid,
+                     fmt::format("path '{}': '{}' is not an index", path, last));
+      }
+    }
+    if (op == "add") {
+      if (idx > a->size())
+        return Error(Errc::kJsonPatchInvalid, fmt::format("path '{}' is past the end", path));
+      a->insert(a->begin() + static_cast<std::ptrdiff_t>(idx), *value);
+      return Ok();
+    }
+    if (idx >= a->size())
+      return Error(Errc::kJsonPatchInvalid, fmt::format("path '{}' does not exist", path));
+    if (op == "remove") {
+      a->erase(a->begin() + static_cast<std::ptrdiff_t>(idx));
+    } else {
+      (*a)[idx] = *value;
+    }
+    return Ok();
+  }
+  return Error(Errc::kJsonPatchInvalid, fmt::format("path '{}' goes into a value", path));
+}
+
+// Applies a JSON Patch to `doc`. `allow` decides which top-level tokens may be touched.
+Status ApplyPatch(json::value& doc, const json::array& patch, size_t max_ops,
+                  const std::function<Status(const std::vector<std::string>&)>& allow) {
+  if (patch.empty()) return Error(Errc::kJsonPatchInvalid, "the patch is empty");
+  if (patch.size() > max_ops) {
+    return Error(Errc::kJsonPatchInvalid,
+                 fmt::format("{} operations in one patch; the limit is {}", patch.size(), max_ops));
+  }
+  for (auto& item : patch) {
+    auto* o = item.if_object();
+    if (!o) return Error(Errc::kJsonPatchInvalid, "each patch operation must be an object");
+    std::string op = Str(*o, "op"), path = Str(*o, "path");
+    if (op != "add" && op != "replace" && op != "remove") {
+      return Error(Errc::kJsonPatchInvalid,
+                   fmt::format("operation '{}' is not supported (add, replace, remove)", op));
+    }
+    const json::value* value = o->if_contains("value");
+    if (op != "remove" && !value) {
+      return Error(Errc::kJsonPatchInvalid, fmt::format("'{}' of '{}' needs a value", op, path));
+    }
+    ORRERY_ASSIGN_OR_RETURN(auto tokens, PointerTokens(path));
+    ORRERY_TRY(allow(tokens));
+    ORRERY_TRY(ApplyOp(doc, op, tokens, value, path));
+  }
+  return Ok();
+}
+
+bool IsIntegral(const json::value& v) {
+  if (v.is_int64() || v.is_uint64()) return true;
+  if (v.is_double()) {
+    double d = v.get_double();
+    return std::isfinite(d) && d == std::floor(d);
+  }
+  return false;
+}
+
+double AsDouble(const json::value& v) {
+  if (v.is_int64()) return static_cast<double>(v.get_int64());
+  if (v.is_uint64()) return static_cast<double>(v.get_uint64());
+  return v.get_double();
+}
+
+}  // namespace
+
+struct TwinGraph::Impl {
+  store::KvStore* store;
+  const ModelStore* models;
+  TwinLimits limits;
+  std::function<int64_t()> now_ms;
+
+  mutable std::mutex model_mu;
+  // model id → (upload time, view): a model re-uploaded under the same id after a delete is
+  // parsed again.
+  mutable std::map<std::string, std::pair<int64_t, std::shared_ptr<const ModelView>>, std::less<>>
+      views;  // guarded by model_mu
+
+  mutable std::mutex mu;
+  std::map<std::string, json::object, std::less<>> twins;  // guarded by mu
+  // source → relationship id → relationship; guarded by mu
+  std::map<std::string, std::map<std::string, json::object, std::less<>>, std::less<>> out;
+  // target → (source, relationship id); guarded by mu
+  std::map<std::string, std::set<std::pair<std::string, std::string>>, std::less<>> in;
+  size_t relationships = 0;  // guarded by mu
+
+  Result<std::shared_ptr<const ModelView>> View(std::string_view model_id) const {
+    auto record = models->Get(model_id);
+    if (!record) {
+      return Invalid(fmt::format("model '{}' does not exist (upload it first)", model_id));
+    }
+    {
+      std::lock_guard lock(model_mu);
+      auto it = views.find(model_id);
+      if (it != views.end() && it->second.first == record->upload_time_ms) {
+        if (it->second.second->decommissioned == record->decommissioned) return it->second.second;
+      }
+    }
+    dtdl::ParseOptions options;
+    options.resolver = [this](const std::vector<std::string>& ids) {
+      return models->Definitions(ids);
+    };
+    auto parsed = dtdl::Parse({json::serialize(record->definition)}, options);
+    if (!parsed.ok()) {
+      return Invalid(
+          fmt::format("model '{}' no longer resolves against the stored models", model_id));
+    }
+    auto view = std::make_shared<ModelView>();
+    view->model = std::move(parsed.model);
+    view->id = std::string(model_id);
+    view->decommissioned = record->decommissioned;
+    std::lock_guard lock(model_mu);
+    views[std::string(model_id)] = {record->upload_time_ms, view};
+    return std::shared_ptr<const ModelView>(view);
+  }
+
+  // --- validation ---
+
+  Status CheckValue(const dtdl::Model& m, const std::string& schema_id, const json::value& v,
+                    const std::string& where, int depth) const {
+    if (depth > kMaxValueDepth) return Invalid(fmt::format("{}: nested too deeply", where));
+    const dtdl::Element* s = m.Find(schema_id);
+    if (!s) return Invalid(fmt::format("{}: schema '{}' is unknown", where, schema_id));
+    using dtdl::Kind;
+    switch (s->kind) {
+      case Kind::kPrimitive:
+        return CheckPrimitive(s->name, v, where);
+      case Kind::kEnum: {
+        for (auto& ev_id : s->enum_values) {
+          auto* ev = m.Find(ev_id);
+          if (ev && ev->enum_value == v) return Ok();
+        }
+        return Invalid(fmt::format("{}: {} is not a value of the enum", where, json::serialize(v)));
+      }
+      case Kind::kObject: {
+        auto* o = v.if_object();
+        if (!o) return Invalid(fmt::format("{}: expected an object", where));
+        for (auto& [k, x] : *o) {
+          const dtdl::Element* field = nullptr;
+          for (auto& f_id : s->fields) {
+            auto* f = m.Find(f_id);
+            if (f && f->name == k) field = f;
+          }
+          if (!field)
+            return Invalid(fmt::format("{}: '{}' is not a field of the object", where, k));
+          ORRERY_TRY(CheckValue(m, field->schema, x, where + "." + std::string(k), depth + 1));
+        }
+        return Ok();
+      }
+      case Kind::kMap: {
+        auto* o = v.if_object();
+        if (!o) return Invalid(fmt::format("{}: expected a map (an object)", where));
+        auto* mv = m.Find(s->map_value);
+        if (!mv) return Invalid(fmt::format("{}: the map has no value schema", where));
+        for (auto& [k, x] : *o)
+          ORRERY_TRY(CheckValue(m, mv->schema, x, where + "." + std::string(k), depth + 1));
+        return Ok();
+      }
+      case Kind::kArray: {
+        auto* a = v.if_array();
+        if (!a) return Invalid(fmt::format("{}: expected an array", where));
+        for (size_t i = 0; i < a->size(); ++i) {
+          ORRERY_TRY(CheckValue(m, s->element_schema, (*a)[i], fmt::format("{}[{}]", where, i),
+                                depth + 1));
+        }
+        return Ok();
+      }
+      default:
+        return Invalid(fmt::format("{}: '{}' is not a schema", where, schema_id));
+    }
+  }
+
+  Status CheckPrimitive(const std::string& name, const json::value& v,
+                        const std::string& where) const {
+    auto bad = [&](std::string_view expected) {
+      return Invalid(fmt::format("{}: {} is not {}", where, json::serialize(v), expected));
+    };
+    auto in_range = [&](double lo, double hi) { return AsDouble(v) >= lo && AsDouble(v) <= hi; };
+    if (name == "boolean") return v.is_bool() ? Ok() : bad("a boolean");
+    if (name == "string" || name == "uuid" || name == "bytes") {
+      if (!v.is_string()) return bad("a string");
+      if (v.get_string().size() > limits.max_string_bytes) {
+        return Invalid(fmt::format("{}: a string of {} bytes; the limit is {}", where,
+                                   v.get_string().size(), limits.max_string_bytes));
+      }
+      return Ok();
+    }
+    if (name == "double" || name == "float" || name == "decimal") {
+      return v.is_number() ? Ok() : bad("a number");
+    }
+    if (name == "integer") {
+      return IsIntegral(v) && in_range(-2147483648.0, 2147483647.0) ? Ok() : bad("an integer");
+    }
+    if (name == "long") return IsIntegral(v) ? Ok() : bad("a long");
+    if (name == "short") return IsIntegral(v) && in_range(-32768, 32767) ? Ok() : bad("a short");
+    if (name == "byte") return IsIntegral(v) && in_range(-128, 127) ? Ok() : bad("a byte");
+    if (name == "unsignedByte")
+      return IsIntegral(v) && in_range(0, 255) ? Ok() : bad("an unsigned byte");
+    if (name == "unsignedShort")
+      return IsIntegral(v) && in_range(0, 65535) ? Ok() : bad("an unsigned short");
+    if (name == "unsignedInteger") {
+      return IsIntegral(v) && in_range(0, 4294967295.0) ? Ok() : bad("an unsigned integer");
+    }
+    if (name == "unsignedLong")
+      return IsIntegral(v) && AsDouble(v) >= 0 ? Ok() : bad("an unsigned long");
+    if (name == "dateTime") {
+      return v.is_string() && timeutil::ParseUtcMs(v.get_string()) ? Ok()
+                                                                   : bad("an ISO 8601 date-time");
+    }
+    if (name == "date" || name == "time") {
+      return v.is_string() ? Ok() : bad(name == "date" ? "a date" : "a time");
+    }
+    if (name == "duration") {
+      return v.is_string() && v.get_string().starts_with("P") ? Ok() : bad("an ISO 8601 duration");
+    }
+    // Geospatial schemas (point, lineString, …) are GeoJSON objects.
+    return v.is_object() ? Ok() : bad("a GeoJSON object");
+  }
+
+  // Validates the members of a twin (or component) object against `interface_id`.
+  Status CheckMembers(const dtdl::Model& m, const std::string& interface_id, const json::object& o,
+                      const std::string& where, bool top) const {
+    auto ri = m.interfaces.find(interface_id);
+    if (ri == m.interfaces.end())
+      return Invalid(fmt::format("{}: '{}' is not an Interface", where, interface_id));
+    for (auto& [k, v] : o) {
+      if (k.starts_with("$")) {
+        if (k == "$metadata" || (top && (k == "$dtId" || k == "$etag"))) continue;
+        return Invalid(fmt::format("{}: '{}' is not allowed", where, k));
+      }
+      if (k.size() > limits.max_property_name_bytes) {
+        return Invalid(fmt::format("{}: a property name of {} bytes; the limit is {}", where,
+                                   k.size(), limits.max_property_name_bytes));
+      }
+      auto c = ri->second.contents.find(std::string(k));
+      if (c == ri->second.contents.end()) {
+        return Invalid(fmt::format("{}: '{}' is not a property of {}", where, k, interface_id));
+      }
+      auto* e = m.Find(c->second);
+      std::string here = where.empty() ? std::string(k) : where + "." + std::string(k);
+      if (e->kind == dtdl::Kind::kProperty) {
+        ORRERY_TRY(CheckValue(m, e->schema, v, here, 0));
+      } else if (e->kind == dtdl::Kind::kComponent) {
+        auto* co = v.if_object();
+        if (!co || !co->contains("$metadata") || !co->at("$metadata").is_object()) {
+          return Invalid(
+              fmt::format("{}: component '{}' must be an object with \"$metadata\": {{}}",
+                          where.empty() ? interface_id : where, k));
+        }
+        ORRERY_TRY(CheckMembers(m, e->schema, *co, here, false));
+      } else {
+        return Invalid(fmt::format("{}: '{}' is a {} of {}, not a property", where, k,
+                                   dtdl::KindName(e->kind), interface_id));
+      }
+    }
+    for (auto& [name, iface] : ri->second.components) {
+      if (!o.contains(name)) {
+        return Invalid(
+            fmt::format("component '{}' of {} must be set (at least \"{}\": "
+                        "{{\"$metadata\": {{}}}})",
+                        name, interface_id, name));
+      }
+    }
+    return Ok();
+  }
+
+  // --- metadata ---
+
+  // Rewrites `next`'s $metadata after a change from `prev` (null for a new twin): every
+  // property whose value changed gets lastUpdateTime = now (and keeps a sourceTime the client
+  // set); removed ones lose theirs.
+  static void StampMetadata(const json::object* prev, json::object& next, const std::string& now,
+                            const json::object* client_meta) {
+    json::object meta;
+    if (auto* m = next.if_contains("$metadata"); m && m->is_object()) meta = m->get_object();
+    json::object out;
+    if (auto* model = meta.if_contains("$model")) out["$model"] = *model;
+    bool changed = false;
+    for (auto& [k, v] : next) {
+      if (k.starts_with("$")) continue;
+      const json::value* before = prev ? prev->if_contains(k) : nullptr;
+      const json::object* old_meta = nullptr;
+      if (prev) {
+        if (auto* pm = prev->if_contains("$metadata"); pm && pm->is_object()) {
+          if (auto* x = pm->get_object().if_contains(k); x && x->is_object())
+            old_meta = &x->get_object();
+        }
+      }
+      bool is_component = v.is_object() && v.get_object().contains("$metadata");
+      if (is_component) {
+        const json::object* prev_c =
+            before && before->is_object() ? &before->get_object() : nullptr;
+        const json::object* cm = nullptr;
+        if (client_meta) {
+          if (auto* x = v.get_object().if_contains("$metadata"); x && x->is_object())
+            cm = &x->get_object();
+        }
+        StampMetadata(prev_c, v.get_object(), now, cm);
+        continue;
+      }
+      json::object pm;
+      if (!before || *before != v || !old_meta) {
+        pm["lastUpdateTime"] = now;
+        changed = true;
+      } else {
+        pm = *old_meta;
+      }
+      if (client_meta) {
+        if (auto* c = client_meta->if_contains(k); c && c->is_object()) {
+          if (auto* st = c->get_object().if_contains("sourceTime"); st && st->is_string()) {
+            pm["sourceTime"] = *st;
+          }
+        }
+      }
+      out[k] = std::move(pm);
+    }
+    if (prev && !changed) {
+      for (auto& [k, v] : *prev) {
+        if (!k.starts_with("$") && !next.contains(k)) changed = true;
+      }
+    }
+    const json::value* old_last = nullptr;
+    if (prev) {
+      if (auto* pm = prev->if_contains("$metadata"); pm && pm->is_object()) {
+        old_last = pm->get_object().if_contains("$lastUpdateTime");
+      }
+    }
+    out["$lastUpdateTime"] = (changed || !old_last) ? json::value(now) : *old_last;
+    next["$metadata"] = std::move(out);
+  }
+
+  // --- storage ---
+
+  static std::string RelKey(std::string_view source, std::string_view id) {
+    std::string k(source);
+    k += kSep;
+    k += id;
+    return k;
+  }
+
+  Status Load() {
+    std::lock_guard lock(mu);
+    Status failure = Ok();
+    auto decode = [&](std::string_view key, std::string_view value, json::object& out) {
+      boost::system::error_code ec;
+      json::value v = json::parse(value, ec);
+      if (ec || !v.is_object()) {
+        failure =
+            Error(Errc::kCorruptState, fmt::format("stored record '{}' does not decode", key));
+        return false;
+      }
+      out = std::move(v.get_object());
+      return true;
+    };
+    ORRERY_TRY(store->Scan(kTwinSpace, "", [&](std::string_view key, std::string_view value) {
+      json::object o;
+      if (!decode(key, value, o)) return false;
+      twins.emplace(std::string(key), std::move(o));
+      return true;
+    }));
+    ORRERY_TRY(failure);
+    ORRERY_TRY(store->Scan(kRelSpace, "", [&](std::string_view key, std::string_view value) {
+      json::object o;
+      if (!decode(key, value, o)) return false;
+      std::string source = Str(o, "$sourceId"), id = Str(o, "$relationshipId");
+      in[Str(o, "$targetId")].emplace(source, id);
+      out[source].emplace(id, std::move(o));
+      ++relationships;
+      return true;
+    }));
+    return failure;
+  }
+
+  template <class T>
+  void Commit(store::WriteBatch batch, T answer, Done<T> done) {
+    store->WriteAsync(
+        std::move(batch), [answer = std::move(answer), done = std::move(done)](Status st) mutable {
+          if (!st) {
+            return done(
+                Error(Errc::kUnavailable, "the change was not stored: " + st.error().message()));
+          }
+          done(std::move(answer));
+        });
+  }
+  void CommitVoid(store::WriteBatch batch, Done<void> done) {
+    store->WriteAsync(std::move(batch), [done = std::move(done)](Status st) {
+      if (!st)
+        return done(
+            Error(Errc::kUnavailable, "the change was not stored: " + st.error().message()));
+      done(Ok());
+    });
+  }
+
+  Status CheckSize(const json::object& twin) const {
+    size_t n = json::serialize(twin).size();
+    if (n > limits.max_twin_bytes) {
+      return Invalid(
+          fmt::format("the twin is {} bytes; the limit is {}", n, limits.max_twin_bytes));
+    }
+    return Ok();
+  }
+
+  // Validates a twin document (with $metadata.$model) and returns its view.
+  Result<std::shared_ptr<const ModelView>> ValidateTwin(const json::object& twin,
+                                                        bool creating) const {
+    auto* meta = twin.if_contains("$metadata");
+    if (!meta || !meta->is_object())
+      return Invalid("the twin needs \"$metadata\": {\"$model\": …}");
+    std::string model = Str(meta->get_object(), "$model");
+    if (model.empty()) return Invalid("the twin needs \"$metadata\": {\"$model\": …}");
+    ORRERY_ASSIGN_OR_RETURN(auto view, View(model));
+    if (creating && view->decommissioned) {
+      return Invalid(fmt::format("model '{}' is decommissioned: new twins cannot use it", model));
+    }
+    ORRERY_TRY(CheckMembers(view->model, model, twin, "", true));
+    ORRERY_TRY(CheckSize(twin));
+    return view;
+  }
+};
+
+TwinGraph::TwinGraph(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+TwinGraph::~TwinGraph() = default;
+
+Result<std::unique_ptr<TwinGraph>> TwinGraph::Open(store::KvStore* store, const ModelStore* models,
+                                                   TwinLimits limits,
+                                                   std::function<int64_t()> now_ms) {
+  auto impl = std::make_unique<Impl>();
+  impl->store = store;
+  impl->models = models;
+  impl->limits = limits;
+  impl->now_ms = std::move(now_ms);
+  ORRERY_TRY(impl->Load());
+  return std::unique_ptr<TwinGraph>(new TwinGraph(std::move(impl)));
+}
+
+void TwinGraph::PutTwin(std::string id, json::object body, std::string if_none_match,
+                        Done<json::object> done) {
+  auto& d = *impl_;
+  if (auto st = CheckId(id, "twin"); !st) return done(st.error());
+  // Validation parses models: before the lock.
+  body.erase("$etag");
+  body["$dtId"] = id;
+  auto view = d.ValidateTwin(body, true);
+  if (!view) return done(view.error());
+  std::unique_lock lock(d.mu);
+  auto it = d.twins.find(id);
+  if (it != d.twins.end() && if_none_match == "*") {
+    lock.unlock();
+    return done(Error(Errc::kPreconditionFailed, fmt::format("twin '{}' exists already", id)));
+  }
+  if (it == d.twins.end() && d.twins.size() >= d.limits.max_twins) {
+    lock.unlock();
+    return done(Error(Errc::kLimitExceeded,
+                      fmt::format("the graph holds {} twins, the limit", d.limits.max_twins)));
+  }
+  json::object client_meta = body["$metadata"].as_object();
+  std::string now = timeutil::FormatUtcMs(d.now_ms());
+  Impl::StampMetadata(it == d.twins.end() ? nullptr : &it->second, body, now, &client_meta);
+  body["$etag"] = NewEtag();
+  // Key order as ADT writes it: $dtId, $etag, then the rest.
+  json::object twin{{"$dtId", id}, {"$etag", body["$etag"]}};
+  for (auto& [k, v] : body) {
+    if (k != "$dtId" && k != "$etag") twin[k] = v;
+  }
+  store::WriteBatch batch;
+  batch.Put(kTwinSpace, id, json::serialize(twin));
+  d.twins[id] = twin;
+  d.Commit(std::move(batch), std::move(twin), std::move(done));
+}
+
+Result<json::object> TwinGraph::GetTwin(std::string_view id) const {
+  std::lock_guard lock(impl_->mu);
+  auto it = impl_->twins.find(id);
+  if (it == impl_->twins.end()) {
+    return Error(Errc::kDigitalTwinNotFound, fmt::format("there is no digital twin '{}'", id));
+  }
+  return it->second;
+}
+
+namespace {
+// The part of a twin a patch may change at `component` ("" = the twin itself).
+Status AllowTwinPath(const std::vector<std::string>& t, bool component) {
+  if (t.empty()) return Error(Errc::kJsonPatchInvalid, "the whole twin cannot be patched");
+  if (t[0].starts_with("$")) {
+    if (!component && t.size() == 2 && t[0] == "$metadata" && t[1] == "$model") return Ok();
+    if (t[0] == "$metadata" && t.size() == 3 && t[2] == "sourceTime") return Ok();
+    return Error(Errc::kJsonPatchInvalid,
+                 fmt::format("'/{}' cannot be patched (properties, components and "
+                             "/$metadata/$model can)",
+                             fmt::join(t, "/")));
+  }
+  return Ok();
+}
+}  // namespace
+
+void TwinGraph::PatchTwin(std::string id, json::array patch, std::string if_match,
+                          Done<std::string> done) {
+  PatchComponent(std::move(id), "", std::move(patch), std::move(if_match), std::move(done));
+}
+
+void TwinGraph::PatchComponent(std::string id, std::string component, json::array patch,
+                               std::string if_match, Done<std::string> done) {
+  auto& d = *impl_;
+  json::object current;
+  {
+    std::lock_guard lock(d.mu);
+    auto it = d.twins.find(id);
+    if (it == d.twins.end()) {
+      return done(
+          Error(Errc::kDigitalTwinNotFound, fmt::format("there is no digital twin '{}'", id)));
+    }
+    current = it->second;
+  }
+  if (!EtagMatches(if_match, Str(current, "$etag"))) {
+    return done(Error(Errc::kPreconditionFailed, "If-Match does not match the twin's etag"));
+  }
+  json::value doc = current;
+  json::value* target = &doc;
+  if (!component.empty()) {
+    auto* c = doc.get_object().if_contains(component);
+    if (!c || !c->is_object() || !c->get_object().contains("$metadata")) {
+      return done(Error(Errc::kComponentNotFound,
+                        fmt::format("twin '{}' has no component '{}'", id, component)));
+    }
+    target = c;
+  }
+  // Client-set sourceTimes live in $metadata/<prop>/sourceTime; collect them after the patch.
+  auto st = ApplyPatch(
+      *target, patch, d.limits.max_patch_operations,
+      [&](const std::vector<std::string>& t) { return AllowTwinPath(t, !component.empty()); });
+  if (!st) return done(st.error());
+  auto& next = doc.get_object();
+  next["$dtId"] = id;
+  auto view = d.ValidateTwin(next, false);
+  if (!view) return done(view.error());
+  json::object client_meta;
+  if (auto* m = next.if_contains("$metadata"); m && m->is_object()) client_meta = m->get_object();
+  std::string now = timeutil::FormatUtcMs(d.now_ms());
+  std::unique_lock lock(d.mu);
+  auto it = d.twins.find(id);
+  if (it == d.twins.end() || Str(it->second, "$etag") != Str(current, "$etag")) {
+    // Changed or deleted meanwhile: the caller's view is stale.
+    lock.unlock();
+    return done(
+        Error(Errc::kPreconditionFailed, "the twin changed while the patch was applied; retry"));
+  }
+  Impl::StampMetadata(&current, next, now, &client_meta);
+  std::string etag = NewEtag();
+  next["$etag"] = etag;
+  store::WriteBatch batch;
+  batch.Put(kTwinSpace, id, json::serialize(next));
+  it->second = std::move(next);
+  d.Commit(std::move(batch), std::move(etag), std::move(done));
+}
+
+void TwinGraph::DeleteTwin(std::string id, std::string if_match, Done<void> done) {
+  auto& d = *impl_;
+  std::unique_lock lock(d.mu);
+  auto it = d.twins.find(id);
+  if (it == d.twins.end()) {
+    lock.unlock();
+    return done(
+        Error(Errc::kDigitalTwinNotFound, fmt::format("there is no digital twin '{}'", id)));
+  }
+  if (!EtagMatches(if_match, Str(it->second, "$etag"))) {
+    lock.unlock();
+    return done(Error(Errc::kPreconditionFailed, "If-Match does not match the twin's etag"));
+  }
+  auto o = d.out.find(id);
+  auto i = d.in.find(id);
+  size_t n_out = o == d.out.end() ? 0 : o->second.size();
+  size_t n_in = i == d.in.end() ? 0 : i->second.size();
+  if (n_out + n_in > 0) {
+    lock.unlock();
+    return done(Error(Errc::kRelationshipsNotDeleted,
+                      fmt::format("twin '{}' has {} outgoing and {} incoming relationships: delete "
+                                  "them first",
+                                  id, n_out, n_in)));
+  }
+  store::WriteBatch batch;
+  batch.Delete(kTwinSpace, id);
+  d.twins.erase(it);
+  d.CommitVoid(std::move(batch), std::move(done));
+}
+
+Result<json::object> TwinGraph::GetComponent(std::string_view id,
+                                             std::string_view component) const {
+  ORRERY_ASSIGN_OR_RETURN(json::object twin, GetTwin(id));
+  auto* c = twin.if_contains(component);
+  if (!c || !c->is_object() || !c->get_object().contains("$metadata")) {
+    return Error(Errc::kComponentNotFound,
+                 fmt::format("twin '{}' has no component '{}'", id, component));
+  }
+  return c->get_object();
+}
+
+void TwinGraph::PutRelationship(std::string source, std::string rel_id, json::object body,
+                                std::string if_none_match, Done<json::object> done) {
+  auto& d = *impl_;
+  if (auto st = CheckId(source, "twin"); !st) return done(st.error());
+  if (auto st = CheckId(rel_id, "relationship"); !st) return done(st.error());
+  std::string name = Str(body, "$relationshipName"), target = Str(body, "$targetId");
+  if (name.empty() || target.empty()) {
+    return done(Invalid("a relationship needs \"$relationshipName\" and \"$targetId\""));
+  }
+  json::object src, dst;
+  {
+    std::lock_guard lock(d.mu);
+    auto s = d.twins.find(source);
+    if (s == d.twins.end()) {
+      return done(
+          Error(Errc::kDigitalTwinNotFound, fmt::format("there is no digital twin '{}'", source)));
+    }
+    auto t = d.twins.find(target);
+    if (t == d.twins.end()) {
+      return done(Invalid(fmt::format("the target twin '{}' does not exist", target)));
+    }
+    src = s->second;
+    dst = t->second;
+  }
+  std::string src_model = Str(src["$metadata"].as_object(), "$model");
+  std::string dst_model = Str(dst["$metadata"].as_object(), "$model");
+  auto view = d.View(src_model);
+  if (!view) return done(view.error());
+  const auto& m = (*view)->model;
+  auto ri = m.interfaces.find(src_model);
+  const dtdl::Element* rel = nullptr;
+  if (ri != m.interfaces.end()) {
+    if (auto c = ri->second.contents.find(name); c != ri->second.contents.end())
+      rel = m.Find(c->second);
+  }
+  if (!rel || rel->kind != dtdl::Kind::kRelationship) {
+    return done(Invalid(fmt::format("'{}' is not a relationship of {}", name, src_model)));
+  }
+  if (!rel->target.empty() && rel->target != dst_model) {
+    auto tv = d.View(dst_model);
+    bool ok = false;
+    if (tv) {
+      auto tri = (*tv)->model.interfaces.find(dst_model);
+      ok = tri != (*tv)->model.interfaces.end() &&
+           std::find(tri->second.ancestors.begin(), tri->second.ancestors.end(), rel->target) !=
+               tri->second.ancestors.end();
+    }
+    if (!ok) {
+      return done(Invalid(fmt::format("relationship '{}' must target a twin of {}; '{}' is a {}",
+                                      name, rel->target, target, dst_model)));
+    }
+  }
+  for (auto& [k, v] : body) {
+    if (k.starts_with("$")) {
+      if (k == "$relationshipName" || k == "$targetId" || k == "$relationshipId" ||
+          k == "$sourceId" || k == "$etag") {
+        continue;
+      }
+      return done(Invalid(fmt::format("'{}' is not allowed in a relationship", k)));
+    }
+    const dtdl::Element* prop = nullptr;
+    for (auto& p_id : rel->properties) {
+      auto* p = m.Find(p_id);
+      if (p && p->name == k) prop = p;
+    }
+    if (!prop)
+      return done(Invalid(fmt::format("'{}' is not a property of relationship '{}'", k, name)));
+    if (auto st = d.CheckValue(m, prop->schema, v, name + "." + std::string(k), 0); !st) {
+      return done(st.error());
+    }
+  }
+  json::object r{{"$relationshipId", rel_id},
+                 {"$etag", NewEtag()},
+                 {"$sourceId", source},
+                 {"$relationshipName", name},
+                 {"$targetId", target}};
+  for (auto& [k, v] : body) {
+    if (!k.starts_with("$")) r[k] = v;
+  }
+  if (json::serialize(r).size() > d.limits.max_twin_bytes) {
+    return done(
+        Invalid(fmt::format("the relationship is larger than {} bytes", d.limits.max_twin_bytes)));
+  }
+  std::unique_lock lock(d.mu);
+  if (!d.twins.contains(source) || !d.twins.contains(target)) {
+    lock.unlock();
+    return done(Invalid("the source or target twin was deleted meanwhile"));
+  }
+  auto& mine = d.out[source];
+  auto existing = mine.find(rel_id);
+  if (existing != mine.end() && if_none_match == "*") {
+    lock.unlock();
+    return done(Error(Errc::kPreconditionFailed,
+                      fmt::format("relationship '{}' of '{}' exists already", rel_id, source)));
+  }
+  if (existing == mine.end()) {
+    size_t same_name = 0;
+    for (auto& [rid, o] : mine)
+      same_name += Str(o, "$relationshipName") == name;
+    std::string why;
+    if (rel->max_multiplicity && static_cast<int64_t>(same_name) >= *rel->max_multiplicity) {
+      why = fmt::format("'{}' allows at most {} relationships named '{}'", src_model,
+                        *rel->max_multiplicity, name);
+    } else if (mine.size() >= d.limits.max_outgoing) {
+      why = fmt::format("twin '{}' has {} outgoing relationships, the limit", source,
+                        d.limits.max_outgoing);
+    } else if (d.in[target].size() >= d.limits.max_incoming) {
+      why = fmt::format("twin '{}' has {} incoming relationships, the limit", target,
+                        d.limits.max_incoming);
+    } else if (d.relationships >= d.limits.max_relationships) {
+      why = fmt::format("the graph holds {} relationships, the limit", d.limits.max_relationships);
+    }
+    if (!why.empty()) {
+      if (mine.empty()) d.out.erase(source);
+      lock.unlock();
+      return done(Error(Errc::kLimitExceeded, why));
+    }
+    ++d.relationships;
+  } else {
+    d.in[Str(existing->second, "$targetId")].erase({source, rel_id});
+  }
+  d.in[target].emplace(source, rel_id);
+  mine[rel_id] = r;
+  store::WriteBatch batch;
+  batch.Put(kRelSpace, Impl::RelKey(source, rel_id), json::serialize(r));
+  d.Commit(std::move(batch), std::move(r), std::move(done));
+}
+
+Result<json::object> TwinGraph::GetRelationship(std::string_view source,
+                                                std::string_view rel_id) const {
+  std::lock_guard lock(impl_->mu);
+  if (!impl_->twins.contains(source)) {
+    return Error(Errc::kDigitalTwinNotFound, fmt::format("there is no digital twin '{}'", source));
+  }
+  auto o = impl_->out.find(source);
+  if (o != impl_->out.end()) {
+    if (auto r = o->second.find(rel_id); r != o->second.end()) return r->second;
+  }
+  return Error(Errc::kRelationshipNotFound,
+               fmt::format("twin '{}' has no relationship '{}'", source, rel_id));
+}
+
+void TwinGraph::PatchRelationship(std::string source, std::string rel_id, json::array patch,
+                                  std::string if_match, Done<std::string> done) {
+  auto current = GetRelationship(source, rel_id);
+  if (!current) return done(current.error());
+  if (!EtagMatches(if_match, Str(*current, "$etag"))) {
+    return done(
+        Error(Errc::kPreconditionFailed, "If-Match does not match the relationship's etag"));
+  }
+  json::value doc = *current;
+  auto st = ApplyPatch(doc, patch, impl_->limits.max_patch_operations,
+                       [](const std::vector<std::string>& t) -> Status {
+                         if (!t.empty() && t[0].starts_with("$")) {
+                           return Error(Errc::kJsonPatchInvalid,
+                                        fmt::format("'/{}' cannot be patched (only properties can)",
+                                                    fmt::join(t, "/")));
+                         }
+                         return Ok();
+                       });
+  if (!st) return done(st.error());
+  // Re-validate through PutRelationship's checks; the etag check there is ours.
+  PutRelationship(std::move(source), std::move(rel_id), std::move(doc.get_object()), "",
+                  [done = std::move(done)](Result<json::object> r) {
+                    if (!r) return done(r.error());
+                    done(Str(*r, "$etag"));
+                  });
+}
+
+void TwinGraph::DeleteRelationship(std::string source, std::string rel_id, std::string if_match,
+                                   Done<void> done) {
+  auto& d = *impl_;
+  std::unique_lock lock(d.mu);
+  if (!d.twins.contains(source)) {
+    lock.unlock();
+    return done(
+        Error(Errc::kDigitalTwinNotFound, fmt::format("there is no digital twin '{}'", source)));
+  }
+  auto o = d.out.find(source);
+  if (o == d.out.end() || !o->second.contains(rel_id)) {
+    lock.unlock();
+    return done(Error(Errc::kRelationshipNotFound,
+                      fmt::format("twin '{}' has no relationship '{}'", source, rel_id)));
+  }
+  auto r = o->second.find(rel_id);
+  if (!EtagMatches(if_match, Str(r->second, "$etag"))) {
+    lock.unlock();
+    return done(
+        Error(Errc::kPreconditionFailed, "If-Match does not match the relationship's etag"));
+  }
+  std::string target = Str(r->second, "$targetId");
+  if (auto i = d.in.find(target); i != d.in.end()) {
+    i->second.erase({source, rel_id});
+    if (i->second.empty()) d.in.erase(i);
+  }
+  o->second.erase(r);
+  if (o->second.empty()) d.out.erase(o);
+  --d.relationships;
+  store::WriteBatch batch;
+  batch.Delete(kRelSpace, Impl::RelKey(source, rel_id));
+  d.CommitVoid(std::move(batch), std::move(done));
+}
+
+Result<std::vector<json::object>> TwinGraph::ListRelationships(std::string_view source,
+                                                               std::string_view name,
+                                                               std::string_view after,
+                                                               size_t max) const {
+  std::lock_guard lock(impl_->mu);
+  if (!impl_->twins.contains(source)) {
+    return Error(Errc::kDigitalTwinNotFound, fmt::format("there is no digital twin '{}'", source));
+  }
+  std::vector<json::object> out;
+  auto o = impl_->out.find(source);
+  if (o == impl_->out.end()) return out;
+  for (auto it = o->second.upper_bound(after); it != o->second.end() && out.size() < max; ++it) {
+    if (name.empty() || Str(it->second, "$relationshipName") == name) out.push_back(it->second);
+  }
+  return out;
+}
+
+std::string TwinGraph::IncomingKey(const json::object& entry) {
+  return Impl::RelKey(Str(entry, "$sourceId"), Str(entry, "$relationshipId"));
+}
+
+Result<std::vector<json::object>> TwinGraph::ListIncoming(std::string_view target,
+                                                          std::string_view after,
+                                                          size_t max) const {
+  std::lock_guard lock(impl_->mu);
+  if (!impl_->twins.contains(target)) {
+    return Error(Errc::kDigitalTwinNotFound, fmt::format("there is no digital twin '{}'", target));
+  }
+  std::vector<json::object> out;
+  auto i = impl_->in.find(target);
+  if (i == impl_->in.end()) return out;
+  auto sep = after.find(kSep);
+  std::pair<std::string, std::string> from{
+      std::string(after.substr(0, sep)),
+      sep == std::string_view::npos ? "" : std::string(after.substr(sep + 1))};
+  auto it = after.empty() ? i->second.begin() : i->second.upper_bound(from);
+  for (; it != i->second.end() && out.size() < max; ++it) {
+    auto& r = impl_->out.at(it->first).at(it->second);
+    out.push_back(
+        json::object{{"$relationshipId", it->second},
+                     {"$sourceId", it->first},
+                     {"$relationshipName", r.at("$relationshipName")},
+                     {"$relationshipLink",
+                      fmt::format("/digitaltwins/{}/relationships/{}",
+                                  strings::UrlEncode(it->first), strings::UrlEncode(it->second))}});
+  }
+  return out;
+}
+
+size_t TwinGraph::twin_count() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->twins.size();
+}
+
+size_t TwinGraph::relationship_count() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->relationships;
+}
+
+}  // namespace orrery::twins
