@@ -45,6 +45,7 @@
 #include "routing/service.h"
 #include "store/kv_store.h"
 #include "twins/model_store.h"
+#include "twins/twin_graph.h"
 
 #ifndef ORRERY_VERSION
 #define ORRERY_VERSION "dev"
@@ -327,6 +328,7 @@ int Serve(const config::Settings& s) {
   // Digital twins: the DTDL model store in the state store, and the OAuth 2.0 identity its
   // clients authenticate with (signing key, tenant and service principals under identity/).
   std::unique_ptr<twins::ModelStore> models;
+  std::unique_ptr<twins::TwinGraph> twin_graph;
   std::unique_ptr<identity::TokenIssuer> token_issuer;
   std::unique_ptr<identity::PrincipalStore> principals;
   if (s.Bool("twins.enabled")) {
@@ -335,11 +337,15 @@ int Serve(const config::Settings& s) {
         timeutil::NowMs);
     if (!opened_models) return Fail(opened_models.error());
     models = std::move(*opened_models);
+    auto opened_graph = twins::TwinGraph::Open(state.get(), models.get(), {}, timeutil::NowMs);
+    if (!opened_graph) return Fail(opened_graph.error());
+    twin_graph = std::move(*opened_graph);
     auto opened_issuer = identity::TokenIssuer::Open(data_dir / "identity");
     if (!opened_issuer) return Fail(opened_issuer.error());
     token_issuer = std::move(*opened_issuer);
     principals = std::make_unique<identity::PrincipalStore>(data_dir / "identity");
-    logger->info("digital twins: {} models stored; tenant {}", models->size(),
+    logger->info("digital twins: {} models, {} twins, {} relationships; tenant {}", models->size(),
+                 twin_graph->twin_count(), twin_graph->relationship_count(),
                  token_issuer->tenant());
   }
 
@@ -487,6 +493,7 @@ int Serve(const config::Settings& s) {
     auto twins_router = std::make_shared<net::Router>();
     api::RegisterTwinsRoutes(*twins_router,
                              {.models = models.get(),
+                              .graph = twin_graph.get(),
                               .issuer = token_issuer.get(),
                               .principals = principals.get(),
                               .blocking = blocking.get_executor(),

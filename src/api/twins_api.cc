@@ -15,6 +15,7 @@
 #include "identity/token.h"
 #include "twins/errc.h"
 #include "twins/model_store.h"
+#include "twins/twin_graph.h"
 
 namespace orrery::api {
 namespace json = boost::json;
@@ -266,6 +267,184 @@ HttpResponse DeleteModel(const Ctx& c, const HttpRequest& req) {
   return HttpResponse::Empty(204);
 }
 
+// --- twins and relationships ---
+
+std::string Header(const HttpRequest& req, std::string_view name) {
+  return std::string(req.headers.Get(name).value_or(""));
+}
+
+Result<json::object> BodyObject(const HttpRequest& req) {
+  boost::system::error_code ec;
+  json::value v = json::parse(req.body, ec);
+  if (ec || !v.is_object())
+    return Error(twins::Errc::kInvalidArgument, "the body must be a JSON object");
+  return std::move(v.get_object());
+}
+
+Result<json::array> BodyPatch(const HttpRequest& req) {
+  boost::system::error_code ec;
+  json::value v = json::parse(req.body, ec);
+  if (ec || !v.is_array()) {
+    return Error(twins::Errc::kJsonPatchInvalid, "the body must be a JSON Patch array");
+  }
+  return std::move(v.get_array());
+}
+
+HttpResponse WithEtag(HttpResponse r, std::string_view etag) {
+  if (!etag.empty()) r.headers.Set("ETag", std::string(etag));
+  return r;
+}
+
+std::string EtagOf(const json::object& o) {
+  auto* e = o.if_contains("$etag");
+  return e && e->is_string() ? std::string(e->get_string()) : "";
+}
+
+// Handlers whose answer comes from the graph's completion (which may run on the store's
+// writer thread: Responder::Send is thread-safe).
+using AsyncHandler = std::function<void(const Ctx&, HttpRequest&, Responder)>;
+net::HttpHandler AsyncGuard(CtxPtr c, bool write, AsyncHandler f) {
+  return [c, write, f = std::move(f)](HttpRequest& req, Responder r) {
+    if (auto refused = Authorize(*c, req, write)) return r.Send(std::move(*refused));
+    f(*c, req, std::move(r));
+  };
+}
+
+void SendEtag(Responder r, Result<std::string> etag) {
+  if (!etag) return r.Send(AdtError(etag.error()));
+  r.Send(WithEtag(HttpResponse::Empty(204), *etag));
+}
+
+void SendVoid(Responder r, Status st) {
+  if (!st) return r.Send(AdtError(st.error()));
+  r.Send(HttpResponse::Empty(204));
+}
+
+void SendObject(Responder r, Result<json::object> o) {
+  if (!o) return r.Send(AdtError(o.error()));
+  r.Send(WithEtag(JsonOk(200, *o), EtagOf(*o)));
+}
+
+HttpResponse GetTwin(const Ctx& c, const HttpRequest& req) {
+  auto t = c.o.graph->GetTwin(req.Param("id"));
+  if (!t) return AdtError(t.error());
+  return WithEtag(JsonOk(200, *t), EtagOf(*t));
+}
+
+void PutTwin(const Ctx& c, HttpRequest& req, Responder r) {
+  auto body = BodyObject(req);
+  if (!body) return r.Send(AdtError(body.error()));
+  c.o.graph->PutTwin(std::string(req.Param("id")), std::move(*body), Header(req, "If-None-Match"),
+                     [r](Result<json::object> t) { SendObject(r, std::move(t)); });
+}
+
+void PatchTwin(const Ctx& c, HttpRequest& req, Responder r) {
+  auto patch = BodyPatch(req);
+  if (!patch) return r.Send(AdtError(patch.error()));
+  c.o.graph->PatchTwin(std::string(req.Param("id")), std::move(*patch), Header(req, "If-Match"),
+                       [r](Result<std::string> e) { SendEtag(r, std::move(e)); });
+}
+
+void DeleteTwin(const Ctx& c, HttpRequest& req, Responder r) {
+  c.o.graph->DeleteTwin(std::string(req.Param("id")), Header(req, "If-Match"),
+                        [r](Status st) { SendVoid(r, std::move(st)); });
+}
+
+HttpResponse GetComponent(const Ctx& c, const HttpRequest& req) {
+  auto twin = c.o.graph->GetTwin(req.Param("id"));
+  if (!twin) return AdtError(twin.error());
+  auto comp = c.o.graph->GetComponent(req.Param("id"), req.Param("component"));
+  if (!comp) return AdtError(comp.error());
+  return WithEtag(JsonOk(200, *comp), EtagOf(*twin));
+}
+
+void PatchComponent(const Ctx& c, HttpRequest& req, Responder r) {
+  auto patch = BodyPatch(req);
+  if (!patch) return r.Send(AdtError(patch.error()));
+  c.o.graph->PatchComponent(std::string(req.Param("id")), std::string(req.Param("component")),
+                            std::move(*patch), Header(req, "If-Match"),
+                            [r](Result<std::string> e) { SendEtag(r, std::move(e)); });
+}
+
+HttpResponse GetRelationship(const Ctx& c, const HttpRequest& req) {
+  auto rel = c.o.graph->GetRelationship(req.Param("id"), req.Param("rel"));
+  if (!rel) return AdtError(rel.error());
+  return WithEtag(JsonOk(200, *rel), EtagOf(*rel));
+}
+
+void PutRelationship(const Ctx& c, HttpRequest& req, Responder r) {
+  auto body = BodyObject(req);
+  if (!body) return r.Send(AdtError(body.error()));
+  c.o.graph->PutRelationship(std::string(req.Param("id")), std::string(req.Param("rel")),
+                             std::move(*body), Header(req, "If-None-Match"),
+                             [r](Result<json::object> o) { SendObject(r, std::move(o)); });
+}
+
+void PatchRelationship(const Ctx& c, HttpRequest& req, Responder r) {
+  auto patch = BodyPatch(req);
+  if (!patch) return r.Send(AdtError(patch.error()));
+  c.o.graph->PatchRelationship(std::string(req.Param("id")), std::string(req.Param("rel")),
+                               std::move(*patch), Header(req, "If-Match"),
+                               [r](Result<std::string> e) { SendEtag(r, std::move(e)); });
+}
+
+void DeleteRelationship(const Ctx& c, HttpRequest& req, Responder r) {
+  c.o.graph->DeleteRelationship(std::string(req.Param("id")), std::string(req.Param("rel")),
+                                Header(req, "If-Match"),
+                                [r](Status st) { SendVoid(r, std::move(st)); });
+}
+
+// {"value":[…],"nextLink":…} for a relationship listing; the token is the last entry's key.
+HttpResponse RelationshipPage(const HttpRequest& req, std::vector<json::object> items, size_t page,
+                              const std::function<std::string(const json::object&)>& key,
+                              std::string_view extra_query) {
+  json::array value;
+  for (size_t i = 0; i < items.size() && i < page; ++i)
+    value.push_back(items[i]);
+  json::object out{{"value", std::move(value)}};
+  if (items.size() > page) {
+    out["nextLink"] = BaseUrl(req) + req.path + "?api-version=" +
+                      strings::UrlEncode(req.Query("api-version").value_or(kTwinsApiVersions[0])) +
+                      std::string(extra_query) +
+                      "&continuationToken=" + identity::Base64UrlEncode(key(items[page - 1]));
+  } else {
+    out["nextLink"] = nullptr;
+  }
+  return JsonOk(200, out);
+}
+
+Result<std::string> ContinuationAfter(const HttpRequest& req) {
+  auto token = req.Query("continuationToken");
+  if (!token) return std::string();
+  auto decoded = identity::Base64UrlDecode(*token);
+  if (!decoded)
+    return Error(twins::Errc::kInvalidArgument,
+                 "the continuation token is not one this service issued");
+  return std::move(*decoded);
+}
+
+HttpResponse ListRelationships(const Ctx& c, const HttpRequest& req) {
+  auto after = ContinuationAfter(req);
+  if (!after) return AdtError(after.error());
+  std::string name(req.Query("relationshipName").value_or(""));
+  size_t page = c.o.max_relationship_page;
+  auto list = c.o.graph->ListRelationships(req.Param("id"), name, *after, page + 1);
+  if (!list) return AdtError(list.error());
+  return RelationshipPage(
+      req, std::move(*list), page,
+      [](const json::object& o) { return std::string(o.at("$relationshipId").as_string()); },
+      name.empty() ? "" : "&relationshipName=" + strings::UrlEncode(name));
+}
+
+HttpResponse ListIncoming(const Ctx& c, const HttpRequest& req) {
+  auto after = ContinuationAfter(req);
+  if (!after) return AdtError(after.error());
+  size_t page = c.o.max_relationship_page;
+  auto list = c.o.graph->ListIncoming(req.Param("id"), *after, page + 1);
+  if (!list) return AdtError(list.error());
+  return RelationshipPage(req, std::move(*list), page, twins::TwinGraph::IncomingKey, "");
+}
+
 // --- OAuth 2.0 (Microsoft identity platform v2.0 shapes) ---
 
 HttpResponse OAuthError(int status, std::string_view error, std::string_view description) {
@@ -394,6 +573,25 @@ void RegisterTwinsRoutes(net::Router& router, const TwinsApiOptions& options) {
   router.Add("GET", "/models/{id}", Guard(c, false, false, GetModel));
   router.Add("PATCH", "/models/{id}", Guard(c, true, true, PatchModel));
   router.Add("DELETE", "/models/{id}", Guard(c, true, true, DeleteModel));
+  if (!options.graph) return;
+  router.Add("GET", "/digitaltwins/{id}", Guard(c, false, false, GetTwin));
+  router.Add("PUT", "/digitaltwins/{id}", AsyncGuard(c, true, PutTwin));
+  router.Add("PATCH", "/digitaltwins/{id}", AsyncGuard(c, true, PatchTwin));
+  router.Add("DELETE", "/digitaltwins/{id}", AsyncGuard(c, true, DeleteTwin));
+  router.Add("GET", "/digitaltwins/{id}/components/{component}",
+             Guard(c, false, false, GetComponent));
+  router.Add("PATCH", "/digitaltwins/{id}/components/{component}",
+             AsyncGuard(c, true, PatchComponent));
+  router.Add("GET", "/digitaltwins/{id}/relationships", Guard(c, false, false, ListRelationships));
+  router.Add("GET", "/digitaltwins/{id}/incomingrelationships",
+             Guard(c, false, false, ListIncoming));
+  router.Add("GET", "/digitaltwins/{id}/relationships/{rel}",
+             Guard(c, false, false, GetRelationship));
+  router.Add("PUT", "/digitaltwins/{id}/relationships/{rel}", AsyncGuard(c, true, PutRelationship));
+  router.Add("PATCH", "/digitaltwins/{id}/relationships/{rel}",
+             AsyncGuard(c, true, PatchRelationship));
+  router.Add("DELETE", "/digitaltwins/{id}/relationships/{rel}",
+             AsyncGuard(c, true, DeleteRelationship));
 }
 
 }  // namespace orrery::api

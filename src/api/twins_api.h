@@ -6,6 +6,11 @@
 //             GET  /{tenant}/discovery/v2.0/keys    (JWKS)
 //   models    POST /models, GET /models[?dependenciesFor=&includeModelDefinition=],
 //             GET|PATCH|DELETE /models/{id}         (api-version 2023-10-31 or 2022-05-31)
+//   twins     GET|PUT|PATCH|DELETE /digitaltwins/{id} (If-Match, If-None-Match: *),
+//             GET|PATCH /digitaltwins/{id}/components/{component},
+//             GET|PUT|PATCH|DELETE /digitaltwins/{id}/relationships/{relationshipId},
+//             GET /digitaltwins/{id}/relationships[?relationshipName=],
+//             GET /digitaltwins/{id}/incomingrelationships
 //
 // Every data-plane call needs `Authorization: Bearer <token>` issued here, for the audience
 // https://digitaltwins.azure.net, with the role "owner" for changes or "reader"/"owner" for
@@ -26,17 +31,20 @@ class TokenIssuer;
 }  // namespace orrery::identity
 namespace orrery::twins {
 class ModelStore;
-}
+class TwinGraph;
+}  // namespace orrery::twins
 
 namespace orrery::api {
 
 struct TwinsApiOptions {
   twins::ModelStore* models = nullptr;             // must outlive the router
+  twins::TwinGraph* graph = nullptr;               // must outlive the router
   const identity::TokenIssuer* issuer = nullptr;   // must outlive the router
   identity::PrincipalStore* principals = nullptr;  // must outlive the router
   boost::asio::any_io_executor blocking;           // for handlers that fsync
   int64_t token_lifetime_s = 3600;
-  size_t max_page = 100;  // models per page (ADT's limit)
+  size_t max_page = 100;                // models per page (ADT's limit)
+  size_t max_relationship_page = 1000;  // relationships per page
 };
 
 void RegisterTwinsRoutes(net::Router& router, const TwinsApiOptions& options);
