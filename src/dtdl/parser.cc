@@ -179,7 +179,51 @@ bool AbstractOrOtherClass(const std::string& t, int version) {
   return true;
 }
 
-const std::set<std::string>& SemanticTypes() {
+// The semantic types of DTDL v2 (its core context) and of the v3 QuantitativeTypes extension.
+const std::set<std::string>& SemanticTypes(int version) {
+  static const std::set<std::string> v2 = {"Acceleration",
+                                           "Angle",
+                                           "AngularAcceleration",
+                                           "AngularVelocity",
+                                           "Area",
+                                           "Capacitance",
+                                           "Current",
+                                           "DataRate",
+                                           "DataSize",
+                                           "Density",
+                                           "Distance",
+                                           "ElectricCharge",
+                                           "Energy",
+                                           "Force",
+                                           "Frequency",
+                                           "Humidity",
+                                           "Illuminance",
+                                           "Inductance",
+                                           "Latitude",
+                                           "Length",
+                                           "Longitude",
+                                           "Luminance",
+                                           "Luminosity",
+                                           "LuminousFlux",
+                                           "LuminousIntensity",
+                                           "MagneticFlux",
+                                           "MagneticInduction",
+                                           "Mass",
+                                           "MassFlowRate",
+                                           "Power",
+                                           "Pressure",
+                                           "RelativeHumidity",
+                                           "Resistance",
+                                           "SoundPressure",
+                                           "Temperature",
+                                           "Thrust",
+                                           "TimeSpan",
+                                           "Torque",
+                                           "Velocity",
+                                           "Voltage",
+                                           "Volume",
+                                           "VolumeFlowRate"};
+  if (version == 2) return v2;
   static const std::set<std::string> k = {"Acceleration",
                                           "Angle",
                                           "AngularAcceleration",
@@ -428,10 +472,52 @@ std::string VersionSuffix(const Dtmi& d) {
 
 struct Ctx {
   int version = 0;
-  bool quant = false;     // v3 QuantitativeTypes extension in effect (always in v2)
-  bool informal = false;  // an undefined extension is in effect
-  bool layering = false;  // the (unimplemented) layering extension was named
+  bool quant = false;       // v3 QuantitativeTypes extension in effect (always in v2)
+  bool informal = false;    // an undefined extension is in effect
+  bool layering = false;    // the (unimplemented) layering extension was named
+  bool iotcentral = false;  // the IoT Central extension (dtmi:iotcentral:context;2)
 };
+
+// ---------------------------------------------------------------------------------------
+// The IoT Central extension (dtmi:iotcentral:context;2): adjunct types for DTDL v2 Properties and
+// Telemetries, and the schemas geopoint and vector (usable in any DTDL version).
+
+constexpr std::string_view kIotCentralPrefix = "dtmi:iotcentral:";
+
+// The adjunct type's DTMI when `t` names one of the extension's and its context is in effect.
+std::string IotCentralAdjunct(const std::string& t, const Ctx& ctx) {
+  if (!ctx.iotcentral) return {};
+  for (const char* a : {"AccelerationVector", "Event", "Location", "State", "VelocityVector"}) {
+    std::string id = std::string("dtmi:iotcentral:class:") + a + ";2";
+    if (t == a || t == id) return id;
+  }
+  return {};
+}
+
+// The schema's DTMI when `s` names geopoint or vector and the context is in effect.
+std::string IotCentralSchema(const std::string& s, const Ctx& ctx) {
+  if (!ctx.iotcentral) return {};
+  for (const char* n : {"geopoint", "vector"}) {
+    std::string id = std::string("dtmi:iotcentral:schema:") + n + ";2";
+    if (s == n || s == id) return id;
+  }
+  return {};
+}
+
+bool IsVectorAdjunct(const std::string& a) {
+  return a == "dtmi:iotcentral:class:VelocityVector;2" ||
+         a == "dtmi:iotcentral:class:AccelerationVector;2";
+}
+
+// VelocityVector and AccelerationVector take an optional 'unit'.
+bool HasUnitAdjunct(const Element& e) {
+  return std::any_of(e.adjunct_types.begin(), e.adjunct_types.end(), IsVectorAdjunct);
+}
+
+bool IsReservedPrefix(std::string_view id) {
+  return id.starts_with("dtmi:dtdl:") || id.starts_with("dtmi:standard:") ||
+         id.starts_with(kIotCentralPrefix);
+}
 
 struct Reference {
   std::string source;    // element id holding the member
@@ -478,6 +564,7 @@ class ParserImpl {
   void CheckCycles();
   void CheckNames();
   void CheckElementRules();
+  void CheckIotCentralSchema(const Element& e);
   void Flatten();
 
   const ParseOptions& opts_;
@@ -489,7 +576,7 @@ class ParserImpl {
   std::vector<Reference> refs_;
   std::vector<ParsingError> errors_;
   std::set<std::string> unresolved_;
-  std::set<std::string> used_primitives_;
+  std::map<std::string, std::string> used_primitives_;  // standard schema id -> name
   std::map<std::string, ResolvedInterface> resolved_;
 };
 
@@ -571,9 +658,16 @@ bool ParserImpl::ParseContext(const json::value& v, Ctx& ctx, bool top_level) {
   auto is_dtdl_ctx = [](const json::value* x) {
     return x->is_string() && x->get_string().starts_with("dtmi:dtdl:context;");
   };
-  bool dtdl_after_affiliate = false;
+  // An affiliate context may come first only where it implies the DTDL version (the IoT
+  // Central context implies v2); a DTDL context after an affiliate that follows a DTDL context
+  // is an error in v2 as well.
+  bool dtdl_after_affiliate = false, redundant_after_affiliate = false, seen_dtdl = false;
   for (std::size_t i = 0; i < items.size(); ++i) {
-    if (is_dtdl_ctx(items[i]) && i > 0 && !is_dtdl_ctx(items[i - 1])) dtdl_after_affiliate = true;
+    if (is_dtdl_ctx(items[i]) && i > 0 && !is_dtdl_ctx(items[i - 1])) {
+      dtdl_after_affiliate = true;
+      if (seen_dtdl) redundant_after_affiliate = true;
+    }
+    if (is_dtdl_ctx(items[i])) seen_dtdl = true;
   }
   std::stable_partition(items.begin(), items.end(), is_dtdl_ctx);
   for (std::size_t i = 0; i < items.size(); ++i) {
@@ -603,7 +697,7 @@ bool ParserImpl::ParseContext(const json::value& v, Ctx& ctx, bool top_level) {
     }
     bool is_dtdl = d->labels.size() == 2 && d->labels[0] == "dtdl" && d->labels[1] == "context";
     if (is_dtdl) {
-      if (dtdl_after_affiliate && d->has_version && d->major >= 3) {
+      if (dtdl_after_affiliate && d->has_version && (d->major >= 3 || redundant_after_affiliate)) {
         Error("dtdlContextFollowsAffiliate", {}, {}, s,
               "DTDL context '" + s + "' follows an extension context");
         ok = false;
@@ -672,6 +766,11 @@ bool ParserImpl::ParseContext(const json::value& v, Ctx& ctx, bool top_level) {
     if (d->labels.size() == 3 && d->labels[0] == "dtdl" && d->labels[1] == "extension" &&
         d->labels[2] == "layering")
       ctx.layering = true;
+    if (d->labels.size() == 2 && d->labels[0] == "iotcentral" && d->labels[1] == "context" &&
+        d->major == 2 && !d->has_minor) {
+      ctx.iotcentral = true;
+      continue;
+    }
     bool allow =
         opts_.undefined_extensions == UndefinedExtensions::kAllow ||
         (opts_.undefined_extensions == UndefinedExtensions::kAllowInV2 && ctx.version == 2);
@@ -895,10 +994,15 @@ std::vector<std::string> ParserImpl::ParseChildren(Element& e, const Member& m,
     if (item.is_string()) {
       std::string s(item.get_string());
       if (m.allow_primitive) {
+        if (std::string ic = IotCentralSchema(s, ctx); !ic.empty()) {
+          used_primitives_.emplace(ic, ic.substr(23, ic.size() - 25));  // "…:schema:<name>;2"
+          out.push_back(ic);
+          continue;
+        }
         const auto& prims = PrimitiveNames(ctx.version);
         if (std::find(prims.begin(), prims.end(), s) != prims.end()) {
           std::string pid = PrimitiveId(s);
-          used_primitives_.insert(s);
+          used_primitives_.emplace(pid, s);
           out.push_back(pid);
           continue;
         }
@@ -910,7 +1014,7 @@ std::vector<std::string> ParserImpl::ParseChildren(Element& e, const Member& m,
           if (!nm.empty() && std::find(prims.begin(), prims.end(), nm) != prims.end() &&
               (s == PrimitiveId(nm) || (d->major == ctx.version && !d->has_minor)) &&
               (geo || s.starts_with("dtmi:dtdl:instance:Schema:"))) {
-            used_primitives_.insert(nm);
+            used_primitives_.emplace(PrimitiveId(nm), nm);
             out.push_back(PrimitiveId(nm));
             continue;
           }
@@ -1284,7 +1388,8 @@ std::string ParserImpl::ParseElement(const json::object& obj, Ctx ctx, const Ele
             "identifier '" + s + "' is invalid for DTDL version " + std::to_string(ctx.version));
       return {};
     }
-    if (id_dtmi->labels[0] == "dtdl" || id_dtmi->labels[0] == "standard") {
+    if (id_dtmi->labels[0] == "dtdl" || id_dtmi->labels[0] == "standard" ||
+        (ctx.iotcentral && id_dtmi->labels[0] == "iotcentral")) {
       Error("reservedId", {}, {}, s, "identifier '" + s + "' begins with a reserved prefix");
       return {};
     }
@@ -1353,7 +1458,12 @@ std::string ParserImpl::ParseElement(const json::object& obj, Ctx ctx, const Ele
       material = k;
       continue;
     }
-    if (ctx.quant && (SemanticTypes().contains(t) || IsStandardDtmi(t, "class", ctx.version))) {
+    if (std::string adj = IotCentralAdjunct(t, ctx); !adj.empty()) {
+      e.adjunct_types.push_back(adj);
+      continue;
+    }
+    if (ctx.quant &&
+        (SemanticTypes(ctx.version).contains(t) || IsStandardDtmi(t, "class", ctx.version))) {
       e.supplemental_types.push_back(t);
       continue;
     }
@@ -1386,11 +1496,11 @@ std::string ParserImpl::ParseElement(const json::object& obj, Ctx ctx, const Ele
       type_error = true;
       continue;
     }
-    if ((ReservedTerms().contains(t) || SemanticTypes().contains(t)) && ctx.informal) {
+    if ((ReservedTerms().contains(t) || SemanticTypes(ctx.version).contains(t)) && ctx.informal) {
       informal = true;
       continue;
     }
-    if (ReservedTerms().contains(t) || SemanticTypes().contains(t)) {
+    if (ReservedTerms().contains(t) || SemanticTypes(ctx.version).contains(t)) {
       Error("typeIrrelevantDtmiOrTerm", e.id, {}, t,
             e.id + " @type '" + t + "' is not a DTDL v" + vs + " material or supplemental type");
       type_error = true;
@@ -1442,6 +1552,21 @@ std::string ParserImpl::ParseElement(const json::object& obj, Ctx ctx, const Ele
           e.id + " has semantic type " + e.supplemental_types[0] + ", which a " + KindName(e.kind) +
               " may not have");
     cotype_error = true;
+  }
+  for (const auto& a : e.adjunct_types) {
+    if (!a.starts_with(kIotCentralPrefix)) continue;
+    std::string term = a.substr(22, a.size() - 24);  // "dtmi:iotcentral:class:<term>;2"
+    if (ctx.version != 2) {
+      Error("invalidCotypeVersion", e.id, {}, {},
+            e.id + " has co-type " + term +
+                ", which the IoT Central extension defines for DTDL v2 "
+                "only");
+      cotype_error = true;
+    } else if (e.kind != Kind::kTelemetry && e.kind != Kind::kProperty) {
+      Error("invalidCotype", e.id, {}, {},
+            e.id + " has co-type " + term + ", which only a Property or Telemetry may have");
+      cotype_error = true;
+    }
   }
   if (!id_dtmi && e.kind == Kind::kInterface) {
     Error("missingRequiredId", pid, p, {}, pid + " property '" + p + "' Interface has no '@id'");
@@ -1502,7 +1627,8 @@ std::string ParserImpl::ParseElement(const json::object& obj, Ctx ctx, const Ele
       if (term == cand.term) m = &cand;
     }
     Member unit{"unit", PType::kUnit};
-    if (!m && term == "unit" && !e.supplemental_types.empty() && UnitAllowed(e.kind, ctx.version))
+    if (!m && term == "unit" &&
+        ((!e.supplemental_types.empty() && UnitAllowed(e.kind, ctx.version)) || HasUnitAdjunct(e)))
       m = &unit;
     if (m) {
       const json::value& mv = kv.value();
@@ -1610,7 +1736,7 @@ void ParserImpl::ResolveReferences() {
     std::set<std::string> dedup;
     for (const auto& r : refs_) {
       if (!elements_.contains(r.target) && !asked.contains(r.target) &&
-          dedup.insert(r.target).second)
+          !IsReservedPrefix(r.target) && dedup.insert(r.target).second)
         missing.push_back(r.target);
     }
     if (missing.empty() || !opts_.resolver) break;
@@ -1620,8 +1746,18 @@ void ParserImpl::ResolveReferences() {
     for (const auto& d : docs)
       ParseDocument(d);
   }
+  // Identifiers with a reserved prefix are the language's own: one that names nothing is an
+  // error, not a model to look for.
   for (const auto& r : refs_) {
-    if (!elements_.contains(r.target)) unresolved_.insert(r.target);
+    if (elements_.contains(r.target)) continue;
+    if (IsReservedPrefix(r.target)) {
+      Error("undefinedReservedId", r.source, r.property, {},
+            r.source + " property '" + r.property + "' refers to " + r.target +
+                ", a reserved identifier that names no element",
+            r.target);
+    } else {
+      unresolved_.insert(r.target);
+    }
   }
 }
 
@@ -1814,28 +1950,33 @@ void ParserImpl::CheckElementRules() {
                   it->second.name + "'");
     }
   };
-  // Complex-schema depth: Array/Map/Object nesting, at most 5 levels.
+  // Complex-schema depth, counted as the official parser does: the number of 'elementSchema' /
+  // 'schema' steps below an Array, Map or Object (an Object's fields, a Map's value), at most 5.
+  // The step into an Enum or a primitive counts; an Enum adds none of its own.
   std::function<int(const std::string&, int)> schema_depth = [&](const std::string& id,
                                                                  int guard) -> int {
     if (guard > 64) return guard;
     auto it = elements_.find(id);
     if (it == elements_.end()) return 0;
     const Element& s = it->second;
-    if (!IsComplexSchema(s.kind)) return 0;
-    int inner = 0;
-    if (s.kind == Kind::kArray) inner = schema_depth(s.element_schema, guard + 1);
+    std::vector<const std::string*> inner;
+    if (s.kind == Kind::kArray && !s.element_schema.empty()) inner.push_back(&s.element_schema);
     if (s.kind == Kind::kMap) {
       auto mv = elements_.find(s.map_value);
-      if (mv != elements_.end()) inner = schema_depth(mv->second.schema, guard + 1);
+      if (mv != elements_.end() && !mv->second.schema.empty()) inner.push_back(&mv->second.schema);
     }
     if (s.kind == Kind::kObject) {
       for (const auto& f : s.fields) {
         auto fe = elements_.find(f);
-        if (fe != elements_.end())
-          inner = std::max(inner, schema_depth(fe->second.schema, guard + 1));
+        if (fe != elements_.end() && !fe->second.schema.empty())
+          inner.push_back(&fe->second.schema);
       }
     }
-    return 1 + inner;
+    if (inner.empty()) return 0;
+    int deepest = 0;
+    for (const std::string* c : inner)
+      deepest = std::max(deepest, schema_depth(*c, guard + 1));
+    return 1 + deepest;
   };
   // Whether a schema contains an Array anywhere (v2 Properties may not).
   std::function<std::string(const std::string&, int)> find_array = [&](const std::string& id,
@@ -1936,6 +2077,7 @@ void ParserImpl::CheckElementRules() {
                   id + " has a semantic type, so its schema must be numeric", e.schema);
           }
         }
+        if (!e.schema.empty()) CheckIotCentralSchema(e);
         if (e.kind == Kind::kProperty && e.dtdl_version == 2 && !e.schema.empty()) {
           auto arr = find_array(e.schema, 0);
           if (!arr.empty())
@@ -1979,6 +2121,41 @@ void ParserImpl::CheckElementRules() {
   }
 }
 
+// The schema each IoT Central adjunct type requires: State an Enum; Event a numeric schema or
+// string; Location a geospatial schema or geopoint; VelocityVector and AccelerationVector a
+// vector.
+void ParserImpl::CheckIotCentralSchema(const Element& e) {
+  const Element* schema = nullptr;
+  if (auto it = elements_.find(e.schema); it != elements_.end()) schema = &it->second;
+  auto prim = [&]() -> std::string {
+    if (!e.schema.starts_with("dtmi:dtdl:instance:Schema:")) return {};
+    auto d = ParseDtmi(e.schema);
+    return d && d->labels.size() == 4 ? d->labels[3] : std::string();
+  };
+  for (const auto& a : e.adjunct_types) {
+    if (a == "dtmi:iotcentral:class:State;2" && !(schema && schema->kind == Kind::kEnum)) {
+      Error("notRequiredType", e.id, "schema", {},
+            e.id + " is a State, so its schema must be an Enum", e.schema);
+    } else if (a == "dtmi:iotcentral:class:Event;2" && !IsNumericPrimitive(prim()) &&
+               prim() != "string") {
+      Error("notRequiredType", e.id, "schema", {},
+            e.id + " is an Event, so its schema must be numeric or string", e.schema);
+    } else if (a == "dtmi:iotcentral:class:Location;2") {
+      bool ok = e.schema == "dtmi:iotcentral:schema:geopoint;2";
+      for (const char* g :
+           {"point", "lineString", "polygon", "multiPoint", "multiLineString", "multiPolygon"})
+        ok = ok || e.schema == PrimitiveId(g);
+      if (!ok)
+        Error("notRequiredValue", e.id, "schema", {},
+              e.id + " is a Location, so its schema must be geospatial or geopoint", e.schema);
+    } else if (IsVectorAdjunct(a) && e.schema != "dtmi:iotcentral:schema:vector;2") {
+      Error("notRequiredValue", e.id, "schema", {},
+            e.id + " is a " + a.substr(22, a.size() - 24) + ", so its schema must be vector",
+            e.schema);
+    }
+  }
+}
+
 void ParserImpl::CheckModel() {
   CheckReferences();
   CheckCycles();
@@ -2008,21 +2185,23 @@ ParseResult Parse(const std::vector<std::string>& documents, const ParseOptions&
 ParseResult ParserImpl::Run(const std::vector<std::string>& documents) {
   for (const auto& d : documents)
     ParseDocument(d);
+  std::size_t submitted = top_level_.size();
   ResolveReferences();
   ParseResult out;
   if (errors_.empty()) CheckModel();
   out.errors = std::move(errors_);
   out.unresolved.assign(unresolved_.begin(), unresolved_.end());
   if (!out.errors.empty() || !out.unresolved.empty()) return out;
-  for (const auto& name : used_primitives_) {
+  for (const auto& [pid, name] : used_primitives_) {
     Element p;
-    p.id = PrimitiveId(name);
+    p.id = pid;
     p.kind = Kind::kPrimitive;
     p.name = name;
     elements_.emplace(p.id, std::move(p));
   }
   out.model.elements = std::move(elements_);
   out.model.top_level = std::move(top_level_);
+  out.model.submitted_top_level = submitted;
   out.model.interfaces = std::move(resolved_);
   return out;
 }
