@@ -430,5 +430,66 @@ TEST(DtdlRepository, EachFileIsOneModelWithItsDependencies) {
   fs::remove_all(root);
 }
 
+// Feature extensions: adjunct types with their classes, versions and members.
+std::string V3With(const std::string& extensions, const std::string& body) {
+  return R"({"@context": ["dtmi:dtdl:context;3", )" + extensions +
+         R"(], "@id": "dtmi:ex:Sensor;1", )" + body + "}";
+}
+
+TEST(DtdlExtensions, Historization) {
+  const std::string ctx = R"("dtmi:dtdl:extension:historization;1")";
+  ParseResult r = Parse({V3With(ctx, R"("@type": "Interface", "contents": [
+      {"@type": ["Property", "Historized"], "name": "setPoint", "schema": "double"}])")});
+  ASSERT_TRUE(r.ok()) << ::testing::PrintToString(Ids(r));
+  EXPECT_EQ(r.model.Find("dtmi:ex:Sensor:_contents:__setPoint;1")->adjunct_types,
+            std::vector<std::string>{"dtmi:dtdl:extension:historization:v1:Historized"});
+  ExpectOneError({V3With(ctx, R"("@type": "Interface", "contents": [
+      {"@type": ["Command", "Historized"], "name": "c"}])")},
+                 "invalidCotype");
+  // An unknown version of a known extension.
+  ParseOptions strict;
+  strict.undefined_extensions = UndefinedExtensions::kDisallow;
+  ExpectOneError({V3With(R"("dtmi:dtdl:extension:historization;100")", R"("@type": "Interface")")},
+                 "unresolvableContextVersion", strict);
+}
+
+TEST(DtdlExtensions, AnnotationNamesASibling) {
+  const std::string ctx = R"("dtmi:dtdl:extension:annotation;1")";
+  EXPECT_TRUE(Parse({V3With(ctx, R"("@type": "Interface", "contents": [
+      {"@type": "Telemetry", "name": "temp", "schema": "double"},
+      {"@type": ["Telemetry", "ValueAnnotation"], "name": "accuracy", "annotates": "temp",
+       "schema": "double"},
+      {"@type": ["Property", "ValueAnnotation"], "name": "gone", "annotates": "absent",
+       "schema": "date"}])")})
+                  .ok());
+  ExpectOneError({V3With(ctx, R"("@type": "Interface", "contents": [
+      {"@type": "Command", "name": "reset"},
+      {"@type": ["Property", "ValueAnnotation"], "name": "note", "annotates": "reset",
+       "schema": "string"}])")},
+                 "notSiblingRequiredType");
+  ExpectOneError({V3With(ctx, R"("@type": "Interface", "contents": [
+      {"@type": ["Property", "ValueAnnotation"], "name": "note", "schema": "string"}])")},
+                 "missingSupplementalLiteralProperty");
+}
+
+TEST(DtdlExtensions, Mqtt) {
+  const std::string ctx = R"("dtmi:dtdl:extension:mqtt;2")";
+  EXPECT_TRUE(
+      Parse({V3With(ctx, R"("@type": ["Interface", "Mqtt"], "payloadFormat": "Json/ecma/404",
+      "telemetryTopic": "vehicles/{modelId}/{senderId}/telemetry",
+      "contents": [{"@type": ["Command", "Idempotent", "Cacheable"], "name": "get", "ttl": "PT15S",
+                    "response": {"name": "mph", "schema": "integer"}}])")})
+          .ok());
+  ExpectOneError({V3With(ctx, R"("@type": ["Interface", "Mqtt"], "payloadFormat": "Json/ecma/404",
+      "telemetryTopic": "a//b")")},
+                 "stringInvalid");
+  ExpectOneError({V3With(ctx, R"("@type": ["Interface", "Mqtt"], "payloadFormat": "Json/ecma/404",
+      "contents": [{"@type": ["Command", "Idempotent", "Cacheable"], "name": "get", "ttl": "soon"}])")},
+                 "durationInvalid");
+  ExpectOneError({V3With(ctx, R"("@type": ["Interface", "Mqtt"], "payloadFormat": "Json/ecma/404",
+      "contents": [{"@type": ["Command", "Cacheable"], "name": "get", "ttl": "PT1M"}])")},
+                 "missingCocotype");
+}
+
 }  // namespace
 }  // namespace orrery::dtdl

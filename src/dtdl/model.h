@@ -49,6 +49,8 @@ struct Element {
   std::vector<std::string> supplemental_types;  // e.g. "Temperature" (semantic types)
   // Co-types from language extensions, as DTMIs ("dtmi:iotcentral:class:State;2", …).
   std::vector<std::string> adjunct_types;
+  // Their members, by term ("annotates", "ttl", "index", …).
+  std::map<std::string, boost::json::value> extension_properties;
   std::string parent;  // structural parent id; empty at top level
   std::string name;
   LangMap display_name;

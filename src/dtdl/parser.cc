@@ -145,6 +145,74 @@ bool IsNumericPrimitive(std::string_view name) {
   return k.contains(name);
 }
 
+// The unit types of the v3 QuantitativeTypes extension, which the overriding extension lets
+// an Override Property use as its schema.
+const std::set<std::string>& UnitTypes() {
+  static const std::set<std::string> k = {"AccelerationUnit",
+                                          "AngleUnit",
+                                          "AngularAccelerationUnit",
+                                          "AngularVelocityUnit",
+                                          "ApparentEnergyUnit",
+                                          "ApparentPowerUnit",
+                                          "AreaUnit",
+                                          "CapacitanceUnit",
+                                          "ChargeUnit",
+                                          "CurrentUnit",
+                                          "DataRateUnit",
+                                          "DataSizeUnit",
+                                          "DensityUnit",
+                                          "EnergyRateUnit",
+                                          "EnergyUnit",
+                                          "ForceUnit",
+                                          "FrequencyUnit",
+                                          "IlluminanceUnit",
+                                          "InductanceUnit",
+                                          "IonizingRadiationDoseUnit",
+                                          "IrradianceUnit",
+                                          "LengthUnit",
+                                          "LuminanceUnit",
+                                          "LuminousFluxUnit",
+                                          "LuminousIntensityUnit",
+                                          "MagneticFluxUnit",
+                                          "MagneticInductionUnit",
+                                          "MassFlowRateUnit",
+                                          "MassUnit",
+                                          "PowerUnit",
+                                          "PressureUnit",
+                                          "RadioactivityUnit",
+                                          "ReactiveEnergyUnit",
+                                          "ReactivePowerUnit",
+                                          "ResistanceUnit",
+                                          "SoundPressureUnit",
+                                          "TemperatureUnit",
+                                          "TimeUnit",
+                                          "TorqueUnit",
+                                          "Unitless",
+                                          "VelocityUnit",
+                                          "VoltageUnit",
+                                          "VolumeFlowRateUnit",
+                                          "VolumeUnit"};
+  return k;
+}
+
+// The unit type of a semantic type's 'unit' ("Temperature" → "TemperatureUnit"; the
+// exceptions as the QuantitativeTypes table lists them).
+std::string UnitTypeOf(const std::string& semantic_type) {
+  static const std::map<std::string, std::string> exceptions = {
+      {"Distance", "LengthUnit"},      {"ElectricCharge", "ChargeUnit"},
+      {"Humidity", "DensityUnit"},     {"Latitude", "AngleUnit"},
+      {"Longitude", "AngleUnit"},      {"Luminosity", "PowerUnit"},
+      {"RelativeDensity", "Unitless"}, {"RelativeHumidity", "Unitless"},
+      {"Thrust", "ForceUnit"},         {"TimeSpan", "TimeUnit"},
+      {"Concentration", "Unitless"},   {"EnergyRate", "PowerUnit"}};
+  if (auto it = exceptions.find(semantic_type); it != exceptions.end()) return it->second;
+  return semantic_type + "Unit";
+}
+
+std::string UnitTypeId(const std::string& unit_type) {
+  return "dtmi:standard:class:" + unit_type + ";3";
+}
+
 // Primitive schema id as the official parser names it (version 2 for those v2 defines).
 std::string PrimitiveId(const std::string& name) {
   const auto& v2 = PrimitiveNames(2);
@@ -476,7 +544,182 @@ struct Ctx {
   bool informal = false;    // an undefined extension is in effect
   bool layering = false;    // the (unimplemented) layering extension was named
   bool iotcentral = false;  // the IoT Central extension (dtmi:iotcentral:context;2)
+  // Feature extensions in effect: the version of each (index: Extension), 0 when absent.
+  std::array<std::uint8_t, 5> ext{};
 };
+
+// ---------------------------------------------------------------------------------------
+// Feature extensions (dtmi:dtdl:extension:<name>;<version>) whose adjunct types we implement:
+// each adjunct type co-types some material classes and may add literal members. What the
+// official parser reports when an adjunct type stands where it may not differs between them
+// (see the flags), as the conformance corpus shows.
+
+enum Extension : std::uint8_t { kHistorization, kAnnotation, kRequirement, kMqtt, kOverriding };
+
+struct ExtensionInfo {
+  const char* name;
+  int max_version;  // versions 1..max_version are defined
+};
+constexpr std::array<ExtensionInfo, 5> kExtensions = {
+    {{"historization", 2}, {"annotation", 2}, {"requirement", 2}, {"mqtt", 4}, {"overriding", 2}}};
+
+enum class AdjunctValue { kString, kTopic, kInteger, kDuration, kTerm };
+
+struct AdjunctMember {
+  const char* term;
+  AdjunctValue type;
+  bool required;
+};
+
+struct AdjunctType {
+  Extension extension;
+  const char* term;
+  std::vector<Kind> classes;  // the material classes it may co-type (in DTDL v3)
+  std::vector<AdjunctMember> members;
+  const char* requires_cotype = nullptr;  // another adjunct type it needs (missingCocotype)
+  // Classes it may not co-type in DTDL v3 but may in a later version: invalidCotypeVersion
+  // besides invalidCotype.
+  std::vector<Kind> later_classes = {};
+  bool v2_also_cotype = false;  // in DTDL v2, invalidCotype besides invalidCotypeVersion
+  // Classes it is parsed on (its members accepted) but then reported as invalidCotype.
+  std::vector<Kind> rule_classes = {};
+};
+
+const std::vector<AdjunctType>& AdjunctTypes() {
+  static const std::vector<AdjunctType> k = {
+      {kHistorization,
+       "Historized",
+       {Kind::kProperty, Kind::kTelemetry},
+       {},
+       nullptr,
+       {Kind::kCommandResponse, Kind::kMapValue, Kind::kField},
+       true},
+      {kAnnotation,
+       "ValueAnnotation",
+       {Kind::kProperty, Kind::kTelemetry},
+       {{"annotates", AdjunctValue::kString, true}}},
+      {kRequirement, "Required", {Kind::kField}, {}, nullptr, {Kind::kProperty}},
+      {kOverriding,
+       "Override",
+       {Kind::kProperty},
+       {{"overrides", AdjunctValue::kTerm, true}},
+       "ValueAnnotation",
+       {},
+       false,
+       {Kind::kTelemetry}},
+      {kMqtt,
+       "Mqtt",
+       {Kind::kInterface},
+       {{"payloadFormat", AdjunctValue::kString, true},
+        {"telemetryTopic", AdjunctValue::kTopic, false},
+        {"commandTopic", AdjunctValue::kTopic, false}}},
+      {kMqtt, "Idempotent", {Kind::kCommand}, {}},
+      {kMqtt,
+       "Cacheable",
+       {Kind::kCommand},
+       {{"ttl", AdjunctValue::kDuration, true}},
+       "Idempotent"},
+      {kMqtt,
+       "Indexed",
+       {Kind::kTelemetry, Kind::kCommand, Kind::kField, Kind::kEnumValue},
+       {{"index", AdjunctValue::kInteger, true}}},
+      {kMqtt, "Transparent", {Kind::kCommandRequest, Kind::kCommandResponse}, {}},
+      {kMqtt, "Result", {Kind::kObject}, {}},
+      {kMqtt, "Error", {Kind::kObject}, {}},
+      {kMqtt, "NormalResult", {Kind::kField}, {}},
+      {kMqtt, "ErrorResult", {Kind::kField}, {}},
+      {kMqtt, "ErrorMessage", {Kind::kField}, {}},
+  };
+  return k;
+}
+
+// "dtmi:dtdl:extension:mqtt:v3:Indexed" — the DTMI of an adjunct type (or, with a member
+// appended, of its member) in extension version `version`.
+std::string AdjunctDtmi(const AdjunctType& a, int version) {
+  return std::string("dtmi:dtdl:extension:") + kExtensions[a.extension].name + ":v" +
+         std::to_string(version) + ":" + a.term;
+}
+
+// The adjunct type `t` names in `ctx` (term or DTMI), or null.
+const AdjunctType* FindAdjunct(const std::string& t, const Ctx& ctx) {
+  for (const auto& a : AdjunctTypes()) {
+    int v = ctx.ext[a.extension];
+    if (v != 0 && (t == a.term || t == AdjunctDtmi(a, v))) return &a;
+  }
+  return nullptr;
+}
+
+const AdjunctType* AdjunctOf(const std::string& dtmi) {
+  for (const auto& a : AdjunctTypes()) {
+    std::string prefix = std::string("dtmi:dtdl:extension:") + kExtensions[a.extension].name + ":v";
+    if (dtmi.starts_with(prefix) && dtmi.ends_with(std::string(":") + a.term)) return &a;
+  }
+  return nullptr;
+}
+
+bool HasAdjunct(const Element& e, std::string_view term) {
+  for (const auto& t : e.adjunct_types) {
+    const AdjunctType* a = AdjunctOf(t);
+    if (a && a->term == term) return true;
+  }
+  return false;
+}
+
+// ISO 8601 duration, as xsd:duration: P[nY][nM][nD][T[nH][nM][n[.n]S]], at least one part.
+bool IsDuration(std::string_view s) {
+  std::size_t i = 0;
+  if (i < s.size() && s[i] == '-') ++i;
+  if (i >= s.size() || s[i] != 'P') return false;
+  ++i;
+  bool any = false, in_time = false, dot_seen = false;
+  std::string order = "YMD";
+  std::size_t pos = 0;
+  while (i < s.size()) {
+    if (s[i] == 'T') {
+      if (in_time) return false;
+      in_time = true;
+      order = "HMS";
+      pos = 0;
+      ++i;
+      if (i >= s.size()) return false;
+      continue;
+    }
+    std::size_t start = i;
+    while (i < s.size() && ((s[i] >= '0' && s[i] <= '9') || s[i] == '.')) {
+      if (s[i] == '.') {
+        if (dot_seen) return false;
+        dot_seen = true;
+      }
+      ++i;
+    }
+    if (i == start || i >= s.size()) return false;
+    std::size_t at = order.find(s[i], pos);
+    if (at == std::string::npos) return false;
+    if (dot_seen && s[i] != 'S') return false;
+    pos = at + 1;
+    any = true;
+    ++i;
+  }
+  return any;
+}
+
+// An MQTT topic pattern: non-empty levels separated by '/', tokens in braces ("{modelId}"),
+// no wildcards.
+bool IsTopicPattern(std::string_view s) {
+  if (s.empty()) return false;
+  std::size_t start = 0;
+  while (true) {
+    std::size_t end = s.find('/', start);
+    std::string_view level = s.substr(start, end == std::string_view::npos ? end : end - start);
+    if (level.empty()) return false;
+    for (char c : level)
+      if (c == '+' || c == '#' || c == ' ') return false;
+    if (level.front() == '{' && (level.back() != '}' || level.size() < 3)) return false;
+    if (end == std::string_view::npos) break;
+    start = end + 1;
+  }
+  return true;
+}
 
 // ---------------------------------------------------------------------------------------
 // The IoT Central extension (dtmi:iotcentral:context;2): adjunct types for DTDL v2 Properties and
@@ -502,6 +745,13 @@ std::string IotCentralSchema(const std::string& s, const Ctx& ctx) {
     if (s == n || s == id) return id;
   }
   return {};
+}
+
+// Whether `term` is a member DTDL itself defines for the element's class.
+bool MembersOfTermExists(const Element& e, const std::string& term) {
+  for (const auto& m : MembersOf(e.kind, e.dtdl_version))
+    if (term == m.term) return true;
+  return false;
 }
 
 bool IsVectorAdjunct(const std::string& a) {
@@ -565,6 +815,7 @@ class ParserImpl {
   void CheckNames();
   void CheckElementRules();
   void CheckIotCentralSchema(const Element& e);
+  void CheckExtensionRules();
   void Flatten();
 
   const ParseOptions& opts_;
@@ -766,6 +1017,26 @@ bool ParserImpl::ParseContext(const json::value& v, Ctx& ctx, bool top_level) {
     if (d->labels.size() == 3 && d->labels[0] == "dtdl" && d->labels[1] == "extension" &&
         d->labels[2] == "layering")
       ctx.layering = true;
+    if (d->labels.size() == 3 && d->labels[0] == "dtdl" && d->labels[1] == "extension") {
+      bool known = false;
+      for (std::size_t x = 0; x < kExtensions.size(); ++x) {
+        if (d->labels[2] != kExtensions[x].name) continue;
+        known = true;
+        if (!d->has_minor && d->major >= 1 && d->major <= kExtensions[x].max_version) {
+          ctx.ext[x] = static_cast<std::uint8_t>(d->major);
+        } else if (opts_.undefined_extensions == UndefinedExtensions::kDisallow ||
+                   (opts_.undefined_extensions == UndefinedExtensions::kAllowInV2 &&
+                    ctx.version != 2)) {
+          Error(
+              "unresolvableContextVersion", {}, {}, s,
+              "'" + s + "' names an unknown version of the " + kExtensions[x].name + " extension");
+          ok = false;
+        } else {
+          ctx.informal = true;
+        }
+      }
+      if (known) continue;
+    }
     if (d->labels.size() == 2 && d->labels[0] == "iotcentral" && d->labels[1] == "context" &&
         d->major == 2 && !d->has_minor) {
       ctx.iotcentral = true;
@@ -994,6 +1265,12 @@ std::vector<std::string> ParserImpl::ParseChildren(Element& e, const Member& m,
     if (item.is_string()) {
       std::string s(item.get_string());
       if (m.allow_primitive) {
+        if (ctx.ext[kOverriding] != 0 && ctx.quant && UnitTypes().contains(s) && p == "schema" &&
+            (e.kind == Kind::kProperty || e.kind == Kind::kTelemetry)) {
+          used_primitives_.emplace(UnitTypeId(s), s);
+          out.push_back(UnitTypeId(s));
+          continue;
+        }
         if (std::string ic = IotCentralSchema(s, ctx); !ic.empty()) {
           used_primitives_.emplace(ic, ic.substr(23, ic.size() - 25));  // "…:schema:<name>;2"
           out.push_back(ic);
@@ -1462,6 +1739,10 @@ std::string ParserImpl::ParseElement(const json::object& obj, Ctx ctx, const Ele
       e.adjunct_types.push_back(adj);
       continue;
     }
+    if (const AdjunctType* a = FindAdjunct(t, ctx)) {
+      e.adjunct_types.push_back(AdjunctDtmi(*a, ctx.ext[a->extension]));
+      continue;
+    }
     if (ctx.quant &&
         (SemanticTypes(ctx.version).contains(t) || IsStandardDtmi(t, "class", ctx.version))) {
       e.supplemental_types.push_back(t);
@@ -1546,12 +1827,10 @@ std::string ParserImpl::ParseElement(const json::object& obj, Ctx ctx, const Ele
     return {};
   }
   e.kind = *material;
-  bool cotype_error = false;
   if (!e.supplemental_types.empty() && !UnitAllowed(e.kind, ctx.version)) {
     Error("invalidCotype", e.id, {}, {},
           e.id + " has semantic type " + e.supplemental_types[0] + ", which a " + KindName(e.kind) +
               " may not have");
-    cotype_error = true;
   }
   for (const auto& a : e.adjunct_types) {
     if (!a.starts_with(kIotCentralPrefix)) continue;
@@ -1561,12 +1840,47 @@ std::string ParserImpl::ParseElement(const json::object& obj, Ctx ctx, const Ele
             e.id + " has co-type " + term +
                 ", which the IoT Central extension defines for DTDL v2 "
                 "only");
-      cotype_error = true;
     } else if (e.kind != Kind::kTelemetry && e.kind != Kind::kProperty) {
       Error("invalidCotype", e.id, {}, {},
             e.id + " has co-type " + term + ", which only a Property or Telemetry may have");
-      cotype_error = true;
     }
+  }
+  // Feature-extension adjunct types: the class and DTDL version they may co-type, the adjunct
+  // types they need; the members of one that may not stand here are not allowed either.
+  std::vector<const AdjunctType*> adjuncts;  // the accepted ones
+  for (const auto& t : e.adjunct_types) {
+    const AdjunctType* a = AdjunctOf(t);
+    if (!a) continue;
+    bool class_ok = std::find(a->classes.begin(), a->classes.end(), e.kind) != a->classes.end();
+    bool later = std::find(a->later_classes.begin(), a->later_classes.end(), e.kind) !=
+                 a->later_classes.end();
+    if (std::find(a->rule_classes.begin(), a->rule_classes.end(), e.kind) !=
+        a->rule_classes.end()) {
+      Error("invalidCotype", e.id, {}, {},
+            e.id + " is a " + KindName(e.kind) + ", which may not be co-typed " + a->term);
+      class_ok = true;
+    }
+    if (ctx.version == 2) {
+      if (a->v2_also_cotype || !class_ok)
+        Error("invalidCotype", e.id, {}, {}, e.id + " may not be co-typed " + a->term);
+      if (class_ok || later)
+        Error("invalidCotypeVersion", e.id, {}, {},
+              e.id + " is co-typed " + a->term + ", which DTDL v2 does not allow");
+      continue;
+    }
+    if (!class_ok) {
+      Error("invalidCotype", e.id, {}, {},
+            e.id + " is a " + KindName(e.kind) + ", which may not be co-typed " + a->term);
+      if (later)
+        Error("invalidCotypeVersion", e.id, {}, {},
+              e.id + " is co-typed " + a->term + ", which DTDL v3 allows on other classes only");
+      continue;
+    }
+    if (a->requires_cotype && !HasAdjunct(e, a->requires_cotype)) {
+      Error("missingCocotype", e.id, {}, {},
+            e.id + " is co-typed " + a->term + ", which requires co-type " + a->requires_cotype);
+    }
+    adjuncts.push_back(a);
   }
   if (!id_dtmi && e.kind == Kind::kInterface) {
     Error("missingRequiredId", pid, p, {}, pid + " property '" + p + "' Interface has no '@id'");
@@ -1597,7 +1911,15 @@ std::string ParserImpl::ParseElement(const json::object& obj, Ctx ctx, const Ele
   // --- members
   const auto& members = MembersOf(e.kind, ctx.version);
   std::map<std::string, const json::value*> seen;  // term -> value
-  bool ok = !type_error && !cotype_error;
+  struct AdjunctValueSeen {
+    const AdjunctMember* member;
+    const AdjunctType* owner;
+    const json::value* value;
+  };
+  std::map<std::string, AdjunctValueSeen> adjunct_seen;
+  // A wrong co-type is reported but keeps the element, so that a parent's required member
+  // does not read as missing too (the official parser reports only the co-type).
+  bool ok = !type_error;
   std::size_t errors_before = errors_.size();
   for (const auto& kv : obj) {
     std::string key(kv.key());
@@ -1630,6 +1952,62 @@ std::string ParserImpl::ParseElement(const json::object& obj, Ctx ctx, const Ele
     if (!m && term == "unit" &&
         ((!e.supplemental_types.empty() && UnitAllowed(e.kind, ctx.version)) || HasUnitAdjunct(e)))
       m = &unit;
+    if (!m) {
+      const AdjunctMember* am = nullptr;
+      const AdjunctType* owner = nullptr;
+      for (const AdjunctType* a : adjuncts)
+        for (const auto& cand : a->members)
+          if (key == cand.term || key == AdjunctDtmi(*a, ctx.ext[a->extension]) + ":" + cand.term) {
+            am = &cand;
+            owner = a;
+          }
+      if (am) {
+        if (adjunct_seen.contains(am->term)) {
+          Error("duplicatePropertyName", e.id, am->term, {},
+                e.id + " property '" + std::string(am->term) + "' is given twice");
+          ok = false;
+        } else {
+          adjunct_seen[am->term] = {am, owner, &kv.value()};
+        }
+        continue;
+      }
+      // A member of an adjunct type that may not stand here (or whose extension is in effect
+      // but not co-typed): no type of the element allows it.
+      bool foreign = false;
+      for (const auto& t : e.adjunct_types)
+        if (const AdjunctType* a = AdjunctOf(t))
+          for (const auto& cand : a->members)
+            foreign = foreign || key == cand.term;
+      if (foreign) {
+        Error("noTypeThatAllows", e.id, key, {},
+              e.id + " has no @type that allows property '" + key + "'");
+        ok = false;
+        continue;
+      }
+      // A member an extension in effect defines, on an element without its adjunct type.
+      bool defined = false;
+      for (const auto& a : AdjunctTypes())
+        if (ctx.ext[a.extension] != 0)
+          for (const auto& cand : a.members)
+            defined = defined || key == cand.term;
+      if (defined) {
+        Error("propertyIrrelevantDtmiOrTerm", e.id, key, {},
+              e.id + " property '" + key + "' belongs to an adjunct type the element lacks");
+        // …and one that another of its adjunct types requires.
+        bool required_cotype = false;
+        for (const AdjunctType* a : adjuncts)
+          if (a->requires_cotype)
+            for (const auto& b : AdjunctTypes())
+              if (b.term == std::string_view(a->requires_cotype))
+                for (const auto& cand : b.members)
+                  required_cotype = required_cotype || key == cand.term;
+        if (required_cotype)
+          Error("noTypeThatAllows", e.id, key, {},
+                e.id + " has no @type that allows property '" + key + "'");
+        ok = false;
+        continue;
+      }
+    }
     if (m) {
       const json::value& mv = kv.value();
       if (mv.is_null() ||
@@ -1715,6 +2093,43 @@ std::string ParserImpl::ParseElement(const json::object& obj, Ctx ctx, const Ele
   }
   if (auto it = seen.find("unit"); it != seen.end()) {
     ParseMember(e, Member{"unit", PType::kUnit}, "unit", *it->second, ctx, depth);
+  }
+  for (const AdjunctType* a : adjuncts) {
+    for (const auto& am : a->members) {
+      std::string member_iri = AdjunctDtmi(*a, ctx.ext[a->extension]) + ":" + am.term;
+      auto it = adjunct_seen.find(am.term);
+      if (it == adjunct_seen.end()) {
+        if (am.required)
+          Error("missingSupplementalLiteralProperty", e.id, am.term, {},
+                e.id + " is co-typed " + a->term + ", which requires '" + am.term + "'");
+        continue;
+      }
+      const json::value& v = *it->second.value;
+      if (am.type == AdjunctValue::kInteger) {
+        const json::value* x = TypedLiteral(e, member_iri, v, "integer", "Integer", "an integer");
+        if (!x) continue;
+        if (!x->is_int64()) {
+          Error("integerNotInteger", e.id, member_iri, {},
+                e.id + " '" + am.term + "' is not an integer");
+          continue;
+        }
+        e.extension_properties[am.term] = *x;
+        continue;
+      }
+      auto str = RepString(e, member_iri, v, true);
+      if (!str) continue;
+      if (am.type == AdjunctValue::kTopic && !IsTopicPattern(*str)) {
+        Error("stringInvalid", e.id, member_iri, *str,
+              e.id + " '" + am.term + "' is not an MQTT topic pattern: '" + *str + "'");
+        continue;
+      }
+      if (am.type == AdjunctValue::kDuration && !IsDuration(*str)) {
+        Error("durationInvalid", e.id, member_iri, *str,
+              e.id + " '" + am.term + "' is not an ISO 8601 duration: '" + *str + "'");
+        continue;
+      }
+      e.extension_properties[am.term] = json::string(*str);
+    }
   }
   if (errors_.size() != errors_before) ok = false;
   if (!ok) {
@@ -2162,6 +2577,89 @@ void ParserImpl::CheckModel() {
   if (!errors_.empty()) return;  // depth/name walks assume an acyclic, typed model
   CheckNames();
   CheckElementRules();
+  CheckExtensionRules();
+}
+
+// Rules of the feature extensions that look beyond one element: what a ValueAnnotation
+// annotates (a Property or Telemetry of the same Interface, own or inherited, that is not an
+// annotation itself; one that is absent is allowed), Indexed indices unique among an
+// Interface's contents, a Transparent request or response whose schema is an Object.
+void ParserImpl::CheckExtensionRules() {
+  std::set<std::string> reported;
+  for (const auto& [iid, ri] : resolved_) {
+    std::map<std::int64_t, std::string> indices;
+    std::set<std::pair<std::string, std::string>> overridden;  // (element, property)
+    for (const auto& [name, cid] : ri.contents) {
+      const Element& c = elements_.at(cid);
+      if (HasAdjunct(c, "ValueAnnotation")) {
+        auto at = c.extension_properties.find("annotates");
+        if (at == c.extension_properties.end() || !at->second.is_string()) continue;
+        auto target = ri.contents.find(std::string(at->second.get_string()));
+        if (target == ri.contents.end() || reported.contains(cid)) continue;
+        const Element& t = elements_.at(target->second);
+        if (t.kind != Kind::kProperty && t.kind != Kind::kTelemetry) {
+          reported.insert(cid);
+          Error("notSiblingRequiredType", cid, "annotates", t.name,
+                cid + " annotates '" + t.name + "', which is a " + KindName(t.kind) +
+                    ", not a Property or Telemetry",
+                t.id);
+        } else if (HasAdjunct(t, "ValueAnnotation")) {
+          reported.insert(cid);
+          Error("disallowedType", cid, "annotates", t.name,
+                cid + " annotates '" + t.name + "', which is itself a ValueAnnotation", t.id);
+        } else if (auto ov = c.extension_properties.find("overrides");
+                   HasAdjunct(c, "Override") && ov != c.extension_properties.end() &&
+                   ov->second.is_string()) {
+          // Override: the annotated element's extension property it stands for, with the
+          // schema of that property's type; one Override per element and property.
+          std::string prop(ov->second.get_string());
+          if (!overridden.emplace(t.id, prop).second) {
+            Error("multipleReference", iid, "contents", prop,
+                  iid + " has more than one Override of '" + prop + "' of " + t.id, t.id);
+          } else if (!reported.insert(cid).second) {
+          } else if (prop == "unit" && t.supplemental_types.empty()) {
+            Error("noMatchingSupplementalProperty", cid, "annotates", prop,
+                  cid + " overrides '" + prop + "', which " + t.id + " does not have", t.id);
+          } else if (prop == "unit") {
+            std::string want = UnitTypeId(UnitTypeOf(t.supplemental_types[0]));
+            if (c.schema != want)
+              Error("siblingPropertyMismatch", cid, "schema", c.schema,
+                    cid + " overrides the unit of " + t.id + ", so its schema must be " +
+                        UnitTypeOf(t.supplemental_types[0]),
+                    t.id);
+          } else if (MembersOfTermExists(t, prop)) {
+            Error("matchingPropertyNotSupplemental", cid, "annotates", prop,
+                  cid + " overrides '" + prop + "', which is not an extension property", t.id);
+          } else {
+            Error("noMatchingSupplementalProperty", cid, "annotates", prop,
+                  cid + " overrides '" + prop + "', which " + t.id + " does not have", t.id);
+          }
+        }
+      }
+    }
+    const Element& iface = elements_.at(iid);
+    for (const auto& cid : iface.contents) {
+      auto ci = elements_.find(cid);
+      if (ci == elements_.end()) continue;  // unresolved
+      const Element& c = ci->second;
+      auto ix = c.extension_properties.find("index");
+      if (!HasAdjunct(c, "Indexed") || ix == c.extension_properties.end() || !ix->second.is_int64())
+        continue;
+      auto [pos, inserted] = indices.emplace(ix->second.get_int64(), cid);
+      if (!inserted)
+        Error("nonUniquePropertyValue", iid, "contents", std::to_string(ix->second.get_int64()),
+              iid + " property 'contents' has more than one element with index " +
+                  std::to_string(ix->second.get_int64()),
+              cid);
+    }
+  }
+  for (const auto& [id, e] : elements_) {
+    if (!HasAdjunct(e, "Transparent") || e.schema.empty()) continue;
+    auto it = elements_.find(e.schema);
+    if (it == elements_.end() || it->second.kind != Kind::kObject)
+      Error("notRequiredType", id, "schema", {},
+            id + " is Transparent, so its schema must be an Object", e.schema);
+  }
 }
 
 }  // namespace
