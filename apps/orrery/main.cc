@@ -431,7 +431,8 @@ int main(int argc, char** argv) {
   std::vector<std::filesystem::path> dt_paths;
   auto* dt_validate = dt_model->add_subcommand(
       "validate",
-      "Validate DTDL v2/v3 models: every *.json file given or under a directory, as one set; "
+      "Validate DTDL v2/v3 models: every *.json file given or under a directory, as one set "
+      "(a model repository, a directory with dtmi/, file by file as its tooling does); "
       "one line per error, exit 1 on errors");
   dt_validate->add_option("paths", dt_paths, "Model files or directories")->required();
   // orrery dt model add|list|show|decommission|delete: the models REST API on twins.port,

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <string>
 
 #include <fmt/format.h>
@@ -9,6 +10,7 @@
 
 #include "base/files.h"
 #include "dtdl/parser.h"
+#include "dtdl/repository.h"
 
 namespace orrery::dtdl {
 namespace json = boost::json;
@@ -37,15 +39,68 @@ void TopLevelIds(const json::value& v, std::vector<std::string>& out) {
   }
 }
 
+// A model repository: each file validated as one model with its dependencies resolved from the
+// repository (see repository.h). An error is printed once, against the first file whose
+// validation met it (a broken dependency fails every model that uses it, but is one error).
+// Returns the number of files that failed.
+std::size_t ValidateRepository(const fs::path& root, std::FILE* out, std::FILE* err) {
+  std::set<std::string> printed;
+  std::size_t done = 0;
+  auto stats = LoadRepository(root, [&](const fs::path& rel, const ParseResult& r) {
+    std::string file = (root / rel).string();
+    std::size_t fresh = 0;
+    auto print = [&](const std::string& line) {
+      if (!printed.insert(line).second) return;
+      fmt::print(out, "{}: {}\n", file, line);
+      ++fresh;
+    };
+    for (const auto& e : r.errors) {
+      std::string where = e.primary_id.empty() ? "" : " [" + e.primary_id + "]";
+      print(fmt::format("{}: {}{}", e.validation_id, e.message, where));
+    }
+    for (const auto& id : r.unresolved) {
+      std::string path = DtmiToRepositoryPath(id);
+      print(fmt::format(
+          "unresolved reference: {} is used but no file of the repository defines it ({})", id,
+          path.empty() ? "not a model identifier" : path));
+    }
+    if (!r.ok() && fresh == 0)
+      fmt::print(out, "{}: invalid: a dependency's errors, listed above\n", file);
+    if (++done % 1000 == 0) fmt::print(err, "validated {} files\n", done);
+  });
+  if (stats.files_with_errors == 0) {
+    fmt::print(out, "{}: {} model files, {} interfaces, {} dependency loads: valid\n",
+               root.string(), stats.files, stats.interfaces, stats.dependency_documents);
+  } else {
+    fmt::print(out, "{}: {} model files, {} with errors or unresolved references\n", root.string(),
+               stats.files, stats.files_with_errors);
+  }
+  return stats.files_with_errors;
+}
+
 }  // namespace
 
 int ValidateFiles(const std::vector<fs::path>& paths, std::FILE* out, std::FILE* err) {
-  auto found = files::FindFiles(paths, ".json");
+  // Model repositories (a dtmi/ tree) are validated the way their tooling does; everything
+  // else named is one set.
+  std::vector<fs::path> plain;
+  std::size_t repositories = 0, failed_repository_files = 0;
+  for (auto& p : paths) {
+    std::error_code ec;
+    if (fs::is_directory(p, ec) && IsModelRepository(p)) {
+      ++repositories;
+      failed_repository_files += ValidateRepository(p, out, err);
+    } else {
+      plain.push_back(p);
+    }
+  }
+  auto found = files::FindFiles(plain, ".json");
   if (!found) {
     fmt::print(err, "orrery: {}\n", found.error().message());
     return 2;
   }
   std::vector<fs::path> files = std::move(*found);
+  if (files.empty() && repositories > 0) return failed_repository_files == 0 ? 0 : 1;
   if (files.empty()) {
     fmt::print(err, "orrery: no .json files to validate\n");
     return 2;
@@ -96,7 +151,7 @@ int ValidateFiles(const std::vector<fs::path>& paths, std::FILE* out, std::FILE*
   size_t problems = r.errors.size() + r.unresolved.size();
   if (problems == 0) {
     fmt::print(out, "{} files, {} interfaces: valid\n", files.size(), r.model.interfaces.size());
-    return 0;
+    return failed_repository_files == 0 ? 0 : 1;
   }
   fmt::print(out, "{} files: {} errors, {} unresolved references\n", files.size(), r.errors.size(),
              r.unresolved.size());

@@ -2,6 +2,7 @@
 // members DTDL defines for its class, plus the resolved (flattened) view of each Interface.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -46,7 +47,11 @@ struct Element {
   Kind kind = Kind::kInterface;
   int dtdl_version = 3;
   std::vector<std::string> supplemental_types;  // e.g. "Temperature" (semantic types)
-  std::string parent;                           // structural parent id; empty at top level
+  // Co-types from language extensions, as DTMIs ("dtmi:iotcentral:class:State;2", …).
+  std::vector<std::string> adjunct_types;
+  // Their members, by term ("annotates", "ttl", "index", …).
+  std::map<std::string, boost::json::value> extension_properties;
+  std::string parent;  // structural parent id; empty at top level
   std::string name;
   LangMap display_name;
   LangMap description;
@@ -91,7 +96,10 @@ struct ResolvedInterface {
 
 struct Model {
   std::map<std::string, Element> elements;  // includes standard schemas that were used
-  std::vector<std::string> top_level;       // ids of the top-level Interfaces, input order
+  // Ids of the top-level Interfaces in input order: those of the submitted documents first
+  // (submitted_top_level of them), then those of documents the resolver supplied.
+  std::vector<std::string> top_level;
+  std::size_t submitted_top_level = 0;
   std::map<std::string, ResolvedInterface> interfaces;
 
   const Element* Find(const std::string& id) const {

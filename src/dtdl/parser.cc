@@ -145,6 +145,74 @@ bool IsNumericPrimitive(std::string_view name) {
   return k.contains(name);
 }
 
+// The unit types of the v3 QuantitativeTypes extension, which the overriding extension lets
+// an Override Property use as its schema.
+const std::set<std::string>& UnitTypes() {
+  static const std::set<std::string> k = {"AccelerationUnit",
+                                          "AngleUnit",
+                                          "AngularAccelerationUnit",
+                                          "AngularVelocityUnit",
+                                          "ApparentEnergyUnit",
+                                          "ApparentPowerUnit",
+                                          "AreaUnit",
+                                          "CapacitanceUnit",
+                                          "ChargeUnit",
+                                          "CurrentUnit",
+                                          "DataRateUnit",
+                                          "DataSizeUnit",
+                                          "DensityUnit",
+                                          "EnergyRateUnit",
+                                          "EnergyUnit",
+                                          "ForceUnit",
+                                          "FrequencyUnit",
+                                          "IlluminanceUnit",
+                                          "InductanceUnit",
+                                          "IonizingRadiationDoseUnit",
+                                          "IrradianceUnit",
+                                          "LengthUnit",
+                                          "LuminanceUnit",
+                                          "LuminousFluxUnit",
+                                          "LuminousIntensityUnit",
+                                          "MagneticFluxUnit",
+                                          "MagneticInductionUnit",
+                                          "MassFlowRateUnit",
+                                          "MassUnit",
+                                          "PowerUnit",
+                                          "PressureUnit",
+                                          "RadioactivityUnit",
+                                          "ReactiveEnergyUnit",
+                                          "ReactivePowerUnit",
+                                          "ResistanceUnit",
+                                          "SoundPressureUnit",
+                                          "TemperatureUnit",
+                                          "TimeUnit",
+                                          "TorqueUnit",
+                                          "Unitless",
+                                          "VelocityUnit",
+                                          "VoltageUnit",
+                                          "VolumeFlowRateUnit",
+                                          "VolumeUnit"};
+  return k;
+}
+
+// The unit type of a semantic type's 'unit' ("Temperature" → "TemperatureUnit"; the
+// exceptions as the QuantitativeTypes table lists them).
+std::string UnitTypeOf(const std::string& semantic_type) {
+  static const std::map<std::string, std::string> exceptions = {
+      {"Distance", "LengthUnit"},      {"ElectricCharge", "ChargeUnit"},
+      {"Humidity", "DensityUnit"},     {"Latitude", "AngleUnit"},
+      {"Longitude", "AngleUnit"},      {"Luminosity", "PowerUnit"},
+      {"RelativeDensity", "Unitless"}, {"RelativeHumidity", "Unitless"},
+      {"Thrust", "ForceUnit"},         {"TimeSpan", "TimeUnit"},
+      {"Concentration", "Unitless"},   {"EnergyRate", "PowerUnit"}};
+  if (auto it = exceptions.find(semantic_type); it != exceptions.end()) return it->second;
+  return semantic_type + "Unit";
+}
+
+std::string UnitTypeId(const std::string& unit_type) {
+  return "dtmi:standard:class:" + unit_type + ";3";
+}
+
 // Primitive schema id as the official parser names it (version 2 for those v2 defines).
 std::string PrimitiveId(const std::string& name) {
   const auto& v2 = PrimitiveNames(2);
@@ -179,7 +247,51 @@ bool AbstractOrOtherClass(const std::string& t, int version) {
   return true;
 }
 
-const std::set<std::string>& SemanticTypes() {
+// The semantic types of DTDL v2 (its core context) and of the v3 QuantitativeTypes extension.
+const std::set<std::string>& SemanticTypes(int version) {
+  static const std::set<std::string> v2 = {"Acceleration",
+                                           "Angle",
+                                           "AngularAcceleration",
+                                           "AngularVelocity",
+                                           "Area",
+                                           "Capacitance",
+                                           "Current",
+                                           "DataRate",
+                                           "DataSize",
+                                           "Density",
+                                           "Distance",
+                                           "ElectricCharge",
+                                           "Energy",
+                                           "Force",
+                                           "Frequency",
+                                           "Humidity",
+                                           "Illuminance",
+                                           "Inductance",
+                                           "Latitude",
+                                           "Length",
+                                           "Longitude",
+                                           "Luminance",
+                                           "Luminosity",
+                                           "LuminousFlux",
+                                           "LuminousIntensity",
+                                           "MagneticFlux",
+                                           "MagneticInduction",
+                                           "Mass",
+                                           "MassFlowRate",
+                                           "Power",
+                                           "Pressure",
+                                           "RelativeHumidity",
+                                           "Resistance",
+                                           "SoundPressure",
+                                           "Temperature",
+                                           "Thrust",
+                                           "TimeSpan",
+                                           "Torque",
+                                           "Velocity",
+                                           "Voltage",
+                                           "Volume",
+                                           "VolumeFlowRate"};
+  if (version == 2) return v2;
   static const std::set<std::string> k = {"Acceleration",
                                           "Angle",
                                           "AngularAcceleration",
@@ -428,10 +540,234 @@ std::string VersionSuffix(const Dtmi& d) {
 
 struct Ctx {
   int version = 0;
-  bool quant = false;     // v3 QuantitativeTypes extension in effect (always in v2)
-  bool informal = false;  // an undefined extension is in effect
-  bool layering = false;  // the (unimplemented) layering extension was named
+  bool quant = false;       // v3 QuantitativeTypes extension in effect (always in v2)
+  bool informal = false;    // an undefined extension is in effect
+  bool layering = false;    // the (unimplemented) layering extension was named
+  bool iotcentral = false;  // the IoT Central extension (dtmi:iotcentral:context;2)
+  // Feature extensions in effect: the version of each (index: Extension), 0 when absent.
+  std::array<std::uint8_t, 5> ext{};
 };
+
+// ---------------------------------------------------------------------------------------
+// Feature extensions (dtmi:dtdl:extension:<name>;<version>) whose adjunct types we implement:
+// each adjunct type co-types some material classes and may add literal members. What the
+// official parser reports when an adjunct type stands where it may not differs between them
+// (see the flags), as the conformance corpus shows.
+
+enum Extension : std::uint8_t { kHistorization, kAnnotation, kRequirement, kMqtt, kOverriding };
+
+struct ExtensionInfo {
+  const char* name;
+  int max_version;  // versions 1..max_version are defined
+};
+constexpr std::array<ExtensionInfo, 5> kExtensions = {
+    {{"historization", 2}, {"annotation", 2}, {"requirement", 2}, {"mqtt", 4}, {"overriding", 2}}};
+
+enum class AdjunctValue { kString, kTopic, kInteger, kDuration, kTerm };
+
+struct AdjunctMember {
+  const char* term;
+  AdjunctValue type;
+  bool required;
+};
+
+struct AdjunctType {
+  Extension extension;
+  const char* term;
+  std::vector<Kind> classes;  // the material classes it may co-type (in DTDL v3)
+  std::vector<AdjunctMember> members;
+  const char* requires_cotype = nullptr;  // another adjunct type it needs (missingCocotype)
+  // Classes it may not co-type in DTDL v3 but may in a later version: invalidCotypeVersion
+  // besides invalidCotype.
+  std::vector<Kind> later_classes = {};
+  bool v2_also_cotype = false;  // in DTDL v2, invalidCotype besides invalidCotypeVersion
+  // Classes it is parsed on (its members accepted) but then reported as invalidCotype.
+  std::vector<Kind> rule_classes = {};
+};
+
+const std::vector<AdjunctType>& AdjunctTypes() {
+  static const std::vector<AdjunctType> k = {
+      {kHistorization,
+       "Historized",
+       {Kind::kProperty, Kind::kTelemetry},
+       {},
+       nullptr,
+       {Kind::kCommandResponse, Kind::kMapValue, Kind::kField},
+       true},
+      {kAnnotation,
+       "ValueAnnotation",
+       {Kind::kProperty, Kind::kTelemetry},
+       {{"annotates", AdjunctValue::kString, true}}},
+      {kRequirement, "Required", {Kind::kField}, {}, nullptr, {Kind::kProperty}},
+      {kOverriding,
+       "Override",
+       {Kind::kProperty},
+       {{"overrides", AdjunctValue::kTerm, true}},
+       "ValueAnnotation",
+       {},
+       false,
+       {Kind::kTelemetry}},
+      {kMqtt,
+       "Mqtt",
+       {Kind::kInterface},
+       {{"payloadFormat", AdjunctValue::kString, true},
+        {"telemetryTopic", AdjunctValue::kTopic, false},
+        {"commandTopic", AdjunctValue::kTopic, false}}},
+      {kMqtt, "Idempotent", {Kind::kCommand}, {}},
+      {kMqtt,
+       "Cacheable",
+       {Kind::kCommand},
+       {{"ttl", AdjunctValue::kDuration, true}},
+       "Idempotent"},
+      {kMqtt,
+       "Indexed",
+       {Kind::kTelemetry, Kind::kCommand, Kind::kField, Kind::kEnumValue},
+       {{"index", AdjunctValue::kInteger, true}}},
+      {kMqtt, "Transparent", {Kind::kCommandRequest, Kind::kCommandResponse}, {}},
+      {kMqtt, "Result", {Kind::kObject}, {}},
+      {kMqtt, "Error", {Kind::kObject}, {}},
+      {kMqtt, "NormalResult", {Kind::kField}, {}},
+      {kMqtt, "ErrorResult", {Kind::kField}, {}},
+      {kMqtt, "ErrorMessage", {Kind::kField}, {}},
+  };
+  return k;
+}
+
+// "dtmi:dtdl:extension:mqtt:v3:Indexed" — the DTMI of an adjunct type (or, with a member
+// appended, of its member) in extension version `version`.
+std::string AdjunctDtmi(const AdjunctType& a, int version) {
+  return std::string("dtmi:dtdl:extension:") + kExtensions[a.extension].name + ":v" +
+         std::to_string(version) + ":" + a.term;
+}
+
+// The adjunct type `t` names in `ctx` (term or DTMI), or null.
+const AdjunctType* FindAdjunct(const std::string& t, const Ctx& ctx) {
+  for (const auto& a : AdjunctTypes()) {
+    int v = ctx.ext[a.extension];
+    if (v != 0 && (t == a.term || t == AdjunctDtmi(a, v))) return &a;
+  }
+  return nullptr;
+}
+
+const AdjunctType* AdjunctOf(const std::string& dtmi) {
+  for (const auto& a : AdjunctTypes()) {
+    std::string prefix = std::string("dtmi:dtdl:extension:") + kExtensions[a.extension].name + ":v";
+    if (dtmi.starts_with(prefix) && dtmi.ends_with(std::string(":") + a.term)) return &a;
+  }
+  return nullptr;
+}
+
+bool HasAdjunct(const Element& e, std::string_view term) {
+  for (const auto& t : e.adjunct_types) {
+    const AdjunctType* a = AdjunctOf(t);
+    if (a && a->term == term) return true;
+  }
+  return false;
+}
+
+// ISO 8601 duration, as xsd:duration: P[nY][nM][nD][T[nH][nM][n[.n]S]], at least one part.
+bool IsDuration(std::string_view s) {
+  std::size_t i = 0;
+  if (i < s.size() && s[i] == '-') ++i;
+  if (i >= s.size() || s[i] != 'P') return false;
+  ++i;
+  bool any = false, in_time = false, dot_seen = false;
+  std::string order = "YMD";
+  std::size_t pos = 0;
+  while (i < s.size()) {
+    if (s[i] == 'T') {
+      if (in_time) return false;
+      in_time = true;
+      order = "HMS";
+      pos = 0;
+      ++i;
+      if (i >= s.size()) return false;
+      continue;
+    }
+    std::size_t start = i;
+    while (i < s.size() && ((s[i] >= '0' && s[i] <= '9') || s[i] == '.')) {
+      if (s[i] == '.') {
+        if (dot_seen) return false;
+        dot_seen = true;
+      }
+      ++i;
+    }
+    if (i == start || i >= s.size()) return false;
+    std::size_t at = order.find(s[i], pos);
+    if (at == std::string::npos) return false;
+    if (dot_seen && s[i] != 'S') return false;
+    pos = at + 1;
+    any = true;
+    ++i;
+  }
+  return any;
+}
+
+// An MQTT topic pattern: non-empty levels separated by '/', tokens in braces ("{modelId}"),
+// no wildcards.
+bool IsTopicPattern(std::string_view s) {
+  if (s.empty()) return false;
+  std::size_t start = 0;
+  while (true) {
+    std::size_t end = s.find('/', start);
+    std::string_view level = s.substr(start, end == std::string_view::npos ? end : end - start);
+    if (level.empty()) return false;
+    for (char c : level)
+      if (c == '+' || c == '#' || c == ' ') return false;
+    if (level.front() == '{' && (level.back() != '}' || level.size() < 3)) return false;
+    if (end == std::string_view::npos) break;
+    start = end + 1;
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------
+// The IoT Central extension (dtmi:iotcentral:context;2): adjunct types for DTDL v2 Properties and
+// Telemetries, and the schemas geopoint and vector (usable in any DTDL version).
+
+constexpr std::string_view kIotCentralPrefix = "dtmi:iotcentral:";
+
+// The adjunct type's DTMI when `t` names one of the extension's and its context is in effect.
+std::string IotCentralAdjunct(const std::string& t, const Ctx& ctx) {
+  if (!ctx.iotcentral) return {};
+  for (const char* a : {"AccelerationVector", "Event", "Location", "State", "VelocityVector"}) {
+    std::string id = std::string("dtmi:iotcentral:class:") + a + ";2";
+    if (t == a || t == id) return id;
+  }
+  return {};
+}
+
+// The schema's DTMI when `s` names geopoint or vector and the context is in effect.
+std::string IotCentralSchema(const std::string& s, const Ctx& ctx) {
+  if (!ctx.iotcentral) return {};
+  for (const char* n : {"geopoint", "vector"}) {
+    std::string id = std::string("dtmi:iotcentral:schema:") + n + ";2";
+    if (s == n || s == id) return id;
+  }
+  return {};
+}
+
+// Whether `term` is a member DTDL itself defines for the element's class.
+bool MembersOfTermExists(const Element& e, const std::string& term) {
+  for (const auto& m : MembersOf(e.kind, e.dtdl_version))
+    if (term == m.term) return true;
+  return false;
+}
+
+bool IsVectorAdjunct(const std::string& a) {
+  return a == "dtmi:iotcentral:class:VelocityVector;2" ||
+         a == "dtmi:iotcentral:class:AccelerationVector;2";
+}
+
+// VelocityVector and AccelerationVector take an optional 'unit'.
+bool HasUnitAdjunct(const Element& e) {
+  return std::any_of(e.adjunct_types.begin(), e.adjunct_types.end(), IsVectorAdjunct);
+}
+
+bool IsReservedPrefix(std::string_view id) {
+  return id.starts_with("dtmi:dtdl:") || id.starts_with("dtmi:standard:") ||
+         id.starts_with(kIotCentralPrefix);
+}
 
 struct Reference {
   std::string source;    // element id holding the member
@@ -478,6 +814,8 @@ class ParserImpl {
   void CheckCycles();
   void CheckNames();
   void CheckElementRules();
+  void CheckIotCentralSchema(const Element& e);
+  void CheckExtensionRules();
   void Flatten();
 
   const ParseOptions& opts_;
@@ -489,7 +827,7 @@ class ParserImpl {
   std::vector<Reference> refs_;
   std::vector<ParsingError> errors_;
   std::set<std::string> unresolved_;
-  std::set<std::string> used_primitives_;
+  std::map<std::string, std::string> used_primitives_;  // standard schema id -> name
   std::map<std::string, ResolvedInterface> resolved_;
 };
 
@@ -571,9 +909,16 @@ bool ParserImpl::ParseContext(const json::value& v, Ctx& ctx, bool top_level) {
   auto is_dtdl_ctx = [](const json::value* x) {
     return x->is_string() && x->get_string().starts_with("dtmi:dtdl:context;");
   };
-  bool dtdl_after_affiliate = false;
+  // An affiliate context may come first only where it implies the DTDL version (the IoT
+  // Central context implies v2); a DTDL context after an affiliate that follows a DTDL context
+  // is an error in v2 as well.
+  bool dtdl_after_affiliate = false, redundant_after_affiliate = false, seen_dtdl = false;
   for (std::size_t i = 0; i < items.size(); ++i) {
-    if (is_dtdl_ctx(items[i]) && i > 0 && !is_dtdl_ctx(items[i - 1])) dtdl_after_affiliate = true;
+    if (is_dtdl_ctx(items[i]) && i > 0 && !is_dtdl_ctx(items[i - 1])) {
+      dtdl_after_affiliate = true;
+      if (seen_dtdl) redundant_after_affiliate = true;
+    }
+    if (is_dtdl_ctx(items[i])) seen_dtdl = true;
   }
   std::stable_partition(items.begin(), items.end(), is_dtdl_ctx);
   for (std::size_t i = 0; i < items.size(); ++i) {
@@ -603,7 +948,7 @@ bool ParserImpl::ParseContext(const json::value& v, Ctx& ctx, bool top_level) {
     }
     bool is_dtdl = d->labels.size() == 2 && d->labels[0] == "dtdl" && d->labels[1] == "context";
     if (is_dtdl) {
-      if (dtdl_after_affiliate && d->has_version && d->major >= 3) {
+      if (dtdl_after_affiliate && d->has_version && (d->major >= 3 || redundant_after_affiliate)) {
         Error("dtdlContextFollowsAffiliate", {}, {}, s,
               "DTDL context '" + s + "' follows an extension context");
         ok = false;
@@ -672,6 +1017,31 @@ bool ParserImpl::ParseContext(const json::value& v, Ctx& ctx, bool top_level) {
     if (d->labels.size() == 3 && d->labels[0] == "dtdl" && d->labels[1] == "extension" &&
         d->labels[2] == "layering")
       ctx.layering = true;
+    if (d->labels.size() == 3 && d->labels[0] == "dtdl" && d->labels[1] == "extension") {
+      bool known = false;
+      for (std::size_t x = 0; x < kExtensions.size(); ++x) {
+        if (d->labels[2] != kExtensions[x].name) continue;
+        known = true;
+        if (!d->has_minor && d->major >= 1 && d->major <= kExtensions[x].max_version) {
+          ctx.ext[x] = static_cast<std::uint8_t>(d->major);
+        } else if (opts_.undefined_extensions == UndefinedExtensions::kDisallow ||
+                   (opts_.undefined_extensions == UndefinedExtensions::kAllowInV2 &&
+                    ctx.version != 2)) {
+          Error(
+              "unresolvableContextVersion", {}, {}, s,
+              "'" + s + "' names an unknown version of the " + kExtensions[x].name + " extension");
+          ok = false;
+        } else {
+          ctx.informal = true;
+        }
+      }
+      if (known) continue;
+    }
+    if (d->labels.size() == 2 && d->labels[0] == "iotcentral" && d->labels[1] == "context" &&
+        d->major == 2 && !d->has_minor) {
+      ctx.iotcentral = true;
+      continue;
+    }
     bool allow =
         opts_.undefined_extensions == UndefinedExtensions::kAllow ||
         (opts_.undefined_extensions == UndefinedExtensions::kAllowInV2 && ctx.version == 2);
@@ -895,10 +1265,21 @@ std::vector<std::string> ParserImpl::ParseChildren(Element& e, const Member& m,
     if (item.is_string()) {
       std::string s(item.get_string());
       if (m.allow_primitive) {
+        if (ctx.ext[kOverriding] != 0 && ctx.quant && UnitTypes().contains(s) && p == "schema" &&
+            (e.kind == Kind::kProperty || e.kind == Kind::kTelemetry)) {
+          used_primitives_.emplace(UnitTypeId(s), s);
+          out.push_back(UnitTypeId(s));
+          continue;
+        }
+        if (std::string ic = IotCentralSchema(s, ctx); !ic.empty()) {
+          used_primitives_.emplace(ic, ic.substr(23, ic.size() - 25));  // "…:schema:<name>;2"
+          out.push_back(ic);
+          continue;
+        }
         const auto& prims = PrimitiveNames(ctx.version);
         if (std::find(prims.begin(), prims.end(), s) != prims.end()) {
           std::string pid = PrimitiveId(s);
-          used_primitives_.insert(s);
+          used_primitives_.emplace(pid, s);
           out.push_back(pid);
           continue;
         }
@@ -910,7 +1291,7 @@ std::vector<std::string> ParserImpl::ParseChildren(Element& e, const Member& m,
           if (!nm.empty() && std::find(prims.begin(), prims.end(), nm) != prims.end() &&
               (s == PrimitiveId(nm) || (d->major == ctx.version && !d->has_minor)) &&
               (geo || s.starts_with("dtmi:dtdl:instance:Schema:"))) {
-            used_primitives_.insert(nm);
+            used_primitives_.emplace(PrimitiveId(nm), nm);
             out.push_back(PrimitiveId(nm));
             continue;
           }
@@ -1284,7 +1665,8 @@ std::string ParserImpl::ParseElement(const json::object& obj, Ctx ctx, const Ele
             "identifier '" + s + "' is invalid for DTDL version " + std::to_string(ctx.version));
       return {};
     }
-    if (id_dtmi->labels[0] == "dtdl" || id_dtmi->labels[0] == "standard") {
+    if (id_dtmi->labels[0] == "dtdl" || id_dtmi->labels[0] == "standard" ||
+        (ctx.iotcentral && id_dtmi->labels[0] == "iotcentral")) {
       Error("reservedId", {}, {}, s, "identifier '" + s + "' begins with a reserved prefix");
       return {};
     }
@@ -1353,7 +1735,16 @@ std::string ParserImpl::ParseElement(const json::object& obj, Ctx ctx, const Ele
       material = k;
       continue;
     }
-    if (ctx.quant && (SemanticTypes().contains(t) || IsStandardDtmi(t, "class", ctx.version))) {
+    if (std::string adj = IotCentralAdjunct(t, ctx); !adj.empty()) {
+      e.adjunct_types.push_back(adj);
+      continue;
+    }
+    if (const AdjunctType* a = FindAdjunct(t, ctx)) {
+      e.adjunct_types.push_back(AdjunctDtmi(*a, ctx.ext[a->extension]));
+      continue;
+    }
+    if (ctx.quant &&
+        (SemanticTypes(ctx.version).contains(t) || IsStandardDtmi(t, "class", ctx.version))) {
       e.supplemental_types.push_back(t);
       continue;
     }
@@ -1386,11 +1777,11 @@ std::string ParserImpl::ParseElement(const json::object& obj, Ctx ctx, const Ele
       type_error = true;
       continue;
     }
-    if ((ReservedTerms().contains(t) || SemanticTypes().contains(t)) && ctx.informal) {
+    if ((ReservedTerms().contains(t) || SemanticTypes(ctx.version).contains(t)) && ctx.informal) {
       informal = true;
       continue;
     }
-    if (ReservedTerms().contains(t) || SemanticTypes().contains(t)) {
+    if (ReservedTerms().contains(t) || SemanticTypes(ctx.version).contains(t)) {
       Error("typeIrrelevantDtmiOrTerm", e.id, {}, t,
             e.id + " @type '" + t + "' is not a DTDL v" + vs + " material or supplemental type");
       type_error = true;
@@ -1436,12 +1827,60 @@ std::string ParserImpl::ParseElement(const json::object& obj, Ctx ctx, const Ele
     return {};
   }
   e.kind = *material;
-  bool cotype_error = false;
   if (!e.supplemental_types.empty() && !UnitAllowed(e.kind, ctx.version)) {
     Error("invalidCotype", e.id, {}, {},
           e.id + " has semantic type " + e.supplemental_types[0] + ", which a " + KindName(e.kind) +
               " may not have");
-    cotype_error = true;
+  }
+  for (const auto& a : e.adjunct_types) {
+    if (!a.starts_with(kIotCentralPrefix)) continue;
+    std::string term = a.substr(22, a.size() - 24);  // "dtmi:iotcentral:class:<term>;2"
+    if (ctx.version != 2) {
+      Error("invalidCotypeVersion", e.id, {}, {},
+            e.id + " has co-type " + term +
+                ", which the IoT Central extension defines for DTDL v2 "
+                "only");
+    } else if (e.kind != Kind::kTelemetry && e.kind != Kind::kProperty) {
+      Error("invalidCotype", e.id, {}, {},
+            e.id + " has co-type " + term + ", which only a Property or Telemetry may have");
+    }
+  }
+  // Feature-extension adjunct types: the class and DTDL version they may co-type, the adjunct
+  // types they need; the members of one that may not stand here are not allowed either.
+  std::vector<const AdjunctType*> adjuncts;  // the accepted ones
+  for (const auto& t : e.adjunct_types) {
+    const AdjunctType* a = AdjunctOf(t);
+    if (!a) continue;
+    bool class_ok = std::find(a->classes.begin(), a->classes.end(), e.kind) != a->classes.end();
+    bool later = std::find(a->later_classes.begin(), a->later_classes.end(), e.kind) !=
+                 a->later_classes.end();
+    if (std::find(a->rule_classes.begin(), a->rule_classes.end(), e.kind) !=
+        a->rule_classes.end()) {
+      Error("invalidCotype", e.id, {}, {},
+            e.id + " is a " + KindName(e.kind) + ", which may not be co-typed " + a->term);
+      class_ok = true;
+    }
+    if (ctx.version == 2) {
+      if (a->v2_also_cotype || !class_ok)
+        Error("invalidCotype", e.id, {}, {}, e.id + " may not be co-typed " + a->term);
+      if (class_ok || later)
+        Error("invalidCotypeVersion", e.id, {}, {},
+              e.id + " is co-typed " + a->term + ", which DTDL v2 does not allow");
+      continue;
+    }
+    if (!class_ok) {
+      Error("invalidCotype", e.id, {}, {},
+            e.id + " is a " + KindName(e.kind) + ", which may not be co-typed " + a->term);
+      if (later)
+        Error("invalidCotypeVersion", e.id, {}, {},
+              e.id + " is co-typed " + a->term + ", which DTDL v3 allows on other classes only");
+      continue;
+    }
+    if (a->requires_cotype && !HasAdjunct(e, a->requires_cotype)) {
+      Error("missingCocotype", e.id, {}, {},
+            e.id + " is co-typed " + a->term + ", which requires co-type " + a->requires_cotype);
+    }
+    adjuncts.push_back(a);
   }
   if (!id_dtmi && e.kind == Kind::kInterface) {
     Error("missingRequiredId", pid, p, {}, pid + " property '" + p + "' Interface has no '@id'");
@@ -1472,7 +1911,15 @@ std::string ParserImpl::ParseElement(const json::object& obj, Ctx ctx, const Ele
   // --- members
   const auto& members = MembersOf(e.kind, ctx.version);
   std::map<std::string, const json::value*> seen;  // term -> value
-  bool ok = !type_error && !cotype_error;
+  struct AdjunctValueSeen {
+    const AdjunctMember* member;
+    const AdjunctType* owner;
+    const json::value* value;
+  };
+  std::map<std::string, AdjunctValueSeen> adjunct_seen;
+  // A wrong co-type is reported but keeps the element, so that a parent's required member
+  // does not read as missing too (the official parser reports only the co-type).
+  bool ok = !type_error;
   std::size_t errors_before = errors_.size();
   for (const auto& kv : obj) {
     std::string key(kv.key());
@@ -1502,8 +1949,65 @@ std::string ParserImpl::ParseElement(const json::object& obj, Ctx ctx, const Ele
       if (term == cand.term) m = &cand;
     }
     Member unit{"unit", PType::kUnit};
-    if (!m && term == "unit" && !e.supplemental_types.empty() && UnitAllowed(e.kind, ctx.version))
+    if (!m && term == "unit" &&
+        ((!e.supplemental_types.empty() && UnitAllowed(e.kind, ctx.version)) || HasUnitAdjunct(e)))
       m = &unit;
+    if (!m) {
+      const AdjunctMember* am = nullptr;
+      const AdjunctType* owner = nullptr;
+      for (const AdjunctType* a : adjuncts)
+        for (const auto& cand : a->members)
+          if (key == cand.term || key == AdjunctDtmi(*a, ctx.ext[a->extension]) + ":" + cand.term) {
+            am = &cand;
+            owner = a;
+          }
+      if (am) {
+        if (adjunct_seen.contains(am->term)) {
+          Error("duplicatePropertyName", e.id, am->term, {},
+                e.id + " property '" + std::string(am->term) + "' is given twice");
+          ok = false;
+        } else {
+          adjunct_seen[am->term] = {am, owner, &kv.value()};
+        }
+        continue;
+      }
+      // A member of an adjunct type that may not stand here (or whose extension is in effect
+      // but not co-typed): no type of the element allows it.
+      bool foreign = false;
+      for (const auto& t : e.adjunct_types)
+        if (const AdjunctType* a = AdjunctOf(t))
+          for (const auto& cand : a->members)
+            foreign = foreign || key == cand.term;
+      if (foreign) {
+        Error("noTypeThatAllows", e.id, key, {},
+              e.id + " has no @type that allows property '" + key + "'");
+        ok = false;
+        continue;
+      }
+      // A member an extension in effect defines, on an element without its adjunct type.
+      bool defined = false;
+      for (const auto& a : AdjunctTypes())
+        if (ctx.ext[a.extension] != 0)
+          for (const auto& cand : a.members)
+            defined = defined || key == cand.term;
+      if (defined) {
+        Error("propertyIrrelevantDtmiOrTerm", e.id, key, {},
+              e.id + " property '" + key + "' belongs to an adjunct type the element lacks");
+        // …and one that another of its adjunct types requires.
+        bool required_cotype = false;
+        for (const AdjunctType* a : adjuncts)
+          if (a->requires_cotype)
+            for (const auto& b : AdjunctTypes())
+              if (b.term == std::string_view(a->requires_cotype))
+                for (const auto& cand : b.members)
+                  required_cotype = required_cotype || key == cand.term;
+        if (required_cotype)
+          Error("noTypeThatAllows", e.id, key, {},
+                e.id + " has no @type that allows property '" + key + "'");
+        ok = false;
+        continue;
+      }
+    }
     if (m) {
       const json::value& mv = kv.value();
       if (mv.is_null() ||
@@ -1590,6 +2094,43 @@ std::string ParserImpl::ParseElement(const json::object& obj, Ctx ctx, const Ele
   if (auto it = seen.find("unit"); it != seen.end()) {
     ParseMember(e, Member{"unit", PType::kUnit}, "unit", *it->second, ctx, depth);
   }
+  for (const AdjunctType* a : adjuncts) {
+    for (const auto& am : a->members) {
+      std::string member_iri = AdjunctDtmi(*a, ctx.ext[a->extension]) + ":" + am.term;
+      auto it = adjunct_seen.find(am.term);
+      if (it == adjunct_seen.end()) {
+        if (am.required)
+          Error("missingSupplementalLiteralProperty", e.id, am.term, {},
+                e.id + " is co-typed " + a->term + ", which requires '" + am.term + "'");
+        continue;
+      }
+      const json::value& v = *it->second.value;
+      if (am.type == AdjunctValue::kInteger) {
+        const json::value* x = TypedLiteral(e, member_iri, v, "integer", "Integer", "an integer");
+        if (!x) continue;
+        if (!x->is_int64()) {
+          Error("integerNotInteger", e.id, member_iri, {},
+                e.id + " '" + am.term + "' is not an integer");
+          continue;
+        }
+        e.extension_properties[am.term] = *x;
+        continue;
+      }
+      auto str = RepString(e, member_iri, v, true);
+      if (!str) continue;
+      if (am.type == AdjunctValue::kTopic && !IsTopicPattern(*str)) {
+        Error("stringInvalid", e.id, member_iri, *str,
+              e.id + " '" + am.term + "' is not an MQTT topic pattern: '" + *str + "'");
+        continue;
+      }
+      if (am.type == AdjunctValue::kDuration && !IsDuration(*str)) {
+        Error("durationInvalid", e.id, member_iri, *str,
+              e.id + " '" + am.term + "' is not an ISO 8601 duration: '" + *str + "'");
+        continue;
+      }
+      e.extension_properties[am.term] = json::string(*str);
+    }
+  }
   if (errors_.size() != errors_before) ok = false;
   if (!ok) {
     partition_.erase(e.id);
@@ -1610,7 +2151,7 @@ void ParserImpl::ResolveReferences() {
     std::set<std::string> dedup;
     for (const auto& r : refs_) {
       if (!elements_.contains(r.target) && !asked.contains(r.target) &&
-          dedup.insert(r.target).second)
+          !IsReservedPrefix(r.target) && dedup.insert(r.target).second)
         missing.push_back(r.target);
     }
     if (missing.empty() || !opts_.resolver) break;
@@ -1620,8 +2161,18 @@ void ParserImpl::ResolveReferences() {
     for (const auto& d : docs)
       ParseDocument(d);
   }
+  // Identifiers with a reserved prefix are the language's own: one that names nothing is an
+  // error, not a model to look for.
   for (const auto& r : refs_) {
-    if (!elements_.contains(r.target)) unresolved_.insert(r.target);
+    if (elements_.contains(r.target)) continue;
+    if (IsReservedPrefix(r.target)) {
+      Error("undefinedReservedId", r.source, r.property, {},
+            r.source + " property '" + r.property + "' refers to " + r.target +
+                ", a reserved identifier that names no element",
+            r.target);
+    } else {
+      unresolved_.insert(r.target);
+    }
   }
 }
 
@@ -1814,28 +2365,33 @@ void ParserImpl::CheckElementRules() {
                   it->second.name + "'");
     }
   };
-  // Complex-schema depth: Array/Map/Object nesting, at most 5 levels.
+  // Complex-schema depth, counted as the official parser does: the number of 'elementSchema' /
+  // 'schema' steps below an Array, Map or Object (an Object's fields, a Map's value), at most 5.
+  // The step into an Enum or a primitive counts; an Enum adds none of its own.
   std::function<int(const std::string&, int)> schema_depth = [&](const std::string& id,
                                                                  int guard) -> int {
     if (guard > 64) return guard;
     auto it = elements_.find(id);
     if (it == elements_.end()) return 0;
     const Element& s = it->second;
-    if (!IsComplexSchema(s.kind)) return 0;
-    int inner = 0;
-    if (s.kind == Kind::kArray) inner = schema_depth(s.element_schema, guard + 1);
+    std::vector<const std::string*> inner;
+    if (s.kind == Kind::kArray && !s.element_schema.empty()) inner.push_back(&s.element_schema);
     if (s.kind == Kind::kMap) {
       auto mv = elements_.find(s.map_value);
-      if (mv != elements_.end()) inner = schema_depth(mv->second.schema, guard + 1);
+      if (mv != elements_.end() && !mv->second.schema.empty()) inner.push_back(&mv->second.schema);
     }
     if (s.kind == Kind::kObject) {
       for (const auto& f : s.fields) {
         auto fe = elements_.find(f);
-        if (fe != elements_.end())
-          inner = std::max(inner, schema_depth(fe->second.schema, guard + 1));
+        if (fe != elements_.end() && !fe->second.schema.empty())
+          inner.push_back(&fe->second.schema);
       }
     }
-    return 1 + inner;
+    if (inner.empty()) return 0;
+    int deepest = 0;
+    for (const std::string* c : inner)
+      deepest = std::max(deepest, schema_depth(*c, guard + 1));
+    return 1 + deepest;
   };
   // Whether a schema contains an Array anywhere (v2 Properties may not).
   std::function<std::string(const std::string&, int)> find_array = [&](const std::string& id,
@@ -1936,6 +2492,7 @@ void ParserImpl::CheckElementRules() {
                   id + " has a semantic type, so its schema must be numeric", e.schema);
           }
         }
+        if (!e.schema.empty()) CheckIotCentralSchema(e);
         if (e.kind == Kind::kProperty && e.dtdl_version == 2 && !e.schema.empty()) {
           auto arr = find_array(e.schema, 0);
           if (!arr.empty())
@@ -1979,12 +2536,130 @@ void ParserImpl::CheckElementRules() {
   }
 }
 
+// The schema each IoT Central adjunct type requires: State an Enum; Event a numeric schema or
+// string; Location a geospatial schema or geopoint; VelocityVector and AccelerationVector a
+// vector.
+void ParserImpl::CheckIotCentralSchema(const Element& e) {
+  const Element* schema = nullptr;
+  if (auto it = elements_.find(e.schema); it != elements_.end()) schema = &it->second;
+  auto prim = [&]() -> std::string {
+    if (!e.schema.starts_with("dtmi:dtdl:instance:Schema:")) return {};
+    auto d = ParseDtmi(e.schema);
+    return d && d->labels.size() == 4 ? d->labels[3] : std::string();
+  };
+  for (const auto& a : e.adjunct_types) {
+    if (a == "dtmi:iotcentral:class:State;2" && !(schema && schema->kind == Kind::kEnum)) {
+      Error("notRequiredType", e.id, "schema", {},
+            e.id + " is a State, so its schema must be an Enum", e.schema);
+    } else if (a == "dtmi:iotcentral:class:Event;2" && !IsNumericPrimitive(prim()) &&
+               prim() != "string") {
+      Error("notRequiredType", e.id, "schema", {},
+            e.id + " is an Event, so its schema must be numeric or string", e.schema);
+    } else if (a == "dtmi:iotcentral:class:Location;2") {
+      bool ok = e.schema == "dtmi:iotcentral:schema:geopoint;2";
+      for (const char* g :
+           {"point", "lineString", "polygon", "multiPoint", "multiLineString", "multiPolygon"})
+        ok = ok || e.schema == PrimitiveId(g);
+      if (!ok)
+        Error("notRequiredValue", e.id, "schema", {},
+              e.id + " is a Location, so its schema must be geospatial or geopoint", e.schema);
+    } else if (IsVectorAdjunct(a) && e.schema != "dtmi:iotcentral:schema:vector;2") {
+      Error("notRequiredValue", e.id, "schema", {},
+            e.id + " is a " + a.substr(22, a.size() - 24) + ", so its schema must be vector",
+            e.schema);
+    }
+  }
+}
+
 void ParserImpl::CheckModel() {
   CheckReferences();
   CheckCycles();
   if (!errors_.empty()) return;  // depth/name walks assume an acyclic, typed model
   CheckNames();
   CheckElementRules();
+  CheckExtensionRules();
+}
+
+// Rules of the feature extensions that look beyond one element: what a ValueAnnotation
+// annotates (a Property or Telemetry of the same Interface, own or inherited, that is not an
+// annotation itself; one that is absent is allowed), Indexed indices unique among an
+// Interface's contents, a Transparent request or response whose schema is an Object.
+void ParserImpl::CheckExtensionRules() {
+  std::set<std::string> reported;
+  for (const auto& [iid, ri] : resolved_) {
+    std::map<std::int64_t, std::string> indices;
+    std::set<std::pair<std::string, std::string>> overridden;  // (element, property)
+    for (const auto& [name, cid] : ri.contents) {
+      const Element& c = elements_.at(cid);
+      if (HasAdjunct(c, "ValueAnnotation")) {
+        auto at = c.extension_properties.find("annotates");
+        if (at == c.extension_properties.end() || !at->second.is_string()) continue;
+        auto target = ri.contents.find(std::string(at->second.get_string()));
+        if (target == ri.contents.end() || reported.contains(cid)) continue;
+        const Element& t = elements_.at(target->second);
+        if (t.kind != Kind::kProperty && t.kind != Kind::kTelemetry) {
+          reported.insert(cid);
+          Error("notSiblingRequiredType", cid, "annotates", t.name,
+                cid + " annotates '" + t.name + "', which is a " + KindName(t.kind) +
+                    ", not a Property or Telemetry",
+                t.id);
+        } else if (HasAdjunct(t, "ValueAnnotation")) {
+          reported.insert(cid);
+          Error("disallowedType", cid, "annotates", t.name,
+                cid + " annotates '" + t.name + "', which is itself a ValueAnnotation", t.id);
+        } else if (auto ov = c.extension_properties.find("overrides");
+                   HasAdjunct(c, "Override") && ov != c.extension_properties.end() &&
+                   ov->second.is_string()) {
+          // Override: the annotated element's extension property it stands for, with the
+          // schema of that property's type; one Override per element and property.
+          std::string prop(ov->second.get_string());
+          if (!overridden.emplace(t.id, prop).second) {
+            Error("multipleReference", iid, "contents", prop,
+                  iid + " has more than one Override of '" + prop + "' of " + t.id, t.id);
+          } else if (!reported.insert(cid).second) {
+          } else if (prop == "unit" && t.supplemental_types.empty()) {
+            Error("noMatchingSupplementalProperty", cid, "annotates", prop,
+                  cid + " overrides '" + prop + "', which " + t.id + " does not have", t.id);
+          } else if (prop == "unit") {
+            std::string want = UnitTypeId(UnitTypeOf(t.supplemental_types[0]));
+            if (c.schema != want)
+              Error("siblingPropertyMismatch", cid, "schema", c.schema,
+                    cid + " overrides the unit of " + t.id + ", so its schema must be " +
+                        UnitTypeOf(t.supplemental_types[0]),
+                    t.id);
+          } else if (MembersOfTermExists(t, prop)) {
+            Error("matchingPropertyNotSupplemental", cid, "annotates", prop,
+                  cid + " overrides '" + prop + "', which is not an extension property", t.id);
+          } else {
+            Error("noMatchingSupplementalProperty", cid, "annotates", prop,
+                  cid + " overrides '" + prop + "', which " + t.id + " does not have", t.id);
+          }
+        }
+      }
+    }
+    const Element& iface = elements_.at(iid);
+    for (const auto& cid : iface.contents) {
+      auto ci = elements_.find(cid);
+      if (ci == elements_.end()) continue;  // unresolved
+      const Element& c = ci->second;
+      auto ix = c.extension_properties.find("index");
+      if (!HasAdjunct(c, "Indexed") || ix == c.extension_properties.end() || !ix->second.is_int64())
+        continue;
+      auto [pos, inserted] = indices.emplace(ix->second.get_int64(), cid);
+      if (!inserted)
+        Error("nonUniquePropertyValue", iid, "contents", std::to_string(ix->second.get_int64()),
+              iid + " property 'contents' has more than one element with index " +
+                  std::to_string(ix->second.get_int64()),
+              cid);
+    }
+  }
+  for (const auto& [id, e] : elements_) {
+    if (!HasAdjunct(e, "Transparent") || e.schema.empty()) continue;
+    auto it = elements_.find(e.schema);
+    if (it == elements_.end() || it->second.kind != Kind::kObject)
+      Error("notRequiredType", id, "schema", {},
+            id + " is Transparent, so its schema must be an Object", e.schema);
+  }
 }
 
 }  // namespace
@@ -2008,21 +2683,23 @@ ParseResult Parse(const std::vector<std::string>& documents, const ParseOptions&
 ParseResult ParserImpl::Run(const std::vector<std::string>& documents) {
   for (const auto& d : documents)
     ParseDocument(d);
+  std::size_t submitted = top_level_.size();
   ResolveReferences();
   ParseResult out;
   if (errors_.empty()) CheckModel();
   out.errors = std::move(errors_);
   out.unresolved.assign(unresolved_.begin(), unresolved_.end());
   if (!out.errors.empty() || !out.unresolved.empty()) return out;
-  for (const auto& name : used_primitives_) {
+  for (const auto& [pid, name] : used_primitives_) {
     Element p;
-    p.id = PrimitiveId(name);
+    p.id = pid;
     p.kind = Kind::kPrimitive;
     p.name = name;
     elements_.emplace(p.id, std::move(p));
   }
   out.model.elements = std::move(elements_);
   out.model.top_level = std::move(top_level_);
+  out.model.submitted_top_level = submitted;
   out.model.interfaces = std::move(resolved_);
   return out;
 }
