@@ -1,7 +1,9 @@
-// Azure Digital Twins' models API with the unmodified @azure/digital-twins-core and
-// @azure/identity (ClientSecretCredential against Orrery's token endpoint): upload the
-// RealEstateCore ontology (or a small set when ../shared is absent), get, list with paging and
-// dependenciesFor, decommission, refused deletes and duplicates, roles, wrong secrets.
+// Azure Digital Twins with the unmodified @azure/digital-twins-core and @azure/identity
+// (ClientSecretCredential against Orrery's token endpoint): upload the RealEstateCore ontology
+// (or a small set when ../shared is absent), get, list with paging and dependenciesFor,
+// decommission, refused deletes and duplicates, roles, wrong secrets; then a site of 200 zone
+// twins with relationships: upsert with If-None-Match, patch with If-Match, components,
+// outgoing and incoming relationships, refused deletes.
 // Environment (from azure_sdk_test.cc): TWINS_URL, AZURE_TENANT_ID, AZURE_CLIENT_ID,
 // AZURE_CLIENT_SECRET (an owner), READER_CLIENT_ID, READER_CLIENT_SECRET, REC_DIR (optional).
 'use strict';
@@ -129,6 +131,76 @@ run(async () => {
   await owner.deleteModel(leaf);
   const gone = await rejects(reader.getModel(leaf), 'a deleted model');
   assertEqual(statusOf(gone), 404, 'a deleted model is 404');
+
+  // --- twins and relationships (our own small models, whatever REC holds) ---
+  const graphModels = [
+    { '@context': 'dtmi:dtdl:context;3', '@id': 'dtmi:conf:Sensor;1', '@type': 'Interface',
+      contents: [{ '@type': 'Property', name: 'setpoint', schema: 'double' },
+        { '@type': 'Telemetry', name: 'temperature', schema: 'double' }] },
+    { '@context': 'dtmi:dtdl:context;3', '@id': 'dtmi:conf:Zone;1', '@type': 'Interface',
+      contents: [{ '@type': 'Property', name: 'name', schema: 'string' },
+        { '@type': 'Property', name: 'temperature', schema: 'double' },
+        { '@type': 'Component', name: 'thermostat', schema: 'dtmi:conf:Sensor;1' }] },
+    { '@context': 'dtmi:dtdl:context;3', '@id': 'dtmi:conf:Site;1', '@type': 'Interface',
+      contents: [{ '@type': 'Property', name: 'name', schema: 'string' },
+        { '@type': 'Relationship', name: 'contains', target: 'dtmi:conf:Zone;1',
+          properties: [{ '@type': 'Property', name: 'floor', schema: 'integer' }] }] },
+  ];
+  await owner.createModels(graphModels);
+  const site = await owner.upsertDigitalTwin('site', JSON.stringify({
+    $metadata: { $model: 'dtmi:conf:Site;1' }, name: 'HQ' }), { ifNoneMatch: '*' });
+  assertEqual(site.body.$dtId, 'site', 'upsertDigitalTwin answers the twin');
+  assert(typeof site.etag === 'string' && site.etag.length > 0, 'and its ETag');
+  const twice = await rejects(owner.upsertDigitalTwin('site', JSON.stringify({
+    $metadata: { $model: 'dtmi:conf:Site;1' } }), { ifNoneMatch: '*' }), 'If-None-Match: * on a twin that exists');
+  assertEqual(statusOf(twice), 412, 'is 412');
+  const invalid = await rejects(owner.upsertDigitalTwin('bad', JSON.stringify({
+    $metadata: { $model: 'dtmi:conf:Zone;1' }, name: 3, thermostat: { $metadata: {} } })), 'a twin its model refuses');
+  assertEqual(statusOf(invalid), 400, 'is 400');
+  const zones = 200;
+  for (let i = 0; i < zones; i += 20) {
+    await Promise.all(Array.from({ length: Math.min(20, zones - i) }, (_, k) => {
+      const id = `zone-${i + k}`;
+      return owner.upsertDigitalTwin(id, JSON.stringify({
+        $metadata: { $model: 'dtmi:conf:Zone;1' }, name: id, temperature: 20,
+        thermostat: { $metadata: {}, setpoint: 21 } }))
+        .then(() => owner.upsertRelationship('site', `contains-${i + k}`, {
+          $relationshipName: 'contains', $targetId: id, floor: (i + k) % 5 }));
+    }));
+  }
+  ok(`${zones} zone twins, each contained by the site`);
+
+  const zone = await reader.getDigitalTwin('zone-7');
+  assertEqual(zone.body.$metadata.$model, 'dtmi:conf:Zone;1', 'getDigitalTwin');
+  assert(zone.body.$metadata.temperature.lastUpdateTime, 'per-property lastUpdateTime');
+  const patched = await owner.updateDigitalTwin('zone-7',
+    [{ op: 'replace', path: '/temperature', value: 22.5 }], { ifMatch: zone.etag });
+  assert(patched.etag && patched.etag !== zone.etag, 'updateDigitalTwin with If-Match: a new ETag');
+  assertEqual((await reader.getDigitalTwin('zone-7')).body.temperature, 22.5, 'the patch is there');
+  const stale = await rejects(owner.updateDigitalTwin('zone-7',
+    [{ op: 'replace', path: '/temperature', value: 1 }], { ifMatch: zone.etag }), 'a stale If-Match');
+  assertEqual(statusOf(stale), 412, 'is 412');
+  const comp = await reader.getComponent('zone-7', 'thermostat');
+  assertEqual(comp.body.setpoint, 21, 'getComponent');
+  await owner.updateComponent('zone-7', 'thermostat', [{ op: 'replace', path: '/setpoint', value: 19 }]);
+  assertEqual((await reader.getComponent('zone-7', 'thermostat')).body.setpoint, 19, 'updateComponent');
+
+  const rel = await reader.getRelationship('site', 'contains-7');
+  assertEqual(rel.body.$targetId, 'zone-7', 'getRelationship');
+  let outgoing = 0;
+  for await (const r of reader.listRelationships('site', 'contains')) if (r.$relationshipId) outgoing++;
+  assertEqual(outgoing, zones, 'listRelationships');
+  const incoming = [];
+  for await (const r of reader.listIncomingRelationships('zone-7')) incoming.push(r);
+  assertEqual(incoming.length, 1, 'listIncomingRelationships');
+  assertEqual(incoming[0].sourceId, 'site', 'from the site (the SDK maps $sourceId to sourceId)');
+  assertEqual(incoming[0].relationshipLink, '/digitaltwins/site/relationships/contains-7', 'with its link');
+  const bound = await rejects(owner.deleteDigitalTwin('zone-7'), 'deleting a twin with relationships');
+  assertEqual(statusOf(bound), 400, 'RelationshipsNotDeleted is 400');
+  await owner.deleteRelationship('site', 'contains-7');
+  await owner.deleteDigitalTwin('zone-7');
+  const deleted = await rejects(reader.getDigitalTwin('zone-7'), 'a deleted twin');
+  assertEqual(statusOf(deleted), 404, 'is 404');
 
   const stranger = client(process.env.AZURE_CLIENT_ID, 'not-the-secret');
   await rejects(stranger.getModel(space), 'a wrong client secret');
