@@ -275,6 +275,58 @@ TEST_F(TwinsServeTest, ModelsLifeCycle) {
             204);
 }
 
+TEST_F(TwinsServeTest, TwinsAndRelationshipsSurviveKill9) {
+  ASSERT_TRUE(server_.started()) << server_.process().output();
+  std::string owner = Token(Principal("builder", "owner"));
+  const char* site =
+      R"({"@context":"dtmi:dtdl:context;3","@id":"dtmi:ex:Site;1","@type":"Interface",
+    "contents":[{"@type":"Relationship","name":"contains","target":"dtmi:ex:Space;1"},
+                {"@type":"Property","name":"name","schema":"string"}]})";
+  ASSERT_EQ(Call("POST", "/models" + std::string(kApi), fmt::format("[{},{}]", kSpace, site), owner)
+                .status,
+            201);
+  auto hq = Call("PUT", "/digitaltwins/hq" + std::string(kApi),
+                 R"({"$metadata":{"$model":"dtmi:ex:Site;1"},"name":"HQ"})", owner);
+  ASSERT_EQ(hq.status, 200) << hq.body;
+  EXPECT_EQ(hq.headers.Get("ETag").value_or(""), json::parse(hq.body).at("$etag").as_string());
+  ASSERT_EQ(Call("PUT", "/digitaltwins/lobby" + std::string(kApi),
+                 R"({"$metadata":{"$model":"dtmi:ex:Space;1"},"name":"Lobby"})", owner)
+                .status,
+            200);
+  auto rel = Call("PUT", "/digitaltwins/hq/relationships/c1" + std::string(kApi),
+                  R"({"$relationshipName":"contains","$targetId":"lobby"})", owner);
+  ASSERT_EQ(rel.status, 200) << rel.body;
+  net::Headers patch_type;
+  patch_type.Set("Content-Type", "application/json-patch+json");
+  auto patched =
+      Call("PATCH", "/digitaltwins/lobby" + std::string(kApi),
+           R"([{"op":"replace","path":"/name","value":"Main lobby"}])", owner, patch_type);
+  ASSERT_EQ(patched.status, 204) << patched.body;
+  EXPECT_TRUE(patched.headers.Get("ETag"));
+  auto bad = Call("PUT", "/digitaltwins/x" + std::string(kApi),
+                  R"({"$metadata":{"$model":"dtmi:ex:Space;1"},"name":1})", owner);
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(Code(bad), "ValidationFailed");
+  EXPECT_EQ(Code(Call("GET", "/digitaltwins/nobody" + std::string(kApi), {}, owner)),
+            "DigitalTwinNotFound");
+
+  server_.Restart(SIGKILL);
+  ASSERT_TRUE(server_.started()) << server_.process().output();
+  auto lobby = Call("GET", "/digitaltwins/lobby" + std::string(kApi), {}, owner);
+  ASSERT_EQ(lobby.status, 200) << lobby.body;
+  EXPECT_EQ(json::parse(lobby.body).at("name").as_string(), "Main lobby");
+  auto incoming =
+      Call("GET", "/digitaltwins/lobby/incomingrelationships" + std::string(kApi), {}, owner);
+  ASSERT_EQ(incoming.status, 200);
+  EXPECT_EQ(json::parse(incoming.body).at("value").as_array().size(), 1u);
+  auto in_use = Call("DELETE", "/digitaltwins/lobby" + std::string(kApi), {}, owner);
+  EXPECT_EQ(Code(in_use), "RelationshipsNotDeleted");
+  EXPECT_EQ(
+      Call("DELETE", "/digitaltwins/hq/relationships/c1" + std::string(kApi), {}, owner).status,
+      204);
+  EXPECT_EQ(Call("DELETE", "/digitaltwins/lobby" + std::string(kApi), {}, owner).status, 204);
+}
+
 TEST_F(TwinsServeTest, ModelCli) {
   ASSERT_TRUE(server_.started()) << server_.process().output();
   auto p = Principal("cli", "owner");
