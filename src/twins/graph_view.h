@@ -29,6 +29,8 @@ class GraphView {
                                   const Visit& visit) const = 0;
   // One twin, or nullptr. The pointer is valid during the current ForEach… call or query.
   virtual const boost::json::object* Twin(std::string_view id) const = 0;
+  // Every relationship, in (source, id) order.
+  virtual void ForEachRelationship(const Visit& visit) const = 0;
   // Relationships from `source` (named `name` when not empty), in relationship id order.
   virtual void ForEachOutgoing(std::string_view source, std::string_view name,
                                const Visit& visit) const = 0;
