@@ -210,6 +210,23 @@ struct TwinGraph::Impl {
   // target → (source, relationship id); guarded by mu
   std::map<std::string, std::set<std::pair<std::string, std::string>>, std::less<>> in;
   size_t relationships = 0;  // guarded by mu
+  // $metadata.$model → twin ids (the model index); guarded by mu
+  std::map<std::string, std::set<std::string, std::less<>>, std::less<>> by_model;
+
+  static std::string ModelOf(const json::object& twin) {
+    auto* m = twin.if_contains("$metadata");
+    return m && m->is_object() ? Str(m->get_object(), "$model") : std::string();
+  }
+  void Index(const std::string& id, const json::object* before, const json::object* after) {
+    if (before) {
+      auto it = by_model.find(ModelOf(*before));
+      if (it != by_model.end()) {
+        it->second.erase(id);
+        if (it->second.empty()) by_model.erase(it);
+      }
+    }
+    if (after) by_model[ModelOf(*after)].insert(id);
+  }
 
   Result<std::shared_ptr<const ModelView>> View(std::string_view model_id) const {
     auto record = models->Get(model_id);
@@ -482,6 +499,7 @@ struct TwinGraph::Impl {
     ORRERY_TRY(store->Scan(kTwinSpace, "", [&](std::string_view key, std::string_view value) {
       json::object o;
       if (!decode(key, value, o)) return false;
+      by_model[ModelOf(o)].insert(std::string(key));
       twins.emplace(std::string(key), std::move(o));
       return true;
     }));
@@ -591,6 +609,7 @@ void TwinGraph::PutTwin(std::string id, json::object body, std::string if_none_m
   }
   store::WriteBatch batch;
   batch.Put(kTwinSpace, id, json::serialize(twin));
+  d.Index(id, it == d.twins.end() ? nullptr : &it->second, &twin);
   d.twins[id] = twin;
   d.Commit(std::move(batch), std::move(twin), std::move(done));
 }
@@ -676,6 +695,7 @@ void TwinGraph::PatchComponent(std::string id, std::string component, json::arra
   next["$etag"] = etag;
   store::WriteBatch batch;
   batch.Put(kTwinSpace, id, json::serialize(next));
+  d.Index(id, &it->second, &next);
   it->second = std::move(next);
   d.Commit(std::move(batch), std::move(etag), std::move(done));
 }
@@ -706,6 +726,7 @@ void TwinGraph::DeleteTwin(std::string id, std::string if_match, Done<void> done
   }
   store::WriteBatch batch;
   batch.Delete(kTwinSpace, id);
+  d.Index(id, &it->second, nullptr);
   d.twins.erase(it);
   d.CommitVoid(std::move(batch), std::move(done));
 }
@@ -971,6 +992,88 @@ Result<std::vector<json::object>> TwinGraph::ListIncoming(std::string_view targe
                                   strings::UrlEncode(it->first), strings::UrlEncode(it->second))}});
   }
   return out;
+}
+
+namespace {
+// GraphView over the graph's maps; the caller holds the graph's lock.
+class LockedView final : public GraphView {
+ public:
+  explicit LockedView(const TwinGraph::Impl& d) : d_(d) {}
+  void ForEachTwin(const Visit& visit) const override {
+    for (auto& [id, t] : d_.twins) {
+      if (!visit(t)) return;
+    }
+  }
+  void ForEachTwinOfModel(std::string_view model, bool exact, const Visit& visit) const override {
+    // The models the graph's twins use are few: pick those that are of `model`, then merge
+    // their (sorted) id sets so the visit stays in $dtId order.
+    std::vector<const std::set<std::string, std::less<>>*> sets;
+    for (auto& [m, ids] : d_.by_model) {
+      if (IsOfModel(m, model, exact)) sets.push_back(&ids);
+    }
+    if (sets.size() == 1) {
+      for (auto& id : *sets[0]) {
+        if (!visit(d_.twins.at(id))) return;
+      }
+      return;
+    }
+    std::set<std::string_view> ids;
+    for (auto* s : sets)
+      ids.insert(s->begin(), s->end());
+    for (auto id : ids) {
+      if (!visit(d_.twins.find(id)->second)) return;
+    }
+  }
+  const json::object* Twin(std::string_view id) const override {
+    auto it = d_.twins.find(id);
+    return it == d_.twins.end() ? nullptr : &it->second;
+  }
+  void ForEachRelationship(const Visit& visit) const override {
+    for (auto& [src, rels] : d_.out) {
+      for (auto& [id, r] : rels) {
+        if (!visit(r)) return;
+      }
+    }
+  }
+  void ForEachOutgoing(std::string_view source, std::string_view name,
+                       const Visit& visit) const override {
+    auto o = d_.out.find(source);
+    if (o == d_.out.end()) return;
+    for (auto& [id, r] : o->second) {
+      if (!name.empty() && Str(r, "$relationshipName") != name) continue;
+      if (!visit(r)) return;
+    }
+  }
+  void ForEachIncoming(std::string_view target, std::string_view name,
+                       const Visit& visit) const override {
+    auto i = d_.in.find(target);
+    if (i == d_.in.end()) return;
+    for (auto& [src, id] : i->second) {
+      auto& r = d_.out.at(src).at(id);
+      if (!name.empty() && Str(r, "$relationshipName") != name) continue;
+      if (!visit(r)) return;
+    }
+  }
+  bool IsOfModel(std::string_view twin_model, std::string_view model, bool exact) const override {
+    if (twin_model == model) return true;
+    if (exact) return false;
+    auto view = d_.View(twin_model);
+    if (!view) return false;
+    auto ri = (*view)->model.interfaces.find(std::string(twin_model));
+    if (ri == (*view)->model.interfaces.end()) return false;
+    return std::find(ri->second.ancestors.begin(), ri->second.ancestors.end(), model) !=
+           ri->second.ancestors.end();
+  }
+
+ private:
+  const TwinGraph::Impl& d_;
+};
+}  // namespace
+
+void TwinGraph::Read(const std::function<void(const GraphView&)>& f) const {
+  std::lock_guard lock(impl_->mu);
+  LockedView view(*impl_);
+  f(view);
 }
 
 size_t TwinGraph::twin_count() const {

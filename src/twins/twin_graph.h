@@ -42,6 +42,7 @@
 
 #include "base/error.h"
 #include "store/kv_store.h"
+#include "twins/graph_view.h"
 
 namespace orrery::twins {
 
@@ -110,8 +111,13 @@ class TwinGraph {
   size_t twin_count() const;
   size_t relationship_count() const;
 
+  // Runs `f` with a consistent view of the whole graph (queries). The graph's lock is held
+  // meanwhile — changes wait — so `f` must be bounded; it must not call the graph.
+  void Read(const std::function<void(const GraphView&)>& f) const;
+
+  struct Impl;  // internal (public so that the .cc's view over it can name it)
+
  private:
-  struct Impl;
   explicit TwinGraph(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

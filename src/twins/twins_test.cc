@@ -469,5 +469,49 @@ TEST_F(TwinGraphTest, RelationshipsFollowTheModelAndSurviveRestarts) {
   EXPECT_EQ(graph_->relationship_count(), 2u);
 }
 
+TEST_F(TwinGraphTest, ReadGivesQueriesTheGraphAndItsModelIndex) {
+  ASSERT_TRUE(Put("hq", R"({"$metadata":{"$model":"dtmi:ex:Building;1"}})"));
+  ASSERT_TRUE(Put("room1", kRoomTwin));
+  ASSERT_TRUE(Put("lobby", R"({"$metadata":{"$model":"dtmi:ex:Space;1"}})"));
+  ASSERT_TRUE(Relate("hq", "c1", R"({"$relationshipName":"contains","$targetId":"room1"})"));
+  ASSERT_TRUE(Relate("hq", "c2", R"({"$relationshipName":"contains","$targetId":"lobby"})"));
+  ASSERT_TRUE(Relate("hq", "m1", R"({"$relationshipName":"managedBy","$targetId":"lobby"})"));
+  graph_->Read([&](const GraphView& v) {
+    std::vector<std::string> ids;
+    auto collect = [&](const json::object& o) {
+      ids.emplace_back(o.at("$dtId").as_string());
+      return true;
+    };
+    v.ForEachTwinOfModel("dtmi:ex:Space;1", false, collect);
+    EXPECT_EQ(ids, (std::vector<std::string>{"hq", "lobby", "room1"}));  // all extend Space
+    ids.clear();
+    v.ForEachTwinOfModel("dtmi:ex:Space;1", true, collect);
+    EXPECT_EQ(ids, std::vector<std::string>{"lobby"});
+    EXPECT_TRUE(v.IsOfModel("dtmi:ex:Room;1", "dtmi:ex:Space;1", false));
+    EXPECT_FALSE(v.IsOfModel("dtmi:ex:Space;1", "dtmi:ex:Room;1", false));
+    size_t n = 0;
+    v.ForEachOutgoing("hq", "contains", [&](const json::object&) { return ++n, true; });
+    EXPECT_EQ(n, 2u);
+    n = 0;
+    v.ForEachIncoming("lobby", "", [&](const json::object&) { return ++n, true; });
+    EXPECT_EQ(n, 2u);
+    n = 0;
+    v.ForEachRelationship([&](const json::object&) { return ++n < 2; });  // stops when told
+    EXPECT_EQ(n, 2u);
+    EXPECT_NE(v.Twin("room1"), nullptr);
+    EXPECT_EQ(v.Twin("nobody"), nullptr);
+  });
+  // The index follows a model change and a delete.
+  ASSERT_TRUE(
+      Patch("room1", R"([{"op":"replace","path":"/$metadata/$model","value":"dtmi:ex:Space;1"},
+                                 {"op":"remove","path":"/sensor"}])"));
+  ASSERT_TRUE(Wait<void>([&](auto done) { graph_->DeleteRelationship("hq", "c1", "", done); }));
+  graph_->Read([&](const GraphView& v) {
+    size_t n = 0;
+    v.ForEachTwinOfModel("dtmi:ex:Space;1", true, [&](const json::object&) { return ++n, true; });
+    EXPECT_EQ(n, 2u);
+  });
+}
+
 }  // namespace
 }  // namespace orrery::twins
