@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -82,16 +83,22 @@ PrincipalStore::PrincipalStore(std::filesystem::path dir)
     : dir_(std::move(dir)), file_(dir_ / "principals.json") {}
 
 Status PrincipalStore::Reload() {
-  std::error_code ec;
-  if (!std::filesystem::exists(file_, ec)) {
+  struct stat st {};
+  if (::stat(file_.c_str(), &st) != 0) {
+    if (errno != ENOENT) {
+      return Error(Errc::kIo,
+                   fmt::format("cannot stat {}: {}", file_.string(), std::strerror(errno)));
+    }
     principals_.clear();
     loaded_ = true;
-    loaded_mtime_ = {};
+    loaded_version_ = {};
     return Ok();
   }
-  auto mtime = std::filesystem::last_write_time(file_, ec);
-  if (ec) return Error(Errc::kIo, fmt::format("cannot stat {}: {}", file_.string(), ec.message()));
-  if (loaded_ && mtime == loaded_mtime_) return Ok();
+  Version version{
+      .inode = static_cast<uint64_t>(st.st_ino),
+      .mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec,
+      .size = static_cast<int64_t>(st.st_size)};
+  if (loaded_ && version == loaded_version_) return Ok();
   ORRERY_ASSIGN_OR_RETURN(std::string text, files::ReadFile(file_, 1 << 20));
   boost::system::error_code jec;
   json::value v = json::parse(text, jec);
@@ -129,7 +136,7 @@ Status PrincipalStore::Reload() {
     loaded.push_back(std::move(p));
   }
   principals_ = std::move(loaded);
-  loaded_mtime_ = mtime;
+  loaded_version_ = version;
   loaded_ = true;
   return Ok();
 }
@@ -149,9 +156,8 @@ Status PrincipalStore::Save() {
   }
   std::string text = json::serialize(json::object{{"principals", std::move(list)}}) + "\n";
   ORRERY_TRY(files::WriteFileAtomic(file_, text, files::kSecretPerms));
-  std::error_code ec;
-  loaded_mtime_ = std::filesystem::last_write_time(file_, ec);
-  return Ok();
+  loaded_ = false;  // the next call stats the new file
+  return Reload();
 }
 
 Result<PrincipalStore::Created> PrincipalStore::Create(std::string_view name, uint32_t roles) {

@@ -68,8 +68,16 @@ class PrincipalStore {
   std::filesystem::path dir_, file_;
   std::mutex mu_;
   std::vector<Principal> principals_;  // guarded by mu_
-  std::filesystem::file_time_type loaded_mtime_{};
-  bool loaded_ = false;
+  // What identifies the file's version: every save replaces it (a new inode), so a change is
+  // seen even within the file system's timestamp granularity.
+  struct Version {
+    uint64_t inode = 0;
+    int64_t mtime_ns = 0;
+    int64_t size = -1;
+    bool operator==(const Version&) const = default;
+  };
+  Version loaded_version_{};  // guarded by mu_
+  bool loaded_ = false;       // guarded by mu_
 };
 
 }  // namespace orrery::identity
