@@ -7,6 +7,9 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include <algorithm>
+#include <optional>
+
 #include <fmt/format.h>
 #include <boost/json.hpp>
 
@@ -193,6 +196,31 @@ Result<Claims> TokenIssuer::Verify(std::string_view token,
                                    const std::vector<std::string>& audiences,
                                    std::string_view issuer, int64_t now_s) const {
   if (token.size() > kMaxTokenBytes) return Refuse("too long");
+  std::optional<Claims> cached;
+  {
+    std::lock_guard lock(cache_mu_);
+    if (auto it = verified_.find(std::string(token)); it != verified_.end()) cached = it->second;
+  }
+  if (!cached) {
+    ORRERY_ASSIGN_OR_RETURN(Claims fresh, VerifySignature(token));
+    std::lock_guard lock(cache_mu_);
+    if (verified_.size() >= kMaxCachedTokens) verified_.clear();
+    verified_.emplace(std::string(token), fresh);
+    cached = std::move(fresh);
+  }
+  Claims c = std::move(*cached);
+  if (std::find(audiences.begin(), audiences.end(), c.audience) == audiences.end()) {
+    return Refuse(fmt::format("audience '{}' is not this service", c.audience));
+  }
+  if (!issuer.empty() && c.issuer != issuer) return Refuse("issued by someone else");
+  if (c.tenant != tenant_) return Refuse("issued for another tenant");
+  if (c.expires_at_s + kClockSkewS < now_s) return Refuse("expired");
+  if (c.issued_at_s - kClockSkewS > now_s) return Refuse("not valid yet");
+  return c;
+}
+
+Result<Claims> TokenIssuer::VerifySignature(std::string_view token) const {
+  if (token.size() > kMaxTokenBytes) return Refuse("too long");
   size_t d1 = token.find('.');
   size_t d2 = d1 == std::string_view::npos ? d1 : token.find('.', d1 + 1);
   if (d2 == std::string_view::npos || token.find('.', d2 + 1) != std::string_view::npos) {
@@ -239,13 +267,6 @@ Result<Claims> TokenIssuer::Verify(std::string_view token,
       if (role.is_string()) c.roles.emplace_back(role.get_string());
     }
   }
-  if (std::find(audiences.begin(), audiences.end(), c.audience) == audiences.end()) {
-    return Refuse(fmt::format("audience '{}' is not this service", c.audience));
-  }
-  if (!issuer.empty() && c.issuer != issuer) return Refuse("issued by someone else");
-  if (c.tenant != tenant_) return Refuse("issued for another tenant");
-  if (c.expires_at_s + kClockSkewS < now_s) return Refuse("expired");
-  if (c.issued_at_s - kClockSkewS > now_s) return Refuse("not valid yet");
   return c;
 }
 

@@ -10,14 +10,17 @@
 // half is published as a JWKS (`kid` = the first 16 base64url characters of the SHA-256 of
 // the public key). The tenant id (a GUID, as Entra ID's) is in <dir>/tenant, created once.
 //
-// Thread safety: a TokenIssuer is immutable after Open; every method is safe from any thread.
+// Thread safety: every method is safe from any thread (the key is immutable after Open; the
+// cache of verified signatures has its own mutex).
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include <boost/json/object.hpp>
@@ -74,8 +77,16 @@ class TokenIssuer {
  private:
   struct Key;
   TokenIssuer() = default;
+  // Signature, algorithm and key id only; the claims as signed.
+  Result<Claims> VerifySignature(std::string_view token) const;
   std::unique_ptr<Key> key_;
   std::string tenant_, kid_, x_, y_;
+  // Tokens whose signature verified → their claims: a client presents one token for up to
+  // an hour, and an ECDSA verification costs more than the request it guards. Claims are
+  // re-checked on every call; the cache is cleared when it reaches kMaxCachedTokens.
+  static constexpr size_t kMaxCachedTokens = 4096;
+  mutable std::mutex cache_mu_;
+  mutable std::unordered_map<std::string, Claims> verified_;  // guarded by cache_mu_
 };
 
 }  // namespace orrery::identity
