@@ -426,7 +426,8 @@ int main(int argc, char** argv) {
       ->add_flag("--secondary", policy_opts.secondary, "Rotate the secondary key");
 
   // orrery dt model validate FILE|DIR … (the DTDL linter; offline)
-  auto* dt_cmd = app.add_subcommand("dt", "Digital twins (DTDL models)")->require_subcommand(1);
+  auto* dt_cmd = app.add_subcommand("dt", "Digital twins: models, twins, relationships")
+                     ->require_subcommand(1);
   auto* dt_model = dt_cmd->add_subcommand("model", "DTDL models")->require_subcommand(1);
   std::vector<std::filesystem::path> dt_paths;
   auto* dt_validate = dt_model->add_subcommand(
@@ -478,6 +479,73 @@ int main(int argc, char** argv) {
   dt_command("delete", "Delete a model that no other model references",
              api::ModelCommandOptions::Op::kDelete)
       ->add_option("id", dt_opts.id, "Model id (DTMI)")
+      ->required();
+
+  // orrery dt twin create|show|update|delete, orrery dt relationship create|show|list|delete
+  std::list<std::pair<CLI::App*, app::FlagBindings>> twin_commands;
+  api::TwinCommandOptions twin_opts;
+  auto twin_command = [&](CLI::App* parent, const char* name, std::string help,
+                          api::TwinCommandOptions::Op op) {
+    auto* cmd = parent->add_subcommand(name, std::move(help));
+    auto& [_, flags] = twin_commands.emplace_back(cmd, app::FlagBindings{});
+    app::AddFlags(*cmd, flags, {"server.data_dir", "server.host_name", "twins.port"});
+    cmd->add_option("--endpoint", dt_conn.endpoint,
+                    "The twins API's URL [default: https://<host-name>:<twins-port>]");
+    cmd->add_option("--tenant", dt_conn.tenant, "Tenant id [default: the data directory's]")
+        ->envname("AZURE_TENANT_ID");
+    cmd->add_option("--client-id", dt_conn.client_id, "Service principal's client id")
+        ->envname("AZURE_CLIENT_ID");
+    cmd->add_option("--client-secret", dt_conn.client_secret, "Service principal's secret")
+        ->envname("AZURE_CLIENT_SECRET");
+    cmd->add_option("--ca-file", dt_conn.ca_file,
+                    "CA certificate to trust [default: <data-dir>/tls/ca.pem]");
+    cmd->callback([&twin_opts, op] { twin_opts.op = op; });
+    return cmd;
+  };
+  using TwinOp = api::TwinCommandOptions::Op;
+  auto* dt_twin = dt_cmd->add_subcommand("twin", "Digital twins")->require_subcommand(1);
+  auto* twin_create =
+      twin_command(dt_twin, "create", "Create or replace a twin", TwinOp::kTwinCreate);
+  twin_create->add_option("id", twin_opts.id, "Twin id")->required();
+  twin_create->add_option("--model", twin_opts.model, "Its model (DTMI)")->required();
+  twin_create->add_option("--properties", twin_opts.properties,
+                          "Properties and components, a JSON object");
+  twin_create->add_flag("--if-none-match", twin_opts.create_only, "Refuse a twin that exists");
+  twin_command(dt_twin, "show", "Show a twin", TwinOp::kTwinShow)
+      ->add_option("id", twin_opts.id, "Twin id")
+      ->required();
+  auto* dt_twin_update =
+      twin_command(dt_twin, "update", "Patch a twin (prints the new etag)", TwinOp::kTwinUpdate);
+  dt_twin_update->add_option("id", twin_opts.id, "Twin id")->required();
+  dt_twin_update->add_option("--patch", twin_opts.patch, "A JSON Patch array")->required();
+  dt_twin_update->add_option("--etag", twin_opts.etag, "Only if the twin still has this etag");
+  auto* twin_delete =
+      twin_command(dt_twin, "delete", "Delete a twin (without relationships)", TwinOp::kTwinDelete);
+  twin_delete->add_option("id", twin_opts.id, "Twin id")->required();
+  twin_delete->add_option("--etag", twin_opts.etag, "Only if the twin still has this etag");
+  auto* dt_rel =
+      dt_cmd->add_subcommand("relationship", "Relationships between twins")->require_subcommand(1);
+  auto* rel_create =
+      twin_command(dt_rel, "create", "Create or replace a relationship", TwinOp::kRelCreate);
+  rel_create->add_option("source", twin_opts.id, "Source twin id")->required();
+  rel_create->add_option("relationship-id", twin_opts.relationship_id, "Relationship id")
+      ->required();
+  rel_create->add_option("--name", twin_opts.name, "Relationship name in the source's model")
+      ->required();
+  rel_create->add_option("--target", twin_opts.target, "Target twin id")->required();
+  rel_create->add_option("--properties", twin_opts.properties, "Properties, a JSON object");
+  rel_create->add_flag("--if-none-match", twin_opts.create_only,
+                       "Refuse a relationship that exists");
+  auto* rel_show = twin_command(dt_rel, "show", "Show a relationship", TwinOp::kRelShow);
+  rel_show->add_option("source", twin_opts.id, "Source twin id")->required();
+  rel_show->add_option("relationship-id", twin_opts.relationship_id, "Relationship id")->required();
+  auto* rel_list = twin_command(dt_rel, "list", "List a twin's relationships", TwinOp::kRelList);
+  rel_list->add_option("twin", twin_opts.id, "Twin id")->required();
+  rel_list->add_option("--name", twin_opts.name, "Only relationships of this name");
+  rel_list->add_flag("--incoming", twin_opts.incoming, "Relationships to the twin instead");
+  auto* rel_delete = twin_command(dt_rel, "delete", "Delete a relationship", TwinOp::kRelDelete);
+  rel_delete->add_option("source", twin_opts.id, "Source twin id")->required();
+  rel_delete->add_option("relationship-id", twin_opts.relationship_id, "Relationship id")
       ->required();
 
   // orrery identity tenant | sp create|list|delete (offline: edits <data-dir>/identity)
@@ -791,6 +859,19 @@ int main(int argc, char** argv) {
     auto connection = api::ResolveTwinsConnection(dt_conn);
     if (!connection) return Fail(connection.error(), api::ExitCodeFor(connection.error()));
     auto st = api::ModelCommand(*connection, dt_opts, stdout, stderr);
+    if (!st) return Fail(st.error(), api::ExitCodeFor(st.error()));
+    return 0;
+  }
+  for (auto& [cmd, flags] : twin_commands) {
+    if (!cmd->parsed()) continue;
+    auto s = settings_for(flags);
+    if (!s) return Fail(s.error(), 2);
+    dt_conn.data_dir = s->String("server.data_dir");
+    dt_conn.host_name = s->String("server.host_name");
+    dt_conn.port = s->Int("twins.port");
+    auto connection = api::ResolveTwinsConnection(dt_conn);
+    if (!connection) return Fail(connection.error(), api::ExitCodeFor(connection.error()));
+    auto st = api::TwinCommand(*connection, twin_opts, stdout, stderr);
     if (!st) return Fail(st.error(), api::ExitCodeFor(st.error()));
     return 0;
   }

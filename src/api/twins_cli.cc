@@ -80,6 +80,32 @@ Result<std::vector<json::value>> ReadModels(const std::vector<fs::path>& paths, 
 Result<json::value> ParseBody(const net::HttpResponse& r) {
   return cli::BodyJson(r);
 }
+
+// Every page of a {"value","nextLink"} listing, from `path` on.
+Result<json::array> AllPages(const ServiceConnection& c, std::string path) {
+  json::array all;
+  for (int pages = 0; pages < 100'000; ++pages) {
+    ORRERY_ASSIGN_OR_RETURN(auto r, cli::Send(c, {.method = "GET", .path = path}, kApiVersion));
+    ORRERY_ASSIGN_OR_RETURN(json::object page, cli::BodyObject(r));
+    if (auto* v = page.if_contains("value"); v && v->is_array()) {
+      for (auto& m : v->get_array())
+        all.push_back(m);
+    }
+    auto* next = page.if_contains("nextLink");
+    if (!next || !next->is_string()) break;
+    // The link is absolute; keep its path and query, minus the api-version Send adds.
+    std::string link(next->get_string());
+    auto scheme = link.find("://");
+    auto slash = link.find('/', scheme == std::string::npos ? 0 : scheme + 3);
+    path = slash == std::string::npos ? path : link.substr(slash);
+    if (auto p = path.find("api-version="); p != std::string::npos) {
+      auto end = path.find('&', p);
+      path.erase(p, end == std::string::npos ? std::string::npos : end - p + 1);
+      if (!path.empty() && (path.back() == '&' || path.back() == '?')) path.pop_back();
+    }
+  }
+  return all;
+}
 }  // namespace
 
 std::vector<std::vector<json::value>> ModelBatches(std::vector<json::value> models,
@@ -220,28 +246,7 @@ Status ModelCommand(const ServiceConnection& c, const ModelCommandOptions& o, st
       for (auto& d : o.dependencies_for)
         query +=
             (query.empty() ? "?" : "&") + std::string("dependenciesFor=") + strings::UrlEncode(d);
-      json::array all;
-      std::string path = "/models" + query;
-      for (int pages = 0; pages < 100'000; ++pages) {
-        ORRERY_ASSIGN_OR_RETURN(auto r, cli::Send(c, {.method = "GET", .path = path}, kApiVersion));
-        ORRERY_ASSIGN_OR_RETURN(json::object page, cli::BodyObject(r));
-        if (auto* v = page.if_contains("value"); v && v->is_array()) {
-          for (auto& m : v->get_array())
-            all.push_back(m);
-        }
-        auto* next = page.if_contains("nextLink");
-        if (!next || !next->is_string()) break;
-        // The link is absolute; keep its path and query, minus the api-version Send adds.
-        std::string link(next->get_string());
-        auto slash =
-            link.find('/', link.find("://") == std::string::npos ? 0 : link.find("://") + 3);
-        path = slash == std::string::npos ? "/models" : link.substr(slash);
-        if (auto p = path.find("api-version="); p != std::string::npos) {
-          auto end = path.find('&', p);
-          path.erase(p, end == std::string::npos ? std::string::npos : end - p + 1);
-          if (!path.empty() && (path.back() == '&' || path.back() == '?')) path.pop_back();
-        }
-      }
+      ORRERY_ASSIGN_OR_RETURN(json::array all, AllPages(c, "/models" + query));
       fmt::print(out, "{}\n", PrettyJson(all));
       return Ok();
     }
@@ -266,6 +271,90 @@ Status ModelCommand(const ServiceConnection& c, const ModelCommandOptions& o, st
     case Op::kDelete:
       ORRERY_TRY(cli::Send(c, {.method = "DELETE", .path = id_path}, kApiVersion));
       fmt::print(err, "deleted {}\n", o.id);
+      return Ok();
+  }
+  return Ok();
+}
+
+Status TwinCommand(const ServiceConnection& c, const TwinCommandOptions& o, std::FILE* out,
+                   std::FILE* err) {
+  using Op = TwinCommandOptions::Op;
+  std::string twin = "/digitaltwins/" + strings::UrlEncode(o.id);
+  std::string rel = twin + "/relationships/" + strings::UrlEncode(o.relationship_id);
+  auto object_arg = [](const std::string& text, std::string_view flag) -> Result<json::object> {
+    if (text.empty()) return json::object{};
+    ORRERY_ASSIGN_OR_RETURN(json::value v, cli::JsonArg(text, flag, true));
+    return std::move(v.get_object());
+  };
+  switch (o.op) {
+    case Op::kTwinCreate: {
+      ORRERY_ASSIGN_OR_RETURN(json::object body, object_arg(o.properties, "--properties"));
+      json::object meta;
+      if (auto* m = body.if_contains("$metadata"); m && m->is_object()) meta = m->get_object();
+      meta["$model"] = o.model;
+      body["$metadata"] = std::move(meta);
+      net::Headers h;
+      if (o.create_only) h.Set("If-None-Match", "*");
+      return cli::Print(out, cli::Send(c,
+                                       {.method = "PUT",
+                                        .path = twin,
+                                        .body = json::serialize(body),
+                                        .headers = std::move(h)},
+                                       kApiVersion));
+    }
+    case Op::kTwinShow:
+      return cli::Print(out, cli::Send(c, {.method = "GET", .path = twin}, kApiVersion));
+    case Op::kTwinUpdate: {
+      ORRERY_ASSIGN_OR_RETURN(json::value patch, cli::JsonArg(o.patch, "--patch", false));
+      if (!patch.is_array()) return cli::Usage("--patch must be a JSON Patch array");
+      net::Headers h;
+      h.Set("Content-Type", "application/json-patch+json");
+      if (!o.etag.empty()) h.Set("If-Match", o.etag);
+      ORRERY_ASSIGN_OR_RETURN(auto r, cli::Send(c,
+                                                {.method = "PATCH",
+                                                 .path = twin,
+                                                 .body = json::serialize(patch),
+                                                 .headers = std::move(h)},
+                                                kApiVersion));
+      fmt::print(out, "{}\n", r.headers.Get("ETag").value_or(""));
+      return Ok();
+    }
+    case Op::kTwinDelete: {
+      net::Headers h;
+      if (!o.etag.empty()) h.Set("If-Match", o.etag);
+      ORRERY_TRY(
+          cli::Send(c, {.method = "DELETE", .path = twin, .headers = std::move(h)}, kApiVersion));
+      fmt::print(err, "deleted twin {}\n", o.id);
+      return Ok();
+    }
+    case Op::kRelCreate: {
+      ORRERY_ASSIGN_OR_RETURN(json::object body, object_arg(o.properties, "--properties"));
+      body["$relationshipName"] = o.name;
+      body["$targetId"] = o.target;
+      net::Headers h;
+      if (o.create_only) h.Set("If-None-Match", "*");
+      return cli::Print(out, cli::Send(c,
+                                       {.method = "PUT",
+                                        .path = rel,
+                                        .body = json::serialize(body),
+                                        .headers = std::move(h)},
+                                       kApiVersion));
+    }
+    case Op::kRelShow:
+      return cli::Print(out, cli::Send(c, {.method = "GET", .path = rel}, kApiVersion));
+    case Op::kRelList: {
+      std::string path =
+          o.incoming
+              ? twin + "/incomingrelationships"
+              : twin + "/relationships" +
+                    (o.name.empty() ? "" : "?relationshipName=" + strings::UrlEncode(o.name));
+      ORRERY_ASSIGN_OR_RETURN(json::array all, AllPages(c, path));
+      fmt::print(out, "{}\n", PrettyJson(all));
+      return Ok();
+    }
+    case Op::kRelDelete:
+      ORRERY_TRY(cli::Send(c, {.method = "DELETE", .path = rel}, kApiVersion));
+      fmt::print(err, "deleted relationship {} of {}\n", o.relationship_id, o.id);
       return Ok();
   }
   return Ok();

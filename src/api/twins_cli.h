@@ -8,6 +8,10 @@
 //                                                 order, so a large ontology uploads whole)
 //   orrery dt model list [--dependencies-for ID …] [--definition]
 //   orrery dt model show ID [--definition] | decommission ID | delete ID
+//   orrery dt twin create ID --model M [--properties JSON] [--if-none-match] | show ID |
+//                  update ID --patch JSON [--etag E] | delete ID [--etag E]
+//   orrery dt relationship create SRC RID --name N --target T [--properties JSON] |
+//                  show SRC RID | list SRC [--name N] [--incoming] | delete SRC RID
 //
 // The dt commands get a token with the client credentials grant from the ADT listener's
 // token endpoint (client id and secret from flags or AZURE_CLIENT_ID / AZURE_CLIENT_SECRET,
@@ -46,6 +50,32 @@ struct ModelCommandOptions {
 };
 Status ModelCommand(const ServiceConnection& c, const ModelCommandOptions& o, std::FILE* out,
                     std::FILE* err);
+
+// orrery dt twin create|show|update|delete and orrery dt relationship
+// create|show|list|delete: one REST call each (lists follow nextLink).
+struct TwinCommandOptions {
+  enum class Op {
+    kTwinCreate,
+    kTwinShow,
+    kTwinUpdate,
+    kTwinDelete,
+    kRelCreate,
+    kRelShow,
+    kRelList,
+    kRelDelete,
+  } op = Op::kTwinShow;
+  std::string id;               // the twin (the source, for relationships)
+  std::string model;            // twin create
+  std::string properties;       // JSON object: twin create, relationship create
+  std::string patch;            // JSON Patch array: twin update
+  std::string etag;             // If-Match (update, delete)
+  bool create_only = false;     // If-None-Match: * (create)
+  std::string relationship_id;  // relationship create, show, delete
+  std::string name, target;     // relationship create; name also filters list
+  bool incoming = false;        // relationship list
+};
+Status TwinCommand(const ServiceConnection& c, const TwinCommandOptions& o, std::FILE* out,
+                   std::FILE* err);
 
 struct PrincipalCommandOptions {
   enum class Op { kTenant, kCreate, kList, kDelete } op = Op::kList;

@@ -357,6 +357,49 @@ TEST_F(TwinsServeTest, ModelCli) {
   EXPECT_EQ(Cli(server_, {"dt", "model", "decommission", "dtmi:ex:Room;1"}, env).code, 0);
   EXPECT_EQ(Cli(server_, {"dt", "model", "delete", "dtmi:ex:Room;1"}, env).code, 0);
 
+  // Twins and relationships.
+  std::ofstream(dir.path() / "site.json") << R"({"@context":"dtmi:dtdl:context;3",
+    "@id":"dtmi:ex:Site;1","@type":"Interface","contents":[{"@type":"Relationship",
+    "name":"contains","target":"dtmi:ex:Space;1"}]})";
+  ASSERT_EQ(Cli(server_, {"dt", "model", "add", (dir.path() / "site.json").string()}, env).code, 0);
+  auto created = Cli(server_,
+                     {"dt", "twin", "create", "lobby", "--model", "dtmi:ex:Space;1", "--properties",
+                      R"({"name":"Lobby"})", "--if-none-match"},
+                     env);
+  ASSERT_EQ(created.code, 0) << created.out;
+  std::string etag(JsonOf(created.out).at("$etag").as_string());
+  ASSERT_EQ(Cli(server_, {"dt", "twin", "create", "hq", "--model", "dtmi:ex:Site;1"}, env).code, 0);
+  auto again =
+      Cli(server_,
+          {"dt", "twin", "create", "lobby", "--model", "dtmi:ex:Space;1", "--if-none-match"}, env);
+  EXPECT_EQ(again.code, 1);
+  EXPECT_NE(again.out.find("HTTP 412 PreconditionFailed"), std::string::npos) << again.out;
+  auto updated = Cli(server_,
+                     {"dt", "twin", "update", "lobby", "--patch",
+                      R"([{"op":"replace","path":"/name","value":"Main lobby"}])", "--etag", etag},
+                     env);
+  ASSERT_EQ(updated.code, 0) << updated.out;
+  EXPECT_TRUE(updated.out.starts_with("W/\"")) << updated.out;
+  auto stale = Cli(server_,
+                   {"dt", "twin", "update", "lobby", "--patch",
+                    R"([{"op":"remove","path":"/name"}])", "--etag", etag},
+                   env);
+  EXPECT_NE(stale.out.find("HTTP 412"), std::string::npos) << stale.out;
+  auto shown_twin = Cli(server_, {"dt", "twin", "show", "lobby"}, env);
+  EXPECT_EQ(JsonOf(shown_twin.out).at("name").as_string(), "Main lobby") << shown_twin.out;
+  auto rel = Cli(
+      server_,
+      {"dt", "relationship", "create", "hq", "c1", "--name", "contains", "--target", "lobby"}, env);
+  ASSERT_EQ(rel.code, 0) << rel.out;
+  auto incoming = Cli(server_, {"dt", "relationship", "list", "lobby", "--incoming"}, env);
+  ASSERT_EQ(incoming.code, 0) << incoming.out;
+  EXPECT_EQ(JsonOf(incoming.out).as_array().size(), 1u) << incoming.out;
+  auto bound = Cli(server_, {"dt", "twin", "delete", "lobby"}, env);
+  EXPECT_NE(bound.out.find("RelationshipsNotDeleted"), std::string::npos) << bound.out;
+  EXPECT_EQ(Cli(server_, {"dt", "relationship", "delete", "hq", "c1"}, env).code, 0);
+  EXPECT_EQ(Cli(server_, {"dt", "twin", "delete", "lobby"}, env).code, 0);
+  EXPECT_EQ(Cli(server_, {"dt", "twin", "show", "lobby"}, env).code, 1);
+
   auto no_secret = Cli(server_, {"dt", "model", "list"});
   EXPECT_EQ(no_secret.code, 2);
   EXPECT_NE(no_secret.out.find("orrery identity sp create"), std::string::npos) << no_secret.out;
