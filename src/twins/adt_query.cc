@@ -129,6 +129,7 @@ query::LexOptions AdtLexOptions() {
   query::LexOptions o;
   o.quoted_names_anywhere = true;  // WHERE [[Group]] = 'BravoTeam'
   o.bitwise_operators = true;      // '|' between relationship names in MATCH
+  o.range_dots = true;             // MATCH hop ranges: [*1..3]
   return o;
 }
 
@@ -284,6 +285,17 @@ class StatementParser {
     return static_cast<uint64_t>(*v);
   }
 
+  // After '.', the lexer reads digits as a member name (`tags.2nd`): `..3` ends in one.
+  uint64_t HopCount(std::string_view what) {
+    const Token& t = in_.Peek();
+    if (t.kind == TokenKind::kIdentifier && !t.text.empty() && t.text.size() <= 9 &&
+        std::all_of(t.text.begin(), t.text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      in_.Next();
+      return std::stoull(std::string(t.text));
+    }
+    return Integer(what);
+  }
+
   uint64_t ParseTop() {
     bool paren = in_.Try(TokenKind::kLParen);
     Position pos = in_.Peek().pos;
@@ -356,12 +368,12 @@ class StatementParser {
     if (in_.Try(TokenKind::kDot)) {
       in_.Expect(TokenKind::kDot, "'..'");
       lo = 1;
-      hi = Integer("the most hops");
+      hi = HopCount("the most hops");
     } else {
       uint64_t n = Integer("a number of hops");
       if (in_.Try(TokenKind::kDot)) {
         in_.Expect(TokenKind::kDot, "'..'");
-        hi = Integer("the most hops");
+        hi = HopCount("the most hops");
         lo = n + 1;  // ADT: the starting limit is exclusive, the ending one inclusive
       } else {
         lo = hi = n;

@@ -328,6 +328,121 @@ TEST_F(AdtQueryTest, FromRelationships) {
             query::Errc::kInvalidQuery);
 }
 
+TEST_F(AdtQueryTest, Join) {
+  EXPECT_EQ(Keyed("SELECT T, CT FROM DIGITALTWINS T JOIN CT RELATED T.contains WHERE T.$dtId = "
+                  "'floor1'"),
+            (Set{R"({"T":"floor1","CT":"room1"})", R"({"T":"floor1","CT":"room2"})"}));
+  EXPECT_EQ(g_.scans, 0);
+  // Five levels, WHERE on the deepest twin and on a relationship.
+  EXPECT_EQ(Keyed("SELECT S FROM DIGITALTWINS B JOIN F RELATED B.contains JOIN R RELATED "
+                  "F.contains JOIN S RELATED R.hasSensor WHERE B.$dtId = 'building1' AND "
+                  "S.temperature > 50"),
+            (Set{R"({"S":"sensor2"})", R"({"S":"sensor3"})"}));
+  EXPECT_EQ(Keyed("SELECT R, S, E FROM DIGITALTWINS R JOIN S RELATED R.hasSensor E WHERE "
+                  "E.role = 'backup'"),
+            Set{R"({"R":"room2","S":"sensor3","E":"r2-s3"})"});
+  EXPECT_EQ(Keyed("SELECT S.temperature, E.role AS r, R.name FROM DIGITALTWINS R JOIN S RELATED "
+                  "R.hasSensor E WHERE R.$dtId = 'room2'"),
+            (Set{R"({"temperature":55,"r":"primary","name":"Cafe"})",
+                 R"({"temperature":60,"r":"backup","name":"Cafe"})"}));
+  // Filtering on the target only: a scan, still right.
+  EXPECT_EQ(Keyed("SELECT source FROM DIGITALTWINS source JOIN target RELATED source.contains "
+                  "WHERE target.$dtId = 'room3'"),
+            Set{R"({"source":"floor2"})"});
+  // IS_OF_MODEL on a joined collection; JOIN from a joined collection.
+  EXPECT_EQ(Keyed("SELECT R FROM DIGITALTWINS F JOIN R RELATED F.contains WHERE F.$dtId IN "
+                  "['floor1', 'floor2'] AND IS_OF_MODEL(R, 'dtmi:test:Space;1') AND "
+                  "R.temperature > 22"),
+            Set{R"({"R":"room2"})"});
+  EXPECT_EQ(Keyed("SELECT COUNT() FROM DIGITALTWINS F JOIN R RELATED F.contains JOIN S RELATED "
+                  "R.hasSensor"),
+            Set{R"({"COUNT":3})"});
+  // SELECT * with JOIN: keyed by collection.
+  EXPECT_EQ(Keyed("SELECT * FROM DIGITALTWINS T JOIN CT RELATED T.hasSensor X WHERE T.$dtId = "
+                  "'room1'"),
+            Set{R"({"T":"room1","CT":"sensor1","X":"r1-s1"})"});
+  // Names that are not collections, and a JOIN from an unknown collection.
+  EXPECT_EQ(Fails("SELECT device FROM DIGITALTWINS space JOIN device RELATED space.has WHERE "
+                  "has.role = 'Operator'")
+                .code(),
+            query::Errc::kInvalidQuery);
+  EXPECT_EQ(Fails("SELECT X FROM DIGITALTWINS T JOIN X RELATED Q.contains").code(),
+            query::Errc::kInvalidQuery);
+  EXPECT_EQ(Fails("SELECT T FROM DIGITALTWINS T JOIN T RELATED T.contains").code(),
+            query::Errc::kInvalidQuery);
+  EXPECT_EQ(Fails("SELECT T FROM RELATIONSHIPS T JOIN X RELATED T.contains").code(),
+            query::Errc::kInvalidQuery);
+}
+
+TEST_F(AdtQueryTest, MatchDirections) {
+  EXPECT_EQ(Keyed("SELECT F, R FROM DIGITALTWINS MATCH (F)-[]->(R) WHERE F.$dtId = 'floor1'"),
+            (Set{R"({"F":"floor1","R":"room1"})", R"({"F":"floor1","R":"room2"})"}));
+  EXPECT_EQ(Keyed("SELECT R, F FROM DIGITALTWINS MATCH (R)<-[]-(F) WHERE F.$dtId = 'floor2'"),
+            Set{R"({"R":"room3","F":"floor2"})"});
+  EXPECT_EQ(g_.scans, 0);  // started at F, the node with the $dtId conjunct
+  // Either direction: floor2 contains room3, sensor3 isAssociatedWith floor2, building1 contains
+  // it.
+  EXPECT_EQ(Keyed("SELECT X FROM DIGITALTWINS MATCH (F)-[]-(X) WHERE F.$dtId = 'floor2'"),
+            (Set{R"({"X":"room3"})", R"({"X":"sensor3"})", R"({"X":"building1"})"}));
+  EXPECT_EQ(Keyed("SELECT X FROM DIGITALTWINS MATCH (F)-[:contains]-(X) WHERE f.$dtId = 'floor2'"),
+            (Set{R"({"X":"room3"})", R"({"X":"building1"})"}));
+  EXPECT_EQ(Keyed("SELECT X FROM DIGITALTWINS MATCH (F)-[:hasSensor|isAssociatedWith]-(X) WHERE "
+                  "F.$dtId = 'floor2'"),
+            Set{R"({"X":"sensor3"})"});
+  // A relationship variable, and a condition on it.
+  EXPECT_EQ(Keyed("SELECT R, S, E FROM DIGITALTWINS MATCH (R)-[E:hasSensor]->(S) WHERE "
+                  "E.role = 'primary' AND S.temperature > 30"),
+            Set{R"({"R":"room2","S":"sensor2","E":"r2-s2"})"});
+  // No condition that could start the walk: a scan from the first node.
+  EXPECT_EQ(Keyed("SELECT COUNT() FROM DIGITALTWINS MATCH (A)-[]->(B)"), Set{R"({"COUNT":9})"});
+}
+
+TEST_F(AdtQueryTest, MatchHops) {
+  // building1 → floors (1) → rooms (2) → sensors (3).
+  EXPECT_EQ(Keyed("SELECT X FROM DIGITALTWINS MATCH (B)-[*3]->(X) WHERE B.$dtId = 'building1'"),
+            (Set{R"({"X":"sensor1"})", R"({"X":"sensor2"})", R"({"X":"sensor3"})"}));
+  // *1..3: more than one hop, at most three.
+  EXPECT_EQ(Keyed("SELECT COUNT() FROM DIGITALTWINS MATCH (B)-[*1..3]->(X) WHERE B.$dtId = "
+                  "'building1'"),
+            Set{R"({"COUNT":6})"});
+  EXPECT_EQ(Keyed("SELECT X FROM DIGITALTWINS MATCH (B)-[:contains*..2]->(X) WHERE B.$dtId = "
+                  "'building1'"),
+            (Set{R"({"X":"floor1"})", R"({"X":"floor2"})", R"({"X":"room1"})", R"({"X":"room2"})",
+                 R"({"X":"room3"})"}));
+  // Incoming several hops: what contains room3, up to 2 levels.
+  EXPECT_EQ(Keyed("SELECT X FROM DIGITALTWINS MATCH (R)<-[:contains*..2]-(X) WHERE R.$dtId = "
+                  "'room3'"),
+            (Set{R"({"X":"floor2"})", R"({"X":"building1"})"}));
+  // Either way, each twin once, at its shortest distance (sensor3 is 1 hop from floor2).
+  EXPECT_EQ(Keyed("SELECT X FROM DIGITALTWINS MATCH (F)-[*2]-(X) WHERE F.$dtId = 'floor2'"),
+            (Set{R"({"X":"floor1"})", R"({"X":"room2"})"}));
+  EXPECT_EQ(Fails("SELECT X FROM DIGITALTWINS MATCH (F)-[*11]-(X)").code(),
+            query::Errc::kLimitExceeded);
+  EXPECT_EQ(Fails("SELECT X FROM DIGITALTWINS MATCH (F)-[*3..2]-(X)").code(),
+            query::Errc::kInvalidQuery);
+  EXPECT_EQ(Fails("SELECT X FROM DIGITALTWINS MATCH (F)-[r*2]-(X)").code(),
+            query::Errc::kInvalidQuery);
+}
+
+TEST_F(AdtQueryTest, MatchChains) {
+  // room → sensor3 → floor2 ← building1, starting in the middle of the pattern.
+  EXPECT_EQ(Keyed("SELECT R, S, F, B FROM DIGITALTWINS MATCH (R)-[:hasSensor]->(S)-[a:"
+                  "isAssociatedWith]->(F)<-[:contains]-(B) WHERE S.$dtId = 'sensor3'"),
+            Set{R"({"R":"room2","S":"sensor3","F":"floor2","B":"building1"})"});
+  EXPECT_EQ(Keyed("SELECT F, R, S FROM DIGITALTWINS MATCH (F)-[r1:contains]->(R)-[r2]->(S) WHERE "
+                  "IS_OF_MODEL(F, 'dtmi:test:Floor;1') AND r2.role = 'backup'"),
+            Set{R"({"F":"floor1","R":"room2","S":"sensor3"})"});
+  EXPECT_EQ(g_.scans, 0);
+  // The documented form without a colon before names joined by '|'.
+  EXPECT_EQ(Keyed("SELECT X FROM DIGITALTWINS MATCH (F)<-[has|contains*..3]-(X) WHERE F.$dtId = "
+                  "'room1'"),
+            (Set{R"({"X":"floor1"})", R"({"X":"building1"})"}));
+  EXPECT_EQ(Fails("SELECT A FROM DIGITALTWINS MATCH (A)<-[]->(B)").code(), query::Errc::kSyntax);
+  EXPECT_EQ(Fails("SELECT A FROM DIGITALTWINS T MATCH (A)-[]->(B)").code(),
+            query::Errc::kInvalidQuery);
+  EXPECT_EQ(Fails("SELECT A FROM DIGITALTWINS MATCH (A-[]-(B)").code(), query::Errc::kSyntax);
+}
+
 TEST_F(AdtQueryTest, Errors) {
   Error e = Fails("SELECT * FROM DIGITIALTWINS");
   EXPECT_EQ(e.code(), query::Errc::kSyntax);
