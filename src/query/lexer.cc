@@ -348,6 +348,7 @@ class Lexer {
 
   // `12abc` is one bad token, not a number and a name.
   void CheckNumberEnd(const Token& t, size_t start) {
+    if (options_.range_dots && Cur() == '.' && At(i_ + 1) == '.') return;  // `1..3`
     if (i_ < s_.size() && (IsIdentPart(Cur()) || Cur() == '.')) {
       while (i_ < s_.size() && (IsIdentPart(Cur()) || Cur() == '.'))
         Advance();

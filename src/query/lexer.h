@@ -102,6 +102,9 @@ struct LexOptions {
   // `&`, `|`, `^` and `~` are tokens (Stream Analytics' bitwise operators); elsewhere they are
   // unexpected characters.
   bool bitwise_operators = false;
+  // An integer may be followed by `..` (two '.' tokens): the hop ranges of ADT's MATCH,
+  // `[*1..3]`. Otherwise a number running into a '.' is an error.
+  bool range_dots = false;
 };
 
 // Lexes all of `text` (which the tokens view: it must outlive them). Errors are
