@@ -13,6 +13,7 @@
 #include "dtdl/dtmi.h"
 #include "identity/principals.h"
 #include "identity/token.h"
+#include "twins/adt_query.h"
 #include "twins/errc.h"
 #include "twins/model_store.h"
 #include "twins/twin_graph.h"
@@ -445,6 +446,42 @@ HttpResponse ListIncoming(const Ctx& c, const HttpRequest& req) {
   return RelationshipPage(req, std::move(*list), page, twins::TwinGraph::IncomingKey, "");
 }
 
+// POST /query {"query"[, "continuationToken"]}, header max-items-per-page: one page under the
+// graph's lock (bounded by the page size and the query's limits).
+HttpResponse Query(const Ctx& c, const HttpRequest& req) {
+  auto body = BodyObject(req);
+  if (!body) return AdtError(body.error());
+  auto* text = body->if_contains("query");
+  if (!text || !text->is_string()) return Invalid("the body must be {\"query\": \"SELECT …\"}");
+  auto q = twins::AdtQuery::Parse(text->get_string());
+  if (!q) return AdtError(400, "BadRequest", q.error().message());
+  twins::AdtPageRequest page{.max_items = c.o.max_query_page};
+  if (auto h = req.headers.Get("max-items-per-page")) {
+    uint64_t n = 0;
+    auto [p, err] = std::from_chars(h->data(), h->data() + h->size(), n);
+    if (err != std::errc() || p != h->data() + h->size() || n < 1) {
+      return Invalid("max-items-per-page must be a positive integer");
+    }
+    page.max_items = std::min<uint64_t>(n, c.o.max_query_page);
+  }
+  if (auto* token = body->if_contains("continuationToken"); token && token->is_string()) {
+    page.continuation = std::string(token->get_string());
+  }
+  Result<twins::AdtPage> result = Error(twins::Errc::kUnavailable, "no answer");
+  c.o.graph->Read([&](const twins::GraphView& view) { result = q->Execute(view, page); });
+  if (!result) return AdtError(400, "BadRequest", result.error().message());
+  json::array rows(result->rows.begin(), result->rows.end());
+  json::object out{{"value", std::move(rows)}};
+  if (result->continuation.empty()) {
+    out["continuationToken"] = nullptr;
+  } else {
+    out["continuationToken"] = result->continuation;
+  }
+  auto r = JsonOk(200, out);
+  r.headers.Set("query-charge", fmt::format("{:.2f}", result->query_charge()));
+  return r;
+}
+
 // --- OAuth 2.0 (Microsoft identity platform v2.0 shapes) ---
 
 HttpResponse OAuthError(int status, std::string_view error, std::string_view description) {
@@ -574,6 +611,7 @@ void RegisterTwinsRoutes(net::Router& router, const TwinsApiOptions& options) {
   router.Add("PATCH", "/models/{id}", Guard(c, true, true, PatchModel));
   router.Add("DELETE", "/models/{id}", Guard(c, true, true, DeleteModel));
   if (!options.graph) return;
+  router.Add("POST", "/query", Guard(c, false, false, Query));
   router.Add("GET", "/digitaltwins/{id}", Guard(c, false, false, GetTwin));
   router.Add("PUT", "/digitaltwins/{id}", AsyncGuard(c, true, PutTwin));
   router.Add("PATCH", "/digitaltwins/{id}", AsyncGuard(c, true, PatchTwin));

@@ -11,6 +11,7 @@
 //             GET|PUT|PATCH|DELETE /digitaltwins/{id}/relationships/{relationshipId},
 //             GET /digitaltwins/{id}/relationships[?relationshipName=],
 //             GET /digitaltwins/{id}/incomingrelationships
+//   query     POST /query {"query"[,"continuationToken"]} (max-items-per-page; query-charge)
 //
 // Every data-plane call needs `Authorization: Bearer <token>` issued here, for the audience
 // https://digitaltwins.azure.net, with the role "owner" for changes or "reader"/"owner" for
@@ -45,6 +46,7 @@ struct TwinsApiOptions {
   int64_t token_lifetime_s = 3600;
   size_t max_page = 100;                // models per page (ADT's limit)
   size_t max_relationship_page = 1000;  // relationships per page
+  size_t max_query_page = 1000;         // query rows per page (ADT's)
 };
 
 void RegisterTwinsRoutes(net::Router& router, const TwinsApiOptions& options);

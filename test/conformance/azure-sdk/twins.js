@@ -3,7 +3,8 @@
 // (or a small set when ../shared is absent), get, list with paging and dependenciesFor,
 // decommission, refused deletes and duplicates, roles, wrong secrets; then a site of 200 zone
 // twins with relationships: upsert with If-None-Match, patch with If-Match, components,
-// outgoing and incoming relationships, refused deletes.
+// outgoing and incoming relationships, queries (IS_OF_MODEL, COUNT, JOIN, MATCH, TOP, paging),
+// refused deletes.
 // Environment (from azure_sdk_test.cc): TWINS_URL, AZURE_TENANT_ID, AZURE_CLIENT_ID,
 // AZURE_CLIENT_SECRET (an owner), READER_CLIENT_ID, READER_CLIENT_SECRET, REC_DIR (optional).
 'use strict';
@@ -195,6 +196,25 @@ run(async () => {
   assertEqual(incoming.length, 1, 'listIncomingRelationships');
   assertEqual(incoming[0].sourceId, 'site', 'from the site (the SDK maps $sourceId to sourceId)');
   assertEqual(incoming[0].relationshipLink, '/digitaltwins/site/relationships/contains-7', 'with its link');
+  // Queries (POST /query), paged by the SDK through continuationToken.
+  const rows = async (q, pageSize) => {
+    const out = [];
+    for await (const r of reader.queryTwins(q, pageSize)) out.push(r);
+    return out;
+  };
+  const zonesOf = await rows("SELECT * FROM DIGITALTWINS WHERE IS_OF_MODEL('dtmi:conf:Zone;1')", 50);
+  assertEqual(zonesOf.length, zones, 'IS_OF_MODEL, 50 per page');
+  assertEqual((await rows('SELECT COUNT() FROM DIGITALTWINS'))[0].COUNT, zones + 1, 'COUNT()');
+  const warm = await rows("SELECT Z FROM DIGITALTWINS S JOIN Z RELATED S.contains " +
+    "WHERE S.$dtId = 'site' AND Z.temperature > 21");
+  assertEqual(warm.map((r) => r.Z.$dtId), ['zone-7'], 'JOIN … RELATED with a property filter');
+  const matched = await rows("SELECT z FROM DIGITALTWINS MATCH (s)-[r:contains]->(z) " +
+    "WHERE s.$dtId = 'site' AND r.floor = 2");
+  assertEqual(matched.length, zones / 5, 'MATCH on a relationship property');
+  const top = await rows('SELECT TOP(3) T.$dtId FROM DIGITALTWINS T');
+  assertEqual(top.length, 3, 'TOP(3) with a projection');
+  await rejects(reader.queryTwins('SELECT * FROM NOWHERE').next(), 'a malformed query');
+
   const bound = await rejects(owner.deleteDigitalTwin('zone-7'), 'deleting a twin with relationships');
   assertEqual(statusOf(bound), 400, 'RelationshipsNotDeleted is 400');
   await owner.deleteRelationship('site', 'contains-7');
