@@ -149,6 +149,47 @@ size_t CodePoints(std::string_view s) {
   return n;
 }
 
+// The documented examples carry no-break spaces (U+00A0, U+202F) where they were typeset;
+// outside string literals every Unicode space separator becomes an ASCII space, one for one,
+// so that columns in messages stay right.
+std::string NormaliseSpaces(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  char quote = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    if (quote != 0) {
+      out += text[i];
+      if (c == '\\' && i + 1 < text.size()) {
+        out += text[++i];
+      } else if (text[i] == quote) {
+        quote = 0;
+      }
+      continue;
+    }
+    if (c == '\'' || c == '"') quote = text[i];
+    size_t len = 0;
+    if (c == 0xC2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) == 0xA0) {
+      len = 2;  // U+00A0
+    } else if (c == 0xE2 && i + 2 < text.size() &&
+               static_cast<unsigned char>(text[i + 1]) == 0x80) {
+      unsigned char d = static_cast<unsigned char>(text[i + 2]);
+      if ((d >= 0x80 && d <= 0x8A) || d == 0xAF) len = 3;  // U+2000–U+200A, U+202F
+    } else if (c == 0xE3 && i + 2 < text.size() &&
+               static_cast<unsigned char>(text[i + 1]) == 0x80 &&
+               static_cast<unsigned char>(text[i + 2]) == 0x80) {
+      len = 3;  // U+3000
+    }
+    if (len > 0) {
+      out += ' ';
+      i += len - 1;
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
+
 // ---- Parsing -------------------------------------------------------------------------------
 
 struct JoinClause {
@@ -1183,7 +1224,8 @@ Result<AdtQuery> AdtQuery::Parse(std::string_view text, const AdtQueryLimits& li
   }
   query::Limits lex_limits;
   lex_limits.max_length = limits.max_chars * 4 + 4;
-  ORRERY_ASSIGN_OR_RETURN(auto tokens, query::Lex(text, lex_limits, AdtLexOptions()));
+  std::string normalised = NormaliseSpaces(text);
+  ORRERY_ASSIGN_OR_RETURN(auto tokens, query::Lex(normalised, lex_limits, AdtLexOptions()));
   return query::Catching([&] {
     TokenCursor in(std::move(tokens));
     query::ExpressionParser expr(in, AdtExprOptions());
