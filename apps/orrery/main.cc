@@ -548,6 +548,11 @@ int main(int argc, char** argv) {
   rel_delete->add_option("relationship-id", twin_opts.relationship_id, "Relationship id")
       ->required();
 
+  twin_command(dt_cmd, "query", "Run an ADT query (every page; the rows as one JSON array)",
+               TwinOp::kQuery)
+      ->add_option("query", twin_opts.query, "The query, e.g. \"SELECT * FROM DIGITALTWINS\"")
+      ->required();
+
   // orrery identity tenant | sp create|list|delete (offline: edits <data-dir>/identity)
   auto* id_cmd = app.add_subcommand("identity", "OAuth 2.0 identity: tenant and service principals")
                      ->require_subcommand(1);

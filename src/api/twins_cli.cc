@@ -356,6 +356,29 @@ Status TwinCommand(const ServiceConnection& c, const TwinCommandOptions& o, std:
       ORRERY_TRY(cli::Send(c, {.method = "DELETE", .path = rel}, kApiVersion));
       fmt::print(err, "deleted relationship {} of {}\n", o.relationship_id, o.id);
       return Ok();
+    case Op::kQuery: {
+      json::array all;
+      json::value token = nullptr;
+      for (int pages = 0; pages < 100'000; ++pages) {
+        json::object body{{"query", o.query}};
+        if (token.is_string()) body["continuationToken"] = token;
+        ORRERY_ASSIGN_OR_RETURN(
+            auto r,
+            cli::Send(c, {.method = "POST", .path = "/query", .body = json::serialize(body)},
+                      kApiVersion));
+        ORRERY_ASSIGN_OR_RETURN(json::object page, cli::BodyObject(r));
+        if (auto* v = page.if_contains("value"); v && v->is_array()) {
+          for (auto& row : v->get_array())
+            all.push_back(row);
+        }
+        auto* next = page.if_contains("continuationToken");
+        if (!next || !next->is_string()) break;
+        token = *next;
+      }
+      fmt::print(out, "{}\n", PrettyJson(all));
+      fmt::print(err, "{} rows\n", all.size());
+      return Ok();
+    }
   }
   return Ok();
 }

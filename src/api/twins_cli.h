@@ -12,6 +12,7 @@
 //                  update ID --patch JSON [--etag E] | delete ID [--etag E]
 //   orrery dt relationship create SRC RID --name N --target T [--properties JSON] |
 //                  show SRC RID | list SRC [--name N] [--incoming] | delete SRC RID
+//   orrery dt query "SELECT …"                   every page; prints the rows as one array
 //
 // The dt commands get a token with the client credentials grant from the ADT listener's
 // token endpoint (client id and secret from flags or AZURE_CLIENT_ID / AZURE_CLIENT_SECRET,
@@ -63,6 +64,7 @@ struct TwinCommandOptions {
     kRelShow,
     kRelList,
     kRelDelete,
+    kQuery,
   } op = Op::kTwinShow;
   std::string id;               // the twin (the source, for relationships)
   std::string model;            // twin create
@@ -73,6 +75,7 @@ struct TwinCommandOptions {
   std::string relationship_id;  // relationship create, show, delete
   std::string name, target;     // relationship create; name also filters list
   bool incoming = false;        // relationship list
+  std::string query;            // query: the ADT query text (every page is fetched)
 };
 Status TwinCommand(const ServiceConnection& c, const TwinCommandOptions& o, std::FILE* out,
                    std::FILE* err);

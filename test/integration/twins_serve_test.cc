@@ -394,6 +394,16 @@ TEST_F(TwinsServeTest, ModelCli) {
   auto incoming = Cli(server_, {"dt", "relationship", "list", "lobby", "--incoming"}, env);
   ASSERT_EQ(incoming.code, 0) << incoming.out;
   EXPECT_EQ(JsonOf(incoming.out).as_array().size(), 1u) << incoming.out;
+  auto queried = Cli(server_,
+                     {"dt", "query",
+                      "SELECT L FROM DIGITALTWINS H JOIN L RELATED H.contains "
+                      "WHERE H.$dtId = 'hq'"},
+                     env);
+  ASSERT_EQ(queried.code, 0) << queried.out;
+  EXPECT_EQ(JsonOf(queried.out).at(0).at("L").at("name").as_string(), "Main lobby") << queried.out;
+  auto malformed = Cli(server_, {"dt", "query", "SELECT FROM"}, env);
+  EXPECT_EQ(malformed.code, 1);
+  EXPECT_NE(malformed.out.find("HTTP 400 BadRequest"), std::string::npos) << malformed.out;
   auto bound = Cli(server_, {"dt", "twin", "delete", "lobby"}, env);
   EXPECT_NE(bound.out.find("RelationshipsNotDeleted"), std::string::npos) << bound.out;
   EXPECT_EQ(Cli(server_, {"dt", "relationship", "delete", "hq", "c1"}, env).code, 0);
