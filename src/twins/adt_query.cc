@@ -812,65 +812,95 @@ class Binder {
     return false;
   }
 
+  // The graph of a JOIN chain or a MATCH pattern: twin collections joined by relationship
+  // conditions (a tree). The walk starts at the first twin collection with a $dtId lookup,
+  // else one with an IS_OF_MODEL conjunct, else the FROM collection (MATCH: the first node),
+  // and follows every edge from whichever end is bound, forwards or backwards.
+  struct Edge {
+    uint32_t from, to;  // as written: JOIN source → target; MATCH left → right
+    int rel_root;
+    Dir dir;
+    std::vector<std::string> names;
+    uint32_t min_hops = 1, max_hops = 1;
+    bool multi_hop = false;
+  };
+
   void BuildSteps(const Statement& st, const std::vector<const Expr*>& conjuncts) {
-    if (!st.match) {
+    if (st.relationships) {
       Step start;
-      start.root = 0;
-      start.kind = st.relationships ? Step::kStartRelationships : Step::kStartTwins;
-      Hint(start, 0, st.relationships ? "$sourceId" : "$dtId", conjuncts);
-      if (st.relationships) start.has_model = false;
+      start.kind = Step::kStartRelationships;
+      Hint(start, 0, "$sourceId", conjuncts);
+      start.has_model = false;
       plan_.steps.push_back(std::move(start));
-      for (size_t i = 0; i < st.joins.size(); ++i) {
-        Step f;
-        f.kind = Step::kFollow;
-        f.from = join_sources_[i];
-        f.root = join_targets_[i];
-        f.rel_root = join_rels_[i];
-        f.names = {st.joins[i].relationship};
-        plan_.steps.push_back(std::move(f));
-      }
       return;
     }
-    // MATCH: start at the first node with a lookup, walk right, then left.
-    size_t s = 0;
+    std::vector<Edge> edges;
+    std::vector<uint32_t> twins;  // candidate starts, in order of preference when tied
+    if (st.match) {
+      twins = node_roots_;
+      for (size_t i = 0; i < st.edges.size(); ++i) {
+        const MatchEdge& e = st.edges[i];
+        edges.push_back({node_roots_[i], node_roots_[i + 1], edge_roots_[i], e.dir, e.names,
+                         e.min_hops, e.max_hops,
+                         e.multi_hop && !(e.min_hops == 1 && e.max_hops == 1)});
+      }
+    } else {
+      twins.push_back(0);
+      for (size_t i = 0; i < st.joins.size(); ++i) {
+        twins.push_back(join_targets_[i]);
+        edges.push_back({join_sources_[i],
+                         join_targets_[i],
+                         join_rels_[i],
+                         Dir::kOut,
+                         {st.joins[i].relationship}});
+      }
+    }
     std::optional<Step> start;
     for (size_t pass = 0; pass < 2 && !start; ++pass) {
-      for (size_t i = 0; i < st.nodes.size() && !start; ++i) {
+      for (uint32_t root : twins) {
         Step cand;
         cand.kind = Step::kStartTwins;
-        cand.root = node_roots_[i];
-        if (Hint(cand, cand.root, "$dtId", conjuncts) && (pass == 1 || cand.has_ids)) {
+        cand.root = root;
+        if (Hint(cand, root, "$dtId", conjuncts) && (pass == 1 || cand.has_ids)) {
           start = std::move(cand);
-          s = i;
+          break;
         }
       }
     }
     if (!start) {
       start = Step{};
-      start->root = node_roots_[0];
+      start->root = twins[0];
     }
+    uint64_t bound = uint64_t{1} << start->root;
     plan_.steps.push_back(std::move(*start));
-    auto follow = [&](size_t edge, bool rightwards) {
-      const MatchEdge& e = st.edges[edge];
-      Step f;
-      f.kind = Step::kFollow;
-      f.from = node_roots_[rightwards ? edge : edge + 1];
-      f.root = node_roots_[rightwards ? edge + 1 : edge];
-      f.rel_root = edge_roots_[edge];
-      f.names = e.names;
-      f.min_hops = e.min_hops;
-      f.max_hops = e.max_hops;
-      f.multi_hop = e.multi_hop && !(e.min_hops == 1 && e.max_hops == 1);
-      f.dir = e.dir == Dir::kBoth  ? Dir::kBoth
-              : rightwards         ? e.dir
-              : e.dir == Dir::kOut ? Dir::kIn
-                                   : Dir::kOut;
-      plan_.steps.push_back(std::move(f));
-    };
-    for (size_t i = s; i < st.edges.size(); ++i)
-      follow(i, true);
-    for (size_t i = s; i-- > 0;)
-      follow(i, false);
+    std::vector<bool> used(edges.size(), false);
+    for (size_t placed = 0; placed < edges.size();) {
+      size_t before = placed;
+      for (size_t i = 0; i < edges.size(); ++i) {
+        const Edge& e = edges[i];
+        bool forwards = (bound >> e.from) & 1;
+        bool backwards = (bound >> e.to) & 1;
+        if (used[i] || (!forwards && !backwards)) continue;
+        Step f;
+        f.kind = Step::kFollow;
+        f.from = forwards ? e.from : e.to;
+        f.root = forwards ? e.to : e.from;
+        f.rel_root = e.rel_root;
+        f.names = e.names;
+        f.min_hops = e.min_hops;
+        f.max_hops = e.max_hops;
+        f.multi_hop = e.multi_hop;
+        f.dir = e.dir == Dir::kBoth  ? Dir::kBoth
+                : forwards           ? e.dir
+                : e.dir == Dir::kOut ? Dir::kIn
+                                     : Dir::kOut;
+        bound |= uint64_t{1} << f.root;
+        plan_.steps.push_back(std::move(f));
+        used[i] = true;
+        ++placed;
+      }
+      if (placed == before) break;  // unreachable: JOINs and patterns are connected
+    }
   }
 
   struct ModelCall {

@@ -345,10 +345,19 @@ TEST_F(AdtQueryTest, Join) {
                   "R.hasSensor E WHERE R.$dtId = 'room2'"),
             (Set{R"({"temperature":55,"r":"primary","name":"Cafe"})",
                  R"({"temperature":60,"r":"backup","name":"Cafe"})"}));
-  // Filtering on the target only: a scan, still right.
+  // Filtering on the target only: the walk starts there and follows the JOIN backwards.
+  g_.scans = 0;
   EXPECT_EQ(Keyed("SELECT source FROM DIGITALTWINS source JOIN target RELATED source.contains "
                   "WHERE target.$dtId = 'room3'"),
             Set{R"({"source":"floor2"})"});
+  EXPECT_EQ(Keyed("SELECT B, F, R FROM DIGITALTWINS B JOIN F RELATED B.contains JOIN R RELATED "
+                  "F.contains JOIN S RELATED R.hasSensor WHERE S.$dtId = 'sensor2'"),
+            Set{R"({"B":"building1","F":"floor1","R":"room2"})"});
+  EXPECT_EQ(Keyed("SELECT S FROM DIGITALTWINS F JOIN R RELATED F.contains JOIN S RELATED "
+                  "R.hasSensor WHERE IS_OF_MODEL(R, 'dtmi:test:Room;1', exact) AND "
+                  "F.name = 'Ground'"),
+            (Set{R"({"S":"sensor1"})", R"({"S":"sensor2"})", R"({"S":"sensor3"})"}));
+  EXPECT_EQ(g_.scans, 0);
   // IS_OF_MODEL on a joined collection; JOIN from a joined collection.
   EXPECT_EQ(Keyed("SELECT R FROM DIGITALTWINS F JOIN R RELATED F.contains WHERE F.$dtId IN "
                   "['floor1', 'floor2'] AND IS_OF_MODEL(R, 'dtmi:test:Space;1') AND "
