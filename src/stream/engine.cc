@@ -16,6 +16,11 @@
 // Rows a node produces never have a time below the watermark it last forwarded, so every
 // node downstream sees events in time order.
 //
+// A SELECT with JOINs (stream/join.h) reads its sources' events joined into one row of
+// several roots: a JOIN of two streams gets each side through a sink (a hidden pass-through
+// SELECT per input side) and yields rows in time order with its own watermark; reference
+// data is looked up per row.
+//
 // Window assignment: tumbling (offset + k*size - size, offset + k*size]; hopping: every
 // (e - size, e] with e = offset + k*hop in [t, t + size); sliding: a row at each event time
 // t over (t - size, t], and at t + size (when the event leaves) if the window still holds
@@ -39,6 +44,7 @@
 #include "query/aggregates.h"
 #include "query/evaluator.h"
 #include "query/query_error.h"
+#include "stream/join.h"
 #include "stream/plan.h"
 
 namespace orrery::stream {
@@ -46,6 +52,7 @@ namespace orrery::stream {
 namespace json = boost::json;
 using internal::AggKind;
 using internal::AggSpec;
+using internal::AppendKey;
 using internal::SelectPlan;
 using internal::WindowKind;
 using query::Value;
@@ -66,23 +73,6 @@ Micros CeilDiv(Micros a, Micros b) {
 
 [[noreturn]] void LimitError(std::string message) {
   throw query::QueryError(query::Errc::kLimitExceeded, std::move(message));
-}
-
-void AppendKey(std::string& out, const Value& v) {
-  if (!v.defined()) {
-    out += "\x01u";
-  } else if (v->is_string() && v->get_string().find('\x1f') == json::string::npos) {
-    out += '\'';  // the common key: no escaping needed, the separator below ends it
-    out += v->get_string();
-  } else if (v->is_number()) {
-    // 1 and 1.0 are one key.
-    double d = query::ToDouble(*v);
-    auto i = query::ToInt64(*v);
-    out += i ? std::to_string(*i) : json::serialize(json::value(d));
-  } else {
-    out += json::serialize(*v);
-  }
-  out += '\x1f';
 }
 
 class AggState {
@@ -233,6 +223,10 @@ struct Engine::Impl {
     std::unordered_map<std::string, SlideGroup> slides;
     size_t sliding_events = 0;
     size_t open_groups = 0;
+    // A SELECT with JOINs: the stream JOIN (joins[0], when of two streams) and the reference
+    // data indexes (per JOIN; unused for the stream one).
+    std::unique_ptr<internal::StreamJoin> stream_join;
+    std::vector<internal::ReferenceIndex> references;
     // Scratch for Accept (never held across calls that could re-enter this node: a node's
     // rows go only to nodes after it).
     std::string key;
@@ -246,14 +240,29 @@ struct Engine::Impl {
   std::vector<std::vector<Micros>> sink_producer_wm;  // per sink, per producer
   std::vector<Micros> sink_wm;
   std::map<std::string, std::vector<OutputEvent>> outputs;
+  std::vector<std::vector<json::object>> references;  // per Plan::references
   EngineStats stats;
   std::optional<Error> failed;
   const json::object empty;
 
   explicit Impl(const StreamQuery& q, EventTimePolicy pol) : plan(q.plan()), policy(pol) {
     nodes.resize(plan->selects.size());
-    for (size_t i = 0; i < nodes.size(); ++i)
-      nodes[i].p = &plan->selects[i];
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      Node& n = nodes[i];
+      n.p = &plan->selects[i];
+      n.references.resize(n.p->joins.size());
+      if (n.p->stream_join()) {
+        n.stream_join = std::make_unique<internal::StreamJoin>(
+            n.p->joins[0], limits().max_buffered_events,
+            [this, i](const json::object& left, const json::object* right, Micros ts) {
+              internal::JoinedRow row;
+              row.sources[0] = &left;
+              row.sources[1] = right ? right : &internal::AbsentSource();
+              Lookups(i, row, 2, ts);
+            });
+      }
+    }
+    references.resize(plan->references.size());
     sink_producer_wm.resize(plan->sinks.size());
     sink_wm.assign(plan->sinks.size(), kMinTime);
     for (size_t s = 0; s < plan->sinks.size(); ++s)
@@ -265,13 +274,63 @@ struct Engine::Impl {
   // ---- producing rows ----
 
   void Emit(size_t node, json::object row, Micros ts) {
-    const internal::Sink& sink = plan->sinks[nodes[node].p->sink];
+    int sink_index = nodes[node].p->sink;
+    const internal::Sink& sink = plan->sinks[sink_index];
     if (sink.step < 0) {
       outputs[sink.name].push_back(OutputEvent{ts, std::move(row)});
       return;
     }
     for (int c : sink.consumers)
-      Accept(static_cast<size_t>(c), row, ts);
+      Deliver(static_cast<size_t>(c), sink_index, row, ts);
+  }
+
+  // A row of step `sink` for node `c`: to its SELECT, or to a side of its stream JOIN.
+  void Deliver(size_t c, int sink, const json::object& row, Micros ts) {
+    Node& n = nodes[c];
+    if (!n.stream_join) {
+      Accept(c, row, ts);
+      return;
+    }
+    if (n.p->left_sink == sink) n.stream_join->Push(0, row, ts);
+    if (n.p->joins[0].sink == sink) n.stream_join->Push(1, row, ts);
+  }
+
+  // Step `sink`'s watermark moved to `w`, for node `c`.
+  void AdvanceFrom(size_t c, int sink, Micros w) {
+    Node& n = nodes[c];
+    if (!n.stream_join) {
+      Advance(c, w);
+      return;
+    }
+    Micros f = n.watermark;
+    if (n.p->left_sink == sink) f = n.stream_join->Advance(0, w);
+    if (n.p->joins[0].sink == sink) f = n.stream_join->Advance(1, w);
+    if (f > n.watermark) {
+      n.watermark = f;
+      Advance(c, f);
+    }
+  }
+
+  // Joins source `next` (a reference input) and those after it to `row`, then accepts each
+  // joined row.
+  void Lookups(size_t index, internal::JoinedRow& row, size_t next, Micros ts) {
+    Node& n = nodes[index];
+    if (next > n.p->joins.size()) {
+      Accept(index, *row.sources[0], ts, &row);
+      return;
+    }
+    const internal::JoinSpec& j = n.p->joins[next - 1];
+    bool any = false;
+    n.references[next - 1].Match(j, next, row, [&](const json::object& match) {
+      any = true;
+      row.sources[next] = &match;
+      Lookups(index, row, next + 1, ts);
+    });
+    if (!any && j.left_outer) {
+      row.sources[next] = &internal::AbsentSource();
+      Lookups(index, row, next + 1, ts);
+    }
+    row.sources[next] = nullptr;
   }
 
   void EmitSorted(size_t node, std::vector<Row>& rows) {
@@ -293,7 +352,7 @@ struct Engine::Impl {
     if (m <= sink_wm[sink_index]) return;
     sink_wm[sink_index] = m;
     for (int c : sink.consumers)
-      Advance(static_cast<size_t>(c), m);
+      AdvanceFrom(static_cast<size_t>(c), sink_index, m);
   }
 
   // Builds a row from the projections; roots[0] is the event (or an empty object).
@@ -317,7 +376,17 @@ struct Engine::Impl {
       }
       std::string_view last;
       Value v = query::EvaluateNamed(item.expr, roots, &last);
-      if (!v.defined()) continue;
+      if (!v.defined()) {
+        // LEFT OUTER JOIN without a match: that source's columns are null.
+        if (item.outer_root < 0 ||
+            roots[static_cast<size_t>(item.outer_root)].object != &internal::AbsentSource()) {
+          continue;
+        }
+        v = Value(json::value(nullptr));
+        if (!item.expr.steps.empty() && !item.expr.steps.back().is_index) {
+          last = item.expr.steps.back().key;
+        }
+      }
       std::string name = !item.name.empty() ? item.name
                          : !last.empty()    ? std::string(last)
                                             : "$" + std::to_string(i + 1);
@@ -328,12 +397,27 @@ struct Engine::Impl {
 
   // ---- the SELECT over time-ordered events ----
 
-  void Accept(size_t index, const json::object& ev, Micros ts) {
+  // `joined`: the sources of a SELECT with JOINs (`ev` is source 0's); without it, such a
+  // SELECT first looks its reference data up.
+  void Accept(size_t index, const json::object& ev, Micros ts,
+              const internal::JoinedRow* joined = nullptr) {
     Node& n = nodes[index];
     const SelectPlan& p = *n.p;
+    if (!p.joins.empty() && joined == nullptr) {
+      internal::JoinedRow row;
+      row.sources[0] = &ev;
+      Lookups(index, row, 1, ts);
+      return;
+    }
     json::object extras;
     if (p.uses_timestamp) extras[internal::kTsName] = FormatDateTime(ts);
-    query::Root roots[2] = {query::Root(ev), query::Root(extras)};
+    query::Root plain[2] = {query::Root(ev), query::Root(extras)};
+    std::span<const query::Root> roots(plain);
+    std::optional<internal::JoinRoots> join_roots;
+    if (joined) {
+      join_roots.emplace(*joined, 1 + p.joins.size(), &extras);
+      roots = {join_roots->roots.data(), join_roots->size};
+    }
     if (p.where && !query::IsTrue(query::Evaluate(*p.where, roots))) return;
     if (p.window.kind == WindowKind::kNone) {
       Emit(index, Project(p, roots, ev), ts);
@@ -647,6 +731,32 @@ Result<void> Engine::Flush() {
   return r;
 }
 
+Result<void> Engine::SetReference(std::string_view input, std::vector<json::object> rows) {
+  if (impl_->failed) return *impl_->failed;
+  const auto& refs = impl_->plan->references;
+  size_t idx = refs.size();
+  for (size_t i = 0; i < refs.size(); ++i) {
+    if (strings::IEquals(refs[i], input)) idx = i;
+  }
+  if (idx == refs.size()) {
+    return Error(query::Errc::kInvalidQuery,
+                 "the query joins no reference data named '" + std::string(input) + "'");
+  }
+  if (rows.size() > impl_->limits().max_reference_rows) {
+    return Error(query::Errc::kLimitExceeded,
+                 "reference data '" + std::string(input) + "' has too many rows (the limit is " +
+                     std::to_string(impl_->limits().max_reference_rows) + ")");
+  }
+  impl_->references[idx] = std::move(rows);
+  for (auto& n : impl_->nodes) {
+    for (size_t k = 0; k < n.p->joins.size(); ++k) {
+      if (n.p->joins[k].reference == static_cast<int>(idx))
+        n.references[k].Build(n.p->joins[k], k + 1, impl_->references[idx]);
+    }
+  }
+  return {};
+}
+
 std::map<std::string, std::vector<OutputEvent>> Engine::TakeOutputs() {
   return std::exchange(impl_->outputs, {});
 }
@@ -658,15 +768,21 @@ const EngineStats& Engine::stats() const {
 // ---- StreamQuery ----
 
 Result<StreamQuery> StreamQuery::Parse(std::string_view text, const StreamLimits& limits) {
+  return Parse(text, limits, {});
+}
+
+Result<StreamQuery> StreamQuery::Parse(std::string_view text, const StreamLimits& limits,
+                                       const std::vector<std::string>& reference_inputs) {
   const query::ExprOptions& options = internal::StreamExprOptions(limits);
   ORRERY_ASSIGN_OR_RETURN(auto tokens, query::Lex(text, limits.text, options.lex));
-  ORRERY_ASSIGN_OR_RETURN(
-      auto plan, query::Catching([&] {
-        query::TokenCursor in(std::move(tokens));
-        query::ExpressionParser parser(in, options);
-        internal::ParsedQuery parsed = internal::ParseStatements(in, parser, limits);
-        return std::make_shared<const internal::Plan>(internal::BindQuery(parsed, limits));
-      }));
+  ORRERY_ASSIGN_OR_RETURN(auto plan, query::Catching([&] {
+                            query::TokenCursor in(std::move(tokens));
+                            query::ExpressionParser parser(in, options);
+                            internal::ParsedQuery parsed =
+                                internal::ParseStatements(in, parser, limits);
+                            return std::make_shared<const internal::Plan>(
+                                internal::BindQuery(parsed, limits, reference_inputs));
+                          }));
   StreamQuery q;
   q.plan_ = std::move(plan);
   return q;
@@ -677,6 +793,9 @@ const std::vector<std::string>& StreamQuery::inputs() const {
 }
 const std::vector<std::string>& StreamQuery::outputs() const {
   return plan_->outputs;
+}
+const std::vector<std::string>& StreamQuery::references() const {
+  return plan_->references;
 }
 
 }  // namespace orrery::stream

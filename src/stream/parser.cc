@@ -4,8 +4,10 @@
 //   step      := name AS ( statement )
 //   statement := select { UNION [ ALL ] select }
 //   select    := SELECT item { , item } [ INTO name ] FROM name [ [ AS ] alias ]
-//                [ TIMESTAMP BY expr ] [ WHERE expr ] [ GROUP BY group { , group } ]
-//                [ HAVING expr ]
+//                [ TIMESTAMP BY expr ] { join } [ WHERE expr ]
+//                [ GROUP BY group { , group } ] [ HAVING expr ]
+//   join      := [ INNER | LEFT [ OUTER ] ] JOIN name [ [ AS ] alias ] [ TIMESTAMP BY expr ]
+//                ON expr
 //   item      := * | path . * | expr [ AS alias ]
 //   group     := expr [ OVER ( PARTITION BY expr ) ]
 //   name      := identifier | [ text ]
@@ -76,10 +78,31 @@ size_t PathStarLength(const TokenCursor& in) {
   return 0;
 }
 
+// An alias without AS: an identifier that does not start the next clause.
+bool AtBareAlias(const TokenCursor& in) {
+  if (!in.At(TokenKind::kIdentifier) || AtClauseWord(in)) return false;
+  for (std::string_view w : {"TIMESTAMP", "JOIN", "INNER", "LEFT", "RIGHT", "FULL", "CROSS",
+                             "OUTER", "PARTITION", "ON"}) {
+    if (in.AtKeyword(w)) return false;
+  }
+  return true;
+}
+
 ExprPtr NewExpr(ExprKind kind, query::Position pos) {
   auto e = std::make_unique<query::Expr>();
   e->kind = kind;
   e->pos = pos;
+  return e;
+}
+
+query::ExprPtr ParseTimestampBy(TokenCursor& in, query::ExpressionParser& parser) {
+  if (!in.TryKeyword("TIMESTAMP")) return nullptr;
+  in.ExpectKeyword("BY");
+  query::ExprPtr e = parser.Parse();
+  if (in.AtKeyword("OVER")) {
+    throw QueryError(Errc::kInvalidQuery, in.Peek().pos,
+                     "TIMESTAMP BY … OVER (substreams) is not supported yet");
+  }
   return e;
 }
 
@@ -137,24 +160,46 @@ SelectStmt ParseSelect(TokenCursor& in, query::ExpressionParser& parser,
   s.from = ParseName(in, "an input or step name after FROM");
   if (in.TryKeyword("AS")) {
     s.alias = ParseName(in, "an alias after AS");
-  } else if (in.At(TokenKind::kIdentifier) && !AtClauseWord(in) && !in.AtKeyword("TIMESTAMP") &&
-             !in.AtKeyword("JOIN") && !in.AtKeyword("INNER") && !in.AtKeyword("LEFT") &&
-             !in.AtKeyword("CROSS") && !in.AtKeyword("OUTER") && !in.AtKeyword("PARTITION")) {
+  } else if (AtBareAlias(in)) {
     s.alias = std::string(in.Next().text);
   }
-  for (std::string_view w : {"JOIN", "INNER", "LEFT", "CROSS", "OUTER"}) {
-    if (in.AtKeyword(w)) {
-      throw QueryError(Errc::kInvalidQuery, in.Peek().pos, "joins and APPLY are not supported yet");
+  s.timestamp_by = ParseTimestampBy(in, parser);
+  while (true) {
+    if (in.AtKeyword("CROSS") || in.AtKeyword("OUTER") ||
+        (in.AtKeyword("LEFT") && in.AtKeyword("APPLY", 1))) {
+      throw QueryError(Errc::kInvalidQuery, in.Peek().pos, "APPLY is not supported yet");
     }
-  }
-  if (in.AtKeyword("TIMESTAMP")) {
-    in.Next();
-    in.ExpectKeyword("BY");
-    s.timestamp_by = parser.Parse();
-    if (in.AtKeyword("OVER")) {
+    if (in.AtKeyword("RIGHT") || in.AtKeyword("FULL")) {
       throw QueryError(Errc::kInvalidQuery, in.Peek().pos,
-                       "TIMESTAMP BY … OVER (substreams) is not supported yet");
+                       "Stream Analytics joins are INNER or LEFT OUTER");
     }
+    JoinClause j;
+    j.pos = in.Peek().pos;
+    bool typed = true;
+    if (in.TryKeyword("LEFT")) {
+      j.left_outer = true;
+      in.TryKeyword("OUTER");
+    } else if (!in.TryKeyword("INNER")) {
+      typed = false;
+    }
+    if (!typed && !in.AtKeyword("JOIN")) break;
+    in.ExpectKeyword("JOIN");
+    if (s.joins.size() + 1 >= kMaxJoinSources) {
+      throw QueryError(Errc::kLimitExceeded, j.pos,
+                       "too many JOINs in one SELECT (the limit is " +
+                           std::to_string(kMaxJoinSources - 1) + ")");
+    }
+    j.from_pos = in.Peek().pos;
+    j.from = ParseName(in, "an input or step name after JOIN");
+    if (in.TryKeyword("AS")) {
+      j.alias = ParseName(in, "an alias after AS");
+    } else if (AtBareAlias(in)) {
+      j.alias = std::string(in.Next().text);
+    }
+    j.timestamp_by = ParseTimestampBy(in, parser);
+    j.on_pos = in.ExpectKeyword("ON").pos;
+    j.on = parser.Parse();
+    s.joins.push_back(std::move(j));
   }
   if (in.AtKeyword("PARTITION")) {
     throw QueryError(Errc::kInvalidQuery, in.Peek().pos, "PARTITION BY is not supported yet");

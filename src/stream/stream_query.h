@@ -55,6 +55,7 @@ struct StreamLimits {
   size_t max_open_groups = 1'000'000;           // per windowed SELECT: open (window, key) groups
   size_t max_distinct = 100'000;                // per COUNT(DISTINCT …) group
   uint32_t max_hops_per_event = 1000;           // hopping windows: size / hop
+  size_t max_reference_rows = 1'000'000;        // per reference data input
 };
 
 namespace internal {
@@ -66,11 +67,17 @@ class StreamQuery {
   // Parses and binds `text`. Errors are query::Errc (kSyntax, kUnknownFunction,
   // kInvalidQuery, kLimitExceeded) with "line L, column C: …".
   static Result<StreamQuery> Parse(std::string_view text, const StreamLimits& limits = {});
+  // As Parse, where the inputs named in `reference_inputs` are reference data: they are only
+  // joined (on the right of a JOIN, with no time bound) and loaded with Engine::SetReference.
+  static Result<StreamQuery> Parse(std::string_view text, const StreamLimits& limits,
+                                   const std::vector<std::string>& reference_inputs);
 
   // The names FROM reads that are not WITH steps, in order of first use.
   const std::vector<std::string>& inputs() const;
   // The INTO targets ("default" for a SELECT without INTO), in order of first use.
   const std::vector<std::string>& outputs() const;
+  // The reference data inputs the query joins, in order of first use.
+  const std::vector<std::string>& references() const;
 
   std::shared_ptr<const internal::Plan> plan() const { return plan_; }
 
@@ -103,6 +110,11 @@ class Engine {
   Result<void> Push(std::string_view input, const boost::json::object& event, Micros arrival);
   // The end of every input: buffered events are released and every open window closes.
   Result<void> Flush();
+  // Loads (or replaces) the rows of reference data `input` (one of query.references(),
+  // matched ignoring case); events pushed afterwards join them. Errors: not a reference input
+  // of the query; more rows than StreamLimits::max_reference_rows (kLimitExceeded; the engine
+  // stays usable).
+  Result<void> SetReference(std::string_view input, std::vector<boost::json::object> rows);
 
   // Rows produced so far, per INTO target, in the order they were produced (System.Timestamp
   // never decreases within a target fed by one SELECT).

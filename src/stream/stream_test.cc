@@ -1,5 +1,6 @@
 // Unit tests of the C++ interface; the language itself is tested by testdata/*.test.
 #include <limits>
+#include <set>
 
 #include <gtest/gtest.h>
 #include <boost/json.hpp>
@@ -93,6 +94,119 @@ TEST(Engine, WindowRowsComeOnlyAfterTheWatermarkPassesTheEnd) {
   EXPECT_EQ(json::serialize(out["o"][0].row), R"({"n":2,"t":"1970-01-01T00:00:10.0000000Z"})");
 }
 
+TEST(Engine, JoinBuffersAreBounded) {
+  StreamLimits limits;
+  limits.max_buffered_events = 3;
+  auto q = StreamQuery::Parse(
+      "SELECT a.k FROM a TIMESTAMP BY t JOIN b TIMESTAMP BY t "
+      "ON a.k = b.k AND DATEDIFF(second, a, b) BETWEEN 0 AND 5",
+      limits);
+  ASSERT_TRUE(q.has_value()) << q.error().message();
+  EventTimePolicy p;
+  p.late_arrival_tolerance = std::nullopt;
+  Engine e(*q, p);
+  // b says nothing: a's events wait for b's time to pass them.
+  Status r;
+  for (int i = 0; i < 4 && r; ++i) {
+    r = e.Push("a", json::object{{"k", 1}, {"t", FormatDateTime(i * kSecond)}}, i * kSecond);
+  }
+  ASSERT_FALSE(r.has_value());
+  EXPECT_TRUE(r.error().Is(query::Errc::kLimitExceeded));
+  EXPECT_NE(r.error().message().find("a JOIN holds too many events (the limit is 3)"),
+            std::string::npos)
+      << r.error().message();
+}
+
+TEST(Engine, ReferenceDataLoadsAndIsReplaced) {
+  StreamLimits limits;
+  limits.max_reference_rows = 2;
+  auto q = StreamQuery::Parse("SELECT i.id, r.name FROM input i JOIN names r ON i.id = r.id",
+                              limits, {"names", "unused"});
+  ASSERT_TRUE(q.has_value()) << q.error().message();
+  EXPECT_EQ(q->references(), (std::vector<std::string>{"names"}));
+  EXPECT_EQ(q->inputs(), (std::vector<std::string>{"input"}));
+  Engine e(*q);
+  auto bad = e.SetReference("other", {});
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().message(), "the query joins no reference data named 'other'");
+  auto big = e.SetReference("names", {{{"id", 1}}, {{"id", 2}}, {{"id", 3}}});
+  ASSERT_FALSE(big.has_value());
+  EXPECT_TRUE(big.error().Is(query::Errc::kLimitExceeded));
+  // Without rows, an inner JOIN passes nothing.
+  ASSERT_TRUE(e.Push("input", json::object{{"id", 1}}, 0).has_value());
+  ASSERT_TRUE(e.SetReference("NAMES", {{{"id", 1}, {"name", "one"}}}).has_value());
+  ASSERT_TRUE(e.Push("input", json::object{{"id", 1}}, 1).has_value());
+  ASSERT_TRUE(e.SetReference("names", {{{"id", 1}, {"name", "uno"}}}).has_value());
+  ASSERT_TRUE(e.Push("input", json::object{{"id", 1}}, 2).has_value());
+  auto out = e.TakeOutputs();
+  ASSERT_EQ(out["default"].size(), 2u);
+  EXPECT_EQ(out["default"][0].row, (json::object{{"id", 1}, {"name", "one"}}));
+  EXPECT_EQ(out["default"][1].row, (json::object{{"id", 1}, {"name", "uno"}}));
+}
+
+// A JOIN of two streams against a nested loop over random events: the same pairs, the same
+// unmatched rows (LEFT OUTER), each row at the later time (or when a match could last come),
+// and rows in time order.
+TEST(Engine, StreamJoinMatchesANestedLoop) {
+  struct Ev {
+    int id;
+    int k;
+    Micros t;
+  };
+  for (auto [lo, hi] : {std::pair{0, 5}, {-5, 5}, {-10, -2}, {3, 8}, {0, 0}}) {
+    SCOPED_TRACE(std::to_string(lo) + ".." + std::to_string(hi));
+    auto q = StreamQuery::Parse(
+        "SELECT a.id AS a, b.id AS b, System.Timestamp() AS t FROM a TIMESTAMP BY t "
+        "LEFT JOIN b TIMESTAMP BY t ON a.k = b.k AND DATEDIFF(second, a, b) BETWEEN " +
+        std::to_string(lo) + " AND " + std::to_string(hi));
+    ASSERT_TRUE(q.has_value()) << q.error().message();
+    EventTimePolicy p;
+    p.late_arrival_tolerance = std::nullopt;
+    Engine e(*q, p);
+    uint64_t x = 99;
+    auto next = [&] {
+      x = x * 6364136223846793005ull + 1442695040888963407ull;
+      return x >> 33;
+    };
+    std::vector<Ev> as, bs;
+    Micros ta = 0, tb = 0, arrival = 0;
+    for (int i = 0; i < 600; ++i) {
+      bool left = next() % 2 == 0;
+      Micros& t = left ? ta : tb;
+      t += static_cast<Micros>(next() % 3) * kSecond;  // ties too
+      Ev ev{i, static_cast<int>(next() % 4), t};
+      (left ? as : bs).push_back(ev);
+      arrival = std::max(arrival, t);
+      json::object o{{"id", ev.id}, {"k", ev.k}, {"t", FormatDateTime(t)}};
+      ASSERT_TRUE(e.Push(left ? "a" : "b", o, arrival).has_value());
+    }
+    ASSERT_TRUE(e.Flush().has_value());
+    std::multiset<std::string> want, got;
+    for (const auto& a : as) {
+      bool matched = false;
+      for (const auto& b : bs) {
+        if (a.k == b.k && b.t - a.t >= lo * kSecond && b.t - a.t <= hi * kSecond) {
+          matched = true;
+          want.insert(json::serialize(
+              json::object{{"a", a.id}, {"b", b.id}, {"t", FormatDateTime(std::max(a.t, b.t))}}));
+        }
+      }
+      if (!matched) {
+        want.insert(json::serialize(json::object{
+            {"a", a.id}, {"b", nullptr}, {"t", FormatDateTime(a.t + std::max(hi, 0) * kSecond)}}));
+      }
+    }
+    Micros last = std::numeric_limits<Micros>::min();
+    auto out = e.TakeOutputs();
+    for (const auto& row : out["default"]) {
+      got.insert(json::serialize(row.row));
+      EXPECT_GE(row.timestamp, last);
+      last = row.timestamp;
+    }
+    EXPECT_EQ(got, want);
+  }
+}
+
 // Every prefix of real queries either parses or fails with a message; nothing crashes.
 TEST(StreamQuery, PrefixesOfQueriesFailCleanly) {
   const char* queries[] = {
@@ -103,6 +217,9 @@ TEST(StreamQuery, PrefixesOfQueriesFailCleanly) {
       "SELECT * INTO p FROM input UNION SELECT e.* FROM other AS e",
       "SELECT user, COUNT(*) FROM input GROUP BY user, SessionWindow(second, 5, 60) OVER "
       "(PARTITION BY user) /* c */ -- d",
+      "SELECT I1.id, I2.x AS y FROM Input1 I1 TIMESTAMP BY t LEFT OUTER JOIN Input2 AS I2 "
+      "TIMESTAMP BY u ON I1.id = I2.id AND DATEDIFF(minute, I1, I2) BETWEEN 0 AND 15 "
+      "WHERE I2.id IS NULL",
   };
   for (const char* q : queries) {
     std::string text(q);

@@ -10,6 +10,9 @@
 //                                              2026-01-01, UTC); without it, the previous
 //                                              event's arrival (first: 00:00:00); <input>
 //                                              defaults to the section's name, else "input"
+//   --- reference <name>                       reference data rows, one JSON object per line
+//   {json}                                     (the query is parsed with <name> as reference
+//                                              data, loaded before the events)
 //   --- expect <target>                        the rows of that target as a multiset, one
 //   {json}                                     JSON object per line (numbers compare with a
 //                                              relative tolerance of 1e-9); a target with no
@@ -51,6 +54,7 @@ struct Case {
   EventTimePolicy policy;
   std::string query;
   std::vector<Event> events;
+  std::map<std::string, std::vector<json::object>> references;
   std::map<std::string, std::vector<json::value>> expect;
   std::optional<std::string> error_code;
   std::string error_text;
@@ -102,7 +106,7 @@ std::vector<Case> ReadCases(const std::filesystem::path& file) {
   std::vector<Case> cases;
   std::string line;
   int n = 0;
-  enum { kNone, kQuery, kInput, kExpect, kError } mode = kNone;
+  enum { kNone, kQuery, kInput, kReference, kExpect, kError } mode = kNone;
   std::string section_arg;
   Micros last_arrival = ParseTime("00:00:00");
   while (std::getline(in, line)) {
@@ -126,6 +130,9 @@ std::vector<Case> ReadCases(const std::filesystem::path& file) {
       ss >> section_arg;
       if (kind == "input") {
         mode = kInput;
+      } else if (kind == "reference") {
+        mode = kReference;
+        c.references[section_arg];
       } else if (kind == "expect") {
         mode = kExpect;
         c.expect[section_arg];
@@ -195,6 +202,16 @@ std::vector<Case> ReadCases(const std::filesystem::path& file) {
         c.events.push_back(std::move(ev));
         break;
       }
+      case kReference: {
+        boost::system::error_code ec;
+        json::value v = json::parse(line, ec);
+        if (ec || !v.is_object()) {
+          ADD_FAILURE() << file << ":" << n << ": bad reference row";
+          break;
+        }
+        c.references[section_arg].push_back(std::move(v.get_object()));
+        break;
+      }
       case kExpect: {
         boost::system::error_code ec;
         json::value v = json::parse(line, ec);
@@ -243,7 +260,10 @@ std::string Expand(std::string s) {
 
 void RunCase(const Case& c, const std::string& where) {
   SCOPED_TRACE(where + " (" + c.name + ")");
-  auto q = StreamQuery::Parse(Expand(c.query));
+  std::vector<std::string> reference_names;
+  for (const auto& [name, rows] : c.references)
+    reference_names.push_back(name);
+  auto q = StreamQuery::Parse(Expand(c.query), {}, reference_names);
   if (c.error_code) {
     ASSERT_FALSE(q.has_value()) << "expected an error, the query parsed";
     EXPECT_EQ(CodeName(q.error()), *c.error_code) << q.error().message();
@@ -253,6 +273,10 @@ void RunCase(const Case& c, const std::string& where) {
   }
   ASSERT_TRUE(q.has_value()) << q.error().message();
   Engine engine(*q, c.policy);
+  for (const auto& [name, rows] : c.references) {
+    auto r = engine.SetReference(name, rows);
+    ASSERT_TRUE(r.has_value()) << r.error().message();
+  }
   for (const auto& ev : c.events) {
     auto r = engine.Push(ev.input, ev.body, ev.arrival);
     ASSERT_TRUE(r.has_value()) << "line " << ev.line << ": " << r.error().message();
