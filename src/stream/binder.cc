@@ -586,7 +586,8 @@ struct Binder {
       if (stream && i > 1) {
         Fail(j.from_pos, Errc::kInvalidQuery,
              "a JOIN of two streams must be a SELECT's first JOIN, and only one is supported "
-             "yet (join further streams in another step)");
+             "yet (join further streams in another step; is '" +
+                 j.from + "' reference data?)");
       }
       if (!stream && j.timestamp_by) {
         Fail(j.timestamp_by->pos, Errc::kInvalidQuery,
