@@ -563,6 +563,7 @@ struct Binder {
     Projection star;
     star.star = true;
     h.items.push_back(std::move(star));
+    h.pass_through = true;
     h.sink = index;
     plan.sinks[index].producers.push_back(static_cast<int>(plan.selects.size()));
     plan.selects.push_back(std::move(h));

@@ -75,6 +75,50 @@ Micros CeilDiv(Micros a, Micros b) {
   throw query::QueryError(query::Errc::kLimitExceeded, std::move(message));
 }
 
+// A copy of `v` in the default memory resource: the engine keeps nothing in an event's own
+// (which may be a buffer the caller reuses once Push returns).
+json::value Own(const json::value& v) {
+  return json::value(v, json::storage_ptr());
+}
+
+// See Node::direct; empty when some column is anything else.
+std::vector<std::pair<char, size_t>> DirectColumns(const SelectPlan& p) {
+  std::vector<std::pair<char, size_t>> out;
+  if (p.window.kind == WindowKind::kNone || p.having) return out;
+  for (const auto& item : p.items) {
+    const query::BoundExpr& e = item.expr;
+    if (item.star || item.star_of || item.name.empty() || e.op != query::BoundOp::kPath ||
+        !e.args.empty() || e.root != 1 || e.steps.size() != 1 || e.steps[0].is_index) {
+      return {};
+    }
+    const std::string& k = e.steps[0].key;
+    if (k == internal::kTsName) {
+      out.emplace_back('t', 0);
+    } else if (k.size() > 2 && k[0] == '\x01' && (k[1] == 'k' || k[1] == 'a')) {
+      out.emplace_back(k[1], std::stoul(k.substr(2)));
+    } else {
+      return {};
+    }
+  }
+  return out;
+}
+
+// "\x01k<i>" (GROUP BY value i) or "\x01a<i>" (aggregate i): the row extras' names.
+std::string_view ExtraName(char kind, size_t i) {
+  static const auto names = [] {
+    std::vector<std::string> out;
+    for (char k : {'k', 'a'}) {
+      for (size_t n = 0; n < 64; ++n)
+        out.push_back(std::string("\x01") + k + std::to_string(n));
+    }
+    return out;
+  }();
+  if (i < 64) return names[(kind == 'a' ? 64 : 0) + i];
+  thread_local std::string other;
+  other = std::string("\x01") + kind + std::to_string(i);
+  return other;
+}
+
 class AggState {
  public:
   explicit AggState(const AggSpec& spec) : spec_(&spec), acc_(Base(spec.kind)) {}
@@ -219,6 +263,12 @@ struct Engine::Impl {
     std::priority_queue<Buffered, std::vector<Buffered>, std::greater<>> buffer;
     // windows
     std::map<Micros, Groups> windows;
+    Micros last_end = 0;            // the window events went to last …
+    Groups* last_groups = nullptr;  // … (nullptr once windows close)
+    std::vector<int> same_arg;      // per aggregate: an earlier one with the same argument, or -1
+    // A windowed SELECT without HAVING whose every column is a GROUP BY value ('k', index),
+    // an aggregate ('a', index) or System.Timestamp() ('t'): its rows are built directly.
+    std::vector<std::pair<char, size_t>> direct;
     std::unordered_map<std::string, Session> sessions;
     std::unordered_map<std::string, SlideGroup> slides;
     size_t sliding_events = 0;
@@ -251,6 +301,17 @@ struct Engine::Impl {
       Node& n = nodes[i];
       n.p = &plan->selects[i];
       n.references.resize(n.p->joins.size());
+      for (size_t a = 0; a < n.p->aggs.size(); ++a) {
+        int same = -1;
+        for (size_t b = 0; b < a && same < 0; ++b) {
+          if (!n.p->aggs[a].rows && !n.p->aggs[b].rows &&
+              query::SameExpr(n.p->aggs[a].arg, n.p->aggs[b].arg)) {
+            same = static_cast<int>(b);
+          }
+        }
+        n.same_arg.push_back(same);
+      }
+      n.direct = DirectColumns(*n.p);
       if (n.p->stream_join()) {
         n.stream_join = std::make_unique<internal::StreamJoin>(
             n.p->joins[0], limits().max_buffered_events,
@@ -334,8 +395,9 @@ struct Engine::Impl {
   }
 
   void EmitSorted(size_t node, std::vector<Row>& rows) {
-    std::stable_sort(rows.begin(), rows.end(),
-                     [](const Row& a, const Row& b) { return a.ts < b.ts; });
+    auto by_time = [](const Row& a, const Row& b) { return a.ts < b.ts; };
+    if (!std::is_sorted(rows.begin(), rows.end(), by_time))
+      std::stable_sort(rows.begin(), rows.end(), by_time);
     for (auto& r : rows)
       Emit(node, std::move(r.row), r.ts);
     rows.clear();
@@ -359,6 +421,7 @@ struct Engine::Impl {
   json::object Project(const SelectPlan& p, std::span<const query::Root> roots,
                        const json::object& event) {
     json::object row;
+    row.reserve(p.items.size());
     for (size_t i = 0; i < p.items.size(); ++i) {
       const internal::Projection& item = p.items[i];
       if (item.star) {
@@ -387,10 +450,14 @@ struct Engine::Impl {
           last = item.expr.steps.back().key;
         }
       }
-      std::string name = !item.name.empty() ? item.name
-                         : !last.empty()    ? std::string(last)
-                                            : "$" + std::to_string(i + 1);
-      row[name] = std::move(v).ToJson();
+      json::value& slot = !item.name.empty() ? row[item.name]
+                          : !last.empty()    ? row[last]
+                                             : row["$" + std::to_string(i + 1)];
+      if (v.borrowed()) {
+        slot = v.get();  // one copy, into the row's memory
+      } else {
+        slot = std::move(v).ToJson();
+      }
     }
     return row;
   }
@@ -420,6 +487,11 @@ struct Engine::Impl {
     }
     if (p.where && !query::IsTrue(query::Evaluate(*p.where, roots))) return;
     if (p.window.kind == WindowKind::kNone) {
+      if (p.pass_through) {  // no copy: the JOIN reading it keeps its own
+        for (int c : plan->sinks[p.sink].consumers)
+          Deliver(static_cast<size_t>(c), p.sink, ev, ts);
+        return;
+      }
       Emit(index, Project(p, roots, ev), ts);
       return;
     }
@@ -434,8 +506,24 @@ struct Engine::Impl {
       key_values.push_back(query::Evaluate(k, roots));
       AppendKey(key, key_values.back());
     }
-    for (const auto& a : p.aggs)
-      args.push_back(a.rows ? Value::Bool(true) : query::Evaluate(a.arg, roots));
+    for (size_t i = 0; i < p.aggs.size(); ++i) {
+      const AggSpec& a = p.aggs[i];
+      if (a.rows) {
+        args.push_back(Value::Bool(true));
+      } else if (int same = n.same_arg[i]; same >= 0) {
+        Value v = args[static_cast<size_t>(same)];  // AVG(x), MAX(x): x evaluated once
+        args.push_back(std::move(v));
+      } else {
+        args.push_back(query::Evaluate(a.arg, roots));
+      }
+    }
+    auto groups_at = [&](Micros end) -> Groups& {
+      if (n.last_groups == nullptr || n.last_end != end) {
+        n.last_groups = &n.windows[end];
+        n.last_end = end;
+      }
+      return *n.last_groups;
+    };
 
     auto add_to = [&](Groups& groups) {
       auto [it, inserted] = groups.try_emplace(key);
@@ -446,7 +534,7 @@ struct Engine::Impl {
                      std::to_string(limits().max_open_groups) + ")");
         }
         for (const auto& v : key_values)
-          g.keys.push_back(v.defined() ? std::optional<json::value>(v.get()) : std::nullopt);
+          g.keys.push_back(v.defined() ? std::optional<json::value>(Own(v.get())) : std::nullopt);
         g.aggs.reserve(p.aggs.size());
         for (const auto& a : p.aggs)
           g.aggs.emplace_back(a);
@@ -461,11 +549,11 @@ struct Engine::Impl {
       case WindowKind::kHopping: {
         Micros end = w.offset + CeilDiv(ts - w.offset, w.hop) * w.hop;
         for (; end - w.size < ts; end += w.hop)
-          add_to(n.windows[end]);
+          add_to(groups_at(end));
         break;
       }
       case WindowKind::kSnapshot:
-        add_to(n.windows[ts]);
+        add_to(groups_at(ts));
         break;
       case WindowKind::kSession: {
         std::string pk;
@@ -500,7 +588,7 @@ struct Engine::Impl {
                        std::to_string(limits().max_open_groups) + ")");
           }
           for (const auto& v : key_values)
-            g.keys.push_back(v.defined() ? std::optional<json::value>(v.get()) : std::nullopt);
+            g.keys.push_back(v.defined() ? std::optional<json::value>(Own(v.get())) : std::nullopt);
         }
         if (++n.sliding_events > limits().max_buffered_events) {
           LimitError("a sliding window holds too many events (the limit is " +
@@ -510,7 +598,7 @@ struct Engine::Impl {
         vals.reserve(args.size());
         for (auto& a : args) {
           // Undefined is kept as a marker object the aggregates never see (skipped below).
-          vals.push_back(a.defined() ? a.get() : json::value(json::object{{"\x01u", true}}));
+          vals.push_back(a.defined() ? Own(a.get()) : json::value(json::object{{"\x01u", true}}));
         }
         g.events.emplace_back(ts, std::move(vals));
         g.triggers.insert(ts);
@@ -522,19 +610,45 @@ struct Engine::Impl {
     }
   }
 
-  void CloseGroup(const SelectPlan& p, const Group& g, Micros ts, std::vector<Row>& rows) {
+  // `ts_text`: FormatDateTime(ts), when the caller closes several groups at once.
+  void CloseGroup(const SelectPlan& p, const Group& g, Micros ts, std::vector<Row>& rows,
+                  const json::string* ts_text = nullptr) {
+    const Node& n = nodes[static_cast<size_t>(&p - plan->selects.data())];
+    if (!n.direct.empty()) {
+      // Every column is a GROUP BY value, an aggregate or System.Timestamp(): no extras row.
+      json::object row;
+      row.reserve(n.direct.size());
+      for (size_t i = 0; i < n.direct.size(); ++i) {
+        auto [kind, at] = n.direct[i];
+        const std::string& name = p.items[i].name;
+        if (kind == 't') {
+          if (ts_text) {
+            row.emplace(name, *ts_text);
+          } else {
+            row.emplace(name, FormatDateTime(ts));
+          }
+        } else if (kind == 'k') {
+          if (g.keys[at]) row.emplace(name, *g.keys[at]);
+        } else if (Value r = g.aggs[at].Result(); r.defined()) {
+          row.emplace(name, std::move(r).ToJson());
+        }
+      }
+      rows.push_back(Row{ts, std::move(row)});
+      return;
+    }
     json::object extras;
-    extras[internal::kTsName] = FormatDateTime(ts);
+    extras.reserve(1 + g.keys.size() + g.aggs.size());
+    if (ts_text) {
+      extras.emplace(internal::kTsName, *ts_text);
+    } else {
+      extras.emplace(internal::kTsName, FormatDateTime(ts));
+    }
     for (size_t i = 0; i < g.keys.size(); ++i) {
-      if (g.keys[i]) extras["\x01k" + std::to_string(i)] = *g.keys[i];
+      if (g.keys[i]) extras.emplace(ExtraName('k', i), *g.keys[i]);
     }
     for (size_t i = 0; i < g.aggs.size(); ++i) {
       Value r = g.aggs[i].Result();
-      if (r.defined())
-        extras
-            ["\x01"
-             "a" +
-             std::to_string(i)] = std::move(r).ToJson();
+      if (r.defined()) extras.emplace(ExtraName('a', i), std::move(r).ToJson());
     }
     query::Root roots[2] = {query::Root(empty), query::Root(extras)};
     if (p.having && !query::IsTrue(query::Evaluate(*p.having, roots))) return;
@@ -542,8 +656,9 @@ struct Engine::Impl {
   }
 
   void CloseGroups(size_t index, Groups& groups, Micros ts, std::vector<Row>& rows) {
+    json::string ts_text(FormatDateTime(ts));
     for (auto& [k, g] : groups)
-      CloseGroup(*nodes[index].p, g, ts, rows);
+      CloseGroup(*nodes[index].p, g, ts, rows, &ts_text);
     nodes[index].open_groups -= groups.size();
     groups.clear();
   }
@@ -557,6 +672,7 @@ struct Engine::Impl {
       case WindowKind::kHopping:
       case WindowKind::kSnapshot:
         while (!n.windows.empty() && n.windows.begin()->first < w) {
+          n.last_groups = nullptr;
           auto node = n.windows.extract(n.windows.begin());
           CloseGroups(index, node.mapped(), node.key(), rows);
         }
@@ -680,7 +796,7 @@ struct Engine::Impl {
         LimitError("the reorder buffer holds too many events (the limit is " +
                    std::to_string(limits().max_buffered_events) + ")");
       }
-      n.buffer.push(Buffered{ts, n.seq++, ev});
+      n.buffer.push(Buffered{ts, n.seq++, json::object(ev, json::storage_ptr())});
       Release(index, w);
     }
     if (w > n.watermark) {

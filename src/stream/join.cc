@@ -99,7 +99,8 @@ void StreamJoin::Push(int side, const json::object& event, Micros ts) {
                                 "): its time bound is too wide for the event rate, or one "
                                 "side's time does not advance");
   }
-  sides_[side].pending.push(Pending{ts, seq_++, event});
+  // A copy in the default memory resource (the caller's may be a reused buffer).
+  sides_[side].pending.push(Pending{ts, seq_++, json::object(event, json::storage_ptr())});
   Drain();
 }
 
@@ -134,10 +135,21 @@ void StreamJoin::Drain() {
 void StreamJoin::PopFront(Side& s) {
   Entry& e = s.entries.front();
   auto it = s.by_key.find(e.key);
-  it->second.pop_front();
-  if (it->second.empty()) s.by_key.erase(it);
+  it->second.first = e.next;  // e is its key's oldest
+  if (e.next == nullptr) s.by_key.erase(it);
   s.entries.pop_front();
   --held_;
+}
+
+void StreamJoin::Append(Side& s, Entry&& entry) {
+  Entry& e = s.entries.emplace_back(std::move(entry));
+  KeyList& list = s.by_key[e.key];
+  if (list.last) {
+    list.last->next = &e;
+  } else {
+    list.first = &e;
+  }
+  list.last = &e;
 }
 
 void StreamJoin::Expire(Micros now) {
@@ -164,7 +176,7 @@ void StreamJoin::Process(int side, Pending p) {
     bool matched = false;
     if (keyed) {
       if (auto it = sides_[1].by_key.find(key); it != sides_[1].by_key.end()) {
-        for (Entry* r : it->second) {  // t(r) >= t + lo (Expire), t(r) <= t (processed)
+        for (Entry* r = it->second.first; r; r = r->next) {  // t + lo <= t(r) <= t
           if (r->ts - t > spec_.hi || r->ts - t < spec_.lo) continue;
           if (!Residual(p.event, r->event)) continue;
           matched = true;
@@ -179,8 +191,7 @@ void StreamJoin::Process(int side, Pending p) {
       --held_;
       return;
     }
-    Entry& e = sides_[0].entries.emplace_back(Entry{t, std::move(p.event), key, matched});
-    sides_[0].by_key[e.key].push_back(&e);
+    Append(sides_[0], Entry{t, std::move(p.event), std::move(key), matched});
     return;
   }
   if (!keyed) {  // matches nothing
@@ -188,15 +199,14 @@ void StreamJoin::Process(int side, Pending p) {
     return;
   }
   if (auto it = sides_[0].by_key.find(key); it != sides_[0].by_key.end()) {
-    for (Entry* l : it->second) {  // t(l) >= t - hi (Expire), t(l) <= t (processed)
+    for (Entry* l = it->second.first; l; l = l->next) {  // t - hi <= t(l) <= t
       if (t - l->ts > spec_.hi || t - l->ts < spec_.lo) continue;
       if (!Residual(l->event, p.event)) continue;
       l->matched = true;
       out_(l->event, &p.event, t);
     }
   }
-  Entry& e = sides_[1].entries.emplace_back(Entry{t, std::move(p.event), key, false});
-  sides_[1].by_key[e.key].push_back(&e);
+  Append(sides_[1], Entry{t, std::move(p.event), std::move(key), false});
 }
 
 // ---- ReferenceIndex ----

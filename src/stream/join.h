@@ -79,18 +79,24 @@ class StreamJoin {
     boost::json::object event;
     std::string key;
     bool matched = false;
+    Entry* next = nullptr;  // the next (later) entry of the same key
+  };
+  struct KeyList {  // a key's entries, oldest first
+    Entry* first = nullptr;
+    Entry* last = nullptr;
   };
   struct Side {
     Micros watermark = std::numeric_limits<Micros>::min();
     std::priority_queue<Pending, std::vector<Pending>, std::greater<>> pending;
-    std::deque<Entry> entries;  // processed, in time order
-    std::unordered_map<std::string, std::deque<Entry*>> by_key;
+    std::deque<Entry> entries;  // processed, in time order (stable addresses)
+    std::unordered_map<std::string, KeyList> by_key;
   };
 
   void Drain();
   void Process(int side, Pending p);
   void Expire(Micros now);  // before processing events at `now`: LEFT OUTER rows, eviction
   void PopFront(Side& s);
+  static void Append(Side& s, Entry&& e);
   bool KeyOf(int side, const boost::json::object& event, std::string& key) const;
   bool Residual(const boost::json::object& left, const boost::json::object& right) const;
 

@@ -166,6 +166,7 @@ struct SelectPlan {
   int sink = 0;                 // index into Plan::sinks
   std::vector<JoinSpec> joins;  // in order; only joins[0] may be of a stream
   int left_sink = -1;           // a stream JOIN: the sink source 0's rows come from
+  bool pass_through = false;    // a hidden SELECT * of a JOIN's side: events go on as they are
   bool stream_join() const { return !joins.empty() && joins[0].reference < 0; }
 };
 

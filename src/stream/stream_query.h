@@ -105,6 +105,8 @@ class Engine {
   Engine& operator=(Engine&&) noexcept;
 
   // One event of `input` (a name the query reads, matched ignoring case), in arrival order.
+  // What the engine keeps of it is copied into the default memory resource, so `event` may
+  // live in a buffer the caller reuses once Push returns (a json::monotonic_resource).
   // REQUIRES: arrival times never decrease. Errors: an unknown input; a limit of
   // StreamLimits exceeded (query::Errc::kLimitExceeded; the engine is then unusable).
   Result<void> Push(std::string_view input, const boost::json::object& event, Micros arrival);

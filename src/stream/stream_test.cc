@@ -1,4 +1,5 @@
 // Unit tests of the C++ interface; the language itself is tested by testdata/*.test.
+#include <cstring>
 #include <limits>
 #include <set>
 
@@ -204,6 +205,60 @@ TEST(Engine, StreamJoinMatchesANestedLoop) {
       last = row.timestamp;
     }
     EXPECT_EQ(got, want);
+  }
+}
+
+// Push may be given events in a buffer the caller reuses: whatever the engine keeps (reorder
+// buffer, GROUP BY values, sliding windows, JOIN sides) it copies. The buffer is overwritten
+// after every Push, and the rows must match those of events in the default memory.
+TEST(Engine, KeepsNothingInTheCallersMemory) {
+  const char* queries[] = {
+      "SELECT k, COUNT(*) AS n, MAX(v) AS m INTO o FROM a TIMESTAMP BY t "
+      "GROUP BY k, TumblingWindow(second, 2)",
+      "SELECT k, MIN(v) AS m INTO o FROM a TIMESTAMP BY t GROUP BY k, SlidingWindow(second, 3)",
+      "SELECT k, v, System.Timestamp() AS ts INTO o FROM a TIMESTAMP BY t",
+      "SELECT x.k, x.v AS a, y.v AS b INTO o FROM a x TIMESTAMP BY t JOIN a y TIMESTAMP BY t "
+      "ON x.k = y.k AND DATEDIFF(second, x, y) BETWEEN 1 AND 3",
+  };
+  EventTimePolicy p;
+  p.late_arrival_tolerance = std::nullopt;
+  p.out_of_order_tolerance = 5 * kSecond;
+  for (const char* text : queries) {
+    SCOPED_TRACE(text);
+    auto q = StreamQuery::Parse(text);
+    ASSERT_TRUE(q.has_value()) << q.error().message();
+    std::vector<std::string> events;
+    uint64_t x = 7;
+    for (int i = 0; i < 300; ++i) {
+      x = x * 6364136223846793005ull + 1442695040888963407ull;
+      Micros t = i * kSecond / 4 - static_cast<Micros>((x >> 40) % 4) * kSecond;
+      events.push_back(json::serialize(
+          json::object{{"k", "key-with-a-long-name-" + std::to_string((x >> 20) % 5)},
+                       {"v", "value-" + std::to_string((x >> 10) % 100)},
+                       {"t", FormatDateTime(t)}}));
+    }
+    auto run = [&](bool reuse) {
+      Engine e(*q, p);
+      alignas(16) unsigned char buffer[8192];
+      json::monotonic_resource memory(buffer, sizeof buffer);
+      for (size_t i = 0; i < events.size(); ++i) {
+        json::value v =
+            reuse ? json::parse(events[i], json::storage_ptr(&memory)) : json::parse(events[i]);
+        EXPECT_TRUE(e.Push("a", v.as_object(), static_cast<Micros>(i) * kSecond / 4));
+        v = nullptr;
+        memory.release();
+        std::memset(buffer, 0xAB, sizeof buffer);
+      }
+      EXPECT_TRUE(e.Flush());
+      std::multiset<std::string> rows;
+      auto out = e.TakeOutputs();
+      for (const auto& r : out["o"])
+        rows.insert(json::serialize(r.row));
+      return rows;
+    };
+    auto plain = run(false);
+    EXPECT_FALSE(plain.empty());
+    EXPECT_EQ(run(true), plain);
   }
 }
 
