@@ -140,6 +140,8 @@ TEST(LocalRun, ParsesFlags) {
 struct Ran {
   Result<LocalRunSummary> summary;
   std::map<std::string, std::vector<OutputEvent>> rows;
+  std::vector<uint64_t> progress;  // the counts progress reported
+  std::vector<size_t> rows_at;     // rows received so far, at each progress report
 };
 
 Ran RunQuery(std::string_view query, std::vector<std::pair<std::string, std::string>> inputs,
@@ -158,6 +160,13 @@ Ran RunQuery(std::string_view query, std::vector<std::pair<std::string, std::str
     for (auto& r : rows)
       out.rows[target].push_back(std::move(r));
     return {};
+  };
+  io.progress = [&](uint64_t n) {
+    out.progress.push_back(n);
+    size_t received = 0;
+    for (const auto& [target, rows] : out.rows)
+      received += rows.size();
+    out.rows_at.push_back(received);
   };
   LocalRunOptions o;
   o.policy = policy;
@@ -244,6 +253,9 @@ TEST(LocalRun, RowsAreWrittenAsTheyComeAndEveryOutputIsListed) {
   ASSERT_TRUE(r.summary.has_value()) << r.summary.error().message();
   EXPECT_EQ(r.summary->rows, (std::map<std::string, uint64_t>{{"a", 0}, {"b", 10}}));
   EXPECT_EQ(Rows(r, "b").size(), 10u);
+  // Progress every 4 events, rows handed over by then.
+  EXPECT_EQ(r.progress, (std::vector<uint64_t>{4, 8}));
+  EXPECT_EQ(r.rows_at, (std::vector<size_t>{4, 8}));
 }
 
 TEST(LocalRun, InputNamesMustMatchTheQuery) {
