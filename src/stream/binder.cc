@@ -607,11 +607,355 @@ WindowSpec BindWindow(const Expr& e, const StreamLimits& limits) {
   return w;
 }
 
+// The sources of a SELECT (FROM's, then one per JOIN) by their aliases (or names).
+using Aliases = std::vector<std::string>;
+
+int AliasIndex(const Aliases& aliases, std::string_view name) {
+  for (size_t i = 0; i < aliases.size(); ++i) {
+    if (strings::IEquals(aliases[i], name)) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+bool PartFirst(const Expr& e) {
+  return e.kind == ExprKind::kCall &&
+         (strings::IEquals(e.name, "DATEADD") || strings::IEquals(e.name, "DATEDIFF") ||
+          strings::IEquals(e.name, "DATEPART") || strings::IEquals(e.name, "DATENAME"));
+}
+
+// In a JOIN every path starts with a source's alias: events have no schema that could say
+// which source a bare name belongs to.
+void CheckQualified(const Expr& e, const Aliases& aliases) {
+  if (e.kind == ExprKind::kName) {
+    if (AliasIndex(aliases, e.name) < 0) {
+      std::string examples;
+      for (const auto& a : aliases)
+        examples += (examples.empty() ? "" : ", ") + a + "." + e.name;
+      Fail(e.pos, Errc::kInvalidQuery,
+           "'" + e.name + "' must start with a source's alias in a JOIN (" + examples + ")");
+    }
+    return;
+  }
+  if (IsWindowCall(e)) return;
+  bool part_first = PartFirst(e);
+  for (size_t i = 0; i < e.children.size(); ++i) {
+    if (!(part_first && i == 0)) CheckQualified(*e.children[i], aliases);
+  }
+}
+
+// DATEDIFF(unit, a, b) whose a and b are sources' aliases: the special form of ON.
+bool IsSourceDatediff(const Expr& e, const Aliases& aliases) {
+  return e.kind == ExprKind::kCall && strings::IEquals(e.name, "DATEDIFF") &&
+         e.children.size() == 3 && e.children[1]->kind == ExprKind::kName &&
+         e.children[2]->kind == ExprKind::kName && AliasIndex(aliases, e.children[1]->name) >= 0 &&
+         AliasIndex(aliases, e.children[2]->name) >= 0;
+}
+
+const Expr* FindSourceDatediff(const Expr& e, const Aliases& aliases) {
+  if (IsSourceDatediff(e, aliases)) return &e;
+  for (const auto& c : e.children) {
+    if (const Expr* d = FindSourceDatediff(*c, aliases)) return d;
+  }
+  return nullptr;
+}
+
+void FlattenAnd(const Expr& e, std::vector<const Expr*>& out) {
+  if (e.kind == ExprKind::kAnd) {
+    for (const auto& c : e.children)
+      FlattenAnd(*c, out);
+  } else {
+    out.push_back(&e);
+  }
+}
+
+// The sources a bound expression reads (bit i: source i).
+uint32_t SourcesOf(const BoundExpr& b) {
+  uint32_t out = 0;
+  if (b.op == query::BoundOp::kPath && b.args.empty() && b.root != 1) {
+    out |= 1u << (b.root == 0 ? 0 : b.root - 1);
+  }
+  for (const auto& a : b.args)
+    out |= SourcesOf(a);
+  return out;
+}
+
+// A bound of a JOIN: t(b) - t(a) within [lo, hi] for DATEDIFF(unit, a, b).
+struct TimeBound {
+  int a = 0;
+  int b = 0;
+  std::optional<Micros> lo;
+  std::optional<Micros> hi;
+};
+
+Micros BoundValue(const Expr& n, Micros unit, const StreamLimits& limits) {
+  std::optional<int64_t> v;
+  if (n.kind == ExprKind::kLiteral && n.literal.is_int64()) v = n.literal.get_int64();
+  if (n.kind == ExprKind::kNegate && n.children[0]->kind == ExprKind::kLiteral &&
+      n.children[0]->literal.is_int64()) {
+    v = -n.children[0]->literal.get_int64();
+  }
+  if (!v) Fail(n.pos, Errc::kInvalidQuery, "a JOIN's time bound must be an integer");
+  if (*v > limits.max_window / unit || *v < -limits.max_window / unit) {
+    Fail(n.pos, Errc::kLimitExceeded, "a JOIN's time bound is too large (the limit is 7 days)");
+  }
+  return *v * unit;
+}
+
+// `DATEDIFF(u, a, b) BETWEEN x AND y`, `DATEDIFF(…) op n` or `n op DATEDIFF(…)`; nullopt when
+// `e` is none of these.
+std::optional<TimeBound> AsTimeBound(const Expr& e, const Aliases& aliases,
+                                     const StreamLimits& limits) {
+  auto bound_of = [&](const Expr& d) {
+    TimeBound t;
+    t.a = AliasIndex(aliases, d.children[1]->name);
+    t.b = AliasIndex(aliases, d.children[2]->name);
+    return t;
+  };
+  if (e.kind == ExprKind::kBetween && !e.negated && IsSourceDatediff(*e.children[0], aliases)) {
+    const Expr& d = *e.children[0];
+    Micros unit = UnitOf(*d.children[0]);
+    TimeBound t = bound_of(d);
+    t.lo = BoundValue(*e.children[1], unit, limits);
+    t.hi = BoundValue(*e.children[2], unit, limits);
+    return t;
+  }
+  if (e.kind != ExprKind::kBinary || !query::IsComparison(e.op)) return std::nullopt;
+  bool left = IsSourceDatediff(*e.children[0], aliases);
+  bool right = IsSourceDatediff(*e.children[1], aliases);
+  if (left == right) return std::nullopt;
+  const Expr& d = left ? *e.children[0] : *e.children[1];
+  const Expr& n = left ? *e.children[1] : *e.children[0];
+  query::BinaryOp op = e.op;
+  if (!left) {  // n op d → d op' n
+    op = op == query::BinaryOp::kLt   ? query::BinaryOp::kGt
+         : op == query::BinaryOp::kLe ? query::BinaryOp::kGe
+         : op == query::BinaryOp::kGt ? query::BinaryOp::kLt
+         : op == query::BinaryOp::kGe ? query::BinaryOp::kLe
+                                      : op;
+  }
+  Micros unit = UnitOf(*d.children[0]);
+  Micros v = BoundValue(n, unit, limits);
+  TimeBound t = bound_of(d);
+  switch (op) {
+    case query::BinaryOp::kEq:
+      t.lo = t.hi = v;
+      break;
+    case query::BinaryOp::kLt:
+      t.hi = v - 1;
+      break;
+    case query::BinaryOp::kLe:
+      t.hi = v;
+      break;
+    case query::BinaryOp::kGt:
+      t.lo = v + 1;
+      break;
+    case query::BinaryOp::kGe:
+      t.lo = v;
+      break;
+    default:
+      Fail(e.pos, Errc::kInvalidQuery, "a JOIN's DATEDIFF bound takes BETWEEN, =, <, <=, > or >=");
+  }
+  return t;
+}
+
+query::BoundExpr AndOf(std::vector<query::BoundExpr> terms) {
+  if (terms.size() == 1) return std::move(terms[0]);
+  query::BoundExpr b;
+  b.op = query::BoundOp::kAnd;
+  b.args = std::move(terms);
+  return b;
+}
+
 struct Binder {
   const ParsedQuery& q;
   const StreamLimits& limits;
+  const std::vector<std::string>& reference_inputs;
   Plan plan;
   std::vector<std::string> step_names;
+
+  // What FROM or JOIN names: a WITH step, an input, or reference data.
+  struct Source {
+    int step = -1;
+    int input = -1;
+    int reference = -1;
+    bool stream() const { return reference < 0; }
+  };
+
+  Source Resolve(const std::string& name, query::Position pos) {
+    Source src;
+    src.step = FindStep(name);
+    if (src.step >= 0) return src;
+    for (const auto& later : q.steps) {
+      if (strings::IEquals(later.name, name)) {
+        Fail(pos, Errc::kInvalidQuery,
+             "'" + name + "' is a later WITH step (a step reads inputs and earlier steps)");
+      }
+    }
+    for (const auto& r : reference_inputs) {
+      if (!strings::IEquals(r, name)) continue;
+      for (size_t i = 0; i < plan.references.size(); ++i) {
+        if (strings::IEquals(plan.references[i], name)) src.reference = static_cast<int>(i);
+      }
+      if (src.reference < 0) {
+        plan.references.push_back(name);
+        src.reference = static_cast<int>(plan.references.size() - 1);
+      }
+      return src;
+    }
+    for (size_t i = 0; i < plan.inputs.size(); ++i) {
+      if (strings::IEquals(plan.inputs[i], name)) src.input = static_cast<int>(i);
+    }
+    if (src.input < 0) {
+      plan.inputs.push_back(name);
+      src.input = static_cast<int>(plan.inputs.size() - 1);
+    }
+    return src;
+  }
+
+  // Binds `e` as read from one source's events alone (TIMESTAMP BY): root 0, `alias.` optional.
+  static BoundExpr BindOnSource(const Expr& e, const std::string& alias) {
+    query::BindOptions o;
+    o.functions = &StreamFunctions();
+    o.case_insensitive_keys = true;
+    o.resolve_root =
+        [alias](std::span<const std::string> names) -> std::optional<query::RootBinding> {
+      query::RootBinding b;
+      if (names.size() > 1 && strings::IEquals(names[0], alias)) b.skip = 1;
+      return b;
+    };
+    return query::BindOrThrow(e, o);
+  }
+
+  // A hidden pass-through SELECT reading `input` (with its TIMESTAMP BY) into a hidden step;
+  // returns that step's sink.
+  int HiddenSource(int input, const Expr* timestamp_by, const std::string& alias) {
+    Sink sink;
+    sink.name = "\x01" + alias;
+    sink.step = static_cast<int>(plan.sinks.size());
+    plan.sinks.push_back(std::move(sink));
+    int index = static_cast<int>(plan.sinks.size() - 1);
+    SelectPlan h;
+    h.input = input;
+    if (timestamp_by) h.timestamp_by = BindOnSource(*timestamp_by, alias);
+    Projection star;
+    star.star = true;
+    h.items.push_back(std::move(star));
+    h.pass_through = true;
+    h.sink = index;
+    plan.sinks[index].producers.push_back(static_cast<int>(plan.selects.size()));
+    plan.selects.push_back(std::move(h));
+    return index;
+  }
+
+  // The JOINs of `s` into p.joins (and, for a JOIN of two streams, the hidden sources).
+  // `aliases`: the sources' aliases; `sources`: what they name.
+  void BindJoins(const SelectStmt& s, SelectPlan& p, const Aliases& aliases,
+                 const std::vector<Source>& sources, const query::BindOptions& opts) {
+    if (!sources[0].stream()) {
+      Fail(s.from_pos, Errc::kInvalidQuery,
+           "reference data '" + s.from + "' must be on the right of a JOIN");
+    }
+    for (size_t i = 1; i < sources.size(); ++i) {
+      const JoinClause& j = s.joins[i - 1];
+      JoinSpec spec;
+      spec.left_outer = j.left_outer;
+      spec.reference = sources[i].reference;
+      bool stream = sources[i].stream();
+      if (stream && i > 1) {
+        Fail(j.from_pos, Errc::kInvalidQuery,
+             "a JOIN of two streams must be a SELECT's first JOIN, and only one is supported "
+             "yet (join further streams in another step; is '" +
+                 j.from + "' reference data?)");
+      }
+      if (!stream && j.timestamp_by) {
+        Fail(j.timestamp_by->pos, Errc::kInvalidQuery,
+             "reference data has no time: TIMESTAMP BY does not apply to '" + j.from + "'");
+      }
+      if (stream && j.timestamp_by && sources[i].step >= 0) {
+        Fail(j.from_pos, Errc::kInvalidQuery,
+             "TIMESTAMP BY applies to inputs, and '" + j.from + "' is a WITH step");
+      }
+      std::vector<const Expr*> terms;
+      FlattenAnd(*j.on, terms);
+      std::optional<Micros> lo, hi;
+      std::vector<BoundExpr> residual;
+      for (const Expr* t : terms) {
+        if (auto tb = AsTimeBound(*t, aliases, limits)) {
+          if (!stream) {
+            Fail(t->pos, Errc::kInvalidQuery,
+                 "reference data has no time: a JOIN of '" + j.from + "' takes no DATEDIFF");
+          }
+          if (!((tb->a == 0 && tb->b == 1) || (tb->a == 1 && tb->b == 0))) {
+            Fail(t->pos, Errc::kInvalidQuery,
+                 "DATEDIFF in ON compares the two joined streams ('" + aliases[0] + "' and '" +
+                     aliases[1] + "')");
+          }
+          std::optional<Micros> tlo = tb->lo, thi = tb->hi;
+          if (tb->a == 1) {  // t0 - t1 in [lo, hi]  ⇔  t1 - t0 in [-hi, -lo]
+            tlo = tb->hi ? std::optional<Micros>(-*tb->hi) : std::nullopt;
+            thi = tb->lo ? std::optional<Micros>(-*tb->lo) : std::nullopt;
+          }
+          if (tlo) lo = lo ? std::max(*lo, *tlo) : *tlo;
+          if (thi) hi = hi ? std::min(*hi, *thi) : *thi;
+          continue;
+        }
+        if (const Expr* d = FindSourceDatediff(*t, aliases)) {
+          Fail(d->pos, Errc::kInvalidQuery,
+               "DATEDIFF over sources must be a term of ON's top-level AND (DATEDIFF(unit, a, "
+               "b) BETWEEN x AND y)");
+        }
+        RejectAggs(*t, "in ON");
+        CheckQualified(*t, aliases);
+        BoundExpr b = query::BindOrThrow(*t, opts);
+        uint32_t reads = SourcesOf(b);
+        if (reads >> (i + 1)) {
+          Fail(t->pos, Errc::kInvalidQuery,
+               "the ON of '" + aliases[i] + "' reads a source joined after it");
+        }
+        uint32_t mine = 1u << i, earlier = mine - 1;
+        if (t->kind == ExprKind::kBinary && t->op == query::BinaryOp::kEq) {
+          BoundExpr l = query::BindOrThrow(*t->children[0], opts);
+          BoundExpr r = query::BindOrThrow(*t->children[1], opts);
+          uint32_t lr = SourcesOf(l), rr = SourcesOf(r);
+          if (lr == mine && rr != 0 && (rr & ~earlier) == 0) std::swap(l, r), std::swap(lr, rr);
+          if (rr == mine && lr != 0 && (lr & ~earlier) == 0) {
+            spec.left_keys.push_back(std::move(l));
+            spec.right_keys.push_back(std::move(r));
+            continue;
+          }
+        }
+        residual.push_back(std::move(b));
+      }
+      if (stream) {
+        if (!lo || !hi) {
+          Fail(j.on_pos, Errc::kInvalidQuery,
+               "a JOIN of two streams needs a time bound on both sides in ON: DATEDIFF(unit, " +
+                   aliases[0] + ", " + aliases[i] +
+                   ") BETWEEN x AND y (reference data needs "
+                   "none: is '" +
+                   j.from + "' reference data?)");
+        }
+        if (*lo > *hi) {
+          Fail(j.on_pos, Errc::kInvalidQuery, "the JOIN's time bounds leave no room");
+        }
+        spec.lo = *lo;
+        spec.hi = *hi;
+      }
+      if (!residual.empty()) spec.residual = AndOf(std::move(residual));
+      p.joins.push_back(std::move(spec));
+    }
+    if (!p.stream_join()) return;
+    // Each side of the stream JOIN comes through a sink.
+    auto side_sink = [&](size_t i, const Expr* timestamp_by) {
+      if (sources[i].step >= 0) return sources[i].step;
+      return HiddenSource(sources[i].input, timestamp_by, aliases[i]);
+    };
+    p.left_sink = side_sink(0, s.timestamp_by.get());
+    p.joins[0].sink = side_sink(1, s.joins[0].timestamp_by.get());
+    p.input = -1;
+    p.source_step = -1;
+    p.timestamp_by.reset();
+  }
 
   int FindStep(std::string_view name) const {
     for (size_t i = 0; i < step_names.size(); ++i) {
@@ -637,22 +981,30 @@ struct Binder {
     p.sink = sink;
     // Without AS, the input's or step's own name qualifies its members (`input.TollId`).
     std::string alias = s.alias.value_or(s.from);
-    p.source_step = FindStep(s.from);
-    if (p.source_step < 0) {
-      for (const auto& later : q.steps) {
-        if (strings::IEquals(later.name, s.from)) {
-          Fail(s.from_pos, Errc::kInvalidQuery,
-               "'" + s.from + "' is a later WITH step (a step reads inputs and earlier steps)");
-        }
-      }
-      for (size_t i = 0; i < plan.inputs.size(); ++i) {
-        if (strings::IEquals(plan.inputs[i], s.from)) p.input = static_cast<int>(i);
-      }
-      if (p.input < 0) {
-        plan.inputs.push_back(s.from);
-        p.input = static_cast<int>(plan.inputs.size() - 1);
-      }
+    bool joined = !s.joins.empty();
+    if (joined && !s.applies.empty()) {
+      Fail(s.applies[0].pos, Errc::kInvalidQuery,
+           "APPLY cannot be combined with JOIN in one SELECT yet (APPLY in a WITH step, then JOIN "
+           "the step)");
     }
+    Aliases aliases = {alias};
+    std::vector<Source> sources = {Resolve(s.from, s.from_pos)};
+    for (const auto& j : s.joins) {
+      std::string a = j.alias.value_or(j.from);
+      if (AliasIndex(aliases, a) >= 0) {
+        Fail(j.from_pos, Errc::kInvalidQuery,
+             "'" + a + "' names two sources of this SELECT (give one an alias)");
+      }
+      aliases.push_back(std::move(a));
+      sources.push_back(Resolve(j.from, j.from_pos));
+    }
+    if (!joined && !sources[0].stream()) {
+      Fail(s.from_pos, Errc::kInvalidQuery,
+           "reference data '" + s.from + "' can only be joined (FROM a stream JOIN " + s.from +
+               " ON …)");
+    }
+    p.source_step = sources[0].step;
+    p.input = sources[0].input;
     // Names: the extras (root 1), an APPLY's alias (root 2 + its position), the FROM alias, and
     // otherwise a member of the event. `visible` APPLYs can be named (an APPLY's argument sees
     // the ones before it).
@@ -689,7 +1041,42 @@ struct Binder {
       };
       return o;
     };
-    query::BindOptions opts = options(apply_aliases.size());
+    query::BindOptions opts;
+    if (!joined) {
+      opts = options(apply_aliases.size());
+    } else {
+      opts.functions = &StreamFunctions();
+      opts.case_insensitive_keys = true;
+      opts.resolve_root =
+          [aliases](std::span<const std::string> names) -> std::optional<query::RootBinding> {
+        query::RootBinding b;
+        if (!names[0].empty() && names[0][0] == '\x01') {
+          b.root = 1;
+        } else if (int i = AliasIndex(aliases, names[0]); i >= 0) {
+          b.root = SourceRoot(static_cast<size_t>(i));
+          b.skip = 1;
+        }
+        return b;
+      };
+    }
+    // In a JOIN, every name must start with an alias (checked on the parsed expressions).
+    auto qualified = [&](const query::ExprPtr& e) {
+      if (joined && e) CheckQualified(*e, aliases);
+    };
+    qualified(s.where);
+    qualified(s.having);
+    for (const auto& g : s.group_by) {
+      qualified(g.expr);
+      qualified(g.partition_by);
+    }
+    for (const auto& item : s.items) {
+      qualified(item.expr);
+      qualified(item.star_of);
+      if (joined && item.star) {
+        Fail(item.pos, Errc::kInvalidQuery,
+             "SELECT * cannot be used with JOIN (select " + aliases[0] + ".*, or columns)");
+      }
+    }
 
     if (s.timestamp_by) {
       if (p.source_step >= 0) {
@@ -697,7 +1084,8 @@ struct Binder {
              "TIMESTAMP BY applies to inputs, and '" + s.from + "' is a WITH step");
       }
       RejectAggs(*s.timestamp_by, "in TIMESTAMP BY");
-      p.timestamp_by = query::BindOrThrow(*s.timestamp_by, options(0));
+      p.timestamp_by = joined ? BindOnSource(*s.timestamp_by, aliases[0])
+                              : query::BindOrThrow(*s.timestamp_by, options(0));
     }
 
     for (size_t i = 0; i < s.applies.size(); ++i) {
@@ -722,6 +1110,10 @@ struct Binder {
       p.uses_timestamp |= ac.uses_ts;
       p.applies.push_back(std::move(spec));
     }
+    for (const auto& j : s.joins) {
+      if (j.timestamp_by) RejectAggs(*j.timestamp_by, "in TIMESTAMP BY");
+    }
+    if (joined) BindJoins(s, p, aliases, sources, opts);
 
     // GROUP BY: one window and the keys.
     Ctx c;
@@ -776,7 +1168,7 @@ struct Binder {
       Projection proj;
       if (item.star || item.star_of) {
         if (grouped) Fail(item.pos, Errc::kInvalidQuery, "SELECT * cannot be used with GROUP BY");
-        if (item.star_of && item.star_of->kind == ExprKind::kName && !alias.empty() &&
+        if (item.star_of && item.star_of->kind == ExprKind::kName && !alias.empty() && !joined &&
             strings::IEquals(item.star_of->name, alias)) {
           proj.star = true;  // alias.*
         } else if (item.star_of) {
@@ -798,6 +1190,10 @@ struct Binder {
         }
       }
       proj.expr = query::BindOrThrow(*r, opts);
+      if (joined && proj.expr.op == query::BoundOp::kPath && proj.expr.args.empty() &&
+          proj.expr.root >= 2 && p.joins[proj.expr.root - 2].left_outer) {
+        proj.outer_root = static_cast<int>(proj.expr.root);
+      }
       if (item.alias) {
         proj.name = *item.alias;
       } else if (e.kind == ExprKind::kName || e.kind == ExprKind::kMember) {
@@ -830,6 +1226,10 @@ struct Binder {
     int index = static_cast<int>(plan.selects.size());
     plan.sinks[sink].producers.push_back(index);
     if (p.source_step >= 0) plan.sinks[p.source_step].consumers.push_back(index);
+    if (p.stream_join()) {
+      plan.sinks[p.left_sink].consumers.push_back(index);
+      if (p.joins[0].sink != p.left_sink) plan.sinks[p.joins[0].sink].consumers.push_back(index);
+    }
     plan.selects.push_back(std::move(p));
   }
 
@@ -876,8 +1276,9 @@ struct Binder {
 
 }  // namespace
 
-Plan BindQuery(const ParsedQuery& q, const StreamLimits& limits) {
-  Binder b{q, limits, {}, {}};
+Plan BindQuery(const ParsedQuery& q, const StreamLimits& limits,
+               const std::vector<std::string>& reference_inputs) {
+  Binder b{q, limits, reference_inputs, {}, {}};
   b.Run();
   return std::move(b.plan);
 }

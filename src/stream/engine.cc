@@ -16,6 +16,11 @@
 // Rows a node produces never have a time below the watermark it last forwarded, so every
 // node downstream sees events in time order.
 //
+// A SELECT with JOINs (stream/join.h) reads its sources' events joined into one row of
+// several roots: a JOIN of two streams gets each side through a sink (a hidden pass-through
+// SELECT per input side) and yields rows in time order with its own watermark; reference
+// data is looked up per row.
+//
 // Window assignment: tumbling (offset + k*size - size, offset + k*size]; hopping: every
 // (e - size, e] with e = offset + k*hop in [t, t + size); sliding: a row at each event time
 // t over (t - size, t], and at t + size (when the event leaves) if the window still holds
@@ -40,6 +45,7 @@
 #include "query/evaluator.h"
 #include "query/query_error.h"
 #include "stream/aggregates.h"
+#include "stream/join.h"
 #include "stream/plan.h"
 
 namespace orrery::stream {
@@ -66,6 +72,66 @@ Micros FloorDiv(Micros a, Micros b) {
 }
 Micros CeilDiv(Micros a, Micros b) {
   return -FloorDiv(-a, b);
+}
+
+// A copy of `v` in the default memory resource: the engine keeps nothing in an event's own
+// (which may be a buffer the caller reuses once Push returns).
+json::value Own(const json::value& v) {
+  return json::value(v, json::storage_ptr());
+}
+
+// An aggregate fed its argument alone (AggInput evaluates just `arg`): two with the same
+// argument share one evaluation.
+bool PlainArg(const AggSpec& a) {
+  if (a.rows || a.whole_event) return false;
+  switch (a.kind) {
+    case internal::AggKind::kTopOne:
+    case internal::AggKind::kCollect:
+    case internal::AggKind::kCollectTop:
+    case internal::AggKind::kPercentileCont:
+    case internal::AggKind::kPercentileDisc:
+      return false;
+    default:
+      return true;
+  }
+}
+
+// See Node::direct; empty when some column is anything else.
+std::vector<std::pair<char, size_t>> DirectColumns(const SelectPlan& p) {
+  std::vector<std::pair<char, size_t>> out;
+  if (p.window.kind == WindowKind::kNone || p.having) return out;
+  for (const auto& item : p.items) {
+    const query::BoundExpr& e = item.expr;
+    if (item.star || item.star_of || item.name.empty() || e.op != query::BoundOp::kPath ||
+        !e.args.empty() || e.root != 1 || e.steps.size() != 1 || e.steps[0].is_index) {
+      return {};
+    }
+    const std::string& k = e.steps[0].key;
+    if (k == internal::kTsName) {
+      out.emplace_back('t', 0);
+    } else if (k.size() > 2 && k[0] == '\x01' && (k[1] == 'k' || k[1] == 'a')) {
+      out.emplace_back(k[1], std::stoul(k.substr(2)));
+    } else {
+      return {};
+    }
+  }
+  return out;
+}
+
+// "\x01k<i>" (GROUP BY value i) or "\x01a<i>" (aggregate i): the row extras' names.
+std::string_view ExtraName(char kind, size_t i) {
+  static const auto names = [] {
+    std::vector<std::string> out;
+    for (char k : {'k', 'a'}) {
+      for (size_t n = 0; n < 64; ++n)
+        out.push_back(std::string("\x01") + k + std::to_string(n));
+    }
+    return out;
+  }();
+  if (i < 64) return names[(kind == 'a' ? 64 : 0) + i];
+  thread_local std::string other;
+  other = std::string("\x01") + kind + std::to_string(i);
+  return other;
 }
 
 struct Group {
@@ -113,10 +179,20 @@ struct Engine::Impl {
     std::priority_queue<Buffered, std::vector<Buffered>, std::greater<>> buffer;
     // windows
     std::map<Micros, Groups> windows;
+    Micros last_end = 0;            // the window events went to last …
+    Groups* last_groups = nullptr;  // … (nullptr once windows close)
+    std::vector<int> same_arg;      // per aggregate: an earlier one with the same argument, or -1
+    // A windowed SELECT without HAVING whose every column is a GROUP BY value ('k', index),
+    // an aggregate ('a', index) or System.Timestamp() ('t'): its rows are built directly.
+    std::vector<std::pair<char, size_t>> direct;
     std::unordered_map<std::string, Session> sessions;
     std::unordered_map<std::string, SlideGroup> slides;
     size_t sliding_events = 0;
     size_t open_groups = 0;
+    // A SELECT with JOINs: the stream JOIN (joins[0], when of two streams) and the reference
+    // data indexes (per JOIN; unused for the stream one).
+    std::unique_ptr<internal::StreamJoin> stream_join;
+    std::vector<internal::ReferenceIndex> references;
     // Scratch for Accept (never held across calls that could re-enter this node: a node's
     // rows go only to nodes after it).
     std::string key;
@@ -134,6 +210,7 @@ struct Engine::Impl {
   std::vector<std::vector<Micros>> sink_producer_wm;  // per sink, per producer
   std::vector<Micros> sink_wm;
   std::map<std::string, std::vector<OutputEvent>> outputs;
+  std::vector<std::vector<json::object>> references;  // per Plan::references
   EngineStats stats;
   std::optional<Error> failed;
   const json::object empty;
@@ -141,11 +218,35 @@ struct Engine::Impl {
   explicit Impl(const StreamQuery& q, EventTimePolicy pol) : plan(q.plan()), policy(pol) {
     nodes.resize(plan->selects.size());
     for (size_t i = 0; i < nodes.size(); ++i) {
-      nodes[i].p = &plan->selects[i];
-      nodes[i].analytics.resize(plan->selects[i].analytics.size());
-      for (size_t k = 0; k < plan->selects[i].analytics.size(); ++k)
-        nodes[i].analytic_names.push_back(internal::AnalyticName(k));
+      Node& n = nodes[i];
+      n.p = &plan->selects[i];
+      n.references.resize(n.p->joins.size());
+      n.analytics.resize(n.p->analytics.size());
+      for (size_t k = 0; k < n.p->analytics.size(); ++k)
+        n.analytic_names.push_back(internal::AnalyticName(k));
+      for (size_t a = 0; a < n.p->aggs.size(); ++a) {
+        int same = -1;
+        for (size_t b = 0; b < a && same < 0; ++b) {
+          if (PlainArg(n.p->aggs[a]) && PlainArg(n.p->aggs[b]) &&
+              query::SameExpr(n.p->aggs[a].arg, n.p->aggs[b].arg)) {
+            same = static_cast<int>(b);
+          }
+        }
+        n.same_arg.push_back(same);
+      }
+      n.direct = DirectColumns(*n.p);
+      if (n.p->stream_join()) {
+        n.stream_join = std::make_unique<internal::StreamJoin>(
+            n.p->joins[0], limits().max_buffered_events,
+            [this, i](const json::object& left, const json::object* right, Micros ts) {
+              internal::JoinedRow row;
+              row.sources[0] = &left;
+              row.sources[1] = right ? right : &internal::AbsentSource();
+              Lookups(i, row, 2, ts);
+            });
+      }
     }
+    references.resize(plan->references.size());
     sink_producer_wm.resize(plan->sinks.size());
     sink_wm.assign(plan->sinks.size(), kMinTime);
     for (size_t s = 0; s < plan->sinks.size(); ++s)
@@ -157,18 +258,69 @@ struct Engine::Impl {
   // ---- producing rows ----
 
   void Emit(size_t node, json::object row, Micros ts) {
-    const internal::Sink& sink = plan->sinks[nodes[node].p->sink];
+    int sink_index = nodes[node].p->sink;
+    const internal::Sink& sink = plan->sinks[sink_index];
     if (sink.step < 0) {
       outputs[sink.name].push_back(OutputEvent{ts, std::move(row)});
       return;
     }
     for (int c : sink.consumers)
-      Accept(static_cast<size_t>(c), row, ts);
+      Deliver(static_cast<size_t>(c), sink_index, row, ts);
+  }
+
+  // A row of step `sink` for node `c`: to its SELECT, or to a side of its stream JOIN.
+  void Deliver(size_t c, int sink, const json::object& row, Micros ts) {
+    Node& n = nodes[c];
+    if (!n.stream_join) {
+      Accept(c, row, ts);
+      return;
+    }
+    if (n.p->left_sink == sink) n.stream_join->Push(0, row, ts);
+    if (n.p->joins[0].sink == sink) n.stream_join->Push(1, row, ts);
+  }
+
+  // Step `sink`'s watermark moved to `w`, for node `c`.
+  void AdvanceFrom(size_t c, int sink, Micros w) {
+    Node& n = nodes[c];
+    if (!n.stream_join) {
+      Advance(c, w);
+      return;
+    }
+    Micros f = n.watermark;
+    if (n.p->left_sink == sink) f = n.stream_join->Advance(0, w);
+    if (n.p->joins[0].sink == sink) f = n.stream_join->Advance(1, w);
+    if (f > n.watermark) {
+      n.watermark = f;
+      Advance(c, f);
+    }
+  }
+
+  // Joins source `next` (a reference input) and those after it to `row`, then accepts each
+  // joined row.
+  void Lookups(size_t index, internal::JoinedRow& row, size_t next, Micros ts) {
+    Node& n = nodes[index];
+    if (next > n.p->joins.size()) {
+      Accept(index, *row.sources[0], ts, &row);
+      return;
+    }
+    const internal::JoinSpec& j = n.p->joins[next - 1];
+    bool any = false;
+    n.references[next - 1].Match(j, next, row, [&](const json::object& match) {
+      any = true;
+      row.sources[next] = &match;
+      Lookups(index, row, next + 1, ts);
+    });
+    if (!any && j.left_outer) {
+      row.sources[next] = &internal::AbsentSource();
+      Lookups(index, row, next + 1, ts);
+    }
+    row.sources[next] = nullptr;
   }
 
   void EmitSorted(size_t node, std::vector<Row>& rows) {
-    std::stable_sort(rows.begin(), rows.end(),
-                     [](const Row& a, const Row& b) { return a.ts < b.ts; });
+    auto by_time = [](const Row& a, const Row& b) { return a.ts < b.ts; };
+    if (!std::is_sorted(rows.begin(), rows.end(), by_time))
+      std::stable_sort(rows.begin(), rows.end(), by_time);
     for (auto& r : rows)
       Emit(node, std::move(r.row), r.ts);
     rows.clear();
@@ -185,13 +337,14 @@ struct Engine::Impl {
     if (m <= sink_wm[sink_index]) return;
     sink_wm[sink_index] = m;
     for (int c : sink.consumers)
-      Advance(static_cast<size_t>(c), m);
+      AdvanceFrom(static_cast<size_t>(c), sink_index, m);
   }
 
   // Builds a row from the projections; roots[0] is the event (or an empty object).
   json::object Project(const SelectPlan& p, std::span<const query::Root> roots,
                        const json::object& event) {
     json::object row;
+    row.reserve(p.items.size());
     for (size_t i = 0; i < p.items.size(); ++i) {
       const internal::Projection& item = p.items[i];
       if (item.star) {
@@ -213,21 +366,51 @@ struct Engine::Impl {
       }
       std::string_view last;
       Value v = query::EvaluateNamed(item.expr, roots, &last);
-      if (!v.defined()) continue;
-      std::string name = !item.name.empty() ? item.name
-                         : !last.empty()    ? std::string(last)
-                                            : "$" + std::to_string(i + 1);
-      row[name] = std::move(v).ToJson();
+      if (!v.defined()) {
+        // LEFT OUTER JOIN without a match: that source's columns are null.
+        if (item.outer_root < 0 ||
+            roots[static_cast<size_t>(item.outer_root)].object != &internal::AbsentSource()) {
+          continue;
+        }
+        v = Value(json::value(nullptr));
+        if (!item.expr.steps.empty() && !item.expr.steps.back().is_index) {
+          last = item.expr.steps.back().key;
+        }
+      }
+      json::value& slot = !item.name.empty() ? row[item.name]
+                          : !last.empty()    ? row[last]
+                                             : row["$" + std::to_string(i + 1)];
+      if (v.borrowed()) {
+        slot = v.get();  // one copy, into the row's memory
+      } else {
+        slot = std::move(v).ToJson();
+      }
     }
     return row;
   }
 
   // ---- the SELECT over time-ordered events ----
 
-  void Accept(size_t index, const json::object& ev, Micros ts) {
-    const SelectPlan& p = *nodes[index].p;
+  // `joined`: the sources of a SELECT with JOINs (`ev` is source 0's); without it, such a
+  // SELECT first looks its reference data up.
+  void Accept(size_t index, const json::object& ev, Micros ts,
+              const internal::JoinedRow* joined = nullptr) {
+    Node& n = nodes[index];
+    const SelectPlan& p = *n.p;
+    if (!p.joins.empty() && joined == nullptr) {
+      internal::JoinedRow row;
+      row.sources[0] = &ev;
+      Lookups(index, row, 1, ts);
+      return;
+    }
     json::object extras;
     if (p.uses_timestamp) extras[internal::kTsName] = FormatDateTime(ts);
+    if (joined) {  // (the binder allows no APPLY with JOINs)
+      internal::JoinRoots join_roots(*joined, 1 + p.joins.size(), &extras);
+      AcceptRow(index, std::span<const query::Root>(join_roots.roots.data(), join_roots.size), ev,
+                extras, ts);
+      return;
+    }
     if (p.applies.empty()) {
       query::Root roots[2] = {query::Root(ev), query::Root(extras)};
       AcceptRow(index, roots, ev, extras, ts);
@@ -292,6 +475,11 @@ struct Engine::Impl {
     }
     if (p.where && !query::IsTrue(query::Evaluate(*p.where, roots))) return;
     if (p.window.kind == WindowKind::kNone) {
+      if (p.pass_through) {  // no copy: the JOIN reading it keeps its own
+        for (int c : plan->sinks[p.sink].consumers)
+          Deliver(static_cast<size_t>(c), p.sink, ev, ts);
+        return;
+      }
       Emit(index, Project(p, roots, ev), ts);
       return;
     }
@@ -306,8 +494,22 @@ struct Engine::Impl {
       key_values.push_back(query::Evaluate(k, roots));
       AppendKey(key, key_values.back());
     }
-    for (const auto& a : p.aggs)
-      args.push_back(AggInput(a, roots, ev));
+    for (size_t i = 0; i < p.aggs.size(); ++i) {
+      const AggSpec& a = p.aggs[i];
+      if (int same = n.same_arg[i]; same >= 0) {
+        Value v = args[static_cast<size_t>(same)];  // AVG(x), MAX(x): x evaluated once
+        args.push_back(std::move(v));
+      } else {
+        args.push_back(AggInput(a, roots, ev));
+      }
+    }
+    auto groups_at = [&](Micros end) -> Groups& {
+      if (n.last_groups == nullptr || n.last_end != end) {
+        n.last_groups = &n.windows[end];
+        n.last_end = end;
+      }
+      return *n.last_groups;
+    };
 
     auto add_to = [&](Groups& groups) {
       auto [it, inserted] = groups.try_emplace(key);
@@ -318,7 +520,7 @@ struct Engine::Impl {
                      std::to_string(limits().max_open_groups) + ")");
         }
         for (const auto& v : key_values)
-          g.keys.push_back(v.defined() ? std::optional<json::value>(v.get()) : std::nullopt);
+          g.keys.push_back(v.defined() ? std::optional<json::value>(Own(v.get())) : std::nullopt);
         g.aggs.reserve(p.aggs.size());
         for (const auto& a : p.aggs)
           g.aggs.emplace_back(a);
@@ -333,11 +535,11 @@ struct Engine::Impl {
       case WindowKind::kHopping: {
         Micros end = w.offset + CeilDiv(ts - w.offset, w.hop) * w.hop;
         for (; end - w.size < ts; end += w.hop)
-          add_to(n.windows[end]);
+          add_to(groups_at(end));
         break;
       }
       case WindowKind::kSnapshot:
-        add_to(n.windows[ts]);
+        add_to(groups_at(ts));
         break;
       case WindowKind::kSession: {
         std::string pk;
@@ -372,7 +574,7 @@ struct Engine::Impl {
                        std::to_string(limits().max_open_groups) + ")");
           }
           for (const auto& v : key_values)
-            g.keys.push_back(v.defined() ? std::optional<json::value>(v.get()) : std::nullopt);
+            g.keys.push_back(v.defined() ? std::optional<json::value>(Own(v.get())) : std::nullopt);
         }
         if (++n.sliding_events > limits().max_buffered_events) {
           LimitError("a sliding window holds too many events (the limit is " +
@@ -382,7 +584,7 @@ struct Engine::Impl {
         vals.reserve(args.size());
         for (auto& a : args) {
           // Undefined is kept as a marker object the aggregates never see (skipped below).
-          vals.push_back(a.defined() ? a.get() : json::value(json::object{{"\x01u", true}}));
+          vals.push_back(a.defined() ? Own(a.get()) : json::value(json::object{{"\x01u", true}}));
         }
         g.events.emplace_back(ts, std::move(vals));
         g.triggers.insert(ts);
@@ -394,19 +596,45 @@ struct Engine::Impl {
     }
   }
 
-  void CloseGroup(const SelectPlan& p, const Group& g, Micros ts, std::vector<Row>& rows) {
+  // `ts_text`: FormatDateTime(ts), when the caller closes several groups at once.
+  void CloseGroup(const SelectPlan& p, const Group& g, Micros ts, std::vector<Row>& rows,
+                  const json::string* ts_text = nullptr) {
+    const Node& n = nodes[static_cast<size_t>(&p - plan->selects.data())];
+    if (!n.direct.empty()) {
+      // Every column is a GROUP BY value, an aggregate or System.Timestamp(): no extras row.
+      json::object row;
+      row.reserve(n.direct.size());
+      for (size_t i = 0; i < n.direct.size(); ++i) {
+        auto [kind, at] = n.direct[i];
+        const std::string& name = p.items[i].name;
+        if (kind == 't') {
+          if (ts_text) {
+            row.emplace(name, *ts_text);
+          } else {
+            row.emplace(name, FormatDateTime(ts));
+          }
+        } else if (kind == 'k') {
+          if (g.keys[at]) row.emplace(name, *g.keys[at]);
+        } else if (Value r = g.aggs[at].Result(); r.defined()) {
+          row.emplace(name, std::move(r).ToJson());
+        }
+      }
+      rows.push_back(Row{ts, std::move(row)});
+      return;
+    }
     json::object extras;
-    extras[internal::kTsName] = FormatDateTime(ts);
+    extras.reserve(1 + g.keys.size() + g.aggs.size());
+    if (ts_text) {
+      extras.emplace(internal::kTsName, *ts_text);
+    } else {
+      extras.emplace(internal::kTsName, FormatDateTime(ts));
+    }
     for (size_t i = 0; i < g.keys.size(); ++i) {
-      if (g.keys[i]) extras["\x01k" + std::to_string(i)] = *g.keys[i];
+      if (g.keys[i]) extras.emplace(ExtraName('k', i), *g.keys[i]);
     }
     for (size_t i = 0; i < g.aggs.size(); ++i) {
       Value r = g.aggs[i].Result();
-      if (r.defined())
-        extras
-            ["\x01"
-             "a" +
-             std::to_string(i)] = std::move(r).ToJson();
+      if (r.defined()) extras.emplace(ExtraName('a', i), std::move(r).ToJson());
     }
     query::Root roots[2] = {query::Root(empty), query::Root(extras)};
     if (p.having && !query::IsTrue(query::Evaluate(*p.having, roots))) return;
@@ -414,8 +642,9 @@ struct Engine::Impl {
   }
 
   void CloseGroups(size_t index, Groups& groups, Micros ts, std::vector<Row>& rows) {
+    json::string ts_text(FormatDateTime(ts));
     for (auto& [k, g] : groups)
-      CloseGroup(*nodes[index].p, g, ts, rows);
+      CloseGroup(*nodes[index].p, g, ts, rows, &ts_text);
     nodes[index].open_groups -= groups.size();
     groups.clear();
   }
@@ -429,6 +658,7 @@ struct Engine::Impl {
       case WindowKind::kHopping:
       case WindowKind::kSnapshot:
         while (!n.windows.empty() && n.windows.begin()->first < w) {
+          n.last_groups = nullptr;
           auto node = n.windows.extract(n.windows.begin());
           CloseGroups(index, node.mapped(), node.key(), rows);
         }
@@ -552,7 +782,7 @@ struct Engine::Impl {
         LimitError("the reorder buffer holds too many events (the limit is " +
                    std::to_string(limits().max_buffered_events) + ")");
       }
-      n.buffer.push(Buffered{ts, n.seq++, ev});
+      n.buffer.push(Buffered{ts, n.seq++, json::object(ev, json::storage_ptr())});
       Release(index, w);
     }
     if (w > n.watermark) {
@@ -603,6 +833,32 @@ Result<void> Engine::Flush() {
   return r;
 }
 
+Result<void> Engine::SetReference(std::string_view input, std::vector<json::object> rows) {
+  if (impl_->failed) return *impl_->failed;
+  const auto& refs = impl_->plan->references;
+  size_t idx = refs.size();
+  for (size_t i = 0; i < refs.size(); ++i) {
+    if (strings::IEquals(refs[i], input)) idx = i;
+  }
+  if (idx == refs.size()) {
+    return Error(query::Errc::kInvalidQuery,
+                 "the query joins no reference data named '" + std::string(input) + "'");
+  }
+  if (rows.size() > impl_->limits().max_reference_rows) {
+    return Error(query::Errc::kLimitExceeded,
+                 "reference data '" + std::string(input) + "' has too many rows (the limit is " +
+                     std::to_string(impl_->limits().max_reference_rows) + ")");
+  }
+  impl_->references[idx] = std::move(rows);
+  for (auto& n : impl_->nodes) {
+    for (size_t k = 0; k < n.p->joins.size(); ++k) {
+      if (n.p->joins[k].reference == static_cast<int>(idx))
+        n.references[k].Build(n.p->joins[k], k + 1, impl_->references[idx]);
+    }
+  }
+  return {};
+}
+
 std::map<std::string, std::vector<OutputEvent>> Engine::TakeOutputs() {
   return std::exchange(impl_->outputs, {});
 }
@@ -614,15 +870,21 @@ const EngineStats& Engine::stats() const {
 // ---- StreamQuery ----
 
 Result<StreamQuery> StreamQuery::Parse(std::string_view text, const StreamLimits& limits) {
+  return Parse(text, limits, {});
+}
+
+Result<StreamQuery> StreamQuery::Parse(std::string_view text, const StreamLimits& limits,
+                                       const std::vector<std::string>& reference_inputs) {
   const query::ExprOptions& options = internal::StreamExprOptions(limits);
   ORRERY_ASSIGN_OR_RETURN(auto tokens, query::Lex(text, limits.text, options.lex));
-  ORRERY_ASSIGN_OR_RETURN(
-      auto plan, query::Catching([&] {
-        query::TokenCursor in(std::move(tokens));
-        query::ExpressionParser parser(in, options);
-        internal::ParsedQuery parsed = internal::ParseStatements(in, parser, limits);
-        return std::make_shared<const internal::Plan>(internal::BindQuery(parsed, limits));
-      }));
+  ORRERY_ASSIGN_OR_RETURN(auto plan, query::Catching([&] {
+                            query::TokenCursor in(std::move(tokens));
+                            query::ExpressionParser parser(in, options);
+                            internal::ParsedQuery parsed =
+                                internal::ParseStatements(in, parser, limits);
+                            return std::make_shared<const internal::Plan>(
+                                internal::BindQuery(parsed, limits, reference_inputs));
+                          }));
   StreamQuery q;
   q.plan_ = std::move(plan);
   return q;
@@ -633,6 +895,9 @@ const std::vector<std::string>& StreamQuery::inputs() const {
 }
 const std::vector<std::string>& StreamQuery::outputs() const {
   return plan_->outputs;
+}
+const std::vector<std::string>& StreamQuery::references() const {
+  return plan_->references;
 }
 
 }  // namespace orrery::stream

@@ -4,9 +4,11 @@
 //   step      := name AS ( statement )
 //   statement := select { UNION [ ALL ] select }
 //   select    := SELECT item { , item } [ INTO name ] FROM name [ [ AS ] alias ] { apply }
-//                [ TIMESTAMP BY expr { apply } ] [ WHERE expr ]
+//                [ TIMESTAMP BY expr { apply } ] { join } [ WHERE expr ]
 //                [ GROUP BY group { , group } ] [ HAVING expr ]
 //   apply     := ( CROSS | OUTER ) APPLY name ( expr ) [ AS ] alias
+//   join      := [ INNER | LEFT [ OUTER ] ] JOIN name [ [ AS ] alias ] [ TIMESTAMP BY expr ]
+//                ON expr
 //   item      := * | path . * | expr [ AS alias ]
 //   group     := expr [ OVER ( PARTITION BY expr ) ]
 //   name      := identifier | [ text ]
@@ -87,10 +89,31 @@ bool IsWindowName(std::string_view n) {
   return false;
 }
 
+// An alias without AS: an identifier that does not start the next clause.
+bool AtBareAlias(const TokenCursor& in) {
+  if (!in.At(TokenKind::kIdentifier) || AtClauseWord(in)) return false;
+  for (std::string_view w : {"TIMESTAMP", "JOIN", "INNER", "LEFT", "RIGHT", "FULL", "CROSS",
+                             "OUTER", "PARTITION", "ON"}) {
+    if (in.AtKeyword(w)) return false;
+  }
+  return true;
+}
+
 ExprPtr NewExpr(ExprKind kind, query::Position pos) {
   auto e = std::make_unique<query::Expr>();
   e->kind = kind;
   e->pos = pos;
+  return e;
+}
+
+query::ExprPtr ParseTimestampBy(TokenCursor& in, query::ExpressionParser& parser) {
+  if (!in.TryKeyword("TIMESTAMP")) return nullptr;
+  in.ExpectKeyword("BY");
+  query::ExprPtr e = parser.Parse();
+  if (in.AtKeyword("OVER")) {
+    throw QueryError(Errc::kInvalidQuery, in.Peek().pos,
+                     "TIMESTAMP BY … OVER (substreams) is not supported yet");
+  }
   return e;
 }
 
@@ -153,9 +176,7 @@ SelectStmt ParseSelect(TokenCursor& in, query::ExpressionParser& parser,
   s.from = ParseName(in, "an input or step name after FROM");
   if (in.TryKeyword("AS")) {
     s.alias = ParseName(in, "an alias after AS");
-  } else if (in.At(TokenKind::kIdentifier) && !AtClauseWord(in) && !in.AtKeyword("TIMESTAMP") &&
-             !in.AtKeyword("JOIN") && !in.AtKeyword("INNER") && !in.AtKeyword("LEFT") &&
-             !in.AtKeyword("CROSS") && !in.AtKeyword("OUTER") && !in.AtKeyword("PARTITION")) {
+  } else if (AtBareAlias(in)) {
     s.alias = std::string(in.Next().text);
   }
   // APPLYs may come before or after TIMESTAMP BY (ASA writes the input's TIMESTAMP BY first).
@@ -183,20 +204,46 @@ SelectStmt ParseSelect(TokenCursor& in, query::ExpressionParser& parser,
     }
   };
   applies();
-  for (std::string_view w : {"JOIN", "INNER", "LEFT", "RIGHT", "FULL", "CROSS", "OUTER"}) {
-    if (in.AtKeyword(w)) {
-      throw QueryError(Errc::kInvalidQuery, in.Peek().pos, "joins are not supported yet");
+  s.timestamp_by = ParseTimestampBy(in, parser);
+  if (s.timestamp_by) applies();
+  while (true) {
+    // An APPLY after a JOIN parses (the binder says what it supports).
+    if ((in.AtKeyword("CROSS") || in.AtKeyword("OUTER")) && in.AtKeyword("APPLY", 1)) {
+      applies();
+      continue;
     }
-  }
-  if (in.AtKeyword("TIMESTAMP")) {
-    in.Next();
-    in.ExpectKeyword("BY");
-    s.timestamp_by = parser.Parse();
-    if (in.AtKeyword("OVER")) {
+    if (in.AtKeyword("RIGHT") || in.AtKeyword("FULL") || in.AtKeyword("CROSS") ||
+        in.AtKeyword("OUTER")) {
       throw QueryError(Errc::kInvalidQuery, in.Peek().pos,
-                       "TIMESTAMP BY … OVER (substreams) is not supported yet");
+                       "Stream Analytics joins are INNER or LEFT OUTER");
     }
-    applies();
+    JoinClause j;
+    j.pos = in.Peek().pos;
+    bool typed = true;
+    if (in.TryKeyword("LEFT")) {
+      j.left_outer = true;
+      in.TryKeyword("OUTER");
+    } else if (!in.TryKeyword("INNER")) {
+      typed = false;
+    }
+    if (!typed && !in.AtKeyword("JOIN")) break;
+    in.ExpectKeyword("JOIN");
+    if (s.joins.size() + 1 >= kMaxJoinSources) {
+      throw QueryError(Errc::kLimitExceeded, j.pos,
+                       "too many JOINs in one SELECT (the limit is " +
+                           std::to_string(kMaxJoinSources - 1) + ")");
+    }
+    j.from_pos = in.Peek().pos;
+    j.from = ParseName(in, "an input or step name after JOIN");
+    if (in.TryKeyword("AS")) {
+      j.alias = ParseName(in, "an alias after AS");
+    } else if (AtBareAlias(in)) {
+      j.alias = std::string(in.Next().text);
+    }
+    j.timestamp_by = ParseTimestampBy(in, parser);
+    j.on_pos = in.ExpectKeyword("ON").pos;
+    j.on = parser.Parse();
+    s.joins.push_back(std::move(j));
   }
   if (in.AtKeyword("PARTITION")) {
     throw QueryError(Errc::kInvalidQuery, in.Peek().pos, "PARTITION BY is not supported yet");

@@ -15,6 +15,9 @@
 
 namespace orrery::stream::internal {
 
+// A SELECT reads up to this many sources: FROM's and one per JOIN.
+inline constexpr size_t kMaxJoinSources = 8;
+
 // ---- parsed ----
 
 struct SelectItem {
@@ -39,6 +42,18 @@ struct ApplyItem {
   query::Position pos;
 };
 
+// [INNER | LEFT [OUTER]] JOIN name [[AS] alias] [TIMESTAMP BY expr] ON expr
+struct JoinClause {
+  query::Position pos;
+  bool left_outer = false;
+  std::string from;
+  query::Position from_pos;
+  std::optional<std::string> alias;
+  query::ExprPtr timestamp_by;
+  query::Position on_pos;  // of ON
+  query::ExprPtr on;
+};
+
 struct SelectStmt {
   query::Position pos;
   std::vector<SelectItem> items;
@@ -49,6 +64,7 @@ struct SelectStmt {
   std::optional<std::string> alias;
   query::ExprPtr timestamp_by;
   std::vector<ApplyItem> applies;
+  std::vector<JoinClause> joins;
   query::ExprPtr where;
   std::vector<GroupItem> group_by;
   query::ExprPtr having;
@@ -160,11 +176,40 @@ struct Projection {
   bool star = false;          // `*`, `alias.*`: every member of the event
   bool star_applies = false;  // `*`: and every APPLY's record, under its alias
   bool star_of = false;       // `path.*`: every member of expr's object
+  // A path into the source of a LEFT OUTER JOIN (its root): null, not left out, when that
+  // source has no match. -1: none.
+  int outer_root = -1;
+};
+
+// Source i of a SELECT with JOINs (0: FROM's, i: the i-th JOIN's) is read through root
+// SourceRoot(i): root 1 stays the row's extras.
+constexpr uint32_t SourceRoot(size_t source) {
+  return source == 0 ? 0 : static_cast<uint32_t>(source + 1);
+}
+
+// The JOIN that brings source `index + 1` (SelectPlan::joins[index]).
+struct JoinSpec {
+  bool left_outer = false;
+  int reference = -1;  // reference data: an index into Plan::references
+  int sink = -1;       // a stream: the sink its rows come from (a WITH step or a hidden one)
+  // ON's equality terms: left_keys[i] (reading earlier sources) = right_keys[i] (this one).
+  std::vector<query::BoundExpr> left_keys;
+  std::vector<query::BoundExpr> right_keys;
+  std::optional<query::BoundExpr> residual;  // ON's other terms
+  // A stream: the time of this source's event minus source 0's is within [lo, hi].
+  Micros lo = 0;
+  Micros hi = 0;
 };
 
 // One SELECT. Roots: 0 the event (windowed rows: an empty object), 1 the row's extras
 // (kTs: System.Timestamp(); kKey<i>: the GROUP BY values; kAgg<i>: the aggregates; kAnalytic<i>:
-// the analytic functions' values), 2… the APPLY records.
+// the analytic functions' values), 2… the APPLY records or, with JOINs (not both in one
+// SELECT), the sources joined after FROM's (SourceRoot).
+//
+// A SELECT whose first JOIN is of two streams reads neither an input nor a step directly:
+// each side comes through a sink (`left_sink`, joins[0].sink); a side that is an input is
+// read by a hidden pass-through SELECT (its TIMESTAMP BY, its event-time policy) writing a
+// hidden step.
 struct SelectPlan {
   int source_step = -1;  // reads a WITH step …
   int input = -1;        // … or an input
@@ -179,6 +224,10 @@ struct SelectPlan {
   std::optional<query::BoundExpr> having;
   bool uses_timestamp = false;  // the projections read System.Timestamp() (non-windowed)
   int sink = 0;                 // index into Plan::sinks
+  std::vector<JoinSpec> joins;  // in order; only joins[0] may be of a stream
+  int left_sink = -1;           // a stream JOIN: the sink source 0's rows come from
+  bool pass_through = false;    // a hidden SELECT * of a JOIN's side: events go on as they are
+  bool stream_join() const { return !joins.empty() && joins[0].reference < 0; }
 };
 
 struct Sink {
@@ -194,6 +243,7 @@ struct Plan {
   std::vector<Sink> sinks;
   std::vector<std::string> inputs;
   std::vector<std::string> outputs;
+  std::vector<std::string> references;  // reference data inputs the query joins
 };
 
 inline constexpr std::string_view kTsName = "\x01ts";
@@ -202,7 +252,8 @@ inline std::string AnalyticName(size_t i) {
   return "\x01n" + std::to_string(i);
 }
 
-// Throws QueryError.
-Plan BindQuery(const ParsedQuery& q, const StreamLimits& limits);
+// `reference_inputs`: the inputs that are reference data. Throws QueryError.
+Plan BindQuery(const ParsedQuery& q, const StreamLimits& limits,
+               const std::vector<std::string>& reference_inputs);
 
 }  // namespace orrery::stream::internal

@@ -60,7 +60,8 @@ struct StreamLimits {
   // per SELECT: the events its analytic functions (LAG, LAST, ISFIRST's keys, aggregates OVER
   // LIMIT DURATION) remember, all partitions together; LAG's offset
   size_t max_analytic_events = 1'000'000;
-  size_t max_apply_rows = 100'000;  // the rows CROSS/OUTER APPLY make of one event
+  size_t max_apply_rows = 100'000;        // the rows CROSS/OUTER APPLY make of one event
+  size_t max_reference_rows = 1'000'000;  // per reference data input
 };
 
 namespace internal {
@@ -72,11 +73,17 @@ class StreamQuery {
   // Parses and binds `text`. Errors are query::Errc (kSyntax, kUnknownFunction,
   // kInvalidQuery, kLimitExceeded) with "line L, column C: …".
   static Result<StreamQuery> Parse(std::string_view text, const StreamLimits& limits = {});
+  // As Parse, where the inputs named in `reference_inputs` are reference data: they are only
+  // joined (on the right of a JOIN, with no time bound) and loaded with Engine::SetReference.
+  static Result<StreamQuery> Parse(std::string_view text, const StreamLimits& limits,
+                                   const std::vector<std::string>& reference_inputs);
 
   // The names FROM reads that are not WITH steps, in order of first use.
   const std::vector<std::string>& inputs() const;
   // The INTO targets ("default" for a SELECT without INTO), in order of first use.
   const std::vector<std::string>& outputs() const;
+  // The reference data inputs the query joins, in order of first use.
+  const std::vector<std::string>& references() const;
 
   std::shared_ptr<const internal::Plan> plan() const { return plan_; }
 
@@ -104,11 +111,18 @@ class Engine {
   Engine& operator=(Engine&&) noexcept;
 
   // One event of `input` (a name the query reads, matched ignoring case), in arrival order.
+  // What the engine keeps of it is copied into the default memory resource, so `event` may
+  // live in a buffer the caller reuses once Push returns (a json::monotonic_resource).
   // REQUIRES: arrival times never decrease. Errors: an unknown input; a limit of
   // StreamLimits exceeded (query::Errc::kLimitExceeded; the engine is then unusable).
   Result<void> Push(std::string_view input, const boost::json::object& event, Micros arrival);
   // The end of every input: buffered events are released and every open window closes.
   Result<void> Flush();
+  // Loads (or replaces) the rows of reference data `input` (one of query.references(),
+  // matched ignoring case); events pushed afterwards join them. Errors: not a reference input
+  // of the query; more rows than StreamLimits::max_reference_rows (kLimitExceeded; the engine
+  // stays usable).
+  Result<void> SetReference(std::string_view input, std::vector<boost::json::object> rows);
 
   // Rows produced so far, per INTO target, in the order they were produced (System.Timestamp
   // never decreases within a target fed by one SELECT).

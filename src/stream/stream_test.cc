@@ -1,5 +1,7 @@
 // Unit tests of the C++ interface; the language itself is tested by testdata/*.test.
+#include <cstring>
 #include <limits>
+#include <set>
 
 #include <gtest/gtest.h>
 #include <boost/json.hpp>
@@ -93,6 +95,173 @@ TEST(Engine, WindowRowsComeOnlyAfterTheWatermarkPassesTheEnd) {
   EXPECT_EQ(json::serialize(out["o"][0].row), R"({"n":2,"t":"1970-01-01T00:00:10.0000000Z"})");
 }
 
+TEST(Engine, JoinBuffersAreBounded) {
+  StreamLimits limits;
+  limits.max_buffered_events = 3;
+  auto q = StreamQuery::Parse(
+      "SELECT a.k FROM a TIMESTAMP BY t JOIN b TIMESTAMP BY t "
+      "ON a.k = b.k AND DATEDIFF(second, a, b) BETWEEN 0 AND 5",
+      limits);
+  ASSERT_TRUE(q.has_value()) << q.error().message();
+  EventTimePolicy p;
+  p.late_arrival_tolerance = std::nullopt;
+  Engine e(*q, p);
+  // b says nothing: a's events wait for b's time to pass them.
+  Status r;
+  for (int i = 0; i < 4 && r; ++i) {
+    r = e.Push("a", json::object{{"k", 1}, {"t", FormatDateTime(i * kSecond)}}, i * kSecond);
+  }
+  ASSERT_FALSE(r.has_value());
+  EXPECT_TRUE(r.error().Is(query::Errc::kLimitExceeded));
+  EXPECT_NE(r.error().message().find("a JOIN holds too many events (the limit is 3)"),
+            std::string::npos)
+      << r.error().message();
+}
+
+TEST(Engine, ReferenceDataLoadsAndIsReplaced) {
+  StreamLimits limits;
+  limits.max_reference_rows = 2;
+  auto q = StreamQuery::Parse("SELECT i.id, r.name FROM input i JOIN names r ON i.id = r.id",
+                              limits, {"names", "unused"});
+  ASSERT_TRUE(q.has_value()) << q.error().message();
+  EXPECT_EQ(q->references(), (std::vector<std::string>{"names"}));
+  EXPECT_EQ(q->inputs(), (std::vector<std::string>{"input"}));
+  Engine e(*q);
+  auto bad = e.SetReference("other", {});
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().message(), "the query joins no reference data named 'other'");
+  auto big = e.SetReference("names", {{{"id", 1}}, {{"id", 2}}, {{"id", 3}}});
+  ASSERT_FALSE(big.has_value());
+  EXPECT_TRUE(big.error().Is(query::Errc::kLimitExceeded));
+  // Without rows, an inner JOIN passes nothing.
+  ASSERT_TRUE(e.Push("input", json::object{{"id", 1}}, 0).has_value());
+  ASSERT_TRUE(e.SetReference("NAMES", {{{"id", 1}, {"name", "one"}}}).has_value());
+  ASSERT_TRUE(e.Push("input", json::object{{"id", 1}}, 1).has_value());
+  ASSERT_TRUE(e.SetReference("names", {{{"id", 1}, {"name", "uno"}}}).has_value());
+  ASSERT_TRUE(e.Push("input", json::object{{"id", 1}}, 2).has_value());
+  auto out = e.TakeOutputs();
+  ASSERT_EQ(out["default"].size(), 2u);
+  EXPECT_EQ(out["default"][0].row, (json::object{{"id", 1}, {"name", "one"}}));
+  EXPECT_EQ(out["default"][1].row, (json::object{{"id", 1}, {"name", "uno"}}));
+}
+
+// A JOIN of two streams against a nested loop over random events: the same pairs, the same
+// unmatched rows (LEFT OUTER), each row at the later time (or when a match could last come),
+// and rows in time order.
+TEST(Engine, StreamJoinMatchesANestedLoop) {
+  struct Ev {
+    int id;
+    int k;
+    Micros t;
+  };
+  for (auto [lo, hi] : {std::pair{0, 5}, {-5, 5}, {-10, -2}, {3, 8}, {0, 0}}) {
+    SCOPED_TRACE(std::to_string(lo) + ".." + std::to_string(hi));
+    auto q = StreamQuery::Parse(
+        "SELECT a.id AS a, b.id AS b, System.Timestamp() AS t FROM a TIMESTAMP BY t "
+        "LEFT JOIN b TIMESTAMP BY t ON a.k = b.k AND DATEDIFF(second, a, b) BETWEEN " +
+        std::to_string(lo) + " AND " + std::to_string(hi));
+    ASSERT_TRUE(q.has_value()) << q.error().message();
+    EventTimePolicy p;
+    p.late_arrival_tolerance = std::nullopt;
+    Engine e(*q, p);
+    uint64_t x = 99;
+    auto next = [&] {
+      x = x * 6364136223846793005ull + 1442695040888963407ull;
+      return x >> 33;
+    };
+    std::vector<Ev> as, bs;
+    Micros ta = 0, tb = 0, arrival = 0;
+    for (int i = 0; i < 600; ++i) {
+      bool left = next() % 2 == 0;
+      Micros& t = left ? ta : tb;
+      t += static_cast<Micros>(next() % 3) * kSecond;  // ties too
+      Ev ev{i, static_cast<int>(next() % 4), t};
+      (left ? as : bs).push_back(ev);
+      arrival = std::max(arrival, t);
+      json::object o{{"id", ev.id}, {"k", ev.k}, {"t", FormatDateTime(t)}};
+      ASSERT_TRUE(e.Push(left ? "a" : "b", o, arrival).has_value());
+    }
+    ASSERT_TRUE(e.Flush().has_value());
+    std::multiset<std::string> want, got;
+    for (const auto& a : as) {
+      bool matched = false;
+      for (const auto& b : bs) {
+        if (a.k == b.k && b.t - a.t >= lo * kSecond && b.t - a.t <= hi * kSecond) {
+          matched = true;
+          want.insert(json::serialize(
+              json::object{{"a", a.id}, {"b", b.id}, {"t", FormatDateTime(std::max(a.t, b.t))}}));
+        }
+      }
+      if (!matched) {
+        want.insert(json::serialize(json::object{
+            {"a", a.id}, {"b", nullptr}, {"t", FormatDateTime(a.t + std::max(hi, 0) * kSecond)}}));
+      }
+    }
+    Micros last = std::numeric_limits<Micros>::min();
+    auto out = e.TakeOutputs();
+    for (const auto& row : out["default"]) {
+      got.insert(json::serialize(row.row));
+      EXPECT_GE(row.timestamp, last);
+      last = row.timestamp;
+    }
+    EXPECT_EQ(got, want);
+  }
+}
+
+// Push may be given events in a buffer the caller reuses: whatever the engine keeps (reorder
+// buffer, GROUP BY values, sliding windows, JOIN sides) it copies. The buffer is overwritten
+// after every Push, and the rows must match those of events in the default memory.
+TEST(Engine, KeepsNothingInTheCallersMemory) {
+  const char* queries[] = {
+      "SELECT k, COUNT(*) AS n, MAX(v) AS m INTO o FROM a TIMESTAMP BY t "
+      "GROUP BY k, TumblingWindow(second, 2)",
+      "SELECT k, MIN(v) AS m INTO o FROM a TIMESTAMP BY t GROUP BY k, SlidingWindow(second, 3)",
+      "SELECT k, v, System.Timestamp() AS ts INTO o FROM a TIMESTAMP BY t",
+      "SELECT x.k, x.v AS a, y.v AS b INTO o FROM a x TIMESTAMP BY t JOIN a y TIMESTAMP BY t "
+      "ON x.k = y.k AND DATEDIFF(second, x, y) BETWEEN 1 AND 3",
+  };
+  EventTimePolicy p;
+  p.late_arrival_tolerance = std::nullopt;
+  p.out_of_order_tolerance = 5 * kSecond;
+  for (const char* text : queries) {
+    SCOPED_TRACE(text);
+    auto q = StreamQuery::Parse(text);
+    ASSERT_TRUE(q.has_value()) << q.error().message();
+    std::vector<std::string> events;
+    uint64_t x = 7;
+    for (int i = 0; i < 300; ++i) {
+      x = x * 6364136223846793005ull + 1442695040888963407ull;
+      Micros t = i * kSecond / 4 - static_cast<Micros>((x >> 40) % 4) * kSecond;
+      events.push_back(json::serialize(
+          json::object{{"k", "key-with-a-long-name-" + std::to_string((x >> 20) % 5)},
+                       {"v", "value-" + std::to_string((x >> 10) % 100)},
+                       {"t", FormatDateTime(t)}}));
+    }
+    auto run = [&](bool reuse) {
+      Engine e(*q, p);
+      alignas(16) unsigned char buffer[8192];
+      json::monotonic_resource memory(buffer, sizeof buffer);
+      for (size_t i = 0; i < events.size(); ++i) {
+        json::value v =
+            reuse ? json::parse(events[i], json::storage_ptr(&memory)) : json::parse(events[i]);
+        EXPECT_TRUE(e.Push("a", v.as_object(), static_cast<Micros>(i) * kSecond / 4));
+        v = nullptr;
+        memory.release();
+        std::memset(buffer, 0xAB, sizeof buffer);
+      }
+      EXPECT_TRUE(e.Flush());
+      std::multiset<std::string> rows;
+      auto out = e.TakeOutputs();
+      for (const auto& r : out["o"])
+        rows.insert(json::serialize(r.row));
+      return rows;
+    };
+    auto plain = run(false);
+    EXPECT_FALSE(plain.empty());
+    EXPECT_EQ(run(true), plain);
+  }
+}
+
 // Every prefix of real queries either parses or fails with a message; nothing crashes.
 TEST(StreamQuery, PrefixesOfQueriesFailCleanly) {
   const char* queries[] = {
@@ -111,6 +280,9 @@ TEST(StreamQuery, PrefixesOfQueriesFailCleanly) {
       "SELECT TopOne() OVER (ORDER BY t DESC, v ASC) AS top, CollectTop(2, v) OVER (ORDER BY v) "
       "AS c, PERCENTILE_CONT(0.5) OVER (ORDER BY v DESC) AS m, Collect(v) AS all "
       "INTO o FROM input GROUP BY TumblingWindow(second, 5)",
+      "SELECT I1.id, I2.x AS y FROM Input1 I1 TIMESTAMP BY t LEFT OUTER JOIN Input2 AS I2 "
+      "TIMESTAMP BY u ON I1.id = I2.id AND DATEDIFF(minute, I1, I2) BETWEEN 0 AND 15 "
+      "WHERE I2.id IS NULL",
   };
   for (const char* q : queries) {
     std::string text(q);

@@ -14,6 +14,9 @@
 //                                              2026-01-01, UTC); without it, the previous
 //                                              event's arrival (first: 00:00:00); <input>
 //                                              defaults to the section's name, else "input"
+//   --- reference <name>                       reference data rows, one JSON object per line
+//   {json}                                     (the query is parsed with <name> as reference
+//                                              data, loaded before the events)
 //   --- expect <target>                        the rows of that target as a multiset, one
 //   {json}                                     JSON object per line (numbers compare with a
 //                                              relative tolerance of 1e-9); a target with no
@@ -58,6 +61,7 @@ struct Case {
   StreamLimits limits;
   std::string query;
   std::vector<Event> events;
+  std::map<std::string, std::vector<json::object>> references;
   std::map<std::string, std::vector<json::value>> expect;
   std::optional<std::string> error_code;
   std::string error_text;
@@ -110,7 +114,7 @@ std::vector<Case> ReadCases(const std::filesystem::path& file) {
   std::vector<Case> cases;
   std::string line;
   int n = 0;
-  enum { kNone, kQuery, kInput, kExpect, kError, kRunError } mode = kNone;
+  enum { kNone, kQuery, kInput, kReference, kExpect, kError, kRunError } mode = kNone;
   std::string section_arg;
   Micros last_arrival = ParseTime("00:00:00");
   while (std::getline(in, line)) {
@@ -134,6 +138,9 @@ std::vector<Case> ReadCases(const std::filesystem::path& file) {
       ss >> section_arg;
       if (kind == "input") {
         mode = kInput;
+      } else if (kind == "reference") {
+        mode = kReference;
+        c.references[section_arg];
       } else if (kind == "expect") {
         mode = kExpect;
         c.expect[section_arg];
@@ -193,6 +200,8 @@ std::vector<Case> ReadCases(const std::filesystem::path& file) {
               c.limits.max_buffered_events = value;
             else if (field == "max_open_groups")
               c.limits.max_open_groups = value;
+            else if (field == "max_reference_rows")
+              c.limits.max_reference_rows = value;
             else
               ADD_FAILURE() << file << ":" << n << ": bad limit " << w;
           }
@@ -227,6 +236,16 @@ std::vector<Case> ReadCases(const std::filesystem::path& file) {
         }
         ev.body = std::move(v.get_object());
         c.events.push_back(std::move(ev));
+        break;
+      }
+      case kReference: {
+        boost::system::error_code ec;
+        json::value v = json::parse(line, ec);
+        if (ec || !v.is_object()) {
+          ADD_FAILURE() << file << ":" << n << ": bad reference row";
+          break;
+        }
+        c.references[section_arg].push_back(std::move(v.get_object()));
         break;
       }
       case kExpect: {
@@ -281,7 +300,10 @@ std::string Expand(std::string s) {
 
 void RunCase(const Case& c, const std::string& where) {
   SCOPED_TRACE(where + " (" + c.name + ")");
-  auto q = StreamQuery::Parse(Expand(c.query), c.limits);
+  std::vector<std::string> reference_names;
+  for (const auto& [name, rows] : c.references)
+    reference_names.push_back(name);
+  auto q = StreamQuery::Parse(Expand(c.query), c.limits, reference_names);
   if (c.error_code) {
     ASSERT_FALSE(q.has_value()) << "expected an error, the query parsed";
     EXPECT_EQ(CodeName(q.error()), *c.error_code) << q.error().message();
@@ -291,6 +313,10 @@ void RunCase(const Case& c, const std::string& where) {
   }
   ASSERT_TRUE(q.has_value()) << q.error().message();
   Engine engine(*q, c.policy);
+  for (const auto& [name, rows] : c.references) {
+    auto r = engine.SetReference(name, rows);
+    ASSERT_TRUE(r.has_value()) << r.error().message();
+  }
   bool run_failed = false;
   std::string run_message;
   for (const auto& ev : c.events) {

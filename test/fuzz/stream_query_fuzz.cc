@@ -1,10 +1,12 @@
 // libFuzzer target for the Stream Analytics dialect: the input is parsed and bound as an ASA
-// query; whatever binds runs over a few fixed events on every input it reads (event time,
-// windows, aggregates, steps), then is flushed. Nothing may crash, hang, overflow the stack
+// query (an input named `ref` is reference data, with two rows); whatever binds runs over a
+// few fixed events on every input it reads (event time, windows, aggregates, steps, joins),
+// then is flushed. Nothing may crash, hang, overflow the stack
 // or escape as an exception, and a handful of events may not produce an unbounded output.
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
+#include <vector>
 
 #include <boost/json.hpp>
 
@@ -14,10 +16,15 @@ namespace s = orrery::stream;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
-  auto q = s::StreamQuery::Parse(text);
+  auto q = s::StreamQuery::Parse(text, {}, {"ref"});
   if (!q) return 0;
   s::Engine engine(
       *q, {.late_arrival_tolerance = 5 * s::kSecond, .out_of_order_tolerance = 2 * s::kSecond});
+  if (!q->references().empty()) {
+    std::vector<boost::json::object> rows = {{{"deviceId", "a"}, {"site", "north"}},
+                                             {{"deviceId", "b"}, {"n", 2}}};
+    if (!engine.SetReference("ref", std::move(rows))) return 0;
+  }
   static const char* kEvents[] = {
       R"({"deviceId":"a","t":"2026-01-01T00:00:01Z","temp":20.5,"n":1,"tags":{"k":"x"}})",
       R"({"deviceId":"b","t":"2026-01-01T00:00:03Z","temp":null,"n":2,"arr":[1,2,3]})",
