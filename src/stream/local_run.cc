@@ -455,8 +455,10 @@ Result<LocalRunSummary> RunLocal(const StreamQuery& query, LocalRunIo io,
   // Every input read by the query must be given, and nothing else.
   std::vector<Source> sources;
   for (auto& [name, reader] : io.inputs) {
+    // A structured binding cannot be captured before C++20's P1091 (clang 14).
+    const std::string& wanted = name;
     auto it = std::find_if(plan.inputs.begin(), plan.inputs.end(),
-                           [&](const std::string& n) { return strings::IEquals(n, name); });
+                           [&](const std::string& n) { return strings::IEquals(n, wanted); });
     if (it == plan.inputs.end()) {
       std::string known;
       for (const auto& n : plan.inputs)
@@ -501,8 +503,9 @@ Result<LocalRunSummary> RunLocal(const StreamQuery& query, LocalRunIo io,
   Engine engine(query, options.policy);
   for (auto& [name, reader] : io.references) {
     const auto& refs = query.references();
+    const std::string& wanted = name;
     if (std::none_of(refs.begin(), refs.end(),
-                     [&](const std::string& r) { return strings::IEquals(r, name); })) {
+                     [&](const std::string& r) { return strings::IEquals(r, wanted); })) {
       return Error(query::Errc::kInvalidQuery,
                    fmt::format("the query joins no reference data named '{}'", name));
     }

@@ -1044,7 +1044,9 @@ class Executor {
     bool skipping = resume_.has_value();
     auto before = [&](std::string_view k1, std::string_view k2) {
       if (!skipping) return false;
-      return std::tie(k1, k2) < std::tie(resume_->k1, resume_->k2);
+      // (k1, k2) < the resume point, compared as string views on every standard library.
+      std::string_view r1 = resume_->k1, r2 = resume_->k2;
+      return k1 < r1 || (k1 == r1 && k2 < r2);
     };
     if (s.kind == Step::kStartRelationships) {
       std::vector<json::object> rels;
