@@ -439,14 +439,21 @@ int main(int argc, char** argv) {
   dt_validate->add_option("paths", dt_paths, "Model files or directories")->required();
   // orrery dt model add|list|show|decommission|delete: the models REST API on twins.port,
   // with a service principal's token.
-  // Each command binds its own flags (a binding remembers one option per key).
-  std::list<std::pair<CLI::App*, app::FlagBindings>> dt_commands, identity_commands;
+  // Each command binds its own flags (a binding remembers one option per key). Every client
+  // of the twins API takes the same connection flags; `run` is what it does once connected.
+  struct TwinsClientCommand {
+    CLI::App* app;
+    app::FlagBindings flags;
+    std::function<Status(const api::ServiceConnection&)> run;
+  };
+  std::list<TwinsClientCommand> twins_clients;
+  std::list<std::pair<CLI::App*, app::FlagBindings>> identity_commands;
   api::TwinsConnectionOptions dt_conn;
-  api::ModelCommandOptions dt_opts;
-  auto dt_command = [&](const char* name, std::string help, api::ModelCommandOptions::Op op) {
-    auto* cmd = dt_model->add_subcommand(name, std::move(help));
-    auto& [_, flags] = dt_commands.emplace_back(cmd, app::FlagBindings{});
-    app::AddFlags(*cmd, flags, {"server.data_dir", "server.host_name", "twins.port"});
+  auto twins_client = [&](CLI::App* parent, const char* name, std::string help,
+                          std::function<Status(const api::ServiceConnection&)> run) {
+    auto* cmd = parent->add_subcommand(name, std::move(help));
+    auto& c = twins_clients.emplace_back(TwinsClientCommand{cmd, {}, std::move(run)});
+    app::AddFlags(*cmd, c.flags, {"server.data_dir", "server.host_name", "twins.port"});
     cmd->add_option("--endpoint", dt_conn.endpoint,
                     "The twins API's URL [default: https://<host-name>:<twins-port>]");
     cmd->add_option("--tenant", dt_conn.tenant, "Tenant id [default: the data directory's]")
@@ -457,6 +464,13 @@ int main(int argc, char** argv) {
         ->envname("AZURE_CLIENT_SECRET");
     cmd->add_option("--ca-file", dt_conn.ca_file,
                     "CA certificate to trust [default: <data-dir>/tls/ca.pem]");
+    return cmd;
+  };
+  api::ModelCommandOptions dt_opts;
+  auto dt_command = [&](const char* name, std::string help, api::ModelCommandOptions::Op op) {
+    auto* cmd = twins_client(dt_model, name, std::move(help), [&dt_opts](const auto& c) {
+      return api::ModelCommand(c, dt_opts, stdout, stderr);
+    });
     cmd->callback([&dt_opts, op] { dt_opts.op = op; });
     return cmd;
   };
@@ -483,23 +497,12 @@ int main(int argc, char** argv) {
       ->required();
 
   // orrery dt twin create|show|update|delete, orrery dt relationship create|show|list|delete
-  std::list<std::pair<CLI::App*, app::FlagBindings>> twin_commands;
   api::TwinCommandOptions twin_opts;
   auto twin_command = [&](CLI::App* parent, const char* name, std::string help,
                           api::TwinCommandOptions::Op op) {
-    auto* cmd = parent->add_subcommand(name, std::move(help));
-    auto& [_, flags] = twin_commands.emplace_back(cmd, app::FlagBindings{});
-    app::AddFlags(*cmd, flags, {"server.data_dir", "server.host_name", "twins.port"});
-    cmd->add_option("--endpoint", dt_conn.endpoint,
-                    "The twins API's URL [default: https://<host-name>:<twins-port>]");
-    cmd->add_option("--tenant", dt_conn.tenant, "Tenant id [default: the data directory's]")
-        ->envname("AZURE_TENANT_ID");
-    cmd->add_option("--client-id", dt_conn.client_id, "Service principal's client id")
-        ->envname("AZURE_CLIENT_ID");
-    cmd->add_option("--client-secret", dt_conn.client_secret, "Service principal's secret")
-        ->envname("AZURE_CLIENT_SECRET");
-    cmd->add_option("--ca-file", dt_conn.ca_file,
-                    "CA certificate to trust [default: <data-dir>/tls/ca.pem]");
+    auto* cmd = twins_client(parent, name, std::move(help), [&twin_opts](const auto& c) {
+      return api::TwinCommand(c, twin_opts, stdout, stderr);
+    });
     cmd->callback([&twin_opts, op] { twin_opts.op = op; });
     return cmd;
   };
@@ -878,29 +881,16 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (dt_validate->parsed()) return dtdl::ValidateFiles(dt_paths, stdout, stderr);
-  for (auto& [cmd, flags] : dt_commands) {
-    if (!cmd->parsed()) continue;
-    auto s = settings_for(flags);
+  for (auto& tc : twins_clients) {
+    if (!tc.app->parsed()) continue;
+    auto s = settings_for(tc.flags);
     if (!s) return Fail(s.error(), 2);
     dt_conn.data_dir = s->String("server.data_dir");
     dt_conn.host_name = s->String("server.host_name");
     dt_conn.port = s->Int("twins.port");
     auto connection = api::ResolveTwinsConnection(dt_conn);
     if (!connection) return Fail(connection.error(), api::ExitCodeFor(connection.error()));
-    auto st = api::ModelCommand(*connection, dt_opts, stdout, stderr);
-    if (!st) return Fail(st.error(), api::ExitCodeFor(st.error()));
-    return 0;
-  }
-  for (auto& [cmd, flags] : twin_commands) {
-    if (!cmd->parsed()) continue;
-    auto s = settings_for(flags);
-    if (!s) return Fail(s.error(), 2);
-    dt_conn.data_dir = s->String("server.data_dir");
-    dt_conn.host_name = s->String("server.host_name");
-    dt_conn.port = s->Int("twins.port");
-    auto connection = api::ResolveTwinsConnection(dt_conn);
-    if (!connection) return Fail(connection.error(), api::ExitCodeFor(connection.error()));
-    auto st = api::TwinCommand(*connection, twin_opts, stdout, stderr);
+    auto st = tc.run(*connection);
     if (!st) return Fail(st.error(), api::ExitCodeFor(st.error()));
     return 0;
   }
