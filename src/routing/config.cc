@@ -187,6 +187,13 @@ Result<RoutingConfig> ConfigFromJson(const json::value& v, const ConfigLimits& l
                               Int(*o, "maxBatchSize", what, w.max_batch_size, 1, 1000));
       ORRERY_ASSIGN_OR_RETURN(w.max_attempts, Int(*o, "maxAttempts", what, w.max_attempts, 1, 100));
       ORRERY_ASSIGN_OR_RETURN(w.timeout_s, Int(*o, "timeoutInSeconds", what, w.timeout_s, 1, 120));
+      ORRERY_ASSIGN_OR_RETURN(std::string format, Str(*o, "format", what, false));
+      if (format == "cloudEvents") {
+        w.cloud_events = true;
+      } else if (!format.empty() && format != "routingRecord") {
+        return Invalid(
+            fmt::format("{}: \"format\" must be \"routingRecord\" or \"cloudEvents\"", what));
+      }
       c.webhooks.push_back(std::move(w));
     }
   }
@@ -275,7 +282,8 @@ json::object ConfigToJson(const RoutingConfig& c, bool with_secrets) {
                    {"url", w.url},
                    {"maxBatchSize", w.max_batch_size},
                    {"maxAttempts", w.max_attempts},
-                   {"timeoutInSeconds", w.timeout_s}};
+                   {"timeoutInSeconds", w.timeout_s},
+                   {"format", w.cloud_events ? "cloudEvents" : "routingRecord"}};
     if (with_secrets) {
       o["secret"] = w.secret;
     } else if (!w.secret.empty()) {

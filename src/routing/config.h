@@ -61,6 +61,9 @@ struct WebhookEndpoint {
   int64_t max_batch_size = 100;  // messages per POST, 1..1000
   int64_t max_attempts = 10;     // then the batch is dead-lettered, 1..100
   int64_t timeout_s = 10;        // per attempt, 1..120
+  // "format": "routingRecord" (IoT Hub's routing record shape; the default) or "cloudEvents"
+  // (each message body is a structured CloudEvent; POSTed as a CloudEvents JSON batch).
+  bool cloud_events = false;
 };
 
 struct RoutingConfig {

@@ -107,15 +107,24 @@ class WebhookSink final : public Sink {
   void Send(uint32_t partition, StopToken& stop) {
     Batch& b = batches_[partition];
     if (b.events.empty()) return;
-    // IoT Hub's routing record shape, as the storage endpoint's JSON encoding writes it.
-    std::string lines;
-    for (auto& e : b.events)
-      archive::AppendJsonLine(archive::MakeRecord(e), &lines);
     std::string body = "[";
-    for (auto line : strings::Split(lines, '\n')) {
-      if (line.empty()) continue;
-      if (body.size() > 1) body += ',';
-      body += line;
+    if (config_.cloud_events) {
+      // Each message is a structured CloudEvent already: a JSON batch (CloudEvents' HTTP
+      // binding, batched content mode).
+      for (auto& e : b.events) {
+        if (body.size() > 1) body += ',';
+        body += e.message.body;
+      }
+    } else {
+      // IoT Hub's routing record shape, as the storage endpoint's JSON encoding writes it.
+      std::string lines;
+      for (auto& e : b.events)
+        archive::AppendJsonLine(archive::MakeRecord(e), &lines);
+      for (auto line : strings::Split(lines, '\n')) {
+        if (line.empty()) continue;
+        if (body.size() > 1) body += ',';
+        body += line;
+      }
     }
     body += ']';
     std::string delivery =
@@ -124,7 +133,9 @@ class WebhookSink final : public Sink {
     std::string error;
     for (int64_t attempt = 1; attempt <= config_.max_attempts; ++attempt) {
       net::Headers h;
-      h.Set("Content-Type", "application/json");
+      h.Set("Content-Type", config_.cloud_events
+                                ? "application/cloudevents-batch+json; charset=utf-8"
+                                : "application/json");
       h.Set("X-Orrery-Signature", "sha256=" + WebhookSignature(config_.secret, body));
       h.Set("X-Orrery-Delivery", delivery);
       h.Set("X-Orrery-Attempt", std::to_string(attempt));

@@ -41,6 +41,18 @@ WireError ToWireError(const Error& error) {
       return {400, "ValidationFailed"};
     case Errc::kRelationshipsNotDeleted:
       return {400, "RelationshipsNotDeleted"};
+    case Errc::kEventRouteNotFound:
+      return {404, "EventRouteNotFound"};
+    case Errc::kEventRouteEndpointInvalid:
+      return {400, "EventRouteEndpointInvalid"};
+    case Errc::kEventRouteFilterInvalid:
+      return {400, "EventRouteFilterInvalid"};
+    case Errc::kEventRouteIdInvalid:
+      return {400, "EventRouteIdInvalid"};
+    case Errc::kEndpointNotFound:
+      return {404, "EndpointNotFound"};
+    case Errc::kEndpointInUse:
+      return {409, "EndpointInUse"};
   }
   return {500, "InternalServerError"};
 }
@@ -86,6 +98,18 @@ std::string orrery::ErrcTraits<orrery::twins::Errc>::Message(orrery::twins::Errc
       return "validation failed";
     case Errc::kRelationshipsNotDeleted:
       return "the twin has relationships";
+    case Errc::kEventRouteNotFound:
+      return "event route not found";
+    case Errc::kEventRouteEndpointInvalid:
+      return "the event route's endpoint does not exist";
+    case Errc::kEventRouteFilterInvalid:
+      return "invalid event route filter";
+    case Errc::kEventRouteIdInvalid:
+      return "invalid event route id";
+    case Errc::kEndpointNotFound:
+      return "endpoint not found";
+    case Errc::kEndpointInUse:
+      return "event routes use this endpoint";
   }
   return "unknown twins error";
 }

@@ -27,6 +27,12 @@ enum class Errc {
   kPreconditionFailed,         // If-Match / If-None-Match did not hold
   kValidationFailed,           // a twin or relationship that its model does not allow
   kRelationshipsNotDeleted,    // deleting a twin that still has relationships
+  kEventRouteNotFound,         // no such event route
+  kEventRouteEndpointInvalid,  // a route naming an endpoint that does not exist
+  kEventRouteFilterInvalid,    // a route filter that does not parse
+  kEventRouteIdInvalid,        // a malformed event route id
+  kEndpointNotFound,           // no such endpoint (Orrery's endpoint API)
+  kEndpointInUse,              // deleting an endpoint that routes still name
 };
 
 inline std::error_code make_error_code(Errc e) {

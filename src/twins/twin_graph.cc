@@ -189,6 +189,69 @@ double AsDouble(const json::value& v) {
   return v.get_double();
 }
 
+// RFC 6901: '~' → "~0", '/' → "~1".
+std::string PointerEscape(std::string_view token) {
+  std::string out;
+  for (char c : token) {
+    if (c == '~') {
+      out += "~0";
+    } else if (c == '/') {
+      out += "~1";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+bool IsComponent(const json::value& v) {
+  return v.is_object() && v.get_object().contains("$metadata");
+}
+
+// The JSON Patch that turns `before`'s properties into `after`'s (members starting with '$'
+// are not properties); components (objects with "$metadata") are compared member by member.
+void DiffMembers(const json::object& before, const json::object& after, const std::string& prefix,
+                 json::array& ops) {
+  for (auto& [k, v] : after) {
+    if (k.starts_with("$")) continue;
+    std::string path = prefix + "/" + PointerEscape(k);
+    auto* old = before.if_contains(k);
+    if (old && IsComponent(*old) && IsComponent(v)) {
+      DiffMembers(old->get_object(), v.get_object(), path, ops);
+    } else if (!old) {
+      ops.push_back(json::object{{"op", "add"}, {"path", path}, {"value", v}});
+    } else if (*old != v) {
+      ops.push_back(json::object{{"op", "replace"}, {"path", path}, {"value", v}});
+    }
+  }
+  for (auto& [k, v] : before) {
+    if (!k.starts_with("$") && !after.contains(k)) {
+      ops.push_back(json::object{{"op", "remove"}, {"path", prefix + "/" + PointerEscape(k)}});
+    }
+  }
+}
+
+std::string MetadataModel(const json::object& twin) {
+  auto* m = twin.if_contains("$metadata");
+  return m && m->is_object() ? Str(m->get_object(), "$model") : std::string();
+}
+
+// A twin replaced in full: its properties' patch, and the model's when it changed.
+void DiffTwin(const json::object& before, const json::object& after, const std::string& prefix,
+              json::array& ops) {
+  std::string was = MetadataModel(before), is = MetadataModel(after);
+  if (was != is) {
+    ops.push_back(
+        json::object{{"op", "replace"}, {"path", prefix + "/$metadata/$model"}, {"value", is}});
+  }
+  DiffMembers(before, after, prefix, ops);
+}
+
+// The body of an update notification, as ADT sends it.
+json::object UpdateData(const std::string& model, json::array ops) {
+  return json::object{{"modelId", model}, {"patch", std::move(ops)}};
+}
+
 }  // namespace
 
 struct TwinGraph::Impl {
@@ -196,6 +259,7 @@ struct TwinGraph::Impl {
   const ModelStore* models;
   TwinLimits limits;
   std::function<int64_t()> now_ms;
+  ChangeObserver* observer = nullptr;  // set before the first change
 
   mutable std::mutex model_mu;
   // model id → (upload time, view): a model re-uploaded under the same id after a delete is
@@ -213,10 +277,7 @@ struct TwinGraph::Impl {
   // $metadata.$model → twin ids (the model index); guarded by mu
   std::map<std::string, std::set<std::string, std::less<>>, std::less<>> by_model;
 
-  static std::string ModelOf(const json::object& twin) {
-    auto* m = twin.if_contains("$metadata");
-    return m && m->is_object() ? Str(m->get_object(), "$model") : std::string();
-  }
+  static std::string ModelOf(const json::object& twin) { return MetadataModel(twin); }
   void Index(const std::string& id, const json::object* before, const json::object* after) {
     if (before) {
       auto it = by_model.find(ModelOf(*before));
@@ -516,19 +577,34 @@ struct TwinGraph::Impl {
     return failure;
   }
 
-  template <class T>
-  void Commit(store::WriteBatch batch, T answer, Done<T> done) {
-    store->WriteAsync(
-        std::move(batch), [answer = std::move(answer), done = std::move(done)](Status st) mutable {
-          if (!st) {
-            return done(
-                Error(Errc::kUnavailable, "the change was not stored: " + st.error().message()));
-          }
-          done(std::move(answer));
-        });
+  // Tells the observer (under the lock, in change order); its outbox record joins `batch`.
+  uint64_t Notify(GraphChange::Kind kind, std::string twin_id, std::string rel_id,
+                  std::string model_id, json::object data, store::WriteBatch& batch) {
+    if (!observer) return 0;
+    return observer->OnChange({.kind = kind,
+                               .twin_id = std::move(twin_id),
+                               .relationship_id = std::move(rel_id),
+                               .model_id = std::move(model_id),
+                               .data = std::move(data),
+                               .time_ms = now_ms()},
+                              batch);
   }
-  void CommitVoid(store::WriteBatch batch, Done<void> done) {
-    store->WriteAsync(std::move(batch), [done = std::move(done)](Status st) {
+
+  template <class T>
+  void Commit(store::WriteBatch batch, T answer, Done<T> done, uint64_t ticket) {
+    store->WriteAsync(std::move(batch), [this, ticket, answer = std::move(answer),
+                                         done = std::move(done)](Status st) mutable {
+      if (observer && ticket) observer->OnCommitted(ticket, st.has_value());
+      if (!st) {
+        return done(
+            Error(Errc::kUnavailable, "the change was not stored: " + st.error().message()));
+      }
+      done(std::move(answer));
+    });
+  }
+  void CommitVoid(store::WriteBatch batch, Done<void> done, uint64_t ticket) {
+    store->WriteAsync(std::move(batch), [this, ticket, done = std::move(done)](Status st) {
+      if (observer && ticket) observer->OnCommitted(ticket, st.has_value());
       if (!st)
         return done(
             Error(Errc::kUnavailable, "the change was not stored: " + st.error().message()));
@@ -565,6 +641,11 @@ struct TwinGraph::Impl {
 
 TwinGraph::TwinGraph(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 TwinGraph::~TwinGraph() = default;
+
+void TwinGraph::SetObserver(ChangeObserver* observer) {
+  std::lock_guard lock(impl_->mu);
+  impl_->observer = observer;
+}
 
 Result<std::unique_ptr<TwinGraph>> TwinGraph::Open(store::KvStore* store, const ModelStore* models,
                                                    TwinLimits limits,
@@ -609,9 +690,21 @@ void TwinGraph::PutTwin(std::string id, json::object body, std::string if_none_m
   }
   store::WriteBatch batch;
   batch.Put(kTwinSpace, id, json::serialize(twin));
+  uint64_t ticket = 0;
+  if (d.observer) {
+    std::string model = Impl::ModelOf(twin);
+    if (it == d.twins.end()) {
+      ticket = d.Notify(GraphChange::Kind::kTwinCreate, id, "", model, twin, batch);
+    } else {
+      json::array ops;
+      DiffTwin(it->second, twin, "", ops);
+      ticket =
+          d.Notify(GraphChange::Kind::kTwinUpdate, id, "", model, UpdateData(model, ops), batch);
+    }
+  }
   d.Index(id, it == d.twins.end() ? nullptr : &it->second, &twin);
   d.twins[id] = twin;
-  d.Commit(std::move(batch), std::move(twin), std::move(done));
+  d.Commit(std::move(batch), std::move(twin), std::move(done), ticket);
 }
 
 Result<json::object> TwinGraph::GetTwin(std::string_view id) const {
@@ -695,9 +788,24 @@ void TwinGraph::PatchComponent(std::string id, std::string component, json::arra
   next["$etag"] = etag;
   store::WriteBatch batch;
   batch.Put(kTwinSpace, id, json::serialize(next));
+  uint64_t ticket = 0;
+  if (d.observer) {
+    // ADT notifies the patch as applied, a component's paths prefixed with its name.
+    json::array ops = patch;
+    if (!component.empty()) {
+      for (auto& op : ops) {
+        if (auto* path = op.is_object() ? op.get_object().if_contains("path") : nullptr;
+            path && path->is_string()) {
+          *path = "/" + PointerEscape(component) + std::string(path->get_string());
+        }
+      }
+    }
+    std::string model = Impl::ModelOf(next);
+    ticket = d.Notify(GraphChange::Kind::kTwinUpdate, id, "", model, UpdateData(model, ops), batch);
+  }
   d.Index(id, &it->second, &next);
   it->second = std::move(next);
-  d.Commit(std::move(batch), std::move(etag), std::move(done));
+  d.Commit(std::move(batch), std::move(etag), std::move(done), ticket);
 }
 
 void TwinGraph::DeleteTwin(std::string id, std::string if_match, Done<void> done) {
@@ -726,9 +834,11 @@ void TwinGraph::DeleteTwin(std::string id, std::string if_match, Done<void> done
   }
   store::WriteBatch batch;
   batch.Delete(kTwinSpace, id);
+  uint64_t ticket = d.Notify(GraphChange::Kind::kTwinDelete, id, "", Impl::ModelOf(it->second),
+                             it->second, batch);
   d.Index(id, &it->second, nullptr);
   d.twins.erase(it);
-  d.CommitVoid(std::move(batch), std::move(done));
+  d.CommitVoid(std::move(batch), std::move(done), ticket);
 }
 
 Result<json::object> TwinGraph::GetComponent(std::string_view id,
@@ -837,6 +947,9 @@ void TwinGraph::PutRelationship(std::string source, std::string rel_id, json::ob
     return done(Error(Errc::kPreconditionFailed,
                       fmt::format("relationship '{}' of '{}' exists already", rel_id, source)));
   }
+  json::object before;  // the replaced relationship, for the update notification
+  if (existing != mine.end()) before = existing->second;
+  bool creating = existing == mine.end();
   if (existing == mine.end()) {
     size_t same_name = 0;
     for (auto& [rid, o] : mine)
@@ -867,7 +980,19 @@ void TwinGraph::PutRelationship(std::string source, std::string rel_id, json::ob
   mine[rel_id] = r;
   store::WriteBatch batch;
   batch.Put(kRelSpace, Impl::RelKey(source, rel_id), json::serialize(r));
-  d.Commit(std::move(batch), std::move(r), std::move(done));
+  uint64_t ticket = 0;
+  if (d.observer) {
+    if (creating) {
+      ticket =
+          d.Notify(GraphChange::Kind::kRelationshipCreate, source, rel_id, src_model, r, batch);
+    } else {
+      json::array ops;
+      DiffMembers(before, r, "", ops);
+      ticket = d.Notify(GraphChange::Kind::kRelationshipUpdate, source, rel_id, src_model,
+                        UpdateData(src_model, ops), batch);
+    }
+  }
+  d.Commit(std::move(batch), std::move(r), std::move(done), ticket);
 }
 
 Result<json::object> TwinGraph::GetRelationship(std::string_view source,
@@ -933,6 +1058,10 @@ void TwinGraph::DeleteRelationship(std::string source, std::string rel_id, std::
         Error(Errc::kPreconditionFailed, "If-Match does not match the relationship's etag"));
   }
   std::string target = Str(r->second, "$targetId");
+  store::WriteBatch batch;
+  batch.Delete(kRelSpace, Impl::RelKey(source, rel_id));
+  uint64_t ticket = d.Notify(GraphChange::Kind::kRelationshipDelete, source, rel_id,
+                             Impl::ModelOf(d.twins.find(source)->second), r->second, batch);
   if (auto i = d.in.find(target); i != d.in.end()) {
     i->second.erase({source, rel_id});
     if (i->second.empty()) d.in.erase(i);
@@ -940,9 +1069,7 @@ void TwinGraph::DeleteRelationship(std::string source, std::string rel_id, std::
   o->second.erase(r);
   if (o->second.empty()) d.out.erase(o);
   --d.relationships;
-  store::WriteBatch batch;
-  batch.Delete(kRelSpace, Impl::RelKey(source, rel_id));
-  d.CommitVoid(std::move(batch), std::move(done));
+  d.CommitVoid(std::move(batch), std::move(done), ticket);
 }
 
 Result<std::vector<json::object>> TwinGraph::ListRelationships(std::string_view source,

@@ -62,12 +62,49 @@ struct TwinLimits {
 template <class T>
 using Done = std::function<void(Result<T>)>;
 
+// A change the graph made, as Azure Digital Twins notifies it (docs/twins.md, "Event routes").
+struct GraphChange {
+  enum class Kind {
+    kTwinCreate,
+    kTwinUpdate,
+    kTwinDelete,
+    kRelationshipCreate,
+    kRelationshipUpdate,
+    kRelationshipDelete,
+  };
+  Kind kind = Kind::kTwinCreate;
+  std::string twin_id;          // the twin, or the relationship's source
+  std::string relationship_id;  // relationships only
+  std::string model_id;         // the twin's model (the source twin's, for relationships)
+  // ADT's notification body: the twin or relationship (create; delete: as it was), or
+  // {"modelId", "patch": [JSON Patch operations]} for an update.
+  boost::json::object data;
+  int64_t time_ms = 0;
+};
+
+// Sees every change (notifications). The outbox pattern: OnChange adds its record to the
+// change's own batch, so the record is durable exactly when the change is.
+class ChangeObserver {
+ public:
+  virtual ~ChangeObserver() = default;
+  // Runs under the graph's lock, in change order, before the change's batch is queued; it
+  // may add to `batch`. Answers a ticket for OnCommitted. Must not block or call the graph.
+  virtual uint64_t OnChange(GraphChange change, store::WriteBatch& batch) = 0;
+  // Once the batch is durable (`ok`) or failed, on the store's writer thread, before the
+  // change's `done` runs.
+  virtual void OnCommitted(uint64_t ticket, bool ok) = 0;
+};
+
 class TwinGraph {
  public:
   static Result<std::unique_ptr<TwinGraph>> Open(store::KvStore* store, const ModelStore* models,
                                                  TwinLimits limits,
                                                  std::function<int64_t()> now_ms);
   ~TwinGraph();
+
+  // Sets who sees every change. Call before the first change; `observer` must outlive the
+  // graph (nullptr: nobody).
+  void SetObserver(ChangeObserver* observer);
 
   // Creates or replaces a twin from `body` ({"$metadata":{"$model":…}, properties…}).
   // `if_none_match` "*" refuses an existing twin (kPreconditionFailed). Answers the stored twin.
