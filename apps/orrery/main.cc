@@ -557,6 +557,49 @@ int main(int argc, char** argv) {
       ->add_option("query", twin_opts.query, "The query, e.g. \"SELECT * FROM DIGITALTWINS\"")
       ->required();
 
+  // orrery dt route create|show|list|delete, orrery dt endpoint create|show|list|delete
+  auto* dt_route = dt_cmd
+                       ->add_subcommand("route",
+                                        "Event routes: which notifications and "
+                                        "telemetry go to which endpoint")
+                       ->require_subcommand(1);
+  auto* route_create =
+      twin_command(dt_route, "create", "Create or replace an event route", TwinOp::kRouteCreate);
+  route_create->add_option("id", twin_opts.id, "Route id")->required();
+  route_create
+      ->add_option("--endpoint-name,--en", twin_opts.endpoint_name, "The endpoint it sends to")
+      ->required();
+  route_create->add_option("--filter", twin_opts.filter,
+                           "ADT's filter, e.g. \"type = 'Microsoft.DigitalTwins.Twin.Update'\" "
+                           "[default: true, every event]");
+  twin_command(dt_route, "show", "Show an event route", TwinOp::kRouteShow)
+      ->add_option("id", twin_opts.id, "Route id")
+      ->required();
+  twin_command(dt_route, "list", "List the event routes", TwinOp::kRouteList);
+  twin_command(dt_route, "delete", "Delete an event route", TwinOp::kRouteDelete)
+      ->add_option("id", twin_opts.id, "Route id")
+      ->required();
+  auto* dt_endpoint =
+      dt_cmd->add_subcommand("endpoint", "Endpoints event routes send to")->require_subcommand(1);
+  auto* endpoint_create =
+      twin_command(dt_endpoint, "create", "Create or replace an endpoint", TwinOp::kEndpointCreate);
+  endpoint_create->add_option("name", twin_opts.id, "Endpoint name")->required();
+  endpoint_create->add_option("--webhook", twin_opts.url,
+                              "An https:// URL that receives CloudEvents batches");
+  endpoint_create->add_option("--secret", twin_opts.secret,
+                              "HMAC-SHA256 key of the webhook's X-Orrery-Signature header");
+  endpoint_create->add_option("--max-attempts", twin_opts.max_attempts,
+                              "Webhook deliveries tried before dead-lettering (1-100)");
+  endpoint_create->add_flag("--event-log", twin_opts.event_log,
+                            "Send to the hub's event log (read by monitor-events and stream jobs)");
+  twin_command(dt_endpoint, "show", "Show an endpoint and its health", TwinOp::kEndpointShow)
+      ->add_option("name", twin_opts.id, "Endpoint name")
+      ->required();
+  twin_command(dt_endpoint, "list", "List the endpoints", TwinOp::kEndpointList);
+  twin_command(dt_endpoint, "delete", "Delete an endpoint no route uses", TwinOp::kEndpointDelete)
+      ->add_option("name", twin_opts.id, "Endpoint name")
+      ->required();
+
   // orrery identity tenant | sp create|list|delete (offline: edits <data-dir>/identity)
   auto* id_cmd = app.add_subcommand("identity", "OAuth 2.0 identity: tenant and service principals")
                      ->require_subcommand(1);

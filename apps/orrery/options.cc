@@ -429,6 +429,17 @@ const config::Schema& Schema() {
            .help = "DTDL models stored at most (Azure Digital Twins: 10,000).",
            .min = 1,
            .max = 1'000'000});
+    s.Add({.key = "twins.webhook_ca_file",
+           .type = Type::kString,
+           .default_value = "",
+           .help = "CA certificates (PEM) that the servers of digital twins webhook endpoints "
+                   "(event routes) are verified against. Empty: the system's trust store."});
+    s.Add({.key = "twins.max_event_routes",
+           .type = Type::kInt,
+           .default_value = "6",
+           .help = "Event routes, and separately endpoints, at most (Azure Digital Twins: 6).",
+           .min = 1,
+           .max = 100});
     s.Add({.key = "identity.token_lifetime",
            .type = Type::kDuration,
            .default_value = "1h",

@@ -45,6 +45,7 @@
 #include "routing/service.h"
 #include "store/kv_store.h"
 #include "twins/model_store.h"
+#include "twins/notifications.h"
 #include "twins/twin_graph.h"
 
 #ifndef ORRERY_VERSION
@@ -329,6 +330,7 @@ int Serve(const config::Settings& s) {
   // clients authenticate with (signing key, tenant and service principals under identity/).
   std::unique_ptr<twins::ModelStore> models;
   std::unique_ptr<twins::TwinGraph> twin_graph;
+  std::unique_ptr<twins::Notifier> notifier;
   std::unique_ptr<identity::TokenIssuer> token_issuer;
   std::unique_ptr<identity::PrincipalStore> principals;
   if (s.Bool("twins.enabled")) {
@@ -340,6 +342,21 @@ int Serve(const config::Settings& s) {
     auto opened_graph = twins::TwinGraph::Open(state.get(), models.get(), {}, timeutil::NowMs);
     if (!opened_graph) return Fail(opened_graph.error());
     twin_graph = std::move(*opened_graph);
+    // Event routes: their own notification log under twins/, and the hub's log for
+    // derived-stream endpoints.
+    auto max_routes = static_cast<size_t>(s.Int("twins.max_event_routes"));
+    auto opened_notifier = twins::Notifier::Open(
+        state.get(), {.dir = data_dir / "twins" / "events",
+                      .source = host,
+                      .hub_log = event_log.get(),
+                      .webhook_tls = {.ca_file = s.String("twins.webhook_ca_file")},
+                      .max_endpoints = max_routes,
+                      .max_routes = max_routes,
+                      .log = {.partitions = 1, .durability = *durability},
+                      .now_ms = timeutil::NowMs});
+    if (!opened_notifier) return Fail(opened_notifier.error());
+    notifier = std::move(*opened_notifier);
+    twin_graph->SetObserver(notifier.get());
     auto opened_issuer = identity::TokenIssuer::Open(data_dir / "identity");
     if (!opened_issuer) return Fail(opened_issuer.error());
     token_issuer = std::move(*opened_issuer);
@@ -494,6 +511,7 @@ int Serve(const config::Settings& s) {
     api::RegisterTwinsRoutes(*twins_router,
                              {.models = models.get(),
                               .graph = twin_graph.get(),
+                              .notifier = notifier.get(),
                               .issuer = token_issuer.get(),
                               .principals = principals.get(),
                               .blocking = blocking.get_executor(),
@@ -564,6 +582,11 @@ int Serve(const config::Settings& s) {
   // Durable-write callbacks hold connections, whose timers belong to the pool's contexts.
   state->Drain();
   blocking.join();
+  if (notifier) {
+    // Routes what committed changes left, while the hub's log is still open.
+    twin_graph->SetObserver(nullptr);
+    notifier->Stop();
+  }
   routing_service->Stop();  // endpoints flush and checkpoint while the log is still open
   event_log->Close();
   logger->info("stopped");

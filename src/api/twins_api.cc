@@ -16,6 +16,7 @@
 #include "twins/adt_query.h"
 #include "twins/errc.h"
 #include "twins/model_store.h"
+#include "twins/notifications.h"
 #include "twins/twin_graph.h"
 
 namespace orrery::api {
@@ -33,6 +34,7 @@ const std::vector<std::string> kAudiences = {"https://digitaltwins.azure.net",
                                              "0b07f429-9f4b-4714-9392-cc5e8e80c8b0"};
 constexpr size_t kMaxModelUploadBytes = 32 << 20;
 constexpr size_t kMaxFormBytes = 16 << 10;
+constexpr size_t kMaxTelemetryBytes = 256 << 10;
 
 struct Ctx {
   TwinsApiOptions o;
@@ -134,6 +136,19 @@ net::HttpHandler Guard(CtxPtr c, bool write, bool blocking,
   };
 }
 
+// The max-items-per-page header, capped at `*page` (the server's page size).
+std::optional<HttpResponse> ReadPageSize(const HttpRequest& req, size_t* page) {
+  auto h = req.headers.Get("max-items-per-page");
+  if (!h) return std::nullopt;
+  uint64_t n = 0;
+  auto [p, err] = std::from_chars(h->data(), h->data() + h->size(), n);
+  if (err != std::errc() || p != h->data() + h->size() || n < 1) {
+    return Invalid("max-items-per-page must be a positive integer");
+  }
+  *page = std::min<uint64_t>(*page, n);
+  return std::nullopt;
+}
+
 bool BoolQuery(const HttpRequest& req, std::string_view key) {
   auto v = req.Query(key);
   return v && strings::IEquals(*v, "true");
@@ -175,14 +190,7 @@ HttpResponse ListModels(const Ctx& c, const HttpRequest& req) {
     }
   }
   size_t page = c.o.max_page;
-  if (auto h = req.headers.Get("max-items-per-page")) {
-    int64_t n = 0;
-    auto [p, err] = std::from_chars(h->data(), h->data() + h->size(), n);
-    if (err != std::errc() || p != h->data() + h->size() || n < 1) {
-      return Invalid("max-items-per-page must be a positive integer");
-    }
-    page = std::min<size_t>(page, static_cast<size_t>(n));
-  }
+  if (auto bad = ReadPageSize(req, &page)) return std::move(*bad);
   std::string after;
   if (auto token = req.Query("continuationToken")) {
     auto decoded = identity::Base64UrlDecode(*token);
@@ -455,15 +463,9 @@ HttpResponse Query(const Ctx& c, const HttpRequest& req) {
   if (!text || !text->is_string()) return Invalid("the body must be {\"query\": \"SELECT …\"}");
   auto q = twins::AdtQuery::Parse(text->get_string());
   if (!q) return AdtError(400, "BadRequest", q.error().message());
-  twins::AdtPageRequest page{.max_items = c.o.max_query_page};
-  if (auto h = req.headers.Get("max-items-per-page")) {
-    uint64_t n = 0;
-    auto [p, err] = std::from_chars(h->data(), h->data() + h->size(), n);
-    if (err != std::errc() || p != h->data() + h->size() || n < 1) {
-      return Invalid("max-items-per-page must be a positive integer");
-    }
-    page.max_items = std::min<uint64_t>(n, c.o.max_query_page);
-  }
+  size_t max_items = c.o.max_query_page;
+  if (auto bad = ReadPageSize(req, &max_items)) return std::move(*bad);
+  twins::AdtPageRequest page{.max_items = max_items};
   if (auto* token = body->if_contains("continuationToken"); token && token->is_string()) {
     page.continuation = std::string(token->get_string());
   }
@@ -480,6 +482,121 @@ HttpResponse Query(const Ctx& c, const HttpRequest& req) {
   auto r = JsonOk(200, out);
   r.headers.Set("query-charge", fmt::format("{:.2f}", result->query_charge()));
   return r;
+}
+
+// --- event routes, endpoints and telemetry ---
+
+json::object RouteJson(const twins::EventRoute& r) {
+  return json::object{{"id", r.id}, {"endpointName", r.endpoint}, {"filter", r.filter}};
+}
+
+HttpResponse PutEventRoute(const Ctx& c, const HttpRequest& req) {
+  auto body = BodyObject(req);
+  if (!body) return AdtError(body.error());
+  auto str = [&](std::string_view k) -> std::optional<std::string> {
+    auto* v = body->if_contains(k);
+    if (!v || !v->is_string()) return std::nullopt;
+    return std::string(v->get_string());
+  };
+  auto endpoint = str("endpointName");
+  if (!endpoint) return Invalid("the body must be {\"endpointName\": …, \"filter\": …}");
+  auto filter = str("filter");
+  if (!filter) {
+    return AdtError(Error(twins::Errc::kEventRouteFilterInvalid,
+                          "\"filter\" is required (\"true\" routes every event)"));
+  }
+  auto st = c.o.notifier->PutRoute(
+      {std::string(req.Param("id")), std::move(*endpoint), std::move(*filter)});
+  if (!st) return AdtError(st.error());
+  return HttpResponse::Empty(204);
+}
+
+HttpResponse GetEventRoute(const Ctx& c, const HttpRequest& req) {
+  auto r = c.o.notifier->GetRoute(req.Param("id"));
+  if (!r) return AdtError(r.error());
+  return JsonOk(200, RouteJson(*r));
+}
+
+// Routes by id, after the continuation token's id.
+HttpResponse ListEventRoutes(const Ctx& c, const HttpRequest& req) {
+  auto after = ContinuationAfter(req);
+  if (!after) return AdtError(after.error());
+  size_t page = c.o.max_page;
+  if (auto bad = ReadPageSize(req, &page)) return std::move(*bad);
+  std::vector<json::object> items;
+  for (auto& r : c.o.notifier->Routes()) {
+    if (r.id > *after) items.push_back(RouteJson(r));
+  }
+  return RelationshipPage(
+      req, std::move(items), page,
+      [](const json::object& o) { return std::string(o.at("id").as_string()); }, "");
+}
+
+HttpResponse DeleteEventRoute(const Ctx& c, const HttpRequest& req) {
+  if (auto st = c.o.notifier->DeleteRoute(req.Param("id")); !st) return AdtError(st.error());
+  return HttpResponse::Empty(204);
+}
+
+// An endpoint with its delivery health (webhooks).
+json::object EndpointWithHealth(const Ctx& c, const twins::EventEndpoint& e) {
+  json::object o = twins::EndpointToJson(e);
+  for (auto& h : c.o.notifier->Health()) {
+    if (h.endpoint != e.name) continue;
+    json::object health{{"status", routing::HealthName(h.status)},
+                        {"delivered", h.delivered},
+                        {"deadLettered", h.dead_lettered}};
+    if (!h.last_error.empty()) health["lastError"] = h.last_error;
+    o["health"] = std::move(health);
+  }
+  return o;
+}
+
+HttpResponse PutEndpoint(const Ctx& c, const HttpRequest& req) {
+  boost::system::error_code ec;
+  json::value body = json::parse(req.body, ec);
+  if (ec) return Invalid("the body must be a JSON object");
+  auto e = twins::EndpointFromJson(std::string(req.Param("name")), body);
+  if (!e) return AdtError(e.error());
+  if (auto st = c.o.notifier->PutEndpoint(*e); !st) return AdtError(st.error());
+  return JsonOk(200, EndpointWithHealth(c, *c.o.notifier->GetEndpoint(e->name)));
+}
+
+HttpResponse GetEndpoint(const Ctx& c, const HttpRequest& req) {
+  auto e = c.o.notifier->GetEndpoint(req.Param("name"));
+  if (!e) return AdtError(e.error());
+  return JsonOk(200, EndpointWithHealth(c, *e));
+}
+
+HttpResponse ListEndpoints(const Ctx& c, const HttpRequest&) {
+  json::array value;
+  for (auto& e : c.o.notifier->Endpoints())
+    value.push_back(EndpointWithHealth(c, e));
+  return JsonOk(200, json::object{{"value", std::move(value)}, {"nextLink", nullptr}});
+}
+
+HttpResponse DeleteEndpoint(const Ctx& c, const HttpRequest& req) {
+  if (auto st = c.o.notifier->DeleteEndpoint(req.Param("name")); !st) return AdtError(st.error());
+  return HttpResponse::Empty(204);
+}
+
+// POST /digitaltwins/{id}[/components/{component}]/telemetry (Message-Id required): routed
+// as microsoft.iot.telemetry; 204 once durable on every log a route sends it to.
+void PublishTelemetry(const Ctx& c, HttpRequest& req, Responder r) {
+  std::string id(req.Param("id")), component(req.Param("component"));
+  std::string message_id = Header(req, "Message-Id");
+  if (message_id.empty()) {
+    return r.Send(AdtError(400, "MissingArgument", "the Message-Id header is required"));
+  }
+  if (message_id.size() > 256) {
+    return r.Send(Invalid("the Message-Id header is longer than 256 bytes"));
+  }
+  auto model =
+      component.empty() ? c.o.graph->ModelOf(id) : c.o.graph->ComponentModel(id, component);
+  if (!model) return r.Send(AdtError(model.error()));
+  c.o.notifier->PublishTelemetry(std::move(id), std::move(component), std::move(*model),
+                                 std::move(message_id), Header(req, "Telemetry-Source-Time"),
+                                 std::move(req.body),
+                                 [r](Status st) { SendVoid(r, std::move(st)); });
 }
 
 // --- OAuth 2.0 (Microsoft identity platform v2.0 shapes) ---
@@ -630,6 +747,20 @@ void RegisterTwinsRoutes(net::Router& router, const TwinsApiOptions& options) {
              AsyncGuard(c, true, PatchRelationship));
   router.Add("DELETE", "/digitaltwins/{id}/relationships/{rel}",
              AsyncGuard(c, true, DeleteRelationship));
+  if (!options.notifier) return;
+  router.Add("POST", "/digitaltwins/{id}/telemetry", AsyncGuard(c, true, PublishTelemetry),
+             {.max_body = kMaxTelemetryBytes});
+  router.Add("POST", "/digitaltwins/{id}/components/{component}/telemetry",
+             AsyncGuard(c, true, PublishTelemetry), {.max_body = kMaxTelemetryBytes});
+  router.Add("GET", "/eventroutes", Guard(c, false, false, ListEventRoutes));
+  router.Add("GET", "/eventroutes/{id}", Guard(c, false, false, GetEventRoute));
+  router.Add("PUT", "/eventroutes/{id}", Guard(c, true, true, PutEventRoute));
+  router.Add("DELETE", "/eventroutes/{id}", Guard(c, true, true, DeleteEventRoute));
+  // Orrery's own (ADT manages endpoints in its control plane).
+  router.Add("GET", "/endpoints", Guard(c, false, false, ListEndpoints));
+  router.Add("GET", "/endpoints/{name}", Guard(c, false, false, GetEndpoint));
+  router.Add("PUT", "/endpoints/{name}", Guard(c, true, true, PutEndpoint));
+  router.Add("DELETE", "/endpoints/{name}", Guard(c, true, true, DeleteEndpoint));
 }
 
 }  // namespace orrery::api

@@ -12,6 +12,10 @@
 //             GET /digitaltwins/{id}/relationships[?relationshipName=],
 //             GET /digitaltwins/{id}/incomingrelationships
 //   query     POST /query {"query"[,"continuationToken"]} (max-items-per-page; query-charge)
+//   events    POST /digitaltwins/{id}[/components/{component}]/telemetry (Message-Id),
+//             GET /eventroutes, GET|PUT|DELETE /eventroutes/{id} {"endpointName","filter"},
+//             GET /endpoints, GET|PUT|DELETE /endpoints/{name} (Orrery's: ADT manages
+//             endpoints in its control plane)
 //
 // Every data-plane call needs `Authorization: Bearer <token>` issued here, for the audience
 // https://digitaltwins.azure.net, with the role "owner" for changes or "reader"/"owner" for
@@ -32,6 +36,7 @@ class TokenIssuer;
 }  // namespace orrery::identity
 namespace orrery::twins {
 class ModelStore;
+class Notifier;
 class TwinGraph;
 }  // namespace orrery::twins
 
@@ -40,6 +45,7 @@ namespace orrery::api {
 struct TwinsApiOptions {
   twins::ModelStore* models = nullptr;             // must outlive the router
   twins::TwinGraph* graph = nullptr;               // must outlive the router
+  twins::Notifier* notifier = nullptr;             // event routes; must outlive the router
   const identity::TokenIssuer* issuer = nullptr;   // must outlive the router
   identity::PrincipalStore* principals = nullptr;  // must outlive the router
   boost::asio::any_io_executor blocking;           // for handlers that fsync

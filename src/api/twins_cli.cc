@@ -281,6 +281,8 @@ Status TwinCommand(const ServiceConnection& c, const TwinCommandOptions& o, std:
   using Op = TwinCommandOptions::Op;
   std::string twin = "/digitaltwins/" + strings::UrlEncode(o.id);
   std::string rel = twin + "/relationships/" + strings::UrlEncode(o.relationship_id);
+  std::string route = "/eventroutes/" + strings::UrlEncode(o.id);
+  std::string endpoint = "/endpoints/" + strings::UrlEncode(o.id);
   auto object_arg = [](const std::string& text, std::string_view flag) -> Result<json::object> {
     if (text.empty()) return json::object{};
     ORRERY_ASSIGN_OR_RETURN(json::value v, cli::JsonArg(text, flag, true));
@@ -379,6 +381,49 @@ Status TwinCommand(const ServiceConnection& c, const TwinCommandOptions& o, std:
       fmt::print(err, "{} rows\n", all.size());
       return Ok();
     }
+    case Op::kRouteCreate: {
+      json::object body{{"endpointName", o.endpoint_name},
+                        {"filter", o.filter.empty() ? "true" : o.filter}};
+      ORRERY_TRY(cli::Send(c, {.method = "PUT", .path = route, .body = json::serialize(body)},
+                           kApiVersion));
+      return cli::Print(out, cli::Send(c, {.method = "GET", .path = route}, kApiVersion));
+    }
+    case Op::kRouteShow:
+      return cli::Print(out, cli::Send(c, {.method = "GET", .path = route}, kApiVersion));
+    case Op::kRouteList: {
+      ORRERY_ASSIGN_OR_RETURN(json::array all, AllPages(c, "/eventroutes"));
+      fmt::print(out, "{}\n", PrettyJson(all));
+      return Ok();
+    }
+    case Op::kRouteDelete:
+      ORRERY_TRY(cli::Send(c, {.method = "DELETE", .path = route}, kApiVersion));
+      fmt::print(err, "deleted event route {}\n", o.id);
+      return Ok();
+    case Op::kEndpointCreate: {
+      if (o.event_log == !o.url.empty()) {
+        return cli::Usage("give either --webhook URL or --event-log");
+      }
+      json::object body{{"endpointType", o.event_log ? "EventLog" : "Webhook"}};
+      if (!o.event_log) {
+        body["url"] = o.url;
+        if (!o.secret.empty()) body["secret"] = o.secret;
+        if (o.max_attempts > 0) body["maxAttempts"] = o.max_attempts;
+      }
+      return cli::Print(
+          out, cli::Send(c, {.method = "PUT", .path = endpoint, .body = json::serialize(body)},
+                         kApiVersion));
+    }
+    case Op::kEndpointShow:
+      return cli::Print(out, cli::Send(c, {.method = "GET", .path = endpoint}, kApiVersion));
+    case Op::kEndpointList: {
+      ORRERY_ASSIGN_OR_RETURN(json::array all, AllPages(c, "/endpoints"));
+      fmt::print(out, "{}\n", PrettyJson(all));
+      return Ok();
+    }
+    case Op::kEndpointDelete:
+      ORRERY_TRY(cli::Send(c, {.method = "DELETE", .path = endpoint}, kApiVersion));
+      fmt::print(err, "deleted endpoint {}\n", o.id);
+      return Ok();
   }
   return Ok();
 }

@@ -65,6 +65,14 @@ struct TwinCommandOptions {
     kRelList,
     kRelDelete,
     kQuery,
+    kRouteCreate,
+    kRouteShow,
+    kRouteList,
+    kRouteDelete,
+    kEndpointCreate,
+    kEndpointShow,
+    kEndpointList,
+    kEndpointDelete,
   } op = Op::kTwinShow;
   std::string id;               // the twin (the source, for relationships)
   std::string model;            // twin create
@@ -76,6 +84,12 @@ struct TwinCommandOptions {
   std::string name, target;     // relationship create; name also filters list
   bool incoming = false;        // relationship list
   std::string query;            // query: the ADT query text (every page is fetched)
+  // Event routes (id = the route's) and endpoints (id = the endpoint's name).
+  std::string endpoint_name;  // route create
+  std::string filter;         // route create ("true": every event)
+  std::string url, secret;    // endpoint create: a webhook
+  bool event_log = false;     // endpoint create: the hub's event log instead
+  int64_t max_attempts = 0;   // endpoint create (0: the server's default)
 };
 Status TwinCommand(const ServiceConnection& c, const TwinCommandOptions& o, std::FILE* out,
                    std::FILE* err);

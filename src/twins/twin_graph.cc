@@ -1203,6 +1203,29 @@ void TwinGraph::Read(const std::function<void(const GraphView&)>& f) const {
   f(view);
 }
 
+Result<std::string> TwinGraph::ModelOf(std::string_view id) const {
+  std::lock_guard lock(impl_->mu);
+  auto it = impl_->twins.find(id);
+  if (it == impl_->twins.end()) {
+    return Error(Errc::kDigitalTwinNotFound, fmt::format("there is no digital twin '{}'", id));
+  }
+  return Impl::ModelOf(it->second);
+}
+
+Result<std::string> TwinGraph::ComponentModel(std::string_view id,
+                                              std::string_view component) const {
+  ORRERY_ASSIGN_OR_RETURN(std::string model, ModelOf(id));
+  ORRERY_ASSIGN_OR_RETURN(auto view, impl_->View(model));
+  auto ri = view->model.interfaces.find(model);
+  if (ri != view->model.interfaces.end()) {
+    for (auto& [name, iface] : ri->second.components) {
+      if (name == component) return iface;
+    }
+  }
+  return Error(Errc::kComponentNotFound,
+               fmt::format("twin '{}' ({}) has no component '{}'", id, model, component));
+}
+
 size_t TwinGraph::twin_count() const {
   std::lock_guard lock(impl_->mu);
   return impl_->twins.size();

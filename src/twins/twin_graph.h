@@ -145,6 +145,11 @@ class TwinGraph {
                                                         std::string_view after, size_t max) const;
   static std::string IncomingKey(const boost::json::object& entry);
 
+  // The model of twin `id`, and that of its component `component` (kDigitalTwinNotFound,
+  // kComponentNotFound).
+  Result<std::string> ModelOf(std::string_view id) const;
+  Result<std::string> ComponentModel(std::string_view id, std::string_view component) const;
+
   size_t twin_count() const;
   size_t relationship_count() const;
 

@@ -333,7 +333,22 @@ TEST_F(AzureSdkTest, DigitalTwinsModels) {
     std::printf("RealEstateCore is absent (%s): twins.js uploads a small model set\n",
                 rec.string().c_str());
   }
+  // Event routes: twins.js's webhook receiver serves the server's own certificate, which the
+  // server trusts once told to (a restart with twins.webhook_ca_file).
+  auto saved = server_->env();
+  auto trusting = saved;
+  trusting.push_back("ORRERY_TWINS_WEBHOOK_CA_FILE=" + server_->ca_file().string());
+  server_->Stop();
+  server_->SetEnv(trusting);
+  server_->Start();
+  ASSERT_TRUE(server_->started()) << server_->process().output();
+  env.push_back("HOOK_CERT=" + (server_->data_dir() / "tls" / "server.pem").string());
+  env.push_back("HOOK_KEY=" + (server_->data_dir() / "tls" / "server-key.pem").string());
   std::string out = Scenario("twins.js", {}, env);
+  server_->Stop();
+  server_->SetEnv(saved);
+  server_->Start();
+  ASSERT_TRUE(server_->started()) << server_->process().output();
   EXPECT_HAS(out, "ok - every model uploaded");
 }
 

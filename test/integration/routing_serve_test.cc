@@ -25,6 +25,7 @@
 #include "net/test_certs.h"
 #include "routing/endpoints.h"
 #include "test/support/orrery_server.h"
+#include "test/support/webhook_receiver.h"
 
 namespace orrery {
 namespace {
@@ -38,75 +39,45 @@ std::filesystem::path SourceDir() {
   return src ? src : ".";
 }
 
-// An HTTPS webhook receiver that refuses the first `fail_first` requests with 503.
+// The webhook receiver, with what routing's batches carry: IoT Hub routing records.
 class Receiver {
  public:
-  explicit Receiver(int fail_first) : fail_first_(fail_first) {
-    auto router = std::make_shared<net::Router>();
-    router->Add("POST", "/hook", [this](net::HttpRequest& req, net::Responder r) {
-      std::lock_guard lock(mu_);
-      if (++requests_ <= fail_first_) return r.Send(net::HttpResponse::Text(503, "down"));
-      std::string sig(req.headers.Get("X-Orrery-Signature").value_or(""));
-      if (sig != "sha256=" + routing::WebhookSignature("hook-secret", req.body)) ++bad_signatures_;
-      json::value batch = json::parse(req.body);
-      for (auto& rec : batch.as_array()) {
-        auto& body = rec.as_object().at("Body");
-        messages_.insert(body.is_string() ? std::string(body.as_string()) : json::serialize(body));
-        records_.push_back(rec.as_object());
-      }
-      r.Send(net::HttpResponse::Empty(204));
-    });
-    auto tls = net::TlsServerContext::Create({certs_.paths.server_cert, certs_.paths.server_key});
-    EXPECT_TRUE(tls);
-    auto server = net::HttpServer::Start(
-        pool_, {.name = "hook", .addresses = {"127.0.0.1"}, .tls = *tls}, router);
-    EXPECT_TRUE(server);
-    server_ = std::move(*server);
-    pool_.Start();
-  }
-  ~Receiver() {
-    server_->Stop();
-    pool_.Stop();
-    pool_.Join();
-  }
-  uint16_t port() const { return server_->port(); }
-  std::filesystem::path ca() const { return certs_.paths.ca_cert; }
+  explicit Receiver(int fail_first) : hook_(fail_first, "routing-receiver") {}
+  uint16_t port() const { return hook_.port(); }
+  std::filesystem::path ca() const { return hook_.ca(); }
   std::set<std::string> messages() {
-    std::lock_guard lock(mu_);
-    return messages_;
+    std::set<std::string> out;
+    for (auto& rec : records()) {
+      auto& body = rec.at("Body");
+      out.insert(body.is_string() ? std::string(body.as_string()) : json::serialize(body));
+    }
+    return out;
   }
   std::vector<json::object> records() {
-    std::lock_guard lock(mu_);
-    return records_;
-  }
-  int requests() {
-    std::lock_guard lock(mu_);
-    return requests_;
-  }
-  int bad_signatures() {
-    std::lock_guard lock(mu_);
-    return bad_signatures_;
-  }
-  // Waits until `n` distinct messages arrived (polling: the receiver has nothing to wait on).
-  bool WaitFor(size_t n, std::chrono::seconds limit = std::chrono::seconds(60)) {
-    auto end = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < end) {
-      if (messages().size() >= n) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::vector<json::object> out;
+    for (auto& req : hook_.received()) {
+      json::value batch = json::parse(req.body);
+      for (auto& rec : batch.as_array())
+        out.push_back(rec.as_object());
     }
-    return messages().size() >= n;
+    return out;
+  }
+  int requests() { return hook_.attempts(); }
+  int bad_signatures() {
+    int bad = 0;
+    for (auto& req : hook_.received()) {
+      std::string sig(req.headers.Get("X-Orrery-Signature").value_or(""));
+      bad += sig != "sha256=" + routing::WebhookSignature("hook-secret", req.body);
+    }
+    return bad;
+  }
+  // Waits until `n` distinct messages arrived.
+  bool WaitFor(size_t n) {
+    return hook_.WaitUntil([&] { return messages().size() >= n; });
   }
 
  private:
-  net::testing::TestCerts certs_{"routing-receiver"};
-  net::IoPool pool_{1};
-  std::unique_ptr<net::HttpServer> server_;
-  std::mutex mu_;
-  int fail_first_;
-  int requests_ = 0;
-  int bad_signatures_ = 0;
-  std::set<std::string> messages_;
-  std::vector<json::object> records_;
+  testing::WebhookReceiver hook_;
 };
 
 class RoutingServeTest : public ::testing::Test {

@@ -13,7 +13,9 @@
 
 #include "base/strings.h"
 #include "net/http_client.h"
+#include "routing/endpoints.h"
 #include "test/support/orrery_server.h"
+#include "test/support/webhook_receiver.h"
 
 namespace orrery {
 namespace {
@@ -52,7 +54,8 @@ json::value JsonOf(const std::string& out) {
 
 class TwinsServeTest : public ::testing::Test {
  protected:
-  TwinsServeTest() : server_("twins") {}
+  explicit TwinsServeTest(std::vector<std::string> env = {})
+      : server_("twins", {}, std::move(env)) {}
 
   net::HttpResponse Call(std::string method, std::string path, std::string body = {},
                          std::string token = {}, net::Headers headers = {}) {
@@ -417,6 +420,187 @@ TEST_F(TwinsServeTest, ModelCli) {
   auto bad = Cli(server_, {"dt", "model", "list"}, env);
   EXPECT_EQ(bad.code, 1);
   EXPECT_NE(bad.out.find("HTTP 401"), std::string::npos) << bad.out;
+}
+
+// Event routes through the real binary: a webhook endpoint receives CloudEvents batches
+// (signed), an event-log endpoint puts telemetry on the hub's log for monitor-events, and
+// an event raised while the webhook is down reaches it after a kill -9 and a restart.
+struct WithReceiver {
+  testing::WebhookReceiver hook{0, "twins-hook"};
+};
+
+class TwinsEventsTest : public WithReceiver, public TwinsServeTest {
+ protected:
+  TwinsEventsTest() : TwinsServeTest({"ORRERY_TWINS_WEBHOOK_CA_FILE=" + hook.ca().string()}) {}
+
+  // The CloudEvents the webhook accepted, each batch's signature checked.
+  std::vector<json::object> Events() {
+    std::vector<json::object> out;
+    for (auto& req : hook.received()) {
+      EXPECT_EQ(req.headers.Get("Content-Type").value_or(""),
+                "application/cloudevents-batch+json; charset=utf-8");
+      EXPECT_EQ(req.headers.Get("X-Orrery-Signature").value_or(""),
+                "sha256=" + routing::WebhookSignature("s3cret", req.body));
+      json::value batch = json::parse(req.body);
+      for (auto& e : batch.as_array())
+        out.push_back(e.as_object());
+    }
+    return out;
+  }
+  bool Arrived(std::string_view type, std::string_view subject) {
+    for (auto& e : Events()) {
+      if (e.at("type").as_string() == type && e.at("subject").as_string() == subject) return true;
+    }
+    return false;
+  }
+};
+
+TEST_F(TwinsEventsTest, RoutesDeliverCloudEventsAndSurviveKill9) {
+  ASSERT_TRUE(server_.started()) << server_.process().output();
+  std::string owner = Token(Principal("events", "owner"));
+  std::string reader = Token(Principal("watcher", "reader"));
+  std::string api(kApi);
+  ASSERT_EQ(Call("POST", "/models" + api, fmt::format("[{},{},{}]", kSpace, kSensor, kRoom), owner)
+                .status,
+            201);
+
+  // Endpoints (Orrery's API) and routes (ADT's), with ADT's refusals.
+  auto bad_url = Call("PUT", "/endpoints/hook" + api,
+                      R"({"endpointType":"Webhook","url":"http://localhost/x"})", owner);
+  EXPECT_EQ(bad_url.status, 400);
+  EXPECT_NE(bad_url.body.find("https://"), std::string::npos) << bad_url.body;
+  auto ep =
+      Call("PUT", "/endpoints/hook" + api,
+           fmt::format(R"({{"endpointType":"Webhook","url":"{}","secret":"s3cret"}})", hook.url()),
+           owner);
+  ASSERT_EQ(ep.status, 200) << ep.body;
+  EXPECT_EQ(json::parse(ep.body).at("secret").as_string(), "********");
+  EXPECT_EQ(Call("PUT", "/endpoints/stream" + api, R"({"endpointType":"EventLog"})", reader).status,
+            403);
+  ASSERT_EQ(Call("PUT", "/endpoints/stream" + api, R"({"endpointType":"EventLog"})", owner).status,
+            200);
+  EXPECT_EQ(Code(Call("PUT", "/eventroutes/r" + api,
+                      R"({"endpointName":"nowhere","filter":"true"})", owner)),
+            "EventRouteEndpointInvalid");
+  EXPECT_EQ(Code(Call("PUT", "/eventroutes/r" + api,
+                      R"({"endpointName":"hook","filter":"type = = 'x'"})", owner)),
+            "EventRouteFilterInvalid");
+  ASSERT_EQ(Call("PUT", "/eventroutes/changes" + api,
+                 R"({"endpointName":"hook","filter":"type != 'microsoft.iot.telemetry'"})", owner)
+                .status,
+            204);
+  ASSERT_EQ(Call("PUT", "/eventroutes/hot" + api,
+                 R"({"endpointName":"stream",
+                     "filter":"type = 'microsoft.iot.telemetry' AND $body.temperature > 25"})",
+                 owner)
+                .status,
+            204);
+  auto route = Call("GET", "/eventroutes/changes" + api, {}, reader);
+  ASSERT_EQ(route.status, 200);
+  EXPECT_EQ(json::parse(route.body), json::parse(R"({"id":"changes","endpointName":"hook",
+                            "filter":"type != 'microsoft.iot.telemetry'"})"));
+  EXPECT_EQ(
+      json::parse(Call("GET", "/eventroutes" + api, {}, reader).body).at("value").as_array().size(),
+      2u);
+  EXPECT_EQ(Code(Call("DELETE", "/endpoints/hook" + api, {}, owner)), "EndpointInUse");
+  EXPECT_EQ(Code(Call("GET", "/eventroutes/none" + api, {}, reader)), "EventRouteNotFound");
+
+  // Changes reach the webhook.
+  ASSERT_EQ(
+      Call("PUT", "/digitaltwins/room1" + api,
+           R"({"$metadata":{"$model":"dtmi:ex:Room;1"},"name":"A","sensor":{"$metadata":{}}})",
+           owner)
+          .status,
+      200);
+  net::Headers patch_type;
+  patch_type.Set("Content-Type", "application/json-patch+json");
+  ASSERT_EQ(Call("PATCH", "/digitaltwins/room1" + api,
+                 R"([{"op":"replace","path":"/name","value":"B"}])", owner, patch_type)
+                .status,
+            204);
+  ASSERT_TRUE(hook.WaitUntil([&] {
+    return Arrived("Microsoft.DigitalTwins.Twin.Create", "room1") &&
+           Arrived("Microsoft.DigitalTwins.Twin.Update", "room1");
+  })) << hook.received().size();
+  for (auto& e : Events()) {
+    if (e.at("type").as_string() != "Microsoft.DigitalTwins.Twin.Update") continue;
+    EXPECT_EQ(e.at("data").at("patch"),
+              json::parse(R"([{"op":"replace","path":"/name","value":"B"}])"));
+    EXPECT_EQ(e.at("source").as_string(), "localhost");
+    EXPECT_EQ(e.at("specversion").as_string(), "1.0");
+  }
+
+  // Telemetry: Message-Id required, the twin must exist; the hot one reaches the hub's log.
+  auto telemetry = [&](std::string path, std::string body, std::string id) {
+    net::Headers h;
+    if (!id.empty()) h.Set("Message-Id", id);
+    h.Set("Telemetry-Source-Time", "2026-12-01T12:00:00Z");
+    return Call("POST", path + api, body, owner, std::move(h));
+  };
+  EXPECT_EQ(telemetry("/digitaltwins/room1/telemetry", R"({"temperature":30})", "").status, 400);
+  EXPECT_EQ(Code(telemetry("/digitaltwins/ghost/telemetry", R"({"temperature":30})", "t0")),
+            "DigitalTwinNotFound");
+  EXPECT_EQ(Code(telemetry("/digitaltwins/room1/components/nope/telemetry", "{}", "t0")),
+            "ComponentNotFound");
+  EXPECT_EQ(telemetry("/digitaltwins/room1/telemetry", R"({"temperature":20})", "cool-1").status,
+            204);
+  EXPECT_EQ(
+      telemetry("/digitaltwins/room1/components/sensor/telemetry", R"({"temperature":31})", "hot-1")
+          .status,
+      204);
+  auto mon =
+      Process::Spawn({OrreryBinary(), "monitor-events", "--data-dir", server_.data_dir().string(),
+                      "--https-port", std::to_string(server_.ports().https), "--from", "earliest",
+                      "--properties", "all", "--count", "1", "--timeout", "10"});
+  ASSERT_EQ(mon->Wait(std::chrono::seconds(60)), 0) << mon->output();
+  EXPECT_NE(mon->output().find("hot-1"), std::string::npos) << mon->output();
+  EXPECT_NE(mon->output().find("dtmi:ex:Sensor;1"), std::string::npos) << mon->output();
+  EXPECT_EQ(mon->output().find("cool-1"), std::string::npos) << mon->output();
+
+  // The webhook goes down; a change acknowledged meanwhile waits in the notification log,
+  // survives kill -9, and arrives once the webhook is back.
+  hook.set_down(true);
+  ASSERT_EQ(
+      Call("PUT", "/digitaltwins/room2" + api,
+           R"({"$metadata":{"$model":"dtmi:ex:Room;1"},"name":"C","sensor":{"$metadata":{}}})",
+           owner)
+          .status,
+      200);
+  int before = hook.attempts();
+  ASSERT_TRUE(hook.WaitUntil([&] { return hook.attempts() > before; }));
+  server_.Restart(SIGKILL);
+  ASSERT_TRUE(server_.started()) << server_.process().output();
+  EXPECT_FALSE(Arrived("Microsoft.DigitalTwins.Twin.Create", "room2"));
+  hook.set_down(false);
+  ASSERT_TRUE(
+      hook.WaitUntil([&] { return Arrived("Microsoft.DigitalTwins.Twin.Create", "room2"); }));
+
+  // The CLI manages both.
+  auto p = Principal("cli", "owner");
+  std::vector<std::string> env = {
+      "AZURE_CLIENT_ID=" + std::string(p.at("clientId").as_string()),
+      "AZURE_CLIENT_SECRET=" + std::string(p.at("clientSecret").as_string())};
+  auto created = Cli(server_,
+                     {"dt", "route", "create", "deletes", "--endpoint-name", "hook", "--filter",
+                      "type = 'Microsoft.DigitalTwins.Twin.Delete'"},
+                     env);
+  ASSERT_EQ(created.code, 0) << created.out;
+  EXPECT_EQ(JsonOf(created.out).at("endpointName").as_string(), "hook");
+  auto listed = Cli(server_, {"dt", "route", "list"}, env);
+  ASSERT_EQ(listed.code, 0) << listed.out;
+  EXPECT_EQ(JsonOf(listed.out).as_array().size(), 3u);
+  auto shown = Cli(server_, {"dt", "endpoint", "show", "hook"}, env);
+  ASSERT_EQ(shown.code, 0) << shown.out;
+  EXPECT_EQ(JsonOf(shown.out).at("health").at("status").as_string(), "healthy") << shown.out;
+  auto both =
+      Cli(server_, {"dt", "endpoint", "create", "x", "--event-log", "--webhook", hook.url()}, env);
+  EXPECT_EQ(both.code, 2) << both.out;
+  EXPECT_EQ(Cli(server_, {"dt", "route", "delete", "deletes"}, env).code, 0);
+  EXPECT_EQ(Cli(server_, {"dt", "route", "delete", "hot"}, env).code, 0);
+  EXPECT_EQ(Cli(server_, {"dt", "endpoint", "delete", "stream"}, env).code, 0);
+  auto gone = Cli(server_, {"dt", "endpoint", "list"}, env);
+  ASSERT_EQ(gone.code, 0) << gone.out;
+  EXPECT_EQ(JsonOf(gone.out).as_array().size(), 1u);
 }
 
 }  // namespace

@@ -4,12 +4,16 @@
 // decommission, refused deletes and duplicates, roles, wrong secrets; then a site of 200 zone
 // twins with relationships: upsert with If-None-Match, patch with If-Match, components,
 // outgoing and incoming relationships, queries (IS_OF_MODEL, COUNT, JOIN, MATCH, TOP, paging),
-// refused deletes.
+// refused deletes; an event route (SDK) to a webhook endpoint (Orrery's endpoint API) served
+// by a local HTTPS receiver, which sees the CloudEvents of patches, relationships and
+// published telemetry.
 // Environment (from azure_sdk_test.cc): TWINS_URL, AZURE_TENANT_ID, AZURE_CLIENT_ID,
-// AZURE_CLIENT_SECRET (an owner), READER_CLIENT_ID, READER_CLIENT_SECRET, REC_DIR (optional).
+// AZURE_CLIENT_SECRET (an owner), READER_CLIENT_ID, READER_CLIENT_SECRET, REC_DIR (optional),
+// HOOK_CERT and HOOK_KEY (the receiver's TLS certificate, one the server trusts).
 'use strict';
 
 const fs = require('fs');
+const https = require('https');
 const path = require('path');
 const { DigitalTwinsClient } = require('@azure/digital-twins-core');
 const { ClientSecretCredential } = require('@azure/identity');
@@ -24,6 +28,54 @@ function client(id, secret) {
     disableInstanceDiscovery: true,
   });
   return new DigitalTwinsClient(URL, credential);
+}
+
+// An HTTPS receiver of CloudEvents batches on loopback; resolves with {port, events, close}.
+function receiver() {
+  const events = [];
+  const server = https.createServer({
+    cert: fs.readFileSync(process.env.HOOK_CERT), key: fs.readFileSync(process.env.HOOK_KEY),
+  }, (req, res) => {
+    let body = '';
+    req.on('data', (c) => { body += c; });
+    req.on('end', () => {
+      if (req.headers['content-type'].startsWith('application/cloudevents-batch+json')) {
+        events.push(...JSON.parse(body));
+      }
+      res.writeHead(204);
+      res.end();
+    });
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({
+    port: server.address().port, events, close: () => server.close(),
+  })));
+}
+
+// A call to Orrery's endpoint API (ADT manages endpoints in its control plane, outside the SDK).
+async function putEndpoint(credential, name, body) {
+  const { token } = await credential.getToken('https://digitaltwins.azure.net/.default');
+  const url = new globalThis.URL(`${URL}/endpoints/${name}?api-version=2023-10-31`);
+  const data = JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = https.request(url, { method: 'PUT', headers: {
+      authorization: `Bearer ${token}`, 'content-type': 'application/json',
+      'content-length': Buffer.byteLength(data) } }, (res) => {
+      let text = '';
+      res.on('data', (c) => { text += c; });
+      res.on('end', () => resolve({ status: res.statusCode, body: text }));
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+async function until(what, done, ms = 30000) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (done()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${typeof what === 'function' ? what() : what}`);
 }
 
 function readModels(dir) {
@@ -214,6 +266,65 @@ run(async () => {
   const top = await rows('SELECT TOP(3) T.$dtId FROM DIGITALTWINS T');
   assertEqual(top.length, 3, 'TOP(3) with a projection');
   await rejects(reader.queryTwins('SELECT * FROM NOWHERE').next(), 'a malformed query');
+
+  // Event routes: the endpoint through Orrery's API, the route through the SDK.
+  if (process.env.HOOK_CERT) {
+    const hook = await receiver();
+    const credential = new ClientSecretCredential(TENANT, process.env.AZURE_CLIENT_ID,
+      process.env.AZURE_CLIENT_SECRET, { authorityHost: URL, disableInstanceDiscovery: true });
+    const ep = await putEndpoint(credential, 'conf-hook', { endpointType: 'Webhook',
+      url: `https://localhost:${hook.port}/hook`, secret: 'conf-secret', maxBatchSize: 10 });
+    assertEqual(ep.status, 200, `PUT /endpoints/conf-hook (${ep.body})`);
+    const filter = "type = 'Microsoft.DigitalTwins.Twin.Update' OR " +
+      "type = 'Microsoft.DigitalTwins.Relationship.Create' OR " +
+      "(type = 'microsoft.iot.telemetry' AND ($body.temperature > 25 OR subject = 'thermostat'))";
+    await owner.upsertEventRoute('conf-route', 'conf-hook', filter);
+    const route = await reader.getEventRoute('conf-route');
+    assertEqual(route.filter, filter, 'getEventRoute');
+    assertEqual(route.endpointName, 'conf-hook', 'with its endpoint');
+    const routes = [];
+    for await (const r of reader.listEventRoutes()) routes.push(r.id);
+    assert(routes.includes('conf-route'), 'listEventRoutes');
+    const noEndpoint = await rejects(owner.upsertEventRoute('r2', 'nowhere', 'true'),
+      'a route to an endpoint that does not exist');
+    assertEqual(statusOf(noEndpoint), 400, 'is 400');
+    await owner.updateDigitalTwin('zone-8', [{ op: 'replace', path: '/temperature', value: 23 }]);
+    await owner.upsertRelationship('site', 'contains-extra', {
+      $relationshipName: 'contains', $targetId: 'zone-8', floor: 9 });
+    await owner.publishTelemetry('zone-8', { temperature: 30 }, 'conf-hot-1');
+    await owner.publishTelemetry('zone-8', { temperature: 10 }, 'conf-cool-1');
+    // digital-twins-core 1.1.0 passes publishComponentTelemetry's payload and message id to
+    // the REST call in swapped order: the body is the message id (a JSON string), and
+    // Message-Id the payload. ADT would see the same request; so does Orrery.
+    await owner.publishComponentTelemetry('zone-8', 'thermostat', JSON.stringify({ temperature: 26 }),
+      'conf-hot-2');
+    const find = (pred) => hook.events.find(pred);
+    const component = (e) => e.type === 'microsoft.iot.telemetry' && e.subject === 'thermostat';
+    await until(() => `the CloudEvents at the receiver (got ${JSON.stringify(hook.events)})`, () => find(component) &&
+      find((e) => e.type === 'Microsoft.DigitalTwins.Relationship.Create') &&
+      find((e) => e.type === 'Microsoft.DigitalTwins.Twin.Update' && e.subject === 'zone-8'));
+    const update = find((e) => e.type === 'Microsoft.DigitalTwins.Twin.Update' && e.subject === 'zone-8');
+    assertEqual(update.specversion, '1.0', 'a CloudEvents 1.0 Twin.Update');
+    assertEqual(update.data.modelId, 'dtmi:conf:Zone;1', 'with the modelId');
+    assertEqual(JSON.stringify(update.data.patch),
+      JSON.stringify([{ op: 'replace', path: '/temperature', value: 23 }]), 'and the patch');
+    const created = find((e) => e.type === 'Microsoft.DigitalTwins.Relationship.Create');
+    assertEqual(created.subject, 'site/relationships/contains-extra', 'Relationship.Create subject');
+    assertEqual(created.data.floor, 9, 'and data');
+    const hot = find((e) => e.id === 'conf-hot-1');
+    assertEqual(hot.type, 'microsoft.iot.telemetry', 'telemetry through the route');
+    assertEqual(hot.dataschema, 'dtmi:conf:Zone;1', 'its dataschema is the twin\'s model');
+    assert(hot.source.endsWith('/digitaltwins/zone-8'), `its source names the twin (${hot.source})`);
+    const comp = find(component);
+    assertEqual(comp.dataschema, 'dtmi:conf:Sensor;1', 'component telemetry: the component\'s model');
+    assertEqual(comp.data, 'conf-hot-2', 'with the body the SDK sent (its message id: see above)');
+    assert(!find((e) => e.id === 'conf-cool-1'), 'the filter kept the cool reading out');
+    await owner.deleteEventRoute('conf-route');
+    const gone = await rejects(reader.getEventRoute('conf-route'), 'a deleted route');
+    assertEqual(statusOf(gone), 404, 'is 404');
+    await owner.deleteRelationship('site', 'contains-extra');
+    hook.close();
+  }
 
   const bound = await rejects(owner.deleteDigitalTwin('zone-7'), 'deleting a twin with relationships');
   assertEqual(statusOf(bound), 400, 'RelationshipsNotDeleted is 400');
