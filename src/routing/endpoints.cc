@@ -227,10 +227,12 @@ std::unique_ptr<Sink> MakeWebhookSink(const WebhookEndpoint& config,
 
 class EndpointManager::Worker final : public StopToken {
  public:
-  Worker(std::string name, eventlog::EventLog* log, std::unique_ptr<Sink> sink,
-         std::function<int64_t()> now_ms)
+  // `every_event`: the sink takes every event of the log, not only those routed to `name`.
+  Worker(std::string name, std::string group, bool every_event, eventlog::EventLog* log,
+         std::unique_ptr<Sink> sink, std::function<int64_t()> now_ms)
       : name_(std::move(name)),
-        group_(GroupOf(name_)),
+        group_(std::move(group)),
+        every_event_(every_event),
         log_(log),
         sink_(std::move(sink)),
         now_ms_(std::move(now_ms)),
@@ -293,6 +295,10 @@ class EndpointManager::Worker final : public StopToken {
           any = true;
           next[p] = e.sequence + 1;
           const std::string& note = e.message.system.route_annotation;
+          if (every_event_) {
+            sink_->Add(e, *this);
+            continue;
+          }
           if (!RoutedTo(note, name_)) continue;
           for (auto& kv : EnrichmentsFor(note, name_))
             e.message.properties.push_back(std::move(kv));
@@ -362,6 +368,7 @@ class EndpointManager::Worker final : public StopToken {
 
   const std::string name_;
   const std::string group_;
+  const bool every_event_;
   eventlog::EventLog* log_;
   std::unique_ptr<Sink> sink_;
   std::function<int64_t()> now_ms_;
@@ -436,17 +443,38 @@ Status EndpointManager::Apply(const RoutingConfig& config) {
   for (auto& [name, spec] : wanted) {
     if (workers_.count(name)) continue;
     std::string group = GroupOf(name);
-    if (!groups.Exists(group)) {
-      if (auto st = groups.Create(group); !st) return st;
-      for (uint32_t p = 0; p < log_->partition_count(); ++p) {
-        auto props = log_->GetPartitionProperties(p);
-        if (!props) return props.error();
-        ORRERY_TRY(groups.Checkpoint(group, p, props->next_sequence));
-      }
-    }
-    workers_[name] = std::make_unique<Worker>(name, log_, spec.second(), options_.now_ms);
+    ORRERY_TRY(EnsureGroupAtEnd(group));
+    workers_[name] =
+        std::make_unique<Worker>(name, group, false, log_, spec.second(), options_.now_ms);
     fingerprints_[name] = spec.first;
   }
+  return Ok();
+}
+
+Status EndpointManager::EnsureGroupAtEnd(const std::string& group) {
+  auto& groups = log_->consumer_groups();
+  if (groups.Exists(group)) return Ok();
+  ORRERY_TRY(groups.Create(group));
+  for (uint32_t p = 0; p < log_->partition_count(); ++p) {
+    auto props = log_->GetPartitionProperties(p);
+    if (!props) return props.error();
+    ORRERY_TRY(groups.Checkpoint(group, p, props->next_sequence));
+  }
+  return Ok();
+}
+
+Status EndpointManager::AttachConsumer(std::string name, std::string group,
+                                       std::unique_ptr<Sink> sink) {
+  if (group.starts_with("route.")) {
+    return Error(BaseErrc::kInvalidArgument, "consumer groups route.* belong to endpoints");
+  }
+  std::lock_guard lock(mu_);
+  if (attached_.count(name)) {
+    return Error(BaseErrc::kInvalidArgument, fmt::format("consumer '{}' is attached", name));
+  }
+  ORRERY_TRY(EnsureGroupAtEnd(group));
+  attached_[name] = std::make_unique<Worker>(name, std::move(group), true, log_, std::move(sink),
+                                             options_.now_ms);
   return Ok();
 }
 
@@ -455,6 +483,9 @@ void EndpointManager::Stop() {
   for (auto& [name, w] : workers_)
     w->Stop();
   workers_.clear();
+  for (auto& [name, w] : attached_)
+    w->Stop();
+  attached_.clear();
 }
 
 std::vector<EndpointHealth> EndpointManager::Health() const {

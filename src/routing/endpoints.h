@@ -116,6 +116,10 @@ class EndpointManager {
   // at the log's current end (they take messages routed from now on); changed ones restart.
   // Call before the router starts annotating with `config`.
   Status Apply(const RoutingConfig& config);
+  // Adds a worker outside the routing configuration (Apply leaves it alone) that hands
+  // `sink` every event of the log, reading as consumer group `group` — created checkpointed
+  // at the log's end when new; not "route.*" — with the same checkpoints and wake-ups.
+  Status AttachConsumer(std::string name, std::string group, std::unique_ptr<Sink> sink);
   // Flushes and stops every worker (their checkpoints stay).
   void Stop();
   std::vector<EndpointHealth> Health() const;
@@ -125,8 +129,10 @@ class EndpointManager {
   eventlog::EventLog* log_;
   EndpointOptions options_;
   mutable std::mutex mu_;
-  std::map<std::string, std::unique_ptr<Worker>> workers_;  // guarded by mu_
-  std::map<std::string, std::string> fingerprints_;         // config of each running endpoint
+  Status EnsureGroupAtEnd(const std::string& group);
+  std::map<std::string, std::unique_ptr<Worker>> workers_;   // guarded by mu_
+  std::map<std::string, std::unique_ptr<Worker>> attached_;  // guarded by mu_
+  std::map<std::string, std::string> fingerprints_;          // config of each running endpoint
   metrics::ScopedCollector collector_;
 };
 

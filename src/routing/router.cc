@@ -237,6 +237,11 @@ Result<std::string> Router::TestCondition(std::string_view condition,
   return std::string(query::IsTrue(v) ? "true" : "false");
 }
 
+bool MessageMatches(const query::RouteCondition& condition, const eventlog::Message& message) {
+  Resolved r = Resolve(message, condition.uses_body(), false, {});
+  return condition.Matches(InputFor(message, r));
+}
+
 std::vector<Route> Router::TestAll(const eventlog::Message& sample, hub::MessageSource source,
                                    const json::object* twin) const {
   std::vector<Route> out;

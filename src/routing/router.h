@@ -27,6 +27,7 @@
 #include "base/error.h"
 #include "base/metrics.h"
 #include "hub/annotator.h"
+#include "query/routing/route_condition.h"
 #include "routing/config.h"
 
 namespace orrery::routing {
@@ -37,6 +38,11 @@ struct RouterOptions {
   std::function<std::shared_ptr<const boost::json::object>(std::string_view key)> twin;
   metrics::Registry* metrics = nullptr;
 };
+
+// Whether a stored message matches a routing condition as a route would see it ($body parsed
+// when the condition reads it and the message is JSON; $twin undefined). For other consumers
+// of the log (digital twins ingestion).
+bool MessageMatches(const query::RouteCondition& condition, const eventlog::Message& message);
 
 class Router final : public hub::MessageAnnotator {
  public:

@@ -53,6 +53,8 @@ WireError ToWireError(const Error& error) {
       return {404, "EndpointNotFound"};
     case Errc::kEndpointInUse:
       return {409, "EndpointInUse"};
+    case Errc::kMappingNotFound:
+      return {404, "MappingNotFound"};
   }
   return {500, "InternalServerError"};
 }
@@ -110,6 +112,8 @@ std::string orrery::ErrcTraits<orrery::twins::Errc>::Message(orrery::twins::Errc
       return "endpoint not found";
     case Errc::kEndpointInUse:
       return "event routes use this endpoint";
+    case Errc::kMappingNotFound:
+      return "ingestion rule not found";
   }
   return "unknown twins error";
 }

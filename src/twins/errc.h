@@ -33,6 +33,7 @@ enum class Errc {
   kEventRouteIdInvalid,        // a malformed event route id
   kEndpointNotFound,           // no such endpoint (Orrery's endpoint API)
   kEndpointInUse,              // deleting an endpoint that routes still name
+  kMappingNotFound,            // no such ingestion rule (Orrery's mapping API)
 };
 
 inline std::error_code make_error_code(Errc e) {

@@ -180,6 +180,7 @@ struct Notifier::Impl {
   std::condition_variable cv;
   std::thread pump;
   std::atomic<uint64_t> routed{0};
+  std::vector<Notifier::Subscriber> subscribers;  // set before the first change
 
   // Which endpoints a route sends `event` to (its data parsed as $body).
   std::vector<const EventEndpoint*> Match(const json::object& event) const {
@@ -311,6 +312,23 @@ struct Notifier::Impl {
         std::unique_lock l(w->mu);
         w->cv.wait(l, [&] { return w->left == 0; });
         failed = w->failed;
+      }
+      // Subscribers (propagation) see the routed events; they stay in the outbox until done.
+      if (!subscribers.empty()) {
+        std::unique_lock l(w->mu);
+        for (auto& [ticket, event] : batch) {
+          if (std::find(failed.begin(), failed.end(), ticket) != failed.end()) continue;
+          for (auto& f : subscribers) {
+            ++w->left;
+            l.unlock();
+            f(event, [w] {
+              std::lock_guard g(w->mu);
+              if (--w->left == 0) w->cv.notify_all();
+            });
+            l.lock();
+          }
+        }
+        w->cv.wait(l, [&] { return w->left == 0; });
       }
       store::WriteBatch done;
       for (auto& [ticket, event] : batch) {
@@ -620,6 +638,10 @@ Result<EventRoute> Notifier::GetRoute(std::string_view id) const {
     return Error(Errc::kEventRouteNotFound, fmt::format("there is no event route '{}'", id));
   }
   return it->second.route;
+}
+
+void Notifier::Subscribe(Subscriber f) {
+  impl_->subscribers.push_back(std::move(f));
 }
 
 std::vector<routing::EndpointHealth> Notifier::Health() const {

@@ -115,6 +115,14 @@ class Notifier final : public ChangeObserver {
   std::vector<EventRoute> Routes() const;  // by id
   Result<EventRoute> GetRoute(std::string_view id) const;
 
+  // Sees each committed graph change's event once it is routed and before it leaves the
+  // outbox (so a crash replays it: at-least-once): `f(event, done)` calls `done` exactly once,
+  // from any thread, when what it did is durable. Runs on the pump thread; call before the
+  // first change.
+  using Subscriber =
+      std::function<void(const boost::json::object& event, std::function<void()> done)>;
+  void Subscribe(Subscriber f);
+
   std::vector<routing::EndpointHealth> Health() const;
   // Events routed since the start (for metrics and tests).
   uint64_t routed() const;
