@@ -600,6 +600,29 @@ int main(int argc, char** argv) {
       ->add_option("name", twin_opts.id, "Endpoint name")
       ->required();
 
+  // orrery dt mapping create|show|list|delete (ingestion and propagation rules)
+  auto* dt_mapping = dt_cmd
+                         ->add_subcommand("mapping",
+                                          "Ingestion rules: hub messages and twin changes to twin "
+                                          "patches (docs/twins.md)")
+                         ->require_subcommand(1);
+  auto* mapping_create =
+      twin_command(dt_mapping, "create", "Create or replace a rule", TwinOp::kMappingCreate);
+  mapping_create->add_option("name", twin_opts.id, "Rule name")->required();
+  mapping_create
+      ->add_option("--rule", twin_opts.rule,
+                   "The rule, a JSON object: {\"source\", \"condition\", \"twinId\" or "
+                   "\"twinQuery\" | \"relationship\", \"direction\", \"patch\"}")
+      ->required();
+  twin_command(dt_mapping, "show", "Show a rule", TwinOp::kMappingShow)
+      ->add_option("name", twin_opts.id, "Rule name")
+      ->required();
+  twin_command(dt_mapping, "list", "List the rules, with counts of patches applied and refused",
+               TwinOp::kMappingList);
+  twin_command(dt_mapping, "delete", "Delete a rule", TwinOp::kMappingDelete)
+      ->add_option("name", twin_opts.id, "Rule name")
+      ->required();
+
   // orrery identity tenant | sp create|list|delete (offline: edits <data-dir>/identity)
   auto* id_cmd = app.add_subcommand("identity", "OAuth 2.0 identity: tenant and service principals")
                      ->require_subcommand(1);

@@ -434,6 +434,11 @@ const config::Schema& Schema() {
            .default_value = "",
            .help = "CA certificates (PEM) that the servers of digital twins webhook endpoints "
                    "(event routes) are verified against. Empty: the system's trust store."});
+    s.Add({.key = "twins.mappings_file",
+           .type = Type::kString,
+           .default_value = "",
+           .help = "A JSON file of ingestion rules ({\"name\": rule, …}; docs/twins.md) created or "
+                   "replaced at start, beside those made through the API."});
     s.Add({.key = "twins.max_event_routes",
            .type = Type::kInt,
            .default_value = "6",

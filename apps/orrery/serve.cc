@@ -44,6 +44,7 @@
 #include "pki/pki.h"
 #include "routing/service.h"
 #include "store/kv_store.h"
+#include "twins/ingestion.h"
 #include "twins/model_store.h"
 #include "twins/notifications.h"
 #include "twins/twin_graph.h"
@@ -331,6 +332,7 @@ int Serve(const config::Settings& s) {
   std::unique_ptr<twins::ModelStore> models;
   std::unique_ptr<twins::TwinGraph> twin_graph;
   std::unique_ptr<twins::Notifier> notifier;
+  std::unique_ptr<twins::Ingestion> ingestion;
   std::unique_ptr<identity::TokenIssuer> token_issuer;
   std::unique_ptr<identity::PrincipalStore> principals;
   if (s.Bool("twins.enabled")) {
@@ -357,6 +359,14 @@ int Serve(const config::Settings& s) {
     if (!opened_notifier) return Fail(opened_notifier.error());
     notifier = std::move(*opened_notifier);
     twin_graph->SetObserver(notifier.get());
+    // Ingestion rules read the hub's log (consumer group dt.ingest) and the twins' changes.
+    auto opened_ingestion =
+        twins::Ingestion::Open(state.get(), twin_graph.get(), notifier.get(), event_log.get());
+    if (!opened_ingestion) return Fail(opened_ingestion.error());
+    ingestion = std::move(*opened_ingestion);
+    if (auto file = s.String("twins.mappings_file"); !file.empty()) {
+      if (auto st = ingestion->LoadFile(file); !st) return Fail(st.error(), 2);
+    }
     auto opened_issuer = identity::TokenIssuer::Open(data_dir / "identity");
     if (!opened_issuer) return Fail(opened_issuer.error());
     token_issuer = std::move(*opened_issuer);
@@ -512,6 +522,7 @@ int Serve(const config::Settings& s) {
                              {.models = models.get(),
                               .graph = twin_graph.get(),
                               .notifier = notifier.get(),
+                              .ingestion = ingestion.get(),
                               .issuer = token_issuer.get(),
                               .principals = principals.get(),
                               .blocking = blocking.get_executor(),
@@ -583,7 +594,9 @@ int Serve(const config::Settings& s) {
   state->Drain();
   blocking.join();
   if (notifier) {
-    // Routes what committed changes left, while the hub's log is still open.
+    // Ingestion stops reading first (its patches go through the graph), then the notifier
+    // routes what committed changes left, while the hub's log is still open.
+    ingestion->Stop();
     twin_graph->SetObserver(nullptr);
     notifier->Stop();
   }

@@ -15,6 +15,7 @@
 #include "identity/token.h"
 #include "twins/adt_query.h"
 #include "twins/errc.h"
+#include "twins/ingestion.h"
 #include "twins/model_store.h"
 #include "twins/notifications.h"
 #include "twins/twin_graph.h"
@@ -599,6 +600,41 @@ void PublishTelemetry(const Ctx& c, HttpRequest& req, Responder r) {
                                  [r](Status st) { SendVoid(r, std::move(st)); });
 }
 
+// --- ingestion rules (Orrery's: ADT takes an Azure Function per pipeline) ---
+
+HttpResponse PutMapping(const Ctx& c, const HttpRequest& req) {
+  boost::system::error_code ec;
+  json::value body = json::parse(req.body, ec);
+  if (ec) return Invalid("the body must be a JSON object");
+  auto rule = twins::RuleFromJson(std::string(req.Param("name")), body);
+  if (!rule) return AdtError(rule.error());
+  if (auto st = c.o.ingestion->PutRule(*rule); !st) return AdtError(st.error());
+  return JsonOk(200, twins::RuleToJson(*rule));
+}
+
+HttpResponse GetMapping(const Ctx& c, const HttpRequest& req) {
+  auto rule = c.o.ingestion->GetRule(req.Param("name"));
+  if (!rule) return AdtError(rule.error());
+  return JsonOk(200, twins::RuleToJson(*rule));
+}
+
+HttpResponse ListMappings(const Ctx& c, const HttpRequest&) {
+  json::array value;
+  for (auto& r : c.o.ingestion->Rules())
+    value.push_back(twins::RuleToJson(r));
+  auto stats = c.o.ingestion->stats();
+  return JsonOk(200, json::object{{"value", std::move(value)},
+                                  {"nextLink", nullptr},
+                                  {"stats", json::object{{"applied", stats.applied},
+                                                         {"unchanged", stats.unchanged},
+                                                         {"failed", stats.failed}}}});
+}
+
+HttpResponse DeleteMapping(const Ctx& c, const HttpRequest& req) {
+  if (auto st = c.o.ingestion->DeleteRule(req.Param("name")); !st) return AdtError(st.error());
+  return HttpResponse::Empty(204);
+}
+
 // --- OAuth 2.0 (Microsoft identity platform v2.0 shapes) ---
 
 HttpResponse OAuthError(int status, std::string_view error, std::string_view description) {
@@ -761,6 +797,11 @@ void RegisterTwinsRoutes(net::Router& router, const TwinsApiOptions& options) {
   router.Add("GET", "/endpoints/{name}", Guard(c, false, false, GetEndpoint));
   router.Add("PUT", "/endpoints/{name}", Guard(c, true, true, PutEndpoint));
   router.Add("DELETE", "/endpoints/{name}", Guard(c, true, true, DeleteEndpoint));
+  if (!options.ingestion) return;
+  router.Add("GET", "/mappings", Guard(c, false, false, ListMappings));
+  router.Add("GET", "/mappings/{name}", Guard(c, false, false, GetMapping));
+  router.Add("PUT", "/mappings/{name}", Guard(c, true, true, PutMapping));
+  router.Add("DELETE", "/mappings/{name}", Guard(c, true, true, DeleteMapping));
 }
 
 }  // namespace orrery::api

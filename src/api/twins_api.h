@@ -16,6 +16,7 @@
 //             GET /eventroutes, GET|PUT|DELETE /eventroutes/{id} {"endpointName","filter"},
 //             GET /endpoints, GET|PUT|DELETE /endpoints/{name} (Orrery's: ADT manages
 //             endpoints in its control plane)
+//   ingestion GET /mappings, GET|PUT|DELETE /mappings/{name} (Orrery's; twins/ingestion.h)
 //
 // Every data-plane call needs `Authorization: Bearer <token>` issued here, for the audience
 // https://digitaltwins.azure.net, with the role "owner" for changes or "reader"/"owner" for
@@ -35,6 +36,7 @@ class PrincipalStore;
 class TokenIssuer;
 }  // namespace orrery::identity
 namespace orrery::twins {
+class Ingestion;
 class ModelStore;
 class Notifier;
 class TwinGraph;
@@ -46,6 +48,7 @@ struct TwinsApiOptions {
   twins::ModelStore* models = nullptr;             // must outlive the router
   twins::TwinGraph* graph = nullptr;               // must outlive the router
   twins::Notifier* notifier = nullptr;             // event routes; must outlive the router
+  twins::Ingestion* ingestion = nullptr;           // mapping rules; must outlive the router
   const identity::TokenIssuer* issuer = nullptr;   // must outlive the router
   identity::PrincipalStore* principals = nullptr;  // must outlive the router
   boost::asio::any_io_executor blocking;           // for handlers that fsync

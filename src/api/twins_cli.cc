@@ -283,6 +283,7 @@ Status TwinCommand(const ServiceConnection& c, const TwinCommandOptions& o, std:
   std::string rel = twin + "/relationships/" + strings::UrlEncode(o.relationship_id);
   std::string route = "/eventroutes/" + strings::UrlEncode(o.id);
   std::string endpoint = "/endpoints/" + strings::UrlEncode(o.id);
+  std::string mapping = "/mappings/" + strings::UrlEncode(o.id);
   auto object_arg = [](const std::string& text, std::string_view flag) -> Result<json::object> {
     if (text.empty()) return json::object{};
     ORRERY_ASSIGN_OR_RETURN(json::value v, cli::JsonArg(text, flag, true));
@@ -423,6 +424,20 @@ Status TwinCommand(const ServiceConnection& c, const TwinCommandOptions& o, std:
     case Op::kEndpointDelete:
       ORRERY_TRY(cli::Send(c, {.method = "DELETE", .path = endpoint}, kApiVersion));
       fmt::print(err, "deleted endpoint {}\n", o.id);
+      return Ok();
+    case Op::kMappingCreate: {
+      ORRERY_ASSIGN_OR_RETURN(json::value rule, cli::JsonArg(o.rule, "--rule", true));
+      return cli::Print(
+          out, cli::Send(c, {.method = "PUT", .path = mapping, .body = json::serialize(rule)},
+                         kApiVersion));
+    }
+    case Op::kMappingShow:
+      return cli::Print(out, cli::Send(c, {.method = "GET", .path = mapping}, kApiVersion));
+    case Op::kMappingList:
+      return cli::Print(out, cli::Send(c, {.method = "GET", .path = "/mappings"}, kApiVersion));
+    case Op::kMappingDelete:
+      ORRERY_TRY(cli::Send(c, {.method = "DELETE", .path = mapping}, kApiVersion));
+      fmt::print(err, "deleted ingestion rule {}\n", o.id);
       return Ok();
   }
   return Ok();

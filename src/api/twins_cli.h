@@ -73,6 +73,10 @@ struct TwinCommandOptions {
     kEndpointShow,
     kEndpointList,
     kEndpointDelete,
+    kMappingCreate,
+    kMappingShow,
+    kMappingList,
+    kMappingDelete,
   } op = Op::kTwinShow;
   std::string id;               // the twin (the source, for relationships)
   std::string model;            // twin create
@@ -90,6 +94,7 @@ struct TwinCommandOptions {
   std::string url, secret;    // endpoint create: a webhook
   bool event_log = false;     // endpoint create: the hub's event log instead
   int64_t max_attempts = 0;   // endpoint create (0: the server's default)
+  std::string rule;           // mapping create: the rule, a JSON object (id = its name)
 };
 Status TwinCommand(const ServiceConnection& c, const TwinCommandOptions& o, std::FILE* out,
                    std::FILE* err);

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <boost/json.hpp>
 
+#include "base/files.h"
 #include "base/log.h"
 #include "base/strings.h"
 #include "base/time.h"
@@ -565,6 +566,26 @@ Result<IngestionRule> Ingestion::GetRule(std::string_view name) const {
     return Error(Errc::kMappingNotFound, fmt::format("there is no ingestion rule '{}'", name));
   }
   return it->second->rule;
+}
+
+Status Ingestion::LoadFile(const std::filesystem::path& file) {
+  auto text = files::ReadFile(file);
+  if (!text) return Invalid(fmt::format("{}: {}", file.string(), text.error().message()));
+  boost::system::error_code ec;
+  json::value v = json::parse(*text, ec);
+  if (ec || !v.is_object()) {
+    return Invalid(fmt::format("{}: must be a JSON object of rules by name", file.string()));
+  }
+  std::vector<IngestionRule> rules;
+  for (auto& [name, rule] : v.get_object()) {
+    auto r = RuleFromJson(std::string(name), rule);
+    if (!r) return Invalid(fmt::format("{}: {}", file.string(), r.error().message()));
+    rules.push_back(std::move(*r));
+  }
+  for (auto& r : rules)
+    ORRERY_TRY(PutRule(std::move(r)));
+  Log()->info("ingestion: {} rules from {}", rules.size(), file.string());
+  return Ok();
 }
 
 IngestionStats Ingestion::stats() const {

@@ -33,6 +33,7 @@
 #pragma once
 
 #include <atomic>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <utility>
@@ -91,6 +92,9 @@ class Ingestion {
   Status DeleteRule(std::string_view name);  // kInvalidArgument when there is none
   std::vector<IngestionRule> Rules() const;
   Result<IngestionRule> GetRule(std::string_view name) const;
+  // Creates or replaces the rules of a JSON file {"name": rule, …} (twins.mappings_file); a
+  // bad rule fails the whole file, naming the file and the rule.
+  Status LoadFile(const std::filesystem::path& file);
 
   IngestionStats stats() const;
   // Stops reading the hub's log (checkpointed).

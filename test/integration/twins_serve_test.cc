@@ -12,6 +12,8 @@
 #include <boost/json.hpp>
 
 #include "base/strings.h"
+#include "base/time.h"
+#include "hub/sas.h"
 #include "net/http_client.h"
 #include "routing/endpoints.h"
 #include "test/support/orrery_server.h"
@@ -601,6 +603,98 @@ TEST_F(TwinsEventsTest, RoutesDeliverCloudEventsAndSurviveKill9) {
   auto gone = Cli(server_, {"dt", "endpoint", "list"}, env);
   ASSERT_EQ(gone.code, 0) << gone.out;
   EXPECT_EQ(JsonOf(gone.out).as_array().size(), 1u);
+}
+
+// Ingestion through the real binary: a device's HTTPS telemetry patches its twin through a
+// mapping rule, and a propagation rule carries the reading to the room that has the sensor.
+TEST_F(TwinsServeTest, HubTelemetryUpdatesTwinsThroughMappingRules) {
+  ASSERT_TRUE(server_.started()) << server_.process().output();
+  std::string owner = Token(Principal("ingest", "owner"));
+  std::string api(kApi);
+  const char* sensor =
+      R"({"@context":"dtmi:dtdl:context;3","@id":"dtmi:ex:Thermo;1","@type":"Interface",
+    "contents":[{"@type":"Property","name":"temperature","schema":"double"}]})";
+  const char* room =
+      R"({"@context":"dtmi:dtdl:context;3","@id":"dtmi:ex:Office;1","@type":"Interface",
+    "contents":[{"@type":"Property","name":"temperature","schema":"double"},
+                {"@type":"Relationship","name":"hasSensor","target":"dtmi:ex:Thermo;1"}]})";
+  ASSERT_EQ(Call("POST", "/models" + api, fmt::format("[{},{}]", sensor, room), owner).status, 201);
+  ASSERT_EQ(Call("PUT", "/digitaltwins/thermo-1" + api,
+                 R"({"$metadata":{"$model":"dtmi:ex:Thermo;1"}})", owner)
+                .status,
+            200);
+  ASSERT_EQ(Call("PUT", "/digitaltwins/office-1" + api,
+                 R"({"$metadata":{"$model":"dtmi:ex:Office;1"}})", owner)
+                .status,
+            200);
+  ASSERT_EQ(Call("PUT", "/digitaltwins/office-1/relationships/s1" + api,
+                 R"({"$relationshipName":"hasSensor","$targetId":"thermo-1"})", owner)
+                .status,
+            200);
+  auto bad =
+      Call("PUT", "/mappings/bad" + api, R"({"source":"telemetry","patch":{"/a":1}})", owner);
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.body.find("twinId"), std::string::npos) << bad.body;
+  ASSERT_EQ(Call("PUT", "/mappings/thermo" + api,
+                 R"j({"source":"telemetry","condition":"is_defined($body.temperature)",
+                      "twinId":"{deviceId}","patch":{"/temperature":"$body.temperature"}})j",
+                 owner)
+                .status,
+            200);
+  ASSERT_EQ(Call("PUT", "/mappings/office" + api,
+                 R"({"source":"digitalTwinChange","condition":"$body.modelId = 'dtmi:ex:Thermo;1'",
+                     "relationship":"hasSensor","direction":"incoming",
+                     "patch":{"/temperature":"$twin.temperature"}})",
+                 owner)
+                .status,
+            200);
+
+  // The device, through the hub's service API, and its telemetry over HTTPS.
+  auto cs = Process::Spawn(
+      {OrreryBinary(), "hub", "connection-string", "--data-dir", server_.data_dir().string()});
+  ASSERT_EQ(cs->Wait(), 0);
+  auto parsed = hub::ParseServiceConnectionString(cs->output().substr(0, cs->output().find('\n')));
+  ASSERT_TRUE(parsed);
+  std::string service = *hub::MakeSasToken(parsed->host_name, parsed->key,
+                                           timeutil::NowMs() / 1000 + 3600, parsed->key_name);
+  net::HttpClientOptions trust;
+  trust.tls.ca_file = server_.ca_file();
+  auto hub_call = [&](std::string method, std::string path, std::string body, std::string token,
+                      net::Headers h = {}) {
+    h.Set("Authorization", token);
+    auto r = net::Fetch(method, server_.Url(path + "?api-version=2021-04-12"), h, body, trust);
+    EXPECT_TRUE(r) << r.error().message();
+    return r ? *r : net::HttpResponse{};
+  };
+  auto dev = hub_call("PUT", "/devices/thermo-1", "{}", service);
+  ASSERT_EQ(dev.status, 200) << dev.body;
+  std::string key(
+      json::parse(dev.body).at("authentication").at("symmetricKey").at("primaryKey").as_string());
+  std::string device = *hub::MakeSasToken("localhost/devices/thermo-1", key,
+                                          timeutil::NowMs() / 1000 + 3600, "", true);
+  net::Headers json_type;
+  json_type.Set("iothub-contenttype", "application/json");
+  json_type.Set("iothub-contentencoding", "utf-8");
+  ASSERT_EQ(hub_call("POST", "/devices/thermo-1/messages/events", R"({"temperature":22.5})", device,
+                     json_type)
+                .status,
+            204);
+  auto temperature = [&](std::string id) {
+    auto r = Call("GET", "/digitaltwins/" + id + api, {}, owner);
+    auto v = json::parse(r.body);
+    auto* t = v.as_object().if_contains("temperature");
+    return t ? t->to_number<double>() : -1.0;
+  };
+  testing::WebhookReceiver poll;  // for its bounded polling only
+  EXPECT_TRUE(poll.WaitUntil([&] { return temperature("thermo-1") == 22.5; }));
+  EXPECT_TRUE(poll.WaitUntil([&] { return temperature("office-1") == 22.5; }));
+  auto listed = Call("GET", "/mappings" + api, {}, owner);
+  ASSERT_EQ(listed.status, 200);
+  EXPECT_EQ(json::parse(listed.body).at("value").as_array().size(), 2u);
+  EXPECT_GE(json::parse(listed.body).at("stats").at("applied").to_number<uint64_t>(), 2u)
+      << listed.body;
+  EXPECT_EQ(Call("DELETE", "/mappings/office" + api, {}, owner).status, 204);
+  EXPECT_EQ(Code(Call("GET", "/mappings/office" + api, {}, owner)), "MappingNotFound");
 }
 
 }  // namespace
