@@ -17,7 +17,10 @@ const https = require('https');
 const path = require('path');
 const { DigitalTwinsClient } = require('@azure/digital-twins-core');
 const { ClientSecretCredential } = require('@azure/identity');
-const { ok, assert, assertEqual, rejects, run, statusOf } = require('./lib');
+const { Client, Message } = require('azure-iot-device');
+const { Mqtt } = require('azure-iot-device-mqtt');
+const lib = require('./lib');
+const { ok, assert, assertEqual, rejects, run, statusOf } = lib;
 
 const URL = process.env.TWINS_URL;
 const TENANT = process.env.AZURE_TENANT_ID;
@@ -52,9 +55,9 @@ function receiver() {
 }
 
 // A call to Orrery's endpoint API (ADT manages endpoints in its control plane, outside the SDK).
-async function putEndpoint(credential, name, body) {
+async function putEndpoint(credential, name, body, collection = 'endpoints') {
   const { token } = await credential.getToken('https://digitaltwins.azure.net/.default');
-  const url = new globalThis.URL(`${URL}/endpoints/${name}?api-version=2023-10-31`);
+  const url = new globalThis.URL(`${URL}/${collection}/${name}?api-version=2023-10-31`);
   const data = JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const req = https.request(url, { method: 'PUT', headers: {
@@ -69,9 +72,10 @@ async function putEndpoint(credential, name, body) {
   });
 }
 
-async function until(what, done, ms = 30000) {
+async function until(what, done, ms = 30000, refresh = async () => {}) {
   const end = Date.now() + ms;
   while (Date.now() < end) {
+    await refresh();
     if (done()) return;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -135,7 +139,7 @@ const SMALL = [
     contents: [{ '@type': 'Property', name: 'temperature', schema: 'double' }] },
 ];
 
-run(async () => {
+run(async ({ registry }) => {
   const owner = client(process.env.AZURE_CLIENT_ID, process.env.AZURE_CLIENT_SECRET);
   const reader = client(process.env.READER_CLIENT_ID, process.env.READER_CLIENT_SECRET);
   const rec = process.env.REC_DIR && fs.existsSync(process.env.REC_DIR);
@@ -324,6 +328,44 @@ run(async () => {
     assertEqual(statusOf(gone), 404, 'is 404');
     await owner.deleteRelationship('site', 'contains-extra');
     hook.close();
+  }
+
+  // Ingestion: a device (azure-iot-device over MQTT) sends telemetry; a mapping rule patches
+  // its twin, a propagation rule the zone that contains… here: the site's zone-9 has the sensor.
+  if (process.env.HOOK_CERT) {
+    const credential = new ClientSecretCredential(TENANT, process.env.AZURE_CLIENT_ID,
+      process.env.AZURE_CLIENT_SECRET, { authorityHost: URL, disableInstanceDiscovery: true });
+    await owner.createModels([
+      { '@context': 'dtmi:dtdl:context;3', '@id': 'dtmi:conf:Thermometer;1', '@type': 'Interface',
+        contents: [{ '@type': 'Property', name: 'temperature', schema: 'double' }] },
+      { '@context': 'dtmi:dtdl:context;3', '@id': 'dtmi:conf:Office;1', '@type': 'Interface',
+        contents: [{ '@type': 'Property', name: 'temperature', schema: 'double' },
+          { '@type': 'Relationship', name: 'hasSensor', target: 'dtmi:conf:Thermometer;1' }] }]);
+    const deviceId = 'conf-thermo-1';
+    await owner.upsertDigitalTwin(deviceId, JSON.stringify({ $metadata: { $model: 'dtmi:conf:Thermometer;1' } }));
+    await owner.upsertDigitalTwin('conf-office', JSON.stringify({ $metadata: { $model: 'dtmi:conf:Office;1' } }));
+    await owner.upsertRelationship('conf-office', 'has-thermo', { $relationshipName: 'hasSensor', $targetId: deviceId });
+    const put = (name, rule) => putEndpoint(credential, name, rule, 'mappings');
+    assertEqual((await put('conf-thermo', { source: 'telemetry',
+      condition: 'is_defined($body.temperature)', twinId: '{deviceId}',
+      patch: { '/temperature': '$body.temperature' } })).status, 200, 'PUT /mappings/conf-thermo');
+    assertEqual((await put('conf-office', { source: 'digitalTwinChange',
+      condition: "$body.modelId = 'dtmi:conf:Thermometer;1'", relationship: 'hasSensor',
+      direction: 'incoming', patch: { '/temperature': '$twin.temperature' } })).status, 200,
+    'PUT /mappings/conf-office');
+    const dev = await lib.createDevice(registry, deviceId);
+    const device = Client.fromConnectionString(lib.deviceConnectionString(dev), Mqtt);
+    await device.open();
+    const m = new Message(JSON.stringify({ temperature: 24.5 }));
+    m.contentType = 'application/json';
+    m.contentEncoding = 'utf-8';
+    await device.sendEvent(m);
+    await device.close();
+    const temperatureOf = async (id) => (await reader.getDigitalTwin(id)).body.temperature;
+    let twinT; let officeT;
+    await until(() => `the twins to follow the telemetry (device twin ${twinT}, office ${officeT})`, () => twinT === 24.5 && officeT === 24.5, 30000,
+      async () => { twinT = await temperatureOf(deviceId); officeT = await temperatureOf('conf-office'); });
+    ok('device telemetry reached its twin (mapping rule) and the office (propagation rule)');
   }
 
   const bound = await rejects(owner.deleteDigitalTwin('zone-7'), 'deleting a twin with relationships');
