@@ -301,25 +301,32 @@ struct TwinGraph::Impl {
     if (after && (!before || model_before != model_after)) by_model[model_after].insert(id);
     if (before) {
       for (auto& [k, v] : *before) {
-        if (k.starts_with("$")) continue;
-        auto key = KeyOf(v);
-        if (!key) continue;
-        const json::value* now = after ? after->if_contains(k) : nullptr;
-        if (now && *now == v) continue;
-        auto p = by_property.find(std::string_view(k));
-        if (p == by_property.end()) continue;
-        p->second.erase(IndexEntry{std::move(*key), &entry});
-        if (p->second.empty()) by_property.erase(p);
+        if (!k.starts_with("$")) IndexMember(entry, k, &v, after ? after->if_contains(k) : nullptr);
       }
     }
     if (after) {
       for (auto& [k, v] : *after) {
-        if (k.starts_with("$")) continue;
-        auto key = KeyOf(v);
-        if (!key) continue;
-        const json::value* was = before ? before->if_contains(k) : nullptr;
-        if (was && *was == v) continue;
-        auto p = by_property.find(std::string_view(k));
+        if (!k.starts_with("$") && !(before && before->contains(k)))
+          IndexMember(entry, k, nullptr, &v);
+      }
+    }
+  }
+  // The property index for member `k` of the twin at `entry` changing from `was` to `now`
+  // (either null).
+  void IndexMember(const TwinEntry& entry, std::string_view k, const json::value* was,
+                   const json::value* now) {
+    if (was && now && *was == *now) return;
+    if (was) {
+      if (auto key = KeyOf(*was)) {
+        if (auto p = by_property.find(k); p != by_property.end()) {
+          p->second.erase(IndexEntry{std::move(*key), &entry});
+          if (p->second.empty()) by_property.erase(p);
+        }
+      }
+    }
+    if (now) {
+      if (auto key = KeyOf(*now)) {
+        auto p = by_property.find(k);
         if (p == by_property.end()) p = by_property.emplace(std::string(k), IndexSet()).first;
         p->second.insert(IndexEntry{std::move(*key), &entry});
       }
@@ -354,6 +361,19 @@ struct TwinGraph::Impl {
          it != set.end() && it->key.kind == kind && (!hi || CompareKeys(it->key, *hi) <= 0); ++it) {
       if (!each(it->twin)) return;
     }
+  }
+
+  // The parsed view of a model if it is cached and current, else null (never parses).
+  std::shared_ptr<const ModelView> CachedView(std::string_view model_id) const {
+    auto stamp = models->GetStamp(model_id);
+    if (!stamp) return nullptr;
+    std::lock_guard lock(model_mu);
+    auto it = views.find(model_id);
+    if (it == views.end() || it->second.first != stamp->upload_time_ms ||
+        it->second.second->decommissioned != stamp->decommissioned) {
+      return nullptr;
+    }
+    return it->second.second;
   }
 
   Result<std::shared_ptr<const ModelView>> View(std::string_view model_id) const {
@@ -744,6 +764,176 @@ struct TwinGraph::Impl {
     }
     return CheckTouched(m, e->schema, co->get_object(), component, false, touched);
   }
+
+  // The current time as ADT writes it; formatted once per millisecond and thread.
+  std::string NowText() const {
+    thread_local std::pair<int64_t, std::string> last{std::numeric_limits<int64_t>::min(), {}};
+    int64_t ms = now_ms();
+    if (ms != last.first) last = {ms, timeutil::FormatUtcMs(ms)};
+    return last.second;
+  }
+
+  // The fast path of a patch whose every operation names a top-level property ("/p", add,
+  // replace or remove, no component value): applied to the stored twin in place under the
+  // lock — no copy of the twin — after validating the values it sets, with the metadata of
+  // the changed properties stamped as StampMetadata would. Returns false, having changed
+  // nothing, for any other patch and for any refusal (a missing path, an invalid value, the
+  // size limit, the etag): the general path then answers it, with its messages.
+  bool PatchInPlace(const std::string& id, const json::array& patch, const std::string& if_match,
+                    Done<std::string>& done, bool parse_model = true) {
+    if (patch.empty() || patch.size() > limits.max_patch_operations) return false;
+    struct Op {
+      std::string_view op, key;
+      const json::value* value;
+    };
+    std::vector<Op> ops;
+    ops.reserve(patch.size());
+    for (const json::value& item : patch) {
+      const json::object* o = item.if_object();
+      if (!o) return false;
+      const json::value* op = o->if_contains("op");
+      const json::value* path = o->if_contains("path");
+      if (!op || !op->is_string() || !path || !path->is_string()) return false;
+      std::string_view p = path->get_string(), name = op->get_string();
+      if (p.size() < 2 || p[0] != '/' || p[1] == '$' ||
+          p.find_first_of("/~", 1) != std::string_view::npos) {
+        return false;
+      }
+      const json::value* value = o->if_contains("value");
+      if (name == "remove") {
+        value = nullptr;
+      } else if ((name != "add" && name != "replace") || !value ||
+                 (value->is_object() && value->get_object().contains("$metadata"))) {
+        return false;
+      }
+      ops.push_back({name, p.substr(1), value});
+    }
+    std::string now = NowText();
+    std::string etag = NewEtag();
+    std::unique_lock lock(mu);
+    auto it = twins.find(id);
+    if (it == twins.end()) return false;
+    // The model's view if it is cached; else it is parsed outside the lock (once).
+    std::string model = ModelOf(it->second);
+    std::shared_ptr<const ModelView> view = CachedView(model);
+    if (!view) {
+      lock.unlock();
+      if (!parse_model || !View(model)) return false;
+      return PatchInPlace(id, patch, if_match, done, false);
+    }
+    const dtdl::Model& m = view->model;
+    auto ri = m.interfaces.find(model);
+    if (ri == m.interfaces.end()) return false;
+    json::object& twin = it->second;
+    const json::value* meta_value = twin.if_contains("$metadata");
+    if (!meta_value || !meta_value->is_object() || !EtagMatches(if_match, Str(twin, "$etag"))) {
+      return false;
+    }
+    // The outcome of the operations in order: each touched key's final value (null: removed).
+    std::vector<std::pair<std::string_view, const json::value*>> final;
+    for (const Op& op : ops) {
+      auto f = std::find_if(final.begin(), final.end(), [&](auto& x) { return x.first == op.key; });
+      bool exists = f != final.end() ? f->second != nullptr : twin.contains(op.key);
+      if (op.op != "add" && !exists) return false;
+      if (f == final.end()) f = final.insert(final.end(), {op.key, nullptr});
+      f->second = op.value;
+    }
+    for (auto& [k, v] : final) {
+      if (v ? !CheckMember(m, model, ri, k, *v, "", true)
+            : ri->second.components.contains(std::string(k))) {
+        return false;
+      }
+    }
+    // Apply, keeping what it replaces.
+    struct Undo {
+      std::string_view key;
+      bool changed = false;
+      std::optional<json::value> value, meta;
+    };
+    std::vector<Undo> undo(final.size());
+    bool changed = false;
+    for (size_t i = 0; i < final.size(); ++i) {
+      auto [k, v] = final[i];
+      Undo& u = undo[i];
+      u.key = k;
+      json::value* cur = twin.if_contains(k);
+      if (!v && !cur) continue;  // added, then removed
+      // (The metadata is looked up each time: an insertion may move the twin's table.)
+      const json::value* cur_meta = twin.at("$metadata").get_object().if_contains(k);
+      bool has_meta = cur_meta && cur_meta->is_object();
+      if (v && cur && *cur == *v && has_meta) continue;  // the same value: no change
+      u.changed = changed = true;
+      if (cur) u.value = std::move(*cur);
+      if (v) {
+        twin[k] = *v;
+      } else {
+        twin.erase(k);
+      }
+    }
+    json::object& meta = twin["$metadata"].as_object();  // the twin's table may have moved
+    std::optional<json::value> last_update;
+    if (const json::value* l = meta.if_contains("$lastUpdateTime")) last_update = *l;
+    bool meta_grew = false;
+    for (Undo& u : undo) {
+      if (!u.changed) continue;
+      json::value* cur_meta = meta.if_contains(u.key);
+      if (cur_meta) u.meta = std::move(*cur_meta);
+      if (!twin.contains(u.key)) {
+        meta.erase(u.key);
+        continue;
+      }
+      json::object pm;
+      pm["lastUpdateTime"] = now;
+      if (u.meta && u.meta->is_object()) {
+        if (auto* st = u.meta->get_object().if_contains("sourceTime"); st && st->is_string())
+          pm["sourceTime"] = *st;
+      }
+      meta_grew = meta_grew || !cur_meta;
+      meta[u.key] = std::move(pm);
+    }
+    if (changed || !last_update) {
+      if (meta_grew) meta.erase("$lastUpdateTime");  // kept last
+      meta["$lastUpdateTime"] = now;
+    }
+    json::value old_etag = twin["$etag"];
+    twin["$etag"] = etag;
+    std::string text = json::serialize(twin);
+    if (text.size() > limits.max_twin_bytes) {
+      // Undo, for the general path to refuse with its message.
+      twin["$etag"] = std::move(old_etag);
+      json::object& md = twin["$metadata"].as_object();
+      if (last_update) {
+        md["$lastUpdateTime"] = std::move(*last_update);
+      } else {
+        md.erase("$lastUpdateTime");
+      }
+      for (Undo& u : undo) {
+        if (!u.changed) continue;
+        if (u.meta) {
+          md[u.key] = std::move(*u.meta);
+        } else {
+          md.erase(u.key);
+        }
+      }
+      for (Undo& u : undo) {
+        if (!u.changed) continue;
+        if (u.value) {
+          twin[u.key] = std::move(*u.value);
+        } else {
+          twin.erase(u.key);
+        }
+      }
+      return false;
+    }
+    for (Undo& u : undo) {
+      if (u.changed)
+        IndexMember(*it, u.key, u.value ? &*u.value : nullptr, twin.if_contains(u.key));
+    }
+    store::WriteBatch batch;
+    batch.Put(kTwinSpace, id, text);
+    Commit(std::move(batch), std::move(etag), std::move(done));
+    return true;
+  }
 };
 
 TwinGraph::TwinGraph(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -832,6 +1022,7 @@ void TwinGraph::PatchTwin(std::string id, json::array patch, std::string if_matc
 void TwinGraph::PatchComponent(std::string id, std::string component, json::array patch,
                                std::string if_match, Done<std::string> done) {
   auto& d = *impl_;
+  if (component.empty() && d.PatchInPlace(id, patch, if_match, done)) return;
   // One copy of the stored twin, patched outside the lock; the change is applied under it
   // if the twin has not changed meanwhile.
   json::value doc;
@@ -883,7 +1074,7 @@ void TwinGraph::PatchComponent(std::string id, std::string component, json::arra
   } else if (auto valid = d.ValidatePatched(next, component, touched); !valid) {
     return done(valid.error());
   }
-  std::string now = timeutil::FormatUtcMs(d.now_ms());
+  std::string now = d.NowText();
   std::string new_etag = NewEtag();
   std::unique_lock lock(d.mu);
   auto it = d.twins.find(id);
