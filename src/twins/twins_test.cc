@@ -704,6 +704,34 @@ TEST_F(TwinGraphTest, APatchIsValidatedWhereItChangesTheTwin) {
   ASSERT_TRUE(hq);
   EXPECT_EQ(hq->at("tags").as_object().size(), 8u);
   EXPECT_LE(json::serialize(*hq).size(), 32u << 10);
+  // A top-level patch (applied in place) over the limit is undone entirely.
+  json::object nine;
+  for (int i = 0; i < 9; ++i)
+    nine[fmt::format("n{}", i)] = big;
+  json::array too_big{json::object{{"op", "replace"}, {"path", "/floors"}, {"value", 7}},
+                      json::object{{"op", "remove"}, {"path", "/address"}},
+                      json::object{{"op", "replace"}, {"path", "/tags"}, {"value", nine}}};
+  auto r = Wait<std::string>([&](auto done) { graph_->PatchTwin("hq", too_big, "", done); });
+  EXPECT_TRUE(refused(r));
+  auto after = graph_->GetTwin("hq");
+  ASSERT_TRUE(after);
+  EXPECT_TRUE(*after == *hq);  // the same members (an undo may reorder them)
+  // In place, a value is stamped as a whole-twin change would stamp it; an equal value is not.
+  now_ += 1000;
+  ASSERT_TRUE(Patch("hq", R"([{"op":"replace","path":"/floors","value":7},
+                             {"op":"add","path":"/kind","value":"home"},
+                             {"op":"remove","path":"/address"}])"));
+  ASSERT_TRUE(Patch("hq", R"([{"op":"replace","path":"/floors","value":7}])"));
+  after = graph_->GetTwin("hq");
+  ASSERT_TRUE(after);
+  const json::object& meta = after->at("$metadata").as_object();
+  std::string t = meta.at("$lastUpdateTime").as_string().c_str();
+  EXPECT_NE(t, hq->at("$metadata").at("$lastUpdateTime").as_string());
+  EXPECT_EQ(meta.at("floors").at("lastUpdateTime").as_string(), t);
+  EXPECT_EQ(meta.at("kind").at("lastUpdateTime").as_string(), t);
+  EXPECT_EQ(meta.at("tags"), hq->at("$metadata").at("tags"));
+  EXPECT_FALSE(meta.contains("address"));
+  EXPECT_FALSE(after->contains("address"));
 }
 
 }  // namespace
