@@ -776,12 +776,18 @@ struct TwinGraph::Impl {
   // The fast path of a patch whose every operation names a top-level property ("/p", add,
   // replace or remove, no component value): applied to the stored twin in place under the
   // lock — no copy of the twin — after validating the values it sets, with the metadata of
-  // the changed properties stamped as StampMetadata would. Returns false, having changed
-  // nothing, for any other patch and for any refusal (a missing path, an invalid value, the
-  // size limit, the etag): the general path then answers it, with its messages.
-  bool PatchInPlace(const std::string& id, const json::array& patch, const std::string& if_match,
-                    Done<std::string>& done, bool parse_model = true) {
-    if (patch.empty() || patch.size() > limits.max_patch_operations) return false;
+  // the changed properties stamped as StampMetadata would. Returns the change to queue (with the
+  // lock still held: the caller commits it) or, having changed nothing, nullopt for any other
+  // patch and for any refusal (a missing path, an invalid value, the size limit, the etag):
+  // the general path then answers it, with its messages.
+  struct InPlace {
+    std::unique_lock<std::mutex> lock;  // the graph's, held until the change is queued
+    store::WriteBatch batch;            // the twin's new document
+    std::string etag;
+  };
+  std::optional<InPlace> PatchInPlace(const std::string& id, const json::array& patch,
+                                      const std::string& if_match, bool parse_model = true) {
+    if (patch.empty() || patch.size() > limits.max_patch_operations) return std::nullopt;
     struct Op {
       std::string_view op, key;
       const json::value* value;
@@ -790,21 +796,21 @@ struct TwinGraph::Impl {
     ops.reserve(patch.size());
     for (const json::value& item : patch) {
       const json::object* o = item.if_object();
-      if (!o) return false;
+      if (!o) return std::nullopt;
       const json::value* op = o->if_contains("op");
       const json::value* path = o->if_contains("path");
-      if (!op || !op->is_string() || !path || !path->is_string()) return false;
+      if (!op || !op->is_string() || !path || !path->is_string()) return std::nullopt;
       std::string_view p = path->get_string(), name = op->get_string();
       if (p.size() < 2 || p[0] != '/' || p[1] == '$' ||
           p.find_first_of("/~", 1) != std::string_view::npos) {
-        return false;
+        return std::nullopt;
       }
       const json::value* value = o->if_contains("value");
       if (name == "remove") {
         value = nullptr;
       } else if ((name != "add" && name != "replace") || !value ||
                  (value->is_object() && value->get_object().contains("$metadata"))) {
-        return false;
+        return std::nullopt;
       }
       ops.push_back({name, p.substr(1), value});
     }
@@ -812,36 +818,36 @@ struct TwinGraph::Impl {
     std::string etag = NewEtag();
     std::unique_lock lock(mu);
     auto it = twins.find(id);
-    if (it == twins.end()) return false;
+    if (it == twins.end()) return std::nullopt;
     // The model's view if it is cached; else it is parsed outside the lock (once).
     std::string model = ModelOf(it->second);
     std::shared_ptr<const ModelView> view = CachedView(model);
     if (!view) {
       lock.unlock();
-      if (!parse_model || !View(model)) return false;
-      return PatchInPlace(id, patch, if_match, done, false);
+      if (!parse_model || !View(model)) return std::nullopt;
+      return PatchInPlace(id, patch, if_match, false);
     }
     const dtdl::Model& m = view->model;
     auto ri = m.interfaces.find(model);
-    if (ri == m.interfaces.end()) return false;
+    if (ri == m.interfaces.end()) return std::nullopt;
     json::object& twin = it->second;
     const json::value* meta_value = twin.if_contains("$metadata");
     if (!meta_value || !meta_value->is_object() || !EtagMatches(if_match, Str(twin, "$etag"))) {
-      return false;
+      return std::nullopt;
     }
     // The outcome of the operations in order: each touched key's final value (null: removed).
     std::vector<std::pair<std::string_view, const json::value*>> final;
     for (const Op& op : ops) {
       auto f = std::find_if(final.begin(), final.end(), [&](auto& x) { return x.first == op.key; });
       bool exists = f != final.end() ? f->second != nullptr : twin.contains(op.key);
-      if (op.op != "add" && !exists) return false;
+      if (op.op != "add" && !exists) return std::nullopt;
       if (f == final.end()) f = final.insert(final.end(), {op.key, nullptr});
       f->second = op.value;
     }
     for (auto& [k, v] : final) {
       if (v ? !CheckMember(m, model, ri, k, *v, "", true)
             : ri->second.components.contains(std::string(k))) {
-        return false;
+        return std::nullopt;
       }
     }
     // Apply, keeping what it replaces.
@@ -923,16 +929,15 @@ struct TwinGraph::Impl {
           twin.erase(u.key);
         }
       }
-      return false;
+      return std::nullopt;
     }
     for (Undo& u : undo) {
       if (u.changed)
         IndexMember(*it, u.key, u.value ? &*u.value : nullptr, twin.if_contains(u.key));
     }
-    store::WriteBatch batch;
-    batch.Put(kTwinSpace, id, text);
-    Commit(std::move(batch), std::move(etag), std::move(done));
-    return true;
+    InPlace out{std::move(lock), {}, std::move(etag)};
+    out.batch.Put(kTwinSpace, id, text);
+    return out;
   }
 };
 
@@ -1022,7 +1027,13 @@ void TwinGraph::PatchTwin(std::string id, json::array patch, std::string if_matc
 void TwinGraph::PatchComponent(std::string id, std::string component, json::array patch,
                                std::string if_match, Done<std::string> done) {
   auto& d = *impl_;
-  if (component.empty() && d.PatchInPlace(id, patch, if_match, done)) return;
+  if (component.empty()) {
+    if (auto in_place = d.PatchInPlace(id, patch, if_match)) {
+      // Applied; queued while the graph's lock is held, as below.
+      d.Commit(std::move(in_place->batch), std::move(in_place->etag), std::move(done));
+      return;
+    }
+  }
   // One copy of the stored twin, patched outside the lock; the change is applied under it
   // if the twin has not changed meanwhile.
   json::value doc;
