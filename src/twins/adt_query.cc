@@ -54,6 +54,9 @@ struct Step {
   std::string model;
   bool has_model = false;
   bool exact = false;
+  // Conditions on properties the view's property index may serve; Execute takes the cheapest
+  // of these and the model index (by the view's counts).
+  std::vector<GraphView::PropertyFilter> filters;
   // Follow.
   uint32_t from = 0;  // the bound twin
   int rel_root = -1;  // the relationship's collection, when named
@@ -81,7 +84,10 @@ struct AdtPlan {
   std::vector<Item> items;
   std::vector<BoundExpr> conjuncts;
   std::vector<uint32_t> constant_conjuncts;  // read no collection
-  std::vector<Step> steps;
+  // The programs: one per collection the walk may start at (JOIN, MATCH), each a start step
+  // and the steps that follow from it. Execute picks the one whose start visits the fewest
+  // twins by the view's counts; a continuation names it.
+  std::vector<std::vector<Step>> programs;
 };
 
 }  // namespace internal
@@ -489,6 +495,31 @@ class StatementParser {
 
 // ---- Binding -------------------------------------------------------------------------------
 
+// A literal a property index can look up: a string, number, boolean or null, or a negated
+// number.
+std::optional<json::value> IndexableLiteral(const Expr& e) {
+  if (e.kind == ExprKind::kLiteral) {
+    const json::value& v = e.literal;
+    if (v.is_string() || v.is_number() || v.is_bool() || v.is_null()) return v;
+    return std::nullopt;
+  }
+  if (e.kind == ExprKind::kNegate && e.children[0]->kind == ExprKind::kLiteral) {
+    const json::value& v = e.children[0]->literal;
+    if (v.is_int64() && v.get_int64() != INT64_MIN) return json::value(-v.get_int64());
+    if (v.is_number()) return json::value(-v.to_number<double>());
+  }
+  return std::nullopt;
+}
+
+// The smallest string greater than every string starting with `prefix`, if there is one.
+std::optional<std::string> PrefixSuccessor(std::string prefix) {
+  while (!prefix.empty() && static_cast<unsigned char>(prefix.back()) == 0xFF)
+    prefix.pop_back();
+  if (prefix.empty()) return std::nullopt;
+  prefix.back() = static_cast<char>(static_cast<unsigned char>(prefix.back()) + 1);
+  return prefix;
+}
+
 class Binder {
  public:
   Binder(AdtPlan& plan, const AdtQueryLimits& limits) : plan_(plan), limits_(limits) {}
@@ -530,21 +561,22 @@ class Binder {
     }
     BuildSteps(st, conjuncts);
     // Schedule each conjunct right after the step that binds the last collection it reads.
-    uint64_t bound = 0;
-    std::vector<bool> placed(masks.size(), false);
     for (size_t i = 0; i < masks.size(); ++i) {
-      if (masks[i] == 0) {
-        plan_.constant_conjuncts.push_back(static_cast<uint32_t>(i));
-        placed[i] = true;
-      }
+      if (masks[i] == 0) plan_.constant_conjuncts.push_back(static_cast<uint32_t>(i));
     }
-    for (Step& s : plan_.steps) {
-      bound |= uint64_t{1} << s.root;
-      if (s.rel_root >= 0) bound |= uint64_t{1} << s.rel_root;
-      for (size_t i = 0; i < masks.size(); ++i) {
-        if (!placed[i] && (masks[i] & ~bound) == 0) {
-          s.conjuncts.push_back(static_cast<uint32_t>(i));
-          placed[i] = true;
+    for (std::vector<Step>& program : plan_.programs) {
+      uint64_t bound = 0;
+      std::vector<bool> placed(masks.size(), false);
+      for (size_t i = 0; i < masks.size(); ++i)
+        placed[i] = masks[i] == 0;
+      for (Step& s : program) {
+        bound |= uint64_t{1} << s.root;
+        if (s.rel_root >= 0) bound |= uint64_t{1} << s.rel_root;
+        for (size_t i = 0; i < masks.size(); ++i) {
+          if (!placed[i] && (masks[i] & ~bound) == 0) {
+            s.conjuncts.push_back(static_cast<uint32_t>(i));
+            placed[i] = true;
+          }
         }
       }
     }
@@ -788,34 +820,156 @@ class Binder {
     return std::nullopt;
   }
 
-  // The lookup a start at `root` can use instead of a scan: the first $dtId conjunct, else the
-  // first IS_OF_MODEL conjunct. Returns whether there is one.
-  bool Hint(Step& s, uint32_t root, std::string_view key,
-            const std::vector<const Expr*>& conjuncts) const {
+  // A top-level property of the twin collection `root` (`root.name`, or `name` with a single
+  // collection), not one of the $ members.
+  std::optional<std::string> PropertyOf(const Expr& e, uint32_t root) const {
+    const std::string* name = nullptr;
+    if (e.kind == ExprKind::kName && plan_.single && root == 0 && !Find(e.name)) {
+      name = &e.name;
+    } else if (e.kind == ExprKind::kMember && e.children[0]->kind == ExprKind::kName &&
+               Find(e.children[0]->name) == root) {
+      name = &e.name;
+    }
+    if (name == nullptr || name->empty() || (*name)[0] == '$') return std::nullopt;
+    return *name;
+  }
+
+  // The property index filter a conjunct implies for `root` (a superset of the twins for
+  // which it holds): `p = lit`, `p IN [lit, …]`, `p < lit` (and <=, >, >=, either side),
+  // `p BETWEEN lit AND lit`, STARTSWITH(p, 'prefix').
+  std::optional<GraphView::PropertyFilter> FilterOf(const Expr& e, uint32_t root) const {
+    GraphView::PropertyFilter f;
+    auto ranged = [](const json::value& v) { return v.is_number() || v.is_string(); };
+    if (e.kind == ExprKind::kBinary && query::IsComparison(e.op) && e.op != BinaryOp::kNe) {
+      for (int side = 0; side < 2; ++side) {
+        auto name = PropertyOf(*e.children[side], root);
+        auto lit = IndexableLiteral(*e.children[1 - side]);
+        if (!name || !lit) continue;
+        f.name = std::move(*name);
+        BinaryOp op = e.op;
+        if (side == 1) {  // lit < p is p > lit
+          op = op == BinaryOp::kLt   ? BinaryOp::kGt
+               : op == BinaryOp::kLe ? BinaryOp::kGe
+               : op == BinaryOp::kGt ? BinaryOp::kLt
+               : op == BinaryOp::kGe ? BinaryOp::kLe
+                                     : op;
+        }
+        if (op == BinaryOp::kEq) {
+          f.values.push_back(std::move(*lit));
+        } else if (!ranged(*lit)) {
+          return std::nullopt;
+        } else if (op == BinaryOp::kGt || op == BinaryOp::kGe) {
+          f.lo = std::move(*lit);
+        } else {
+          f.hi = std::move(*lit);
+        }
+        return f;
+      }
+      return std::nullopt;
+    }
+    if (e.kind == ExprKind::kIn && !e.negated) {
+      auto name = PropertyOf(*e.children[0], root);
+      if (!name) return std::nullopt;
+      f.name = std::move(*name);
+      for (size_t i = 1; i < e.children.size(); ++i) {
+        auto lit = IndexableLiteral(*e.children[i]);
+        if (!lit) return std::nullopt;
+        f.values.push_back(std::move(*lit));
+      }
+      if (f.values.empty()) return std::nullopt;
+      return f;
+    }
+    if (e.kind == ExprKind::kBetween && !e.negated) {
+      auto name = PropertyOf(*e.children[0], root);
+      auto lo = IndexableLiteral(*e.children[1]);
+      auto hi = IndexableLiteral(*e.children[2]);
+      if (!name || !lo || !hi || !ranged(*lo) || lo->is_string() != hi->is_string()) {
+        return std::nullopt;
+      }
+      f.name = std::move(*name);
+      f.lo = std::move(*lo);
+      f.hi = std::move(*hi);
+      return f;
+    }
+    if (e.kind == ExprKind::kCall && e.children.size() == 2 &&
+        (strings::IEquals(e.name, "STARTSWITH") || strings::IEquals(e.name, "STARTS_WITH"))) {
+      auto name = PropertyOf(*e.children[0], root);
+      const Expr& prefix = *e.children[1];
+      if (!name || prefix.kind != ExprKind::kLiteral || !prefix.literal.is_string()) {
+        return std::nullopt;
+      }
+      f.name = std::move(*name);
+      std::string p(prefix.literal.get_string());
+      f.lo = json::value(p);
+      if (auto next = PrefixSuccessor(p)) f.hi = json::value(*next);
+      return f;
+    }
+    return std::nullopt;
+  }
+
+  // How a start at `root` can avoid a scan, best first.
+  enum Strength { kScan, kIndexed, kEquality, kIds };
+
+  // The lookups a start at `root` can use instead of a scan: the first $dtId (`key`) conjunct;
+  // else, for twins, every property filter and the first IS_OF_MODEL conjunct (Execute picks
+  // the cheapest). Returns the best there is.
+  Strength Hint(Step& s, uint32_t root, std::string_view key,
+                const std::vector<const Expr*>& conjuncts, bool twins = true) const {
     for (const Expr* c : conjuncts) {
       if (auto ids = IdsOf(*c, root, key)) {
         s.has_ids = true;
         s.ids = std::move(*ids);
-        return true;
+        return kIds;
       }
     }
+    if (!twins) return kScan;
+    Strength best = kScan;
     for (const Expr* c : conjuncts) {
       for (const ModelCall& m : model_calls_) {
-        if (m.call == c && m.root == root) {
+        if (m.call == c && m.root == root && !s.has_model) {
           s.has_model = true;
           s.model = std::string(c->children[1]->literal.get_string());
           s.exact = m.exact;
-          return true;
+          best = kIndexed;
         }
       }
     }
-    return false;
+    for (const Expr* c : conjuncts) {
+      auto f = FilterOf(*c, root);
+      if (!f) continue;
+      best = std::max(best, f->values.empty() ? kIndexed : kEquality);
+      // Two bounds on one property (p >= 1 AND p < 5) make one range.
+      bool merged = false;
+      if (f->values.empty()) {
+        for (auto& g : s.filters) {
+          const json::value* bound = f->lo ? &*f->lo : &*f->hi;
+          const json::value* other = g.lo ? &*g.lo : g.hi ? &*g.hi : nullptr;
+          if (g.name != f->name || !g.values.empty() || !other ||
+              other->is_string() != bound->is_string()) {
+            continue;
+          }
+          if (f->lo && !g.lo && !f->hi) {
+            g.lo = std::move(f->lo);
+            merged = true;
+          } else if (f->hi && !g.hi && !f->lo) {
+            g.hi = std::move(f->hi);
+            merged = true;
+          }
+          if (merged) break;
+        }
+      }
+      if (!merged) s.filters.push_back(std::move(*f));
+    }
+    return best;
   }
 
   // The graph of a JOIN chain or a MATCH pattern: twin collections joined by relationship
-  // conditions (a tree). The walk starts at the first twin collection with a $dtId lookup,
-  // else one with an IS_OF_MODEL conjunct, else the FROM collection (MATCH: the first node),
-  // and follows every edge from whichever end is bound, forwards or backwards.
+  // conditions (a tree). The walk starts at the first twin collection with a $dtId lookup;
+  // else every collection with an indexable conjunct (IS_OF_MODEL, a property condition) is a
+  // candidate start — a program each — and Execute takes the one whose start the view counts
+  // fewest twins for (ties: equalities first, then in order); else the FROM collection
+  // (MATCH: the first node). A program follows every edge from whichever end is bound,
+  // forwards or backwards.
   struct Edge {
     uint32_t from, to;  // as written: JOIN source → target; MATCH left → right
     int rel_root;
@@ -829,9 +983,8 @@ class Binder {
     if (st.relationships) {
       Step start;
       start.kind = Step::kStartRelationships;
-      Hint(start, 0, "$sourceId", conjuncts);
-      start.has_model = false;
-      plan_.steps.push_back(std::move(start));
+      Hint(start, 0, "$sourceId", conjuncts, /*twins=*/false);
+      plan_.programs.push_back({std::move(start)});
       return;
     }
     std::vector<Edge> edges;
@@ -855,24 +1008,35 @@ class Binder {
                          {st.joins[i].relationship}});
       }
     }
-    std::optional<Step> start;
-    for (size_t pass = 0; pass < 2 && !start; ++pass) {
-      for (uint32_t root : twins) {
-        Step cand;
-        cand.kind = Step::kStartTwins;
-        cand.root = root;
-        if (Hint(cand, root, "$dtId", conjuncts) && (pass == 1 || cand.has_ids)) {
-          start = std::move(cand);
-          break;
-        }
+    // Candidate starts: the first collection with $dtId lookups alone; else every collection
+    // with an indexable conjunct (equalities first), else the first collection.
+    std::vector<std::pair<Strength, Step>> candidates;
+    for (uint32_t root : twins) {
+      Step cand;
+      cand.kind = Step::kStartTwins;
+      cand.root = root;
+      Strength strength = Hint(cand, root, "$dtId", conjuncts);
+      if (strength == kIds) {
+        candidates.clear();
+        candidates.emplace_back(strength, std::move(cand));
+        break;
+      }
+      if (strength > kScan || (root == twins[0] && candidates.empty())) {
+        candidates.emplace_back(strength, std::move(cand));
       }
     }
-    if (!start) {
-      start = Step{};
-      start->root = twins[0];
-    }
-    uint64_t bound = uint64_t{1} << start->root;
-    plan_.steps.push_back(std::move(*start));
+    if (candidates.size() > 1 && candidates[0].first == kScan) candidates.erase(candidates.begin());
+    std::stable_sort(candidates.begin(), candidates.end(),
+                     [](const auto& a, const auto& b) { return a.first > b.first; });
+    for (auto& [strength, start] : candidates)
+      plan_.programs.push_back(Walk(std::move(start), edges));
+  }
+
+  // The steps of a walk from `start` over every edge.
+  static std::vector<Step> Walk(Step start, const std::vector<Edge>& edges) {
+    std::vector<Step> steps;
+    uint64_t bound = uint64_t{1} << start.root;
+    steps.push_back(std::move(start));
     std::vector<bool> used(edges.size(), false);
     for (size_t placed = 0; placed < edges.size();) {
       size_t before = placed;
@@ -895,12 +1059,13 @@ class Binder {
                 : e.dir == Dir::kOut ? Dir::kIn
                                      : Dir::kOut;
         bound |= uint64_t{1} << f.root;
-        plan_.steps.push_back(std::move(f));
+        steps.push_back(std::move(f));
         used[i] = true;
         ++placed;
       }
       if (placed == before) break;  // unreachable: JOINs and patterns are connected
     }
+    return steps;
   }
 
   struct ModelCall {
@@ -929,6 +1094,7 @@ struct Position2 {
   std::string k1, k2;    // the start document's key: ($dtId, "") or ($sourceId, $relationshipId)
   uint64_t n = 0;        // rows already returned from it
   uint64_t emitted = 0;  // rows returned by earlier pages (TOP)
+  uint64_t program = 0;  // the plan's program the first page chose
   bool operator<(const Position2& o) const { return std::tie(k1, k2) < std::tie(o.k1, o.k2); }
 };
 
@@ -968,6 +1134,7 @@ std::string EncodeToken(const AdtPlan& plan, const Position2& p) {
   o["b"] = p.k2;
   o["n"] = p.n;
   o["e"] = p.emitted;
+  if (p.program != 0) o["p"] = p.program;
   return std::string(kTokenPrefix) + HexEncode(json::serialize(o));
 }
 
@@ -995,11 +1162,15 @@ Result<Position2> DecodeToken(const AdtPlan& plan, std::string_view token) {
   };
   auto qh = u64(q), nn = u64(n), ee = u64(e);
   if (!qh || !nn || !ee || *qh != plan.text_hash) return bad();
+  std::optional<uint64_t> pp = uint64_t{0};
+  if (const json::value* x = o.if_contains("p")) pp = u64(x);
+  if (!pp || *pp >= plan.programs.size()) return bad();
   Position2 p;
   p.k1 = std::string(a->get_string());
   p.k2 = std::string(b->get_string());
   p.n = *nn;
   p.emitted = *ee;
+  p.program = *pp;
   return p;
 }
 
@@ -1019,7 +1190,16 @@ class Executor {
     bool constants_hold = true;
     for (uint32_t c : plan_.constant_conjuncts)
       constants_hold = constants_hold && Holds(c);
-    if (constants_hold && (limit_ > 0 || plan_.count)) Start(plan_.steps[0]);
+    // The program whose start visits the fewest twins (a continuation keeps the first page's).
+    program_ = resume ? resume->program : 0;
+    std::vector<Access> access(plan_.programs.size());
+    for (size_t i = 0; i < plan_.programs.size(); ++i) {
+      if (resume && i != program_) continue;
+      access[i] = Choose(plan_.programs[i][0]);
+      if (!resume && access[i].cost < access[program_].cost) program_ = i;
+    }
+    steps_ = &plan_.programs[program_];
+    if (constants_hold && (limit_ > 0 || plan_.count)) Start((*steps_)[0], access[program_]);
     if (plan_.count) {
       uint64_t n = plan_.top ? std::min(count_, *plan_.top) : count_;
       json::object row;
@@ -1040,7 +1220,31 @@ class Executor {
       if (!Holds(c)) return false;
     return true;
   }
-  void Start(const Step& s) {
+  // How a start step visits its twins: $dtId lookups, the model index, one of its property
+  // filters, or a scan; `cost` the twins it visits by the view's counts (SIZE_MAX: a scan).
+  struct Access {
+    size_t cost = SIZE_MAX;
+    const GraphView::PropertyFilter* filter = nullptr;
+  };
+  Access Choose(const Step& s) const {
+    Access a;
+    if (s.kind == Step::kStartRelationships || s.has_ids) {
+      a.cost = s.has_ids ? s.ids.size() : SIZE_MAX;
+      return a;
+    }
+    // A model index without counts still beats a scan.
+    if (s.has_model) a.cost = view_.CountTwinsOfModel(s.model, s.exact).value_or(SIZE_MAX - 1);
+    for (const GraphView::PropertyFilter& f : s.filters) {
+      std::optional<size_t> n = view_.CountTwinsByProperty(f, a.cost);
+      if (n && *n < a.cost) {
+        a.filter = &f;
+        a.cost = *n;
+      }
+    }
+    return a;
+  }
+
+  void Start(const Step& s, const Access& access) {
     bool skipping = resume_.has_value();
     auto before = [&](std::string_view k1, std::string_view k2) {
       if (!skipping) return false;
@@ -1070,27 +1274,31 @@ class Executor {
       }
       return;
     }
-    std::vector<std::string> ids;
+    // The view's documents stay valid during the query: collect pointers, then follow them.
+    std::vector<const json::object*> twins;
     auto collect = [&](const json::object& t) {
       ++examined_;
-      std::string_view id = StringMember(t, "$dtId");
-      if (!before(id, "")) ids.emplace_back(id);
+      if (!before(StringMember(t, "$dtId"), "")) twins.push_back(&t);
       return true;
     };
     if (s.has_ids) {
-      for (const std::string& id : s.ids)
-        if (!before(id, "")) ids.push_back(id);
-    } else if (s.has_model) {
-      view_.ForEachTwinOfModel(s.model, s.exact, collect);
+      for (const std::string& id : s.ids) {
+        if (before(id, "")) continue;
+        ++examined_;
+        if (const json::object* t = view_.Twin(id)) twins.push_back(t);
+      }
     } else {
-      view_.ForEachTwin(collect);
+      if (access.filter != nullptr && view_.ForEachTwinByProperty(*access.filter, collect)) {
+        // served by the property index
+      } else if (s.has_model) {
+        view_.ForEachTwinOfModel(s.model, s.exact, collect);
+      } else {
+        view_.ForEachTwin(collect);
+      }
     }
-    for (const std::string& id : ids) {
+    for (const json::object* t : twins) {
       if (done_) return;
-      const json::object* t = view_.Twin(id);
-      if (s.has_ids) ++examined_;
-      if (t == nullptr) continue;
-      Begin(id, "");
+      Begin(StringMember(*t, "$dtId"), "");
       roots_[s.root] = query::Root(*t);
       if (Conjuncts(s)) Continue(1);
     }
@@ -1104,16 +1312,18 @@ class Executor {
   }
 
   // Relationships from (kOut) or to (kIn) `id` named one of `names`, with the twin at the
-  // other end; kBoth: both, each relationship once.
-  std::vector<std::pair<json::object, std::string>> Neighbours(
+  // other end; kBoth: both, each relationship once. Pointers into the view (valid during the
+  // query).
+  std::vector<std::pair<const json::object*, std::string_view>> Neighbours(
       std::string_view id, Dir dir, const std::vector<std::string>& names) {
-    std::vector<std::pair<json::object, std::string>> out;
-    auto names_or_any = names.empty() ? std::vector<std::string>{""} : names;
+    std::vector<std::pair<const json::object*, std::string_view>> out;
+    static const std::vector<std::string> kAny{""};
+    const std::vector<std::string>& names_or_any = names.empty() ? kAny : names;
     if (dir != Dir::kIn) {
       for (const std::string& n : names_or_any) {
         view_.ForEachOutgoing(id, n, [&](const json::object& r) {
           ++examined_;
-          out.emplace_back(r, std::string(StringMember(r, "$targetId")));
+          out.emplace_back(&r, StringMember(r, "$targetId"));
           return true;
         });
       }
@@ -1124,14 +1334,14 @@ class Executor {
         view_.ForEachIncoming(id, n, [&](const json::object& r) {
           ++examined_;
           if (dir == Dir::kBoth && StringMember(r, "$sourceId") == id) return true;  // a loop: seen
-          out.emplace_back(r, std::string(StringMember(r, "$sourceId")));
+          out.emplace_back(&r, StringMember(r, "$sourceId"));
           return true;
         });
       }
     }
-    auto key = [](const std::pair<json::object, std::string>& p) {
-      return std::pair(StringMember(p.first, "$sourceId"),
-                       StringMember(p.first, "$relationshipId"));
+    auto key = [](const std::pair<const json::object*, std::string_view>& p) {
+      return std::pair(StringMember(*p.first, "$sourceId"),
+                       StringMember(*p.first, "$relationshipId"));
     };
     auto by_key = [&](const auto& a, const auto& b) { return key(a) < key(b); };
     if (names.size() > 1) {
@@ -1143,11 +1353,11 @@ class Executor {
 
   void Continue(size_t step) {
     if (done_) return;
-    if (step == plan_.steps.size()) {
+    if (step == steps_->size()) {
       Emit();
       return;
     }
-    const Step& s = plan_.steps[step];
+    const Step& s = (*steps_)[step];
     std::string_view from = StringMember(*roots_[s.from].object, "$dtId");
     if (!s.multi_hop) {
       auto next = Neighbours(from, s.dir, s.names);
@@ -1157,7 +1367,7 @@ class Executor {
         if (t == nullptr) continue;
         ++examined_;
         roots_[s.root] = query::Root(*t);
-        if (s.rel_root >= 0) roots_[static_cast<size_t>(s.rel_root)] = query::Root(rel);
+        if (s.rel_root >= 0) roots_[static_cast<size_t>(s.rel_root)] = query::Root(*rel);
         if (Conjuncts(s)) Continue(step + 1);
       }
       roots_[s.root] = {};
@@ -1165,12 +1375,12 @@ class Executor {
       return;
     }
     // Several hops: the twins whose distance from `from` is within the range, by id.
-    std::set<std::string> seen{std::string(from)};
-    std::set<std::string> frontier{std::string(from)};
-    std::set<std::string> found;
+    std::set<std::string_view> seen{from};
+    std::set<std::string_view> frontier{from};
+    std::set<std::string_view> found;
     for (uint32_t hop = 1; hop <= s.max_hops && !frontier.empty(); ++hop) {
-      std::set<std::string> next;
-      for (const std::string& id : frontier) {
+      std::set<std::string_view> next;
+      for (std::string_view id : frontier) {
         for (auto& [rel, other] : Neighbours(id, s.dir, s.names)) {
           if (seen.insert(other).second) next.insert(other);
         }
@@ -1178,7 +1388,7 @@ class Executor {
       if (hop >= s.min_hops) found.insert(next.begin(), next.end());
       frontier = std::move(next);
     }
-    for (const std::string& id : found) {
+    for (std::string_view id : found) {
       if (done_) return;
       const json::object* t = view_.Twin(id);
       if (t == nullptr) continue;
@@ -1203,7 +1413,7 @@ class Executor {
       // One row more than the page holds: the continuation points at it.
       bool top_reached = plan_.top && emitted_before_ + page_.rows.size() >= *plan_.top;
       if (!top_reached) {
-        Position2 p{key1_, key2_, produced_, emitted_before_ + page_.rows.size()};
+        Position2 p{key1_, key2_, produced_, emitted_before_ + page_.rows.size(), program_};
         page_.continuation = EncodeToken(plan_, p);
       }
       done_ = true;
@@ -1233,6 +1443,8 @@ class Executor {
 
   const AdtPlan& plan_;
   const GraphView& view_;
+  size_t program_ = 0;
+  const std::vector<Step>* steps_ = nullptr;
   std::vector<query::Root> roots_;
   std::optional<Position2> resume_;
   uint64_t emitted_before_ = 0;

@@ -31,9 +31,14 @@
 // Multi-hop edges return each twin reachable within the range once per starting binding.
 //
 // Plans. The starting collection is looked up rather than scanned when WHERE has a top-level
-// conjunct `alias.$dtId = 'id'` or `alias.$dtId IN [...]` (Twin), or IS_OF_MODEL on it
-// (ForEachTwinOfModel); in a MATCH the first node with such a conjunct starts the walk. Every
-// other conjunct is evaluated as soon as the collections it reads are bound.
+// conjunct `alias.$dtId = 'id'` or `alias.$dtId IN [...]` (Twin); else Execute takes the
+// cheapest, by the view's counts, of the model index (IS_OF_MODEL on it) and the property
+// index (`alias.p = lit`, IN, <, <=, >, >=, BETWEEN, STARTSWITH on a top-level property); in a
+// JOIN or MATCH the first collection with a $dtId conjunct starts the walk, else the
+// collection with an indexable conjunct whose start the view counts fewest twins for (the
+// choice is made on the first page and kept by its continuation). Every conjunct —
+// those the indexes served too — is evaluated as soon as the collections it reads are bound,
+// so the answer is the scan's.
 //
 // Limits (AdtQueryLimits; ADT's documented service limits) are refused with
 // query::Errc::kLimitExceeded; malformed text with kSyntax, unknown functions with

@@ -259,6 +259,13 @@ std::optional<ModelRecord> ModelStore::Get(std::string_view id) const {
   return it->second;
 }
 
+std::optional<ModelStore::Stamp> ModelStore::GetStamp(std::string_view id) const {
+  std::lock_guard lock(mu_);
+  auto it = models_.find(id);
+  if (it == models_.end()) return std::nullopt;
+  return Stamp{it->second.upload_time_ms, it->second.decommissioned};
+}
+
 Result<std::vector<ModelRecord>> ModelStore::List(const ListOptions& options,
                                                   std::string_view after, size_t max) const {
   if (options.dependencies_for.size() > limits_.max_dependencies_for) {

@@ -74,6 +74,12 @@ class ModelStore {
                                        std::vector<std::string>* details = nullptr);
 
   std::optional<ModelRecord> Get(std::string_view id) const;
+  // A model's version without copying its definition: (upload time, decommissioned).
+  struct Stamp {
+    int64_t upload_time_ms = 0;
+    bool decommissioned = false;
+  };
+  std::optional<Stamp> GetStamp(std::string_view id) const;
   // Models in id order after `after`, at most `max`. Errors: kModelNotFound for an unknown
   // dependenciesFor id, kLimitExceeded for too many of them.
   Result<std::vector<ModelRecord>> List(const ListOptions& options, std::string_view after,

@@ -4,6 +4,8 @@
 #include <charconv>
 #include <cmath>
 #include <limits>
+#include <optional>
+#include <random>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -27,8 +29,27 @@ constexpr char kSep = '\x1f';
 constexpr size_t kMaxIdBytes = 1024;  // twin and relationship ids
 constexpr int kMaxValueDepth = 32;
 
+// W/"<uuid>": a version 4 UUID from a per-thread generator seeded by the system's random
+// number generator — etags must be unique, not secret, and RAND_bytes per change cost 7% of a
+// patch.
 std::string NewEtag() {
-  return "W/\"" + crypto::RandomUuid() + "\"";
+  thread_local std::mt19937_64 gen = [] {
+    std::string seed = crypto::RandomBytes(32);
+    std::seed_seq seq(seed.begin(), seed.end());
+    return std::mt19937_64(seq);
+  }();
+  uint64_t hi = gen(), lo = gen();
+  hi = (hi & ~uint64_t{0xF000}) | 0x4000;                  // version 4
+  lo = (lo & ~(uint64_t{0xC} << 60)) | uint64_t{8} << 60;  // RFC 4122 variant
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "W/\"xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx\"";
+  size_t pos = 3;
+  for (int i = 0; i < 32; ++i) {
+    if (out[pos] == '-') ++pos;
+    uint64_t word = i < 16 ? hi : lo;
+    out[pos++] = kHex[(word >> (60 - 4 * (i % 16))) & 0xF];
+  }
+  return out;
 }
 
 bool EtagMatches(std::string_view if_match, std::string_view etag) {
@@ -247,6 +268,20 @@ void DiffTwin(const json::object& before, const json::object& after, const std::
   DiffMembers(before, after, prefix, ops);
 }
 
+// The patch an update notification carries: as applied, a component's paths prefixed with
+// its name.
+json::array NotifiedPatch(const json::array& patch, const std::string& component) {
+  json::array ops = patch;
+  if (component.empty()) return ops;
+  for (auto& op : ops) {
+    if (auto* path = op.is_object() ? op.get_object().if_contains("path") : nullptr;
+        path && path->is_string()) {
+      *path = "/" + PointerEscape(component) + std::string(path->get_string());
+    }
+  }
+  return ops;
+}
+
 // The body of an update notification, as ADT sends it.
 json::object UpdateData(const std::string& model, json::array ops) {
   return json::object{{"modelId", model}, {"patch", std::move(ops)}};
@@ -277,29 +312,162 @@ struct TwinGraph::Impl {
   // $metadata.$model → twin ids (the model index); guarded by mu
   std::map<std::string, std::set<std::string, std::less<>>, std::less<>> by_model;
 
+  // The property index: for every top-level property holding a primitive value (null,
+  // boolean, number, string), the twins by value. A value's key orders by kind, then by
+  // value; numbers as doubles — a monotonic image of their exact value, so a lookup with
+  // inclusive bounds finds every twin whose value satisfies a condition (and maybe a few
+  // more, which the query's own evaluation drops).
+  using TwinEntry = std::map<std::string, json::object, std::less<>>::value_type;
+  struct IndexKey {
+    uint8_t kind = 0;  // 0 null, 1 boolean, 2 number, 3 string
+    double number = 0;
+    std::string text;
+  };
+  struct IndexEntry {
+    IndexKey key;
+    const TwinEntry* twin;  // a node of `twins` (stable while the twin exists); null sorts first
+  };
+  static std::optional<IndexKey> KeyOf(const json::value& v) {
+    switch (v.kind()) {
+      case json::kind::null:
+        return IndexKey{0, 0, {}};
+      case json::kind::bool_:
+        return IndexKey{1, v.get_bool() ? 1.0 : 0.0, {}};
+      case json::kind::int64:
+      case json::kind::uint64:
+      case json::kind::double_:
+        return IndexKey{2, v.to_number<double>(), {}};
+      case json::kind::string:
+        return IndexKey{3, 0, std::string(v.get_string())};
+      default:
+        return std::nullopt;
+    }
+  }
+  static int CompareKeys(const IndexKey& a, const IndexKey& b) {
+    if (a.kind != b.kind) return a.kind < b.kind ? -1 : 1;
+    if (a.number != b.number) return a.number < b.number ? -1 : 1;
+    return a.text.compare(b.text);
+  }
+  struct IndexLess {
+    bool operator()(const IndexEntry& a, const IndexEntry& b) const {
+      if (int c = CompareKeys(a.key, b.key); c != 0) return c < 0;
+      if (a.twin == nullptr || b.twin == nullptr) return a.twin == nullptr && b.twin != nullptr;
+      return a.twin->first < b.twin->first;
+    }
+  };
+  using IndexSet = std::set<IndexEntry, IndexLess>;
+  // property name → (value, twin); guarded by mu
+  std::map<std::string, IndexSet, std::less<>> by_property;
+
   static std::string ModelOf(const json::object& twin) { return MetadataModel(twin); }
-  void Index(const std::string& id, const json::object* before, const json::object* after) {
-    if (before) {
-      auto it = by_model.find(ModelOf(*before));
+  // Updates the model and property indexes of the twin stored at `entry` (a node of `twins`)
+  // for a change from `before` to `after` (either null): only the members that changed.
+  void Index(const TwinEntry& entry, const json::object* before, const json::object* after) {
+    const std::string& id = entry.first;
+    std::string model_before = before ? ModelOf(*before) : std::string();
+    std::string model_after = after ? ModelOf(*after) : std::string();
+    if (before && (!after || model_before != model_after)) {
+      auto it = by_model.find(model_before);
       if (it != by_model.end()) {
         it->second.erase(id);
         if (it->second.empty()) by_model.erase(it);
       }
     }
-    if (after) by_model[ModelOf(*after)].insert(id);
+    if (after && (!before || model_before != model_after)) by_model[model_after].insert(id);
+    if (before) {
+      for (auto& [k, v] : *before) {
+        if (!k.starts_with("$")) IndexMember(entry, k, &v, after ? after->if_contains(k) : nullptr);
+      }
+    }
+    if (after) {
+      for (auto& [k, v] : *after) {
+        if (!k.starts_with("$") && !(before && before->contains(k)))
+          IndexMember(entry, k, nullptr, &v);
+      }
+    }
+  }
+  // The property index for member `k` of the twin at `entry` changing from `was` to `now`
+  // (either null).
+  void IndexMember(const TwinEntry& entry, std::string_view k, const json::value* was,
+                   const json::value* now) {
+    if (was && now && *was == *now) return;
+    if (was) {
+      if (auto key = KeyOf(*was)) {
+        if (auto p = by_property.find(k); p != by_property.end()) {
+          p->second.erase(IndexEntry{std::move(*key), &entry});
+          if (p->second.empty()) by_property.erase(p);
+        }
+      }
+    }
+    if (now) {
+      if (auto key = KeyOf(*now)) {
+        auto p = by_property.find(k);
+        if (p == by_property.end()) p = by_property.emplace(std::string(k), IndexSet()).first;
+        p->second.insert(IndexEntry{std::move(*key), &entry});
+      }
+    }
+  }
+
+  // Visits the index entries of `f` until `each(const TwinEntry*)` returns false (in index
+  // order; a twin at most once per value of `f.values`).
+  template <class Each>
+  void ScanIndex(const GraphView::PropertyFilter& f, Each&& each) const {
+    auto p = by_property.find(std::string_view(f.name));
+    if (p == by_property.end()) return;
+    const IndexSet& set = p->second;
+    if (!f.values.empty()) {
+      for (const json::value& v : f.values) {
+        auto key = KeyOf(v);
+        if (!key) continue;
+        for (auto it = set.lower_bound(IndexEntry{*key, nullptr});
+             it != set.end() && CompareKeys(it->key, *key) == 0; ++it) {
+          if (!each(it->twin)) return;
+        }
+      }
+      return;
+    }
+    std::optional<IndexKey> lo = f.lo ? KeyOf(*f.lo) : std::nullopt;
+    std::optional<IndexKey> hi = f.hi ? KeyOf(*f.hi) : std::nullopt;
+    if (!lo && !hi) return;
+    uint8_t kind = lo ? lo->kind : hi->kind;
+    if (lo && hi && lo->kind != hi->kind) return;  // no value is of both kinds
+    IndexKey from = lo ? *lo : IndexKey{kind, -std::numeric_limits<double>::infinity(), {}};
+    for (auto it = set.lower_bound(IndexEntry{std::move(from), nullptr});
+         it != set.end() && it->key.kind == kind && (!hi || CompareKeys(it->key, *hi) <= 0); ++it) {
+      if (!each(it->twin)) return;
+    }
+  }
+
+  // The parsed view of a model if it is cached and current, else null (never parses).
+  std::shared_ptr<const ModelView> CachedView(std::string_view model_id) const {
+    auto stamp = models->GetStamp(model_id);
+    if (!stamp) return nullptr;
+    std::lock_guard lock(model_mu);
+    auto it = views.find(model_id);
+    if (it == views.end() || it->second.first != stamp->upload_time_ms ||
+        it->second.second->decommissioned != stamp->decommissioned) {
+      return nullptr;
+    }
+    return it->second.second;
   }
 
   Result<std::shared_ptr<const ModelView>> View(std::string_view model_id) const {
-    auto record = models->Get(model_id);
-    if (!record) {
+    // The cached view while the model is the one it was parsed from (its stamp, without
+    // copying the definition).
+    auto stamp = models->GetStamp(model_id);
+    if (!stamp) {
       return Invalid(fmt::format("model '{}' does not exist (upload it first)", model_id));
     }
     {
       std::lock_guard lock(model_mu);
       auto it = views.find(model_id);
-      if (it != views.end() && it->second.first == record->upload_time_ms) {
-        if (it->second.second->decommissioned == record->decommissioned) return it->second.second;
+      if (it != views.end() && it->second.first == stamp->upload_time_ms) {
+        if (it->second.second->decommissioned == stamp->decommissioned) return it->second.second;
       }
+    }
+    auto record = models->Get(model_id);
+    if (!record) {
+      return Invalid(fmt::format("model '{}' does not exist (upload it first)", model_id));
     }
     dtdl::ParseOptions options;
     options.resolver = [this](const std::vector<std::string>& ids) {
@@ -422,48 +590,73 @@ struct TwinGraph::Impl {
     return v.is_object() ? Ok() : bad("a GeoJSON object");
   }
 
+  // Validates one member `k` of a twin (or component) object against its Interface `ri`.
+  template <class InterfaceIt>
+  Status CheckMember(const dtdl::Model& m, const std::string& interface_id, InterfaceIt ri,
+                     std::string_view k, const json::value& v, const std::string& where,
+                     bool top) const {
+    if (k.starts_with("$")) {
+      if (k == "$metadata" || (top && (k == "$dtId" || k == "$etag"))) return Ok();
+      return Invalid(fmt::format("{}: '{}' is not allowed", where, k));
+    }
+    if (k.size() > limits.max_property_name_bytes) {
+      return Invalid(fmt::format("{}: a property name of {} bytes; the limit is {}", where,
+                                 k.size(), limits.max_property_name_bytes));
+    }
+    auto c = ri->second.contents.find(std::string(k));
+    if (c == ri->second.contents.end()) {
+      return Invalid(fmt::format("{}: '{}' is not a property of {}", where, k, interface_id));
+    }
+    auto* e = m.Find(c->second);
+    std::string here = where.empty() ? std::string(k) : where + "." + std::string(k);
+    if (e->kind == dtdl::Kind::kProperty) return CheckValue(m, e->schema, v, here, 0);
+    if (e->kind == dtdl::Kind::kComponent) {
+      auto* co = v.if_object();
+      if (!co || !co->contains("$metadata") || !co->at("$metadata").is_object()) {
+        return Invalid(fmt::format("{}: component '{}' must be an object with \"$metadata\": {{}}",
+                                   where.empty() ? interface_id : where, k));
+      }
+      return CheckMembers(m, e->schema, *co, here, false);
+    }
+    return Invalid(fmt::format("{}: '{}' is a {} of {}, not a property", where, k,
+                               dtdl::KindName(e->kind), interface_id));
+  }
+
+  static Error ComponentMissing(const std::string& name, const std::string& interface_id) {
+    return Invalid(
+        fmt::format("component '{}' of {} must be set (at least \"{}\": "
+                    "{{\"$metadata\": {{}}}})",
+                    name, interface_id, name));
+  }
+
   // Validates the members of a twin (or component) object against `interface_id`.
   Status CheckMembers(const dtdl::Model& m, const std::string& interface_id, const json::object& o,
                       const std::string& where, bool top) const {
     auto ri = m.interfaces.find(interface_id);
     if (ri == m.interfaces.end())
       return Invalid(fmt::format("{}: '{}' is not an Interface", where, interface_id));
-    for (auto& [k, v] : o) {
-      if (k.starts_with("$")) {
-        if (k == "$metadata" || (top && (k == "$dtId" || k == "$etag"))) continue;
-        return Invalid(fmt::format("{}: '{}' is not allowed", where, k));
-      }
-      if (k.size() > limits.max_property_name_bytes) {
-        return Invalid(fmt::format("{}: a property name of {} bytes; the limit is {}", where,
-                                   k.size(), limits.max_property_name_bytes));
-      }
-      auto c = ri->second.contents.find(std::string(k));
-      if (c == ri->second.contents.end()) {
-        return Invalid(fmt::format("{}: '{}' is not a property of {}", where, k, interface_id));
-      }
-      auto* e = m.Find(c->second);
-      std::string here = where.empty() ? std::string(k) : where + "." + std::string(k);
-      if (e->kind == dtdl::Kind::kProperty) {
-        ORRERY_TRY(CheckValue(m, e->schema, v, here, 0));
-      } else if (e->kind == dtdl::Kind::kComponent) {
-        auto* co = v.if_object();
-        if (!co || !co->contains("$metadata") || !co->at("$metadata").is_object()) {
-          return Invalid(
-              fmt::format("{}: component '{}' must be an object with \"$metadata\": {{}}",
-                          where.empty() ? interface_id : where, k));
-        }
-        ORRERY_TRY(CheckMembers(m, e->schema, *co, here, false));
-      } else {
-        return Invalid(fmt::format("{}: '{}' is a {} of {}, not a property", where, k,
-                                   dtdl::KindName(e->kind), interface_id));
-      }
-    }
+    for (auto& [k, v] : o)
+      ORRERY_TRY(CheckMember(m, interface_id, ri, k, v, where, top));
     for (auto& [name, iface] : ri->second.components) {
-      if (!o.contains(name)) {
-        return Invalid(
-            fmt::format("component '{}' of {} must be set (at least \"{}\": "
-                        "{{\"$metadata\": {{}}}})",
-                        name, interface_id, name));
+      if (!o.contains(name)) return ComponentMissing(name, interface_id);
+    }
+    return Ok();
+  }
+
+  // Validates what a patch changed: the members `touched` of `o` (the twin, or one of its
+  // components) — present ones as CheckMembers would, removed ones only if they were
+  // components (which must stay). The rest was valid when it was stored.
+  Status CheckTouched(const dtdl::Model& m, const std::string& interface_id, const json::object& o,
+                      const std::string& where, bool top,
+                      const std::vector<std::string>& touched) const {
+    auto ri = m.interfaces.find(interface_id);
+    if (ri == m.interfaces.end())
+      return Invalid(fmt::format("{}: '{}' is not an Interface", where, interface_id));
+    for (const std::string& k : touched) {
+      if (auto* v = o.if_contains(k)) {
+        ORRERY_TRY(CheckMember(m, interface_id, ri, k, *v, where, top));
+      } else if (ri->second.components.contains(k)) {
+        return ComponentMissing(k, interface_id);
       }
     }
     return Ok();
@@ -474,22 +667,28 @@ struct TwinGraph::Impl {
   // Rewrites `next`'s $metadata after a change from `prev` (null for a new twin): every
   // property whose value changed gets lastUpdateTime = now (and keeps a sourceTime the client
   // set); removed ones lose theirs.
+  // `client_meta` may be `next`'s own $metadata: it is read before it is replaced.
   static void StampMetadata(const json::object* prev, json::object& next, const std::string& now,
                             const json::object* client_meta) {
-    json::object meta;
-    if (auto* m = next.if_contains("$metadata"); m && m->is_object()) meta = m->get_object();
+    const json::object* meta = nullptr;
+    if (auto* m = next.if_contains("$metadata"); m && m->is_object()) meta = &m->get_object();
+    const json::object* prev_meta = nullptr;
+    if (prev) {
+      if (auto* pm = prev->if_contains("$metadata"); pm && pm->is_object())
+        prev_meta = &pm->get_object();
+    }
     json::object out;
-    if (auto* model = meta.if_contains("$model")) out["$model"] = *model;
+    out.reserve(next.size() + 1);
+    if (meta) {
+      if (auto* model = meta->if_contains("$model")) out["$model"] = *model;
+    }
     bool changed = false;
     for (auto& [k, v] : next) {
       if (k.starts_with("$")) continue;
       const json::value* before = prev ? prev->if_contains(k) : nullptr;
       const json::object* old_meta = nullptr;
-      if (prev) {
-        if (auto* pm = prev->if_contains("$metadata"); pm && pm->is_object()) {
-          if (auto* x = pm->get_object().if_contains(k); x && x->is_object())
-            old_meta = &x->get_object();
-        }
+      if (prev_meta) {
+        if (auto* x = prev_meta->if_contains(k); x && x->is_object()) old_meta = &x->get_object();
       }
       bool is_component = v.is_object() && v.get_object().contains("$metadata");
       if (is_component) {
@@ -524,12 +723,7 @@ struct TwinGraph::Impl {
         if (!k.starts_with("$") && !next.contains(k)) changed = true;
       }
     }
-    const json::value* old_last = nullptr;
-    if (prev) {
-      if (auto* pm = prev->if_contains("$metadata"); pm && pm->is_object()) {
-        old_last = pm->get_object().if_contains("$lastUpdateTime");
-      }
-    }
+    const json::value* old_last = prev_meta ? prev_meta->if_contains("$lastUpdateTime") : nullptr;
     out["$lastUpdateTime"] = (changed || !old_last) ? json::value(now) : *old_last;
     next["$metadata"] = std::move(out);
   }
@@ -560,8 +754,8 @@ struct TwinGraph::Impl {
     ORRERY_TRY(store->Scan(kTwinSpace, "", [&](std::string_view key, std::string_view value) {
       json::object o;
       if (!decode(key, value, o)) return false;
-      by_model[ModelOf(o)].insert(std::string(key));
-      twins.emplace(std::string(key), std::move(o));
+      auto it = twins.emplace(std::string(key), std::move(o)).first;
+      Index(*it, nullptr, &it->second);
       return true;
     }));
     ORRERY_TRY(failure);
@@ -637,6 +831,204 @@ struct TwinGraph::Impl {
     ORRERY_TRY(CheckSize(twin));
     return view;
   }
+
+  // Validates a patched twin whose model the patch left alone: only the members `touched` of
+  // the twin (`component` empty) or of its component `component`. The size is checked on the
+  // stored document.
+  Status ValidatePatched(const json::object& twin, const std::string& component,
+                         const std::vector<std::string>& touched) const {
+    std::string model = ModelOf(twin);
+    if (model.empty()) return Invalid("the twin needs \"$metadata\": {\"$model\": …}");
+    ORRERY_ASSIGN_OR_RETURN(auto view, View(model));
+    const dtdl::Model& m = view->model;
+    if (component.empty()) return CheckTouched(m, model, twin, "", true, touched);
+    auto ri = m.interfaces.find(model);
+    const dtdl::Element* e = nullptr;
+    if (ri != m.interfaces.end()) {
+      if (auto c = ri->second.contents.find(component); c != ri->second.contents.end())
+        e = m.Find(c->second);
+    }
+    auto* co = twin.if_contains(component);
+    if (!e || e->kind != dtdl::Kind::kComponent || !co || !co->is_object()) {
+      return CheckMembers(m, model, twin, "", true);  // not a component after all: everything
+    }
+    return CheckTouched(m, e->schema, co->get_object(), component, false, touched);
+  }
+
+  // The current time as ADT writes it; formatted once per millisecond and thread.
+  std::string NowText() const {
+    thread_local std::pair<int64_t, std::string> last{std::numeric_limits<int64_t>::min(), {}};
+    int64_t ms = now_ms();
+    if (ms != last.first) last = {ms, timeutil::FormatUtcMs(ms)};
+    return last.second;
+  }
+
+  // The fast path of a patch whose every operation names a top-level property ("/p", add,
+  // replace or remove, no component value): applied to the stored twin in place under the
+  // lock — no copy of the twin — after validating the values it sets, with the metadata of
+  // the changed properties stamped as StampMetadata would. Returns the change to queue (with the
+  // lock still held: the caller commits it) or, having changed nothing, nullopt for any other
+  // patch and for any refusal (a missing path, an invalid value, the size limit, the etag):
+  // the general path then answers it, with its messages.
+  struct InPlace {
+    std::unique_lock<std::mutex> lock;  // the graph's, held until the change is queued
+    store::WriteBatch batch;            // the twin's new document
+    std::string etag;
+  };
+  std::optional<InPlace> PatchInPlace(const std::string& id, const json::array& patch,
+                                      const std::string& if_match, bool parse_model = true) {
+    if (patch.empty() || patch.size() > limits.max_patch_operations) return std::nullopt;
+    struct Op {
+      std::string_view op, key;
+      const json::value* value;
+    };
+    std::vector<Op> ops;
+    ops.reserve(patch.size());
+    for (const json::value& item : patch) {
+      const json::object* o = item.if_object();
+      if (!o) return std::nullopt;
+      const json::value* op = o->if_contains("op");
+      const json::value* path = o->if_contains("path");
+      if (!op || !op->is_string() || !path || !path->is_string()) return std::nullopt;
+      std::string_view p = path->get_string(), name = op->get_string();
+      if (p.size() < 2 || p[0] != '/' || p[1] == '$' ||
+          p.find_first_of("/~", 1) != std::string_view::npos) {
+        return std::nullopt;
+      }
+      const json::value* value = o->if_contains("value");
+      if (name == "remove") {
+        value = nullptr;
+      } else if ((name != "add" && name != "replace") || !value ||
+                 (value->is_object() && value->get_object().contains("$metadata"))) {
+        return std::nullopt;
+      }
+      ops.push_back({name, p.substr(1), value});
+    }
+    std::string now = NowText();
+    std::string etag = NewEtag();
+    std::unique_lock lock(mu);
+    auto it = twins.find(id);
+    if (it == twins.end()) return std::nullopt;
+    // The model's view if it is cached; else it is parsed outside the lock (once).
+    std::string model = ModelOf(it->second);
+    std::shared_ptr<const ModelView> view = CachedView(model);
+    if (!view) {
+      lock.unlock();
+      if (!parse_model || !View(model)) return std::nullopt;
+      return PatchInPlace(id, patch, if_match, false);
+    }
+    const dtdl::Model& m = view->model;
+    auto ri = m.interfaces.find(model);
+    if (ri == m.interfaces.end()) return std::nullopt;
+    json::object& twin = it->second;
+    const json::value* meta_value = twin.if_contains("$metadata");
+    if (!meta_value || !meta_value->is_object() || !EtagMatches(if_match, Str(twin, "$etag"))) {
+      return std::nullopt;
+    }
+    // The outcome of the operations in order: each touched key's final value (null: removed).
+    std::vector<std::pair<std::string_view, const json::value*>> final;
+    for (const Op& op : ops) {
+      auto f = std::find_if(final.begin(), final.end(), [&](auto& x) { return x.first == op.key; });
+      bool exists = f != final.end() ? f->second != nullptr : twin.contains(op.key);
+      if (op.op != "add" && !exists) return std::nullopt;
+      if (f == final.end()) f = final.insert(final.end(), {op.key, nullptr});
+      f->second = op.value;
+    }
+    for (auto& [k, v] : final) {
+      if (v ? !CheckMember(m, model, ri, k, *v, "", true)
+            : ri->second.components.contains(std::string(k))) {
+        return std::nullopt;
+      }
+    }
+    // Apply, keeping what it replaces.
+    struct Undo {
+      std::string_view key;
+      bool changed = false;
+      std::optional<json::value> value, meta;
+    };
+    std::vector<Undo> undo(final.size());
+    bool changed = false;
+    for (size_t i = 0; i < final.size(); ++i) {
+      auto [k, v] = final[i];
+      Undo& u = undo[i];
+      u.key = k;
+      json::value* cur = twin.if_contains(k);
+      if (!v && !cur) continue;  // added, then removed
+      // (The metadata is looked up each time: an insertion may move the twin's table.)
+      const json::value* cur_meta = twin.at("$metadata").get_object().if_contains(k);
+      bool has_meta = cur_meta && cur_meta->is_object();
+      if (v && cur && *cur == *v && has_meta) continue;  // the same value: no change
+      u.changed = changed = true;
+      if (cur) u.value = std::move(*cur);
+      if (v) {
+        twin[k] = *v;
+      } else {
+        twin.erase(k);
+      }
+    }
+    json::object& meta = twin["$metadata"].as_object();  // the twin's table may have moved
+    std::optional<json::value> last_update;
+    if (const json::value* l = meta.if_contains("$lastUpdateTime")) last_update = *l;
+    bool meta_grew = false;
+    for (Undo& u : undo) {
+      if (!u.changed) continue;
+      json::value* cur_meta = meta.if_contains(u.key);
+      if (cur_meta) u.meta = std::move(*cur_meta);
+      if (!twin.contains(u.key)) {
+        meta.erase(u.key);
+        continue;
+      }
+      json::object pm;
+      pm["lastUpdateTime"] = now;
+      if (u.meta && u.meta->is_object()) {
+        if (auto* st = u.meta->get_object().if_contains("sourceTime"); st && st->is_string())
+          pm["sourceTime"] = *st;
+      }
+      meta_grew = meta_grew || !cur_meta;
+      meta[u.key] = std::move(pm);
+    }
+    if (changed || !last_update) {
+      if (meta_grew) meta.erase("$lastUpdateTime");  // kept last
+      meta["$lastUpdateTime"] = now;
+    }
+    json::value old_etag = twin["$etag"];
+    twin["$etag"] = etag;
+    std::string text = json::serialize(twin);
+    if (text.size() > limits.max_twin_bytes) {
+      // Undo, for the general path to refuse with its message.
+      twin["$etag"] = std::move(old_etag);
+      json::object& md = twin["$metadata"].as_object();
+      if (last_update) {
+        md["$lastUpdateTime"] = std::move(*last_update);
+      } else {
+        md.erase("$lastUpdateTime");
+      }
+      for (Undo& u : undo) {
+        if (!u.changed) continue;
+        if (u.meta) {
+          md[u.key] = std::move(*u.meta);
+        } else {
+          md.erase(u.key);
+        }
+      }
+      for (Undo& u : undo) {
+        if (!u.changed) continue;
+        if (u.value) {
+          twin[u.key] = std::move(*u.value);
+        } else {
+          twin.erase(u.key);
+        }
+      }
+      return std::nullopt;
+    }
+    for (Undo& u : undo) {
+      if (u.changed)
+        IndexMember(*it, u.key, u.value ? &*u.value : nullptr, twin.if_contains(u.key));
+    }
+    InPlace out{std::move(lock), {}, std::move(etag)};
+    out.batch.Put(kTwinSpace, id, text);
+    return out;
+  }
 };
 
 TwinGraph::TwinGraph(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -691,9 +1083,10 @@ void TwinGraph::PutTwin(std::string id, json::object body, std::string if_none_m
   store::WriteBatch batch;
   batch.Put(kTwinSpace, id, json::serialize(twin));
   uint64_t ticket = 0;
+  bool fresh = it == d.twins.end();
   if (d.observer) {
     std::string model = Impl::ModelOf(twin);
-    if (it == d.twins.end()) {
+    if (fresh) {
       ticket = d.Notify(GraphChange::Kind::kTwinCreate, id, "", model, twin, batch);
     } else {
       json::array ops;
@@ -702,8 +1095,9 @@ void TwinGraph::PutTwin(std::string id, json::object body, std::string if_none_m
           d.Notify(GraphChange::Kind::kTwinUpdate, id, "", model, UpdateData(model, ops), batch);
     }
   }
-  d.Index(id, it == d.twins.end() ? nullptr : &it->second, &twin);
-  d.twins[id] = twin;
+  if (fresh) it = d.twins.emplace(id, json::object()).first;
+  d.Index(*it, fresh ? nullptr : &it->second, &twin);
+  it->second = twin;
   d.Commit(std::move(batch), std::move(twin), std::move(done), ticket);
 }
 
@@ -740,20 +1134,38 @@ void TwinGraph::PatchTwin(std::string id, json::array patch, std::string if_matc
 void TwinGraph::PatchComponent(std::string id, std::string component, json::array patch,
                                std::string if_match, Done<std::string> done) {
   auto& d = *impl_;
-  json::object current;
+  if (component.empty()) {
+    if (auto in_place = d.PatchInPlace(id, patch, if_match)) {
+      // Applied; queued while the graph's lock is held, as below.
+      uint64_t ticket = 0;
+      if (d.observer) {
+        std::string model = Impl::ModelOf(d.twins.find(id)->second);
+        ticket = d.Notify(GraphChange::Kind::kTwinUpdate, id, "", model,
+                          UpdateData(model, NotifiedPatch(patch, "")), in_place->batch);
+      }
+      d.Commit(std::move(in_place->batch), std::move(in_place->etag), std::move(done), ticket);
+      return;
+    }
+  }
+  // One copy of the stored twin, patched outside the lock; the change is applied under it
+  // if the twin has not changed meanwhile.
+  json::value doc;
+  std::string etag;
   {
-    std::lock_guard lock(d.mu);
+    std::unique_lock lock(d.mu);
     auto it = d.twins.find(id);
     if (it == d.twins.end()) {
+      lock.unlock();
       return done(
           Error(Errc::kDigitalTwinNotFound, fmt::format("there is no digital twin '{}'", id)));
     }
-    current = it->second;
+    etag = Str(it->second, "$etag");
+    if (!EtagMatches(if_match, etag)) {
+      lock.unlock();
+      return done(Error(Errc::kPreconditionFailed, "If-Match does not match the twin's etag"));
+    }
+    doc = it->second;
   }
-  if (!EtagMatches(if_match, Str(current, "$etag"))) {
-    return done(Error(Errc::kPreconditionFailed, "If-Match does not match the twin's etag"));
-  }
-  json::value doc = current;
   json::value* target = &doc;
   if (!component.empty()) {
     auto* c = doc.get_object().if_contains(component);
@@ -763,49 +1175,61 @@ void TwinGraph::PatchComponent(std::string id, std::string component, json::arra
     }
     target = c;
   }
-  // Client-set sourceTimes live in $metadata/<prop>/sourceTime; collect them after the patch.
-  auto st = ApplyPatch(
-      *target, patch, d.limits.max_patch_operations,
-      [&](const std::vector<std::string>& t) { return AllowTwinPath(t, !component.empty()); });
+  // Client-set sourceTimes live in $metadata/<prop>/sourceTime; StampMetadata reads them.
+  std::vector<std::string> touched;  // members of `target` the patch changes
+  bool model_changed = false;
+  auto st =
+      ApplyPatch(*target, patch, d.limits.max_patch_operations,
+                 [&](const std::vector<std::string>& t) -> Status {
+                   ORRERY_TRY(AllowTwinPath(t, !component.empty()));
+                   if (t[0] == "$metadata") {
+                     model_changed = model_changed || t.size() == 2;  // /$metadata/$model
+                   } else if (std::find(touched.begin(), touched.end(), t[0]) == touched.end()) {
+                     touched.push_back(t[0]);
+                   }
+                   return Ok();
+                 });
   if (!st) return done(st.error());
   auto& next = doc.get_object();
   next["$dtId"] = id;
-  auto view = d.ValidateTwin(next, false);
-  if (!view) return done(view.error());
-  json::object client_meta;
-  if (auto* m = next.if_contains("$metadata"); m && m->is_object()) client_meta = m->get_object();
-  std::string now = timeutil::FormatUtcMs(d.now_ms());
+  if (model_changed) {
+    auto view = d.ValidateTwin(next, false);  // another model: the whole twin
+    if (!view) return done(view.error());
+  } else if (auto valid = d.ValidatePatched(next, component, touched); !valid) {
+    return done(valid.error());
+  }
+  std::string now = d.NowText();
+  std::string new_etag = NewEtag();
   std::unique_lock lock(d.mu);
   auto it = d.twins.find(id);
-  if (it == d.twins.end() || Str(it->second, "$etag") != Str(current, "$etag")) {
+  if (it == d.twins.end() || Str(it->second, "$etag") != etag) {
     // Changed or deleted meanwhile: the caller's view is stale.
     lock.unlock();
     return done(
         Error(Errc::kPreconditionFailed, "the twin changed while the patch was applied; retry"));
   }
-  Impl::StampMetadata(&current, next, now, &client_meta);
-  std::string etag = NewEtag();
-  next["$etag"] = etag;
+  const json::value* client_meta = next.if_contains("$metadata");
+  Impl::StampMetadata(
+      &it->second, next, now,
+      client_meta && client_meta->is_object() ? &client_meta->get_object() : nullptr);
+  next["$etag"] = new_etag;
+  std::string text = json::serialize(next);
+  if (text.size() > d.limits.max_twin_bytes) {
+    lock.unlock();
+    return done(Invalid(fmt::format("the twin is {} bytes; the limit is {}", text.size(),
+                                    d.limits.max_twin_bytes)));
+  }
   store::WriteBatch batch;
-  batch.Put(kTwinSpace, id, json::serialize(next));
+  batch.Put(kTwinSpace, id, text);
   uint64_t ticket = 0;
   if (d.observer) {
-    // ADT notifies the patch as applied, a component's paths prefixed with its name.
-    json::array ops = patch;
-    if (!component.empty()) {
-      for (auto& op : ops) {
-        if (auto* path = op.is_object() ? op.get_object().if_contains("path") : nullptr;
-            path && path->is_string()) {
-          *path = "/" + PointerEscape(component) + std::string(path->get_string());
-        }
-      }
-    }
     std::string model = Impl::ModelOf(next);
-    ticket = d.Notify(GraphChange::Kind::kTwinUpdate, id, "", model, UpdateData(model, ops), batch);
+    ticket = d.Notify(GraphChange::Kind::kTwinUpdate, id, "", model,
+                      UpdateData(model, NotifiedPatch(patch, component)), batch);
   }
-  d.Index(id, &it->second, &next);
+  d.Index(*it, &it->second, &next);
   it->second = std::move(next);
-  d.Commit(std::move(batch), std::move(etag), std::move(done), ticket);
+  d.Commit(std::move(batch), std::move(new_etag), std::move(done), ticket);
 }
 
 void TwinGraph::DeleteTwin(std::string id, std::string if_match, Done<void> done) {
@@ -836,7 +1260,7 @@ void TwinGraph::DeleteTwin(std::string id, std::string if_match, Done<void> done
   batch.Delete(kTwinSpace, id);
   uint64_t ticket = d.Notify(GraphChange::Kind::kTwinDelete, id, "", Impl::ModelOf(it->second),
                              it->second, batch);
-  d.Index(id, &it->second, nullptr);
+  d.Index(*it, &it->second, nullptr);
   d.twins.erase(it);
   d.CommitVoid(std::move(batch), std::move(done), ticket);
 }
@@ -861,7 +1285,7 @@ void TwinGraph::PutRelationship(std::string source, std::string rel_id, json::ob
   if (name.empty() || target.empty()) {
     return done(Invalid("a relationship needs \"$relationshipName\" and \"$targetId\""));
   }
-  json::object src, dst;
+  std::string src_model, dst_model;  // all validation needs of the twins
   {
     std::lock_guard lock(d.mu);
     auto s = d.twins.find(source);
@@ -873,11 +1297,9 @@ void TwinGraph::PutRelationship(std::string source, std::string rel_id, json::ob
     if (t == d.twins.end()) {
       return done(Invalid(fmt::format("the target twin '{}' does not exist", target)));
     }
-    src = s->second;
-    dst = t->second;
+    src_model = Impl::ModelOf(s->second);
+    dst_model = Impl::ModelOf(t->second);
   }
-  std::string src_model = Str(src["$metadata"].as_object(), "$model");
-  std::string dst_model = Str(dst["$metadata"].as_object(), "$model");
   auto view = d.View(src_model);
   if (!view) return done(view.error());
   const auto& m = (*view)->model;
@@ -952,8 +1374,12 @@ void TwinGraph::PutRelationship(std::string source, std::string rel_id, json::ob
   bool creating = existing == mine.end();
   if (existing == mine.end()) {
     size_t same_name = 0;
-    for (auto& [rid, o] : mine)
-      same_name += Str(o, "$relationshipName") == name;
+    if (rel->max_multiplicity) {
+      for (auto& [rid, o] : mine) {
+        auto* n = o.if_contains("$relationshipName");
+        same_name += n && n->is_string() && n->get_string() == name;
+      }
+    }
     std::string why;
     if (rel->max_multiplicity && static_cast<int64_t>(same_name) >= *rel->max_multiplicity) {
       why = fmt::format("'{}' allows at most {} relationships named '{}'", src_model,
@@ -1154,6 +1580,32 @@ class LockedView final : public GraphView {
   const json::object* Twin(std::string_view id) const override {
     auto it = d_.twins.find(id);
     return it == d_.twins.end() ? nullptr : &it->second;
+  }
+  std::optional<size_t> CountTwinsOfModel(std::string_view model, bool exact) const override {
+    size_t n = 0;
+    for (auto& [m, ids] : d_.by_model) {
+      if (IsOfModel(m, model, exact)) n += ids.size();
+    }
+    return n;
+  }
+  bool ForEachTwinByProperty(const PropertyFilter& f, const Visit& visit) const override {
+    std::vector<const TwinGraph::Impl::TwinEntry*> hits;
+    d_.ScanIndex(f, [&](const TwinGraph::Impl::TwinEntry* t) {
+      hits.push_back(t);
+      return true;
+    });
+    std::sort(hits.begin(), hits.end(), [](auto* a, auto* b) { return a->first < b->first; });
+    hits.erase(std::unique(hits.begin(), hits.end()), hits.end());
+    for (auto* t : hits) {
+      if (!visit(t->second)) break;
+    }
+    return true;
+  }
+  std::optional<size_t> CountTwinsByProperty(const PropertyFilter& f, size_t cap) const override {
+    size_t n = 0;
+    if (cap == 0) return 0;
+    d_.ScanIndex(f, [&](const TwinGraph::Impl::TwinEntry*) { return ++n < cap; });
+    return n;
   }
   void ForEachRelationship(const Visit& visit) const override {
     for (auto& [src, rels] : d_.out) {

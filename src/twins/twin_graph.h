@@ -18,6 +18,9 @@
 // Relationship of the source's model whose target (when it names one) the target twin is of,
 // its properties those of the Relationship, within maxMultiplicity. A twin is at most 32 KB.
 //
+// Indexes (for queries, through Read's GraphView): adjacency both ways, the model index and a
+// property index of every top-level primitive property value, kept per changed member.
+//
 // Durability: a change completes — and `done` runs — only once it is durable (the store's
 // group commit), so an acknowledged change survives kill -9. Keyspaces "dt.twin" (by id)
 // and "dt.rel" (by source id, '\x1f', relationship id).

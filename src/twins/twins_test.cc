@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <boost/json.hpp>
 
+#include "twins/adt_query.h"
 #include "twins/errc.h"
 #include "twins/model_store.h"
 #include "twins/twin_graph.h"
@@ -511,6 +512,226 @@ TEST_F(TwinGraphTest, ReadGivesQueriesTheGraphAndItsModelIndex) {
     v.ForEachTwinOfModel("dtmi:ex:Space;1", true, [&](const json::object&) { return ++n, true; });
     EXPECT_EQ(n, 2u);
   });
+}
+
+// The graph's view without its indexes: every start is a scan (the model "index" too).
+class ScanView final : public ForwardingGraphView {
+ public:
+  using ForwardingGraphView::ForwardingGraphView;
+  void ForEachTwinOfModel(std::string_view model, bool exact, const Visit& visit) const override {
+    v_.ForEachTwin([&](const json::object& t) {
+      std::string_view m = t.at("$metadata").at("$model").as_string();
+      return !IsOfModel(m, model, exact) || visit(t);
+    });
+  }
+  std::optional<size_t> CountTwinsOfModel(std::string_view, bool) const override {
+    return std::nullopt;
+  }
+  bool ForEachTwinByProperty(const PropertyFilter&, const Visit&) const override { return false; }
+  std::optional<size_t> CountTwinsByProperty(const PropertyFilter&, size_t) const override {
+    return std::nullopt;
+  }
+};
+
+class PropertyIndexTest : public TwinGraphTest {
+ protected:
+  // Every row of `text` over the graph's view (indexed) and over ScanView, in pages of `page`;
+  // the documents examined by each.
+  struct Answer {
+    std::string rows;
+    uint64_t examined = 0;
+  };
+  Answer Run(std::string_view text, bool indexed, uint64_t page) {
+    auto q = AdtQuery::Parse(text);
+    EXPECT_TRUE(q) << text << ": " << (q ? "" : q.error().message());
+    Answer a;
+    if (!q) return a;
+    json::array rows;
+    std::string token;
+    for (int i = 0; i < 10000; ++i) {
+      Result<AdtPage> p = Error(Errc::kUnavailable, "");
+      graph_->Read([&](const GraphView& v) {
+        ScanView scan(v);
+        p = q->Execute(indexed ? static_cast<const GraphView&>(v) : scan, {page, token});
+      });
+      EXPECT_TRUE(p) << text << ": " << (p ? "" : p.error().message());
+      if (!p) break;
+      a.examined += p->examined;
+      for (auto& r : p->rows)
+        rows.push_back(r);
+      token = p->continuation;
+      if (token.empty()) break;
+    }
+    a.rows = json::serialize(rows);
+    return a;
+  }
+  // Checks that the indexed and scanned answers agree on every query; returns how many of
+  // them examined fewer documents with the indexes.
+  int Compare() {
+    static const char* kQueries[] = {
+        "SELECT * FROM DIGITALTWINS T WHERE T.floors = 3",
+        "SELECT * FROM DIGITALTWINS T WHERE T.floors > 2 AND T.floors <= 5",
+        "SELECT * FROM DIGITALTWINS T WHERE T.floors BETWEEN 2 AND 4",
+        "SELECT * FROM DIGITALTWINS T WHERE T.floors IN [1, 3, 5.0, '3']",
+        "SELECT * FROM DIGITALTWINS T WHERE T.floors = -1",
+        "SELECT * FROM DIGITALTWINS T WHERE T.floors < 0",
+        "SELECT * FROM DIGITALTWINS T WHERE T.floors = '3'",
+        "SELECT * FROM DIGITALTWINS T WHERE T.name = 'Space 7'",
+        "SELECT * FROM DIGITALTWINS T WHERE T.name = 5",
+        "SELECT * FROM DIGITALTWINS T WHERE STARTSWITH(T.name, 'Room 1')",
+        "SELECT * FROM DIGITALTWINS T WHERE T.name >= 'Room 3' AND T.name < 'Space'",
+        "SELECT * FROM DIGITALTWINS T WHERE T.kind = 'office' AND IS_OF_MODEL(T, "
+        "'dtmi:ex:Building;1')",
+        "SELECT * FROM DIGITALTWINS WHERE floors = 4",
+        "SELECT T.name FROM DIGITALTWINS T WHERE 3 < T.floors",
+        "SELECT * FROM DIGITALTWINS T WHERE T.level = 2",
+        "SELECT * FROM DIGITALTWINS T WHERE T.level = 2 AND IS_OF_MODEL(T, 'dtmi:ex:Space;1')",
+        "SELECT COUNT() FROM DIGITALTWINS T WHERE T.floors >= 0",
+        "SELECT TOP(3) * FROM DIGITALTWINS T WHERE T.floors > 1",
+        "SELECT * FROM DIGITALTWINS T WHERE T.floors = 3 OR T.floors = 4",
+        "SELECT * FROM DIGITALTWINS T WHERE T.address.zip = 1000",
+        "SELECT * FROM DIGITALTWINS T WHERE IS_OF_MODEL(T, 'dtmi:ex:Room;1')",
+        "SELECT B, R FROM DIGITALTWINS B JOIN R RELATED B.contains WHERE R.name = 'Room 4'",
+        "SELECT B.name, R.name AS room FROM DIGITALTWINS B JOIN R RELATED B.contains WHERE "
+        "B.floors >= 4",
+        "SELECT B, R FROM DIGITALTWINS MATCH (B)-[:contains]->(R) WHERE R.level = 1 AND "
+        "B.floors > 1",
+        "SELECT B, C FROM DIGITALTWINS MATCH (B)-[C:contains]->(R) WHERE R.name IN ['Room 2', "
+        "'Room 5'] AND C.since > '2026'",
+        "SELECT R FROM DIGITALTWINS MATCH (B)-[:contains*1..2]-(R) WHERE B.name = 'Space 3'",
+    };
+    int fewer = 0;
+    for (const char* text : kQueries) {
+      for (uint64_t page : {1000, 2}) {
+        Answer indexed = Run(text, true, page), scanned = Run(text, false, page);
+        EXPECT_EQ(indexed.rows, scanned.rows) << text << " (pages of " << page << ")";
+        EXPECT_LE(indexed.examined, scanned.examined) << text;
+        fewer += page == 1000 && indexed.examined < scanned.examined;
+      }
+    }
+    return fewer;
+  }
+};
+
+TEST_F(PropertyIndexTest, IndexedQueriesAnswerAsFullScansThroughChanges) {
+  for (int i = 0; i < 30; ++i) {
+    if (i % 3 == 0) {
+      std::string kind = i % 2 ? "office" : "home";
+      ASSERT_TRUE(Put(fmt::format("b{:02d}", i),
+                      fmt::format(R"({{"$metadata":{{"$model":"dtmi:ex:Building;1"}},
+                        "name":"Building {}","floors":{},"kind":"{}","address":{{"zip":{}}}}})",
+                                  i, i % 7 - 1, kind, 1000 + i % 2)));
+    } else if (i % 3 == 1) {
+      ASSERT_TRUE(
+          Put(fmt::format("r{:02d}", i), fmt::format(R"({{"$metadata":{{"$model":"dtmi:ex:Room;1"}},
+                        "name":"Room {}","level":{},"sensor":{{"$metadata":{{}}}}}})",
+                                                     i % 10, 1 + i % 2)));
+    } else {
+      ASSERT_TRUE(Put(fmt::format("s{:02d}", i),
+                      fmt::format(R"({{"$metadata":{{"$model":"dtmi:ex:Space;1"}},
+                        "name":"Space {}"}})",
+                                  i % 9)));
+    }
+  }
+  for (int b = 0; b < 30; b += 3) {
+    for (int r = 1; r < 30; r += 3) {
+      if ((r / 3 + b) % 3 == 0) continue;
+      ASSERT_TRUE(Relate(fmt::format("b{:02d}", b), fmt::format("c{:02d}", r),
+                         fmt::format(R"({{"$relationshipName":"contains","$targetId":"{}",
+                           "since":"202{}-01-01T00:00:00Z"}})",
+                                     fmt::format("r{:02d}", r), 4 + r % 4)));
+    }
+    ASSERT_TRUE(Relate(
+        fmt::format("b{:02d}", b), "cs",
+        fmt::format(R"({{"$relationshipName":"contains","$targetId":"s{:02d}"}})", (b + 2) % 30)));
+  }
+  EXPECT_GT(Compare(), 10);
+  // Values change, disappear, change type; a twin changes model; twins go and come back.
+  ASSERT_TRUE(Patch("b03", R"([{"op":"replace","path":"/floors","value":3}])"));
+  ASSERT_TRUE(Patch("b06", R"([{"op":"remove","path":"/floors"}])"));
+  ASSERT_TRUE(Patch("b09", R"([{"op":"add","path":"/name","value":"Room 4"}])"));
+  ASSERT_TRUE(Patch("r04", R"([{"op":"replace","path":"/name","value":"Space 7"},
+                              {"op":"replace","path":"/level","value":2}])"));
+  ASSERT_TRUE(Patch("s05", R"([{"op":"replace","path":"/$metadata/$model",
+                              "value":"dtmi:ex:Building;1"},{"op":"add","path":"/floors","value":4}])"));
+  ASSERT_TRUE(Wait<void>([&](auto done) { graph_->DeleteRelationship("b27", "cs", "", done); }));
+  ASSERT_TRUE(DeleteTwin("s29"));
+  ASSERT_TRUE(Put("s29", R"({"$metadata":{"$model":"dtmi:ex:Building;1"},"floors":3})"));
+  ASSERT_TRUE(Put("b12", R"({"$metadata":{"$model":"dtmi:ex:Building;1"},"name":"Space 7"})"));
+  EXPECT_GT(Compare(), 10);
+  // The indexes are rebuilt from the store.
+  Restart();
+  EXPECT_GT(Compare(), 10);
+}
+
+TEST_F(TwinGraphTest, APatchIsValidatedWhereItChangesTheTwin) {
+  ASSERT_TRUE(Put("room1", kRoomTwin));
+  ASSERT_TRUE(Put("hq", R"({"$metadata":{"$model":"dtmi:ex:Building;1"},"floors":2})"));
+  auto refused = [](const Result<std::string>& r) {
+    return !r && r.error().code() == Errc::kValidationFailed;
+  };
+  // What a patch touches is checked as a whole twin's member would be …
+  EXPECT_TRUE(refused(Patch("hq", R"([{"op":"replace","path":"/floors","value":"two"}])")));
+  EXPECT_TRUE(refused(Patch("hq", R"([{"op":"add","path":"/height","value":3}])")));
+  EXPECT_TRUE(refused(Patch("hq", R"([{"op":"add","path":"/address","value":{"zip":"x"}}])")));
+  EXPECT_TRUE(refused(Patch("hq", R"([{"op":"add","path":"/contains","value":1}])")));
+  EXPECT_TRUE(refused(Patch("room1", R"([{"op":"remove","path":"/sensor"}])")));
+  EXPECT_TRUE(refused(Patch("room1", R"([{"op":"replace","path":"/sensor","value":{}}])")));
+  EXPECT_TRUE(refused(Patch("room1", R"([{"op":"add","path":"/sensor/temperature","value":1}])")));
+  EXPECT_TRUE(refused(Patch("room1", R"([{"op":"add","path":"/level","value":3}])")));  // enum
+  // … and nothing was applied.
+  auto hq = graph_->GetTwin("hq");
+  ASSERT_TRUE(hq);
+  EXPECT_EQ(json::serialize(hq->at("floors")), "2");
+  EXPECT_FALSE(hq->contains("address"));
+  EXPECT_TRUE(Patch("hq", R"([{"op":"add","path":"/address","value":{"zip":75001}},
+                             {"op":"replace","path":"/floors","value":3}])"));
+  EXPECT_TRUE(Patch("room1", R"([{"op":"add","path":"/level","value":2}])"));
+  // A new model validates the whole twin against it: floors and address are not Space's.
+  EXPECT_TRUE(refused(Patch("hq", R"([{"op":"replace","path":"/$metadata/$model",
+                                     "value":"dtmi:ex:Space;1"}])")));
+  // The size limit counts the stored document: 8 values of 4,000 bytes fit in 32 KB, a 9th not.
+  ASSERT_TRUE(Patch("hq", R"([{"op":"add","path":"/tags","value":{}}])"));
+  std::string big(4000, 'x');
+  int accepted = 0;
+  for (int i = 0; i < 12; ++i) {
+    accepted +=
+        Patch("hq", fmt::format(R"([{{"op":"add","path":"/tags/k{}","value":"{}"}}])", i, big))
+            .has_value();
+  }
+  EXPECT_EQ(accepted, 8);
+  hq = graph_->GetTwin("hq");
+  ASSERT_TRUE(hq);
+  EXPECT_EQ(hq->at("tags").as_object().size(), 8u);
+  EXPECT_LE(json::serialize(*hq).size(), 32u << 10);
+  // A top-level patch (applied in place) over the limit is undone entirely.
+  json::object nine;
+  for (int i = 0; i < 9; ++i)
+    nine[fmt::format("n{}", i)] = big;
+  json::array too_big{json::object{{"op", "replace"}, {"path", "/floors"}, {"value", 7}},
+                      json::object{{"op", "remove"}, {"path", "/address"}},
+                      json::object{{"op", "replace"}, {"path", "/tags"}, {"value", nine}}};
+  auto r = Wait<std::string>([&](auto done) { graph_->PatchTwin("hq", too_big, "", done); });
+  EXPECT_TRUE(refused(r));
+  auto after = graph_->GetTwin("hq");
+  ASSERT_TRUE(after);
+  EXPECT_TRUE(*after == *hq);  // the same members (an undo may reorder them)
+  // In place, a value is stamped as a whole-twin change would stamp it; an equal value is not.
+  now_ += 1000;
+  ASSERT_TRUE(Patch("hq", R"([{"op":"replace","path":"/floors","value":7},
+                             {"op":"add","path":"/kind","value":"home"},
+                             {"op":"remove","path":"/address"}])"));
+  ASSERT_TRUE(Patch("hq", R"([{"op":"replace","path":"/floors","value":7}])"));
+  after = graph_->GetTwin("hq");
+  ASSERT_TRUE(after);
+  const json::object& meta = after->at("$metadata").as_object();
+  std::string t = meta.at("$lastUpdateTime").as_string().c_str();
+  EXPECT_NE(t, hq->at("$metadata").at("$lastUpdateTime").as_string());
+  EXPECT_EQ(meta.at("floors").at("lastUpdateTime").as_string(), t);
+  EXPECT_EQ(meta.at("kind").at("lastUpdateTime").as_string(), t);
+  EXPECT_EQ(meta.at("tags"), hq->at("$metadata").at("tags"));
+  EXPECT_FALSE(meta.contains("address"));
+  EXPECT_FALSE(after->contains("address"));
 }
 
 }  // namespace
