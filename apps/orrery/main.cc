@@ -14,6 +14,7 @@
 #include "api/monitor.h"
 #include "api/service_cli.h"
 #include "api/twins_cli.h"
+#include "api/twins_jobs_cli.h"
 #include "apps/orrery/options.h"
 #include "apps/orrery/serve.h"
 #include "base/strings.h"
@@ -23,6 +24,7 @@
 #include "mqtt/auth.h"
 #include "pki/pki.h"
 #include "stream/local_run.h"
+#include "twins/bulk_jobs.h"
 
 #ifndef ORRERY_VERSION
 #define ORRERY_VERSION "dev"
@@ -599,6 +601,38 @@ int main(int argc, char** argv) {
   twin_command(dt_endpoint, "delete", "Delete an endpoint no route uses", TwinOp::kEndpointDelete)
       ->add_option("name", twin_opts.id, "Endpoint name")
       ->required();
+  // orrery dt job import|delete-all|list|show|cancel|delete: the Jobs API
+  api::JobCommandOptions job_opts;
+  auto* dt_job = dt_cmd->add_subcommand("job", "Bulk jobs: import a file, delete everything")
+                     ->require_subcommand(1);
+  auto job_command = [&](const char* name, std::string help, api::JobCommandOptions::Op op) {
+    auto* cmd = twins_client(dt_job, name, std::move(help), [&job_opts](const auto& c) {
+      return api::JobCommand(c, job_opts, stdout, stderr);
+    });
+    cmd->callback([&job_opts, op] { job_opts.op = op; });
+    return cmd;
+  };
+  using JobOp = api::JobCommandOptions::Op;
+  auto* job_import = job_command(
+      "import",
+      "Import models, twins and relationships from a bulk import (NDJSON) file, copied into the "
+      "jobs directory; follows the job to its end",
+      JobOp::kImport);
+  job_import->add_option("file", job_opts.file, "The import file")->required();
+  auto* job_delete_all = job_command(
+      "delete-all", "Delete every model, twin and relationship (a delete job)", JobOp::kDeleteAll);
+  job_delete_all->add_flag("--yes", job_opts.yes, "Do not ask for confirmation");
+  for (auto* cmd : {job_import, job_delete_all}) {
+    cmd->add_option("--id", job_opts.id, "Job id [default: generated]");
+    cmd->add_flag("--no-wait", job_opts.no_wait, "Print the job once created; do not follow it");
+  }
+  job_command("list", "List import and delete jobs", JobOp::kList);
+  for (auto [name, help, op] :
+       {std::tuple{"show", "Show an import or delete job", JobOp::kShow},
+        std::tuple{"cancel", "Cancel an import job", JobOp::kCancel},
+        std::tuple{"delete", "Forget an import job that is not running", JobOp::kRemove}}) {
+    job_command(name, help, op)->add_option("id", job_opts.id, "Job id")->required();
+  }
 
   // orrery dt mapping create|show|list|delete (ingestion and propagation rules)
   auto* dt_mapping = dt_cmd
@@ -954,6 +988,7 @@ int main(int argc, char** argv) {
     dt_conn.data_dir = s->String("server.data_dir");
     dt_conn.host_name = s->String("server.host_name");
     dt_conn.port = s->Int("twins.port");
+    job_opts.jobs_dir = twins::JobsDirectory(dt_conn.data_dir, s->String("twins.jobs_dir"));
     auto connection = api::ResolveTwinsConnection(dt_conn);
     if (!connection) return Fail(connection.error(), api::ExitCodeFor(connection.error()));
     auto st = tc.run(*connection);

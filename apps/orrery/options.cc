@@ -445,6 +445,12 @@ const config::Schema& Schema() {
            .help = "Event routes, and separately endpoints, at most (Azure Digital Twins: 6).",
            .min = 1,
            .max = 100});
+    s.Add({.key = "twins.jobs_dir",
+           .type = Type::kString,
+           .default_value = "",
+           .help = "The only directory import jobs read and write: their inputBlobUri and "
+                   "outputBlobUri must be file: URIs or paths inside it (docs/twins.md). "
+                   "Empty: <data_dir>/twins/jobs."});
     s.Add({.key = "identity.token_lifetime",
            .type = Type::kDuration,
            .default_value = "1h",

@@ -44,6 +44,7 @@
 #include "pki/pki.h"
 #include "routing/service.h"
 #include "store/kv_store.h"
+#include "twins/bulk_jobs.h"
 #include "twins/ingestion.h"
 #include "twins/model_store.h"
 #include "twins/notifications.h"
@@ -335,6 +336,7 @@ int Serve(const config::Settings& s) {
   std::unique_ptr<twins::Ingestion> ingestion;
   std::unique_ptr<identity::TokenIssuer> token_issuer;
   std::unique_ptr<identity::PrincipalStore> principals;
+  std::unique_ptr<twins::BulkJobs> bulk_jobs;  // import and delete jobs (twins.jobs_dir)
   if (s.Bool("twins.enabled")) {
     auto opened_models = twins::ModelStore::Open(
         state.get(), {.max_models = static_cast<size_t>(s.Int("twins.max_models"))},
@@ -371,6 +373,17 @@ int Serve(const config::Settings& s) {
     if (!opened_issuer) return Fail(opened_issuer.error());
     token_issuer = std::move(*opened_issuer);
     principals = std::make_unique<identity::PrincipalStore>(data_dir / "identity");
+    auto jobs_dir = twins::JobsDirectory(data_dir, s.String("twins.jobs_dir"));
+    if (auto st = files::EnsureDirectory(jobs_dir, std::filesystem::perms::owner_all |
+                                                       std::filesystem::perms::group_read |
+                                                       std::filesystem::perms::group_exec);
+        !st) {
+      return Fail(st.error());
+    }
+    auto opened_jobs = twins::BulkJobs::Open(state.get(), models.get(), twin_graph.get(),
+                                             {.jobs_dir = jobs_dir}, timeutil::NowMs);
+    if (!opened_jobs) return Fail(opened_jobs.error());
+    bulk_jobs = std::move(*opened_jobs);
     logger->info("digital twins: {} models, {} twins, {} relationships; tenant {}", models->size(),
                  twin_graph->twin_count(), twin_graph->relationship_count(),
                  token_issuer->tenant());
@@ -526,7 +539,8 @@ int Serve(const config::Settings& s) {
                               .issuer = token_issuer.get(),
                               .principals = principals.get(),
                               .blocking = blocking.get_executor(),
-                              .token_lifetime_s = s.DurationMs("identity.token_lifetime") / 1000});
+                              .token_lifetime_s = s.DurationMs("identity.token_lifetime") / 1000,
+                              .jobs = bulk_jobs.get()});
     auto server = net::HttpServer::Start(pool, https_options("twins", port), twins_router);
     if (!server) return Fail(server.error());
     twins_https = std::move(*server);
@@ -539,6 +553,7 @@ int Serve(const config::Settings& s) {
   broker->Start();
   hub_core->Start();
   jobs->Start();
+  if (bulk_jobs) bulk_jobs->Start();
 
   boost::asio::signal_set signals(pool.Get(0), SIGINT, SIGTERM, SIGHUP);
   std::function<void()> shutdown_wait;
@@ -590,6 +605,7 @@ int Serve(const config::Settings& s) {
   readiness.ready = true;
   logger->info("orrery is ready");
   pool.Run();
+  if (bulk_jobs) bulk_jobs->Shutdown();  // a running job stays running: it resumes at start
   // Durable-write callbacks hold connections, whose timers belong to the pool's contexts.
   state->Drain();
   blocking.join();

@@ -7,6 +7,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/json.hpp>
 
+#include "api/twins_jobs_api.h"
 #include "base/crypto.h"
 #include "base/strings.h"
 #include "base/time.h"
@@ -747,8 +748,20 @@ HttpResponse Token(const Ctx& c, const HttpRequest& req) {
 
 }  // namespace
 
+std::optional<HttpResponse> AuthorizeTwinsCall(const TwinsApiOptions& options,
+                                               const HttpRequest& req, bool write) {
+  return Authorize(Ctx{options}, req, write);
+}
+HttpResponse TwinsError(const Error& error) {
+  return AdtError(error);
+}
+std::string TwinsBaseUrl(const HttpRequest& req) {
+  return BaseUrl(req);
+}
+
 void RegisterTwinsRoutes(net::Router& router, const TwinsApiOptions& options) {
   auto c = std::make_shared<const Ctx>(Ctx{options});
+  if (options.jobs) RegisterTwinsJobsRoutes(router, options);
   router.Add("GET", "/{tenant}/v2.0/.well-known/openid-configuration",
              [c](HttpRequest& req, Responder r) { OpenIdConfiguration(*c, req, std::move(r)); });
   router.Add("GET", "/{tenant}/discovery/v2.0/keys",

@@ -27,6 +27,9 @@
 // posted to the `blocking` executor.
 #pragma once
 
+#include <optional>
+#include <string>
+
 #include <boost/asio/any_io_executor.hpp>
 
 #include "net/http.h"
@@ -36,6 +39,7 @@ class PrincipalStore;
 class TokenIssuer;
 }  // namespace orrery::identity
 namespace orrery::twins {
+class BulkJobs;
 class Ingestion;
 class ModelStore;
 class Notifier;
@@ -56,9 +60,18 @@ struct TwinsApiOptions {
   size_t max_page = 100;                // models per page (ADT's limit)
   size_t max_relationship_page = 1000;  // relationships per page
   size_t max_query_page = 1000;         // query rows per page (ADT's)
+  twins::BulkJobs* jobs = nullptr;      // the Jobs API (twins_jobs_api.h) when set
 };
 
 void RegisterTwinsRoutes(net::Router& router, const TwinsApiOptions& options);
+
+// For the other routes of this listener (twins_jobs_api.cc): the api-version and bearer
+// token checks (`write` needs the owner role), ADT's error shape, and the scheme and
+// authority clients reached us with.
+std::optional<net::HttpResponse> AuthorizeTwinsCall(const TwinsApiOptions& options,
+                                                    const net::HttpRequest& req, bool write);
+net::HttpResponse TwinsError(const Error& error);
+std::string TwinsBaseUrl(const net::HttpRequest& req);
 
 // The api-versions the data plane accepts.
 inline constexpr const char* kTwinsApiVersions[] = {"2023-10-31", "2022-05-31"};

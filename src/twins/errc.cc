@@ -55,6 +55,12 @@ WireError ToWireError(const Error& error) {
       return {409, "EndpointInUse"};
     case Errc::kMappingNotFound:
       return {404, "MappingNotFound"};
+    case Errc::kImportJobNotFound:
+      return {404, "ImportJobNotFound"};
+    case Errc::kDeleteJobNotFound:
+      return {404, "DeleteJobNotFound"};
+    case Errc::kJobLimitReached:
+      return {400, "JobLimitReached"};
   }
   return {500, "InternalServerError"};
 }
@@ -114,6 +120,12 @@ std::string orrery::ErrcTraits<orrery::twins::Errc>::Message(orrery::twins::Errc
       return "event routes use this endpoint";
     case Errc::kMappingNotFound:
       return "ingestion rule not found";
+    case Errc::kImportJobNotFound:
+      return "import job not found";
+    case Errc::kDeleteJobNotFound:
+      return "delete job not found";
+    case Errc::kJobLimitReached:
+      return "job limit reached";
   }
   return "unknown twins error";
 }

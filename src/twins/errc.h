@@ -34,6 +34,9 @@ enum class Errc {
   kEndpointNotFound,           // no such endpoint (Orrery's endpoint API)
   kEndpointInUse,              // deleting an endpoint that routes still name
   kMappingNotFound,            // no such ingestion rule (Orrery's mapping API)
+  kImportJobNotFound,          // no such import job
+  kDeleteJobNotFound,          // no such delete job
+  kJobLimitReached,            // too many jobs stored, or another bulk job is running
 };
 
 inline std::error_code make_error_code(Errc e) {
