@@ -380,10 +380,10 @@ int Serve(const config::Settings& s) {
         !st) {
       return Fail(st.error());
     }
-    auto opened_jobs = twins::BulkJobs::Open(state.get(), models.get(), twin_graph.get(),
-                                             {.jobs_dir = jobs_dir}, timeutil::NowMs);
-    if (!opened_jobs) return Fail(opened_jobs.error());
-    bulk_jobs = std::move(*opened_jobs);
+    auto opened_bulk_jobs = twins::BulkJobs::Open(state.get(), models.get(), twin_graph.get(),
+                                                  {.jobs_dir = jobs_dir}, timeutil::NowMs);
+    if (!opened_bulk_jobs) return Fail(opened_bulk_jobs.error());
+    bulk_jobs = std::move(*opened_bulk_jobs);
     logger->info("digital twins: {} models, {} twins, {} relationships; tenant {}", models->size(),
                  twin_graph->twin_count(), twin_graph->relationship_count(),
                  token_issuer->tenant());

@@ -32,6 +32,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 
+#include "base/error.h"
 #include "net/http.h"
 
 namespace orrery::identity {

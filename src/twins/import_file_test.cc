@@ -66,19 +66,19 @@ TEST(ImportReaderTest, ReadsTheDocumentedSample) {
   ASSERT_EQ(all.size(), 5u);
   EXPECT_EQ(all[0].section, ImportSection::kModels);
   EXPECT_EQ(all[0].id, "dtmi:ex:model0;1");
-  EXPECT_EQ(all[0].line, 4u);
+  EXPECT_EQ(all[0].line, 5u);  // line 3 is blank
   EXPECT_EQ(all[2].section, ImportSection::kTwins);
   EXPECT_EQ(all[2].id, "twin0");
   EXPECT_EQ(all[2].value.at("property00").as_int64(), 10);
-  EXPECT_EQ(all[3].line, 9u);  // the repeated marker is accepted
+  EXPECT_EQ(all[3].line, 10u);  // the repeated marker is accepted
   EXPECT_EQ(all[4].section, ImportSection::kRelationships);
   EXPECT_EQ(all[4].id, "twin0/r");
-  EXPECT_EQ(all[4].line, 12u);  // the last line has no newline
+  EXPECT_EQ(all[4].line, 13u);  // the last line has no newline
   EXPECT_EQ(r.header().at("author").as_string(), "foobar");
   EXPECT_EQ(r.count(ImportSection::kModels), 2u);
   EXPECT_EQ(r.count(ImportSection::kTwins), 2u);
   EXPECT_EQ(r.count(ImportSection::kRelationships), 1u);
-  EXPECT_EQ(r.line(), 12u);
+  EXPECT_EQ(r.line(), 13u);
 }
 
 TEST(ImportReaderTest, SectionsAreOptionalButOrdered) {
