@@ -31,7 +31,7 @@
 // Restarts. Jobs are kept in keyspace "dt.job". A job that was running when the server stopped
 // (or crashed) resumes when it starts again: a delete job from the beginning (it is
 // idempotent), an import job from its checkpoint — the last line below which every write was
-// durable, recorded at most once a second — re-reading the models (identical ones are skipped)
+// durable, recorded about once a second — re-reading the models (identical ones are skipped)
 // and re-applying later twins and relationships (PUTs are idempotent). The log says
 // "Resumed". A job that was being cancelled ends `cancelled`.
 //
