@@ -696,6 +696,15 @@ void BulkJobs::RunImport(std::string id) {
     if (!j || !Active(j->status)) return;
     job = *j;
   }
+  // Accepted under another twins.jobs_dir: its files are no longer the server's to touch.
+  for (auto* f : {&job.input, &job.output}) {
+    fs::path rel = f->lexically_relative(options_.jobs_dir);
+    if (rel.empty() || *rel.begin() == "..") {
+      return Finish(JobKind::kImport, id, JobStatus::kFailed, "ValidationFailed",
+                    fmt::format("{} is outside the jobs directory {} (twins.jobs_dir changed)",
+                                f->string(), options_.jobs_dir.string()));
+    }
+  }
   OutputLog out(job.output, id, now_ms_, options_.max_logged_errors);
   if (!out.ok()) {
     Finish(
