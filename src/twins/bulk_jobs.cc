@@ -543,13 +543,22 @@ Result<BulkJob> BulkJobs::AddDelete(std::string id, int64_t timeout_minutes) {
   if (deletes_.contains(id)) {
     return Invalid(fmt::format("Operation-Id '{}' already exists", id));
   }
-  std::optional<std::pair<JobKind, std::string>> busy = current_;
+  // The runner forgets its job a moment after the job has finished: that one is not busy.
+  std::optional<std::pair<JobKind, std::string>> busy;
+  bool running = false;
+  if (current_) {
+    BulkJob* c = Find(current_->first, current_->second);
+    if (c && Active(c->status)) {
+      busy = current_;
+      running = true;
+    }
+  }
   if (!busy && !queue_.empty()) busy = queue_.front();
   if (busy) {
     return Error(Errc::kJobLimitReached,
                  fmt::format("{} job '{}' is {}; one bulk job runs at a time",
                              busy->first == JobKind::kImport ? "import" : "delete", busy->second,
-                             current_ ? "running" : "queued"));
+                             running ? "running" : "queued"));
   }
   if (deletes_.size() >= options_.max_jobs) {
     return Error(Errc::kJobLimitReached,
