@@ -69,7 +69,7 @@ std::optional<AggKind> FindAgg(std::string_view name) {
 }
 
 bool NotYet(std::string_view name) {
-  for (std::string_view n : {"WINDOWS", "UDF"}) {
+  for (std::string_view n : {"UDF"}) {
     if (strings::IEquals(name, n)) return true;
   }
   return false;
@@ -131,6 +131,7 @@ struct Ctx {
   std::vector<AggSpec>* aggs = nullptr;
   std::vector<AnalyticSpec>* analytics = nullptr;  // null: analytic functions are not allowed
   bool uses_ts = false;
+  bool uses_window = false;  // System.Window()
 };
 
 // `what`: "window" (sizes of windows) or "duration" (LIMIT DURATION, ISFIRST's interval).
@@ -394,6 +395,14 @@ ExprPtr RewriteCall(const Expr& e, Ctx& c) {
 
 void CheckCall(const Expr& e) {
   if (NotYet(e.name)) Fail(e.pos, Errc::kInvalidQuery, e.name + " is not supported yet");
+  if (strings::IEquals(e.name, "System.Window")) {
+    Fail(e.pos, Errc::kInvalidQuery,
+         "System.Window() can only be used in the SELECT of a GROUP BY with a window");
+  }
+  if (strings::IEquals(e.name, "Window")) {
+    Fail(e.pos, Errc::kInvalidQuery,
+         "Window('id', …) names a window inside Windows(…) in GROUP BY");
+  }
   if (IsTableValued(e.name)) {
     Fail(e.pos, Errc::kInvalidQuery,
          e.name + " returns rows: use it in FROM … CROSS APPLY or OUTER APPLY");
@@ -439,6 +448,16 @@ ExprPtr Rewrite(const Expr& e, Ctx& c) {
         Fail(e.pos, Errc::kInvalidQuery, "System.Timestamp() takes no arguments");
       c.uses_ts = true;
       return Extra(std::string(kTsName), e.pos);
+    }
+    if (strings::IEquals(e.name, "System.Window")) {
+      if (!e.children.empty())
+        Fail(e.pos, Errc::kInvalidQuery, "System.Window() takes no arguments");
+      if (!c.grouped) {
+        Fail(e.pos, Errc::kInvalidQuery,
+             "System.Window() can only be used in the SELECT of a GROUP BY with a window");
+      }
+      c.uses_window = true;
+      return Extra(std::string(kWindowName), e.pos);
     }
     if (e.name == "$OVER" || FindAgg(e.name) || IsRankedAgg(e.name) || IsAnalytic(e.name)) {
       return RewriteCall(e, c);
@@ -543,7 +562,6 @@ WindowSpec BindWindow(const Expr& e, const StreamLimits& limits) {
       Fail(e.pos, Errc::kInvalidQuery, "wrong number of arguments to " + e.name);
     }
   };
-  if (n == "windows") Fail(e.pos, Errc::kInvalidQuery, "Windows() is not supported yet");
   if (n == "system.timestamp" || n == "snapshotwindow" || n == "snapshot") {
     arity(0, 0);
     w.kind = WindowKind::kSnapshot;
@@ -766,6 +784,83 @@ query::BoundExpr AndOf(std::vector<query::BoundExpr> terms) {
   return b;
 }
 
+// One window definition of Windows(…): the window call, a SessionWindow's PARTITION BY, and
+// its id from Window('id', …).
+struct WindowChoice {
+  const Expr* window = nullptr;
+  const Expr* partition = nullptr;
+  std::optional<std::string> id;
+};
+
+bool IsWindowDefinition(const Expr& e) {
+  return IsWindowCall(e) && !strings::IEquals(e.name, "Windows") &&
+         !strings::IEquals(e.name, "System.Timestamp") &&
+         !strings::IEquals(e.name, "SnapshotWindow") && !strings::IEquals(e.name, "Snapshot");
+}
+
+// Windows(def, …) or Windows(Window('id', def), …), def = a tumbling, hopping, sliding or
+// session window (a session's OVER (PARTITION BY k) included). Ids are given to every
+// definition or to none, and differ ignoring case.
+std::vector<WindowChoice> ReadWindows(const Expr& e) {
+  if (e.children.empty()) {
+    Fail(e.pos, Errc::kInvalidQuery,
+         "Windows() needs window definitions: Windows(TumblingWindow(…), Window('id', "
+         "HoppingWindow(…)), …)");
+  }
+  std::vector<WindowChoice> out;
+  std::optional<bool> with_ids;
+  for (const auto& child : e.children) {
+    WindowChoice c;
+    const Expr* def = child.get();
+    bool named = def->kind == ExprKind::kCall && strings::IEquals(def->name, "Window");
+    if (named) {
+      if (def->children.size() != 2) {
+        Fail(def->pos, Errc::kInvalidQuery,
+             "Window takes an id and a window definition: Window('id', TumblingWindow(…))");
+      }
+      const Expr& id = *def->children[0];
+      if (id.kind != ExprKind::kLiteral || !id.literal.is_string()) {
+        Fail(id.pos, Errc::kInvalidQuery, "a window's id must be a string: Window('id', …)");
+      }
+      c.id = std::string(id.literal.get_string());
+      def = def->children[1].get();
+    }
+    if (with_ids && *with_ids != named) {
+      Fail(child->pos, Errc::kInvalidQuery,
+           "give every window of Windows() an id with Window('id', …), or none");
+    }
+    with_ids = named;
+    if (def->kind == ExprKind::kCall && def->name == "$OVER" && !def->children.empty() &&
+        IsWindowDefinition(*def->children[0])) {
+      for (size_t i = 1; i < def->children.size(); ++i) {
+        const Expr& clause = *def->children[i];
+        if (clause.name != "$PARTITION_BY" || clause.children.size() != 1) {
+          Fail(clause.pos, Errc::kInvalidQuery,
+               "a window's OVER clause takes one PARTITION BY expression only");
+        }
+        c.partition = clause.children[0].get();
+      }
+      def = def->children[0].get();
+    }
+    if (def->kind == ExprKind::kCall && strings::IEquals(def->name, "Windows")) {
+      Fail(def->pos, Errc::kInvalidQuery, "Windows() cannot be nested");
+    }
+    if (!IsWindowDefinition(*def)) {
+      Fail(def->pos, Errc::kInvalidQuery,
+           "Windows() takes TumblingWindow, HoppingWindow, SlidingWindow and SessionWindow "
+           "definitions");
+    }
+    c.window = def;
+    for (const auto& other : out) {
+      if (c.id && other.id && strings::IEquals(*c.id, *other.id)) {
+        Fail(child->pos, Errc::kInvalidQuery, "duplicate window id '" + *c.id + "'");
+      }
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+
 struct Binder {
   const ParsedQuery& q;
   const StreamLimits& limits;
@@ -976,7 +1071,32 @@ struct Binder {
     return static_cast<int>(plan.sinks.size() - 1);
   }
 
+  // A SELECT grouping by Windows(w1, w2, …) is bound once per window: the union of their
+  // rows, each copy's rows telling their window by System.Window().Id.
   void BindSelect(const SelectStmt& s, int sink) {
+    const GroupItem* windows = nullptr;
+    for (const auto& g : s.group_by) {
+      if (g.expr->kind == ExprKind::kCall && strings::IEquals(g.expr->name, "Windows")) {
+        if (windows) Fail(g.expr->pos, Errc::kInvalidQuery, "GROUP BY may hold only one window");
+        windows = &g;
+      }
+    }
+    if (!windows) {
+      BindSelectFor(s, sink, nullptr);
+      return;
+    }
+    std::vector<WindowChoice> choices = ReadWindows(*windows->expr);
+    if (choices.size() > limits.max_statements) {
+      Fail(windows->expr->pos, Errc::kLimitExceeded,
+           "Windows() holds too many windows (the limit is " +
+               std::to_string(limits.max_statements) + ")");
+    }
+    for (const auto& choice : choices)
+      BindSelectFor(s, sink, &choice);
+  }
+
+  // `choice`: the window of Windows(…) this copy of the SELECT computes (null without one).
+  void BindSelectFor(const SelectStmt& s, int sink, const WindowChoice* choice) {
     SelectPlan p;
     p.sink = sink;
     // Without AS, the input's or step's own name qualifies its members (`input.TollId`).
@@ -1125,14 +1245,28 @@ struct Binder {
         if (p.window.kind != WindowKind::kNone) {
           Fail(g.expr->pos, Errc::kInvalidQuery, "GROUP BY may hold only one window");
         }
-        p.window = BindWindow(*g.expr, limits);
-        if (g.partition_by) {
+        const Expr* window = g.expr.get();
+        const Expr* partition = g.partition_by.get();
+        if (strings::IEquals(window->name, "Windows")) {
+          if (partition) {
+            Fail(partition->pos, Errc::kInvalidQuery,
+                 "OVER (PARTITION BY …) belongs to a SessionWindow inside Windows(…)");
+          }
+          window = choice->window;
+          partition = choice->partition;
+        }
+        p.window = BindWindow(*window, limits);
+        if (choice) {
+          p.window.id = choice->id;
+          p.window.in_windows = true;
+        }
+        if (partition) {
           if (p.window.kind != WindowKind::kSession) {
-            Fail(g.partition_by->pos, Errc::kInvalidQuery,
+            Fail(partition->pos, Errc::kInvalidQuery,
                  "OVER (PARTITION BY …) is supported for SessionWindow only");
           }
-          RejectAggs(*g.partition_by, "in PARTITION BY");
-          p.window.partition = query::BindOrThrow(*g.partition_by, opts);
+          RejectAggs(*partition, "in PARTITION BY");
+          p.window.partition = query::BindOrThrow(*partition, opts);
         }
         continue;
       }
@@ -1211,6 +1345,7 @@ struct Binder {
       p.items.push_back(std::move(proj));
     }
     p.uses_timestamp |= c.uses_ts;
+    p.uses_window |= c.uses_window;
 
     if (s.having) {
       if (!grouped) Fail(s.having->pos, Errc::kInvalidQuery, "HAVING needs a GROUP BY");
@@ -1222,6 +1357,7 @@ struct Binder {
              "'" + n->name + "' must be a GROUP BY expression or inside an aggregate");
       }
       p.having = query::BindOrThrow(*h, opts);
+      p.uses_window |= hc.uses_window;
     }
     int index = static_cast<int>(plan.selects.size());
     plan.sinks[sink].producers.push_back(index);

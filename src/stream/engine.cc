@@ -636,6 +636,11 @@ struct Engine::Impl {
       Value r = g.aggs[i].Result();
       if (r.defined()) extras.emplace(ExtraName('a', i), std::move(r).ToJson());
     }
+    if (p.uses_window) {
+      json::value id = nullptr;
+      if (p.window.id) id = json::string(*p.window.id);
+      extras.emplace(internal::kWindowName, json::object{{"Id", std::move(id)}});
+    }
     query::Root roots[2] = {query::Root(empty), query::Root(extras)};
     if (p.having && !query::IsTrue(query::Evaluate(*p.having, roots))) return;
     rows.push_back(Row{ts, Project(p, roots, empty)});

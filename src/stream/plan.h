@@ -168,6 +168,9 @@ struct WindowSpec {
   Micros offset = 0;                          // tumbling, hopping
   Micros max_duration = 0;                    // session
   std::optional<query::BoundExpr> partition;  // session OVER (PARTITION BY …)
+  // One of Windows(…): its id from Window('id', …) (System.Window().Id; null without one).
+  bool in_windows = false;
+  std::optional<std::string> id;
 };
 
 struct Projection {
@@ -223,6 +226,7 @@ struct SelectPlan {
   WindowSpec window;
   std::optional<query::BoundExpr> having;
   bool uses_timestamp = false;  // the projections read System.Timestamp() (non-windowed)
+  bool uses_window = false;     // the projections or HAVING read System.Window()
   int sink = 0;                 // index into Plan::sinks
   std::vector<JoinSpec> joins;  // in order; only joins[0] may be of a stream
   int left_sink = -1;           // a stream JOIN: the sink source 0's rows come from
@@ -247,6 +251,7 @@ struct Plan {
 };
 
 inline constexpr std::string_view kTsName = "\x01ts";
+inline constexpr std::string_view kWindowName = "\x01win";  // System.Window(): {"Id": …}
 // The extras' names of the analytic functions' values: "\x01n0", "\x01n1", …
 inline std::string AnalyticName(size_t i) {
   return "\x01n" + std::to_string(i);
