@@ -1140,13 +1140,24 @@ struct Binder {
       query::BindOptions o;
       o.functions = &StreamFunctions();
       o.case_insensitive_keys = true;
+      // PartitionId, of a SELECT reading an input, is the partition its event came on (an
+      // extra the engine sets).
+      bool* partition = p.input >= 0 ? &p.uses_partition : nullptr;
       o.resolve_root =
-          [alias, applies = std::vector<std::string>(apply_aliases.begin(),
-                                                     apply_aliases.begin() + visible)](
+          [alias, partition,
+           applies =
+               std::vector<std::string>(apply_aliases.begin(), apply_aliases.begin() + visible)](
               std::span<const std::string> names) -> std::optional<query::RootBinding> {
         query::RootBinding b;
         if (!names[0].empty() && names[0][0] == '\x01') {
           b.root = 1;
+          return b;
+        }
+        size_t own = !alias.empty() && names.size() == 2 && strings::IEquals(names[0], alias);
+        if (partition && names.size() == own + 1 && strings::IEquals(names[own], "PartitionId")) {
+          *partition = true;
+          b.root = 1;
+          b.skip = static_cast<uint32_t>(own);
           return b;
         }
         for (size_t i = 0; i < applies.size(); ++i) {
@@ -1206,6 +1217,28 @@ struct Binder {
       RejectAggs(*s.timestamp_by, "in TIMESTAMP BY");
       p.timestamp_by = joined ? BindOnSource(*s.timestamp_by, aliases[0])
                               : query::BindOrThrow(*s.timestamp_by, options(0));
+    }
+    // Substreams: TIMESTAMP BY … OVER keys and PARTITION BY, on the input's events.
+    if (!s.timestamp_over.empty() || s.partition_by) {
+      query::Position pos = s.partition_by ? s.partition_by->pos : s.timestamp_over[0]->pos;
+      if (p.input < 0) {
+        Fail(pos, Errc::kInvalidQuery,
+             "PARTITION BY and TIMESTAMP BY … OVER apply to a SELECT reading an input, and '" +
+                 s.from + "' is a WITH step (its rows keep their columns: GROUP BY them)");
+      }
+      if (joined) {
+        Fail(pos, Errc::kInvalidQuery,
+             "PARTITION BY and TIMESTAMP BY … OVER are not supported with JOIN yet (partition "
+             "in a WITH step, then JOIN the step)");
+      }
+      for (const auto& k : s.timestamp_over) {
+        RejectAggs(*k, "in TIMESTAMP BY … OVER");
+        p.substream.push_back(query::BindOrThrow(*k, options(0)));
+      }
+      if (s.partition_by) {
+        RejectAggs(*s.partition_by, "in PARTITION BY");
+        p.substream.push_back(query::BindOrThrow(*s.partition_by, options(0)));
+      }
     }
 
     for (size_t i = 0; i < s.applies.size(); ++i) {

@@ -4,7 +4,8 @@
 //   step      := name AS ( statement )
 //   statement := select { UNION [ ALL ] select }
 //   select    := SELECT item { , item } [ INTO name ] FROM name [ [ AS ] alias ] { apply }
-//                [ TIMESTAMP BY expr { apply } ] { join } [ WHERE expr ]
+//                [ PARTITION BY expr ] [ TIMESTAMP BY expr [ OVER expr { , expr } ] { apply } ]
+//                [ PARTITION BY expr ] { join } [ PARTITION BY expr ] [ WHERE expr ]
 //                [ GROUP BY group { , group } ] [ HAVING expr ]
 //   apply     := ( CROSS | OUTER ) APPLY name ( expr ) [ AS ] alias
 //   join      := [ INNER | LEFT [ OUTER ] ] JOIN name [ [ AS ] alias ] [ TIMESTAMP BY expr ]
@@ -106,24 +107,55 @@ ExprPtr NewExpr(ExprKind kind, query::Position pos) {
   return e;
 }
 
-query::ExprPtr ParseTimestampBy(TokenCursor& in, query::ExpressionParser& parser) {
+// TIMESTAMP BY expr [OVER key, …]: the keys go to `over` (null: OVER is refused there).
+query::ExprPtr ParseTimestampBy(TokenCursor& in, query::ExpressionParser& parser,
+                                const StreamLimits& limits, std::vector<ExprPtr>* over) {
   if (!in.TryKeyword("TIMESTAMP")) return nullptr;
   in.ExpectKeyword("BY");
   query::ExprPtr e = parser.Parse();
   if (in.AtKeyword("OVER")) {
-    throw QueryError(Errc::kInvalidQuery, in.Peek().pos,
-                     "TIMESTAMP BY … OVER (substreams) is not supported yet");
+    if (!over) {
+      throw QueryError(Errc::kInvalidQuery, in.Peek().pos,
+                       "TIMESTAMP BY … OVER (substreams) is not supported in a JOIN yet");
+    }
+    in.Next();
+    while (true) {
+      if (over->size() >= limits.text.max_list) {
+        throw QueryError(
+            Errc::kLimitExceeded, in.Peek().pos,
+            "list is too long (the limit is " + std::to_string(limits.text.max_list) + " items)");
+      }
+      over->push_back(parser.Parse());
+      if (!in.Try(TokenKind::kComma)) break;
+    }
   }
   return e;
+}
+
+// PARTITION BY expr (of the FROM's input): the SELECT runs per partition key.
+void ParsePartitionBy(TokenCursor& in, query::ExpressionParser& parser, SelectStmt& s) {
+  if (!in.AtKeyword("PARTITION")) return;
+  query::Position pos = in.Next().pos;
+  if (s.partition_by) throw QueryError(Errc::kSyntax, pos, "PARTITION BY is given twice");
+  in.ExpectKeyword("BY");
+  s.partition_by = parser.Parse();
 }
 
 SelectStmt ParseSelect(TokenCursor& in, query::ExpressionParser& parser,
                        const StreamLimits& limits) {
   SelectStmt s;
   s.pos = in.ExpectKeyword("SELECT").pos;
-  if (in.AtKeyword("TOP") || in.AtKeyword("DISTINCT")) {
+  // ASA's SELECT has neither (its grammar: SELECT <select_list>); say what does the job.
+  if (in.AtKeyword("DISTINCT")) {
     throw QueryError(Errc::kInvalidQuery, in.Peek().pos,
-                     std::string(in.Peek().text) + " is not supported yet");
+                     "Stream Analytics has no SELECT DISTINCT: group by the columns with a window "
+                     "(GROUP BY x, TumblingWindow(…)), or count them with COUNT(DISTINCT x)");
+  }
+  if (in.AtKeyword("TOP") && !in.At(TokenKind::kComma, 1) && !in.AtKeyword("FROM", 1) &&
+      !in.AtKeyword("INTO", 1) && !in.AtKeyword("AS", 1)) {
+    throw QueryError(Errc::kInvalidQuery, in.Peek().pos,
+                     "Stream Analytics has no SELECT TOP: take the first rows of a window with "
+                     "CollectTop(n) OVER (ORDER BY …) or TopOne() OVER (ORDER BY …)");
   }
   while (true) {
     if (s.items.size() >= limits.text.max_list) {
@@ -151,6 +183,14 @@ SelectStmt ParseSelect(TokenCursor& in, query::ExpressionParser& parser,
       in.Next();  // '*'
       item.star_of = std::move(path);
     } else {
+      // T-SQL's `column_alias = expression`, which ASA's SELECT documents too.
+      if ((in.At(TokenKind::kIdentifier) && !AtClauseWord(in)) ||
+          in.At(TokenKind::kQuotedIdentifier)) {
+        if (in.At(TokenKind::kEq, 1)) {
+          item.alias = ParseName(in, "a column name");
+          in.Next();  // '='
+        }
+      }
       item.expr = parser.Parse();
       if (in.AtKeyword("OVER")) {
         throw QueryError(Errc::kSyntax, in.Peek().pos,
@@ -160,6 +200,10 @@ SelectStmt ParseSelect(TokenCursor& in, query::ExpressionParser& parser,
         throw QueryError(Errc::kSyntax, in.Peek().pos,
                          "Stream Analytics writes PERCENTILE_CONT(p) OVER (ORDER BY x), not "
                          "WITHIN GROUP");
+      }
+      if (in.AtKeyword("AS") && item.alias) {
+        throw QueryError(Errc::kSyntax, in.Peek().pos,
+                         "the column is named twice ('" + *item.alias + " = …' and AS)");
       }
       if (in.TryKeyword("AS")) item.alias = ParseAlias(in);
     }
@@ -204,8 +248,10 @@ SelectStmt ParseSelect(TokenCursor& in, query::ExpressionParser& parser,
     }
   };
   applies();
-  s.timestamp_by = ParseTimestampBy(in, parser);
+  ParsePartitionBy(in, parser, s);
+  s.timestamp_by = ParseTimestampBy(in, parser, limits, &s.timestamp_over);
   if (s.timestamp_by) applies();
+  ParsePartitionBy(in, parser, s);
   while (true) {
     // An APPLY after a JOIN parses (the binder says what it supports).
     if ((in.AtKeyword("CROSS") || in.AtKeyword("OUTER")) && in.AtKeyword("APPLY", 1)) {
@@ -240,14 +286,12 @@ SelectStmt ParseSelect(TokenCursor& in, query::ExpressionParser& parser,
     } else if (AtBareAlias(in)) {
       j.alias = std::string(in.Next().text);
     }
-    j.timestamp_by = ParseTimestampBy(in, parser);
+    j.timestamp_by = ParseTimestampBy(in, parser, limits, nullptr);
     j.on_pos = in.ExpectKeyword("ON").pos;
     j.on = parser.Parse();
     s.joins.push_back(std::move(j));
   }
-  if (in.AtKeyword("PARTITION")) {
-    throw QueryError(Errc::kInvalidQuery, in.Peek().pos, "PARTITION BY is not supported yet");
-  }
+  ParsePartitionBy(in, parser, s);
   if (in.TryKeyword("WHERE")) s.where = parser.Parse();
   if (in.TryKeyword("GROUP")) {
     in.ExpectKeyword("BY");
@@ -304,7 +348,64 @@ Statement ParseStatement(TokenCursor& in, query::ExpressionParser& parser,
   return st;
 }
 
+// Ends an operand: a `[` after it indexes (`a[0]`, `f(x)['k']`) rather than quoting a name.
+bool EndsOperand(const query::Token& t) {
+  switch (t.kind) {
+    case TokenKind::kQuotedIdentifier:
+    case TokenKind::kString:
+    case TokenKind::kNumber:
+    case TokenKind::kRParen:
+    case TokenKind::kRBracket:
+      return true;
+    case TokenKind::kIdentifier:
+      for (std::string_view w :
+           {"SELECT", "FROM", "WHERE", "BY",   "HAVING", "INTO",  "AS",   "WITH",    "UNION",
+            "ALL",    "ON",   "JOIN",  "AND",  "OR",     "NOT",   "IN",   "BETWEEN", "LIKE",
+            "IS",     "CASE", "WHEN",  "THEN", "ELSE",   "APPLY", "OVER", "DISTINCT"}) {
+        if (t.IsKeyword(w)) return false;
+      }
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
+
+void QuoteBracketedNames(std::vector<query::Token>& tokens) {
+  std::vector<query::Token> out;
+  out.reserve(tokens.size());
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    bool operand = out.empty() || !EndsOperand(out.back());
+    size_t close = i + 1;
+    bool simple = operand && tokens[i].kind == TokenKind::kLBracket;
+    for (; simple && close < tokens.size(); ++close) {
+      TokenKind k = tokens[close].kind;
+      if (k == TokenKind::kRBracket) break;
+      if (k == TokenKind::kLBracket || k == TokenKind::kComma || k == TokenKind::kEnd) {
+        simple = false;
+      }
+    }
+    // `[name]`, `[my field]`, `[a-b]`: not `[]`, `[1]` or `['x']` (arrays of one literal).
+    if (simple && close < tokens.size() && close > i + 1 &&
+        !(close == i + 2 &&
+          (tokens[i + 1].kind == TokenKind::kNumber || tokens[i + 1].kind == TokenKind::kString))) {
+      const char* begin = tokens[i].text.data();
+      const char* end = tokens[close].text.data() + tokens[close].text.size();
+      query::Token t;
+      t.kind = TokenKind::kQuotedIdentifier;
+      t.pos = tokens[i].pos;
+      t.text = std::string_view(begin, static_cast<size_t>(end - begin));
+      t.value = std::string(
+          strings::Trim(std::string_view(begin + 1, static_cast<size_t>(end - begin) - 2)));
+      out.push_back(std::move(t));
+      i = close;
+      continue;
+    }
+    out.push_back(std::move(tokens[i]));
+  }
+  tokens = std::move(out);
+}
 
 ParsedQuery ParseStatements(TokenCursor& in, query::ExpressionParser& parser,
                             const StreamLimits& limits) {

@@ -63,6 +63,8 @@ struct SelectStmt {
   query::Position from_pos;
   std::optional<std::string> alias;
   query::ExprPtr timestamp_by;
+  std::vector<query::ExprPtr> timestamp_over;  // TIMESTAMP BY … OVER k, …
+  query::ExprPtr partition_by;                 // FROM … PARTITION BY k
   std::vector<ApplyItem> applies;
   std::vector<JoinClause> joins;
   query::ExprPtr where;
@@ -88,6 +90,10 @@ struct ParsedQuery {
 
 const query::ExprOptions& StreamExprOptions(const StreamLimits& limits);
 const query::FunctionRegistry& StreamFunctions();
+// `[any text]` where an operand may start (not after one: `a[0]` indexes) becomes one quoted
+// name, so a column may be written `[my field]` as in FROM and INTO (ASA has no array
+// literals; `[1]`, `['x']` and lists with commas stay arrays).
+void QuoteBracketedNames(std::vector<query::Token>& tokens);
 // Throws QueryError.
 ParsedQuery ParseStatements(query::TokenCursor& in, query::ExpressionParser& parser,
                             const StreamLimits& limits);
@@ -217,6 +223,10 @@ struct SelectPlan {
   int source_step = -1;  // reads a WITH step …
   int input = -1;        // … or an input
   std::optional<query::BoundExpr> timestamp_by;
+  // Substreams: TIMESTAMP BY … OVER's keys, then PARTITION BY's. Each key has its own clock
+  // (out-of-order policy, reorder buffer, watermark), windows and analytic histories.
+  std::vector<query::BoundExpr> substream;
+  bool uses_partition = false;  // reads PartitionId (the partition the event came on)
   std::optional<query::BoundExpr> where;
   std::vector<Projection> items;
   std::vector<query::BoundExpr> keys;  // GROUP BY expressions other than the window
