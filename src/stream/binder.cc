@@ -1440,6 +1440,55 @@ struct Binder {
     }
     for (const auto& st : q.statements)
       BindStatement(st, -1, false);
+    BindTables();
+  }
+
+  // CREATE TABLE: the schema of an input (or reference data) the query reads.
+  void BindTables() {
+    plan.input_schemas.resize(plan.inputs.size());
+    plan.reference_schemas.resize(plan.references.size());
+    for (size_t i = 0; i < q.tables.size(); ++i) {
+      const TableDef& t = q.tables[i];
+      for (size_t j = 0; j < i; ++j) {
+        if (strings::IEquals(q.tables[j].name, t.name))
+          Fail(t.pos, Errc::kInvalidQuery, "a second CREATE TABLE for '" + t.name + "'");
+      }
+      std::optional<Schema>* slot = nullptr;
+      for (size_t k = 0; k < plan.inputs.size(); ++k) {
+        if (strings::IEquals(plan.inputs[k], t.name)) slot = &plan.input_schemas[k];
+      }
+      for (size_t k = 0; k < plan.references.size(); ++k) {
+        if (strings::IEquals(plan.references[k], t.name)) slot = &plan.reference_schemas[k];
+      }
+      if (!slot) {
+        Fail(t.pos, Errc::kInvalidQuery,
+             "CREATE TABLE '" + t.name +
+                 "' names no input the query reads (it declares the columns of an input)");
+      }
+      Schema schema;
+      for (const auto& c : t.columns) {
+        for (const auto& [name, type] : schema.columns) {
+          if (strings::IEquals(name, c.name))
+            Fail(c.pos, Errc::kInvalidQuery, "duplicate column '" + c.name + "'");
+        }
+        static constexpr std::pair<std::string_view, ColumnType> kTypes[] = {
+            {"bigint", ColumnType::kBigint},        {"float", ColumnType::kFloat},
+            {"nvarchar(max)", ColumnType::kString}, {"nvarchar", ColumnType::kString},
+            {"datetime", ColumnType::kDatetime},    {"bit", ColumnType::kBit},
+            {"record", ColumnType::kRecord},        {"array", ColumnType::kArray}};
+        std::optional<ColumnType> type;
+        for (auto [n, k] : kTypes) {
+          if (c.type == n) type = k;
+        }
+        if (!type) {
+          Fail(c.type_pos, Errc::kInvalidQuery,
+               "unknown type '" + c.type +
+                   "' (bigint, float, nvarchar(max), datetime, bit, record, array)");
+        }
+        schema.columns.emplace_back(c.name, *type);
+      }
+      *slot = std::move(schema);
+    }
   }
 };
 

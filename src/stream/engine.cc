@@ -178,6 +178,63 @@ struct Counters {
 
 }  // namespace
 
+namespace internal {
+
+Fit Conform(const Schema& schema, const json::object& event, json::object& converted) {
+  Fit fit = Fit::kFits;
+  for (const auto& [name, type] : schema.columns) {
+    const json::value* v = event.if_contains(name);
+    if (!v) {  // the declared name ignoring case
+      for (const auto& kv : event) {
+        if (strings::IEquals(kv.key(), name)) v = &kv.value();
+      }
+    }
+    if (!v || v->is_null()) continue;
+    std::optional<json::value> to;  // a converted value
+    switch (type) {
+      case ColumnType::kBigint:
+        if (!v->is_int64() && !(v->is_uint64() && v->get_uint64() <= INT64_MAX))
+          return Fit::kDropped;
+        if (v->is_uint64()) to = static_cast<int64_t>(v->get_uint64());
+        break;
+      case ColumnType::kFloat:
+        if (!v->is_number()) return Fit::kDropped;
+        if (!v->is_double()) to = v->to_number<double>();
+        break;
+      case ColumnType::kString:
+        if (!v->is_string()) return Fit::kDropped;
+        break;
+      case ColumnType::kDatetime: {
+        std::optional<Micros> t;
+        if (v->is_string()) t = ParseDateTime(v->get_string());
+        if (!t) return Fit::kDropped;
+        std::string text = FormatDateTime(*t);
+        if (text != v->get_string()) to = json::string(text);
+        break;
+      }
+      case ColumnType::kBit:
+        if (!v->is_bool()) return Fit::kDropped;
+        break;
+      case ColumnType::kRecord:
+        if (!v->is_object()) return Fit::kDropped;
+        break;
+      case ColumnType::kArray:
+        if (!v->is_array()) return Fit::kDropped;
+        break;
+    }
+    if (to) {
+      if (fit == Fit::kFits) converted = json::object(event, json::storage_ptr());
+      fit = Fit::kConverted;
+      for (auto& kv : converted) {
+        if (strings::IEquals(kv.key(), name)) kv.value() = *to;
+      }
+    }
+  }
+  return fit;
+}
+
+}  // namespace internal
+
 struct Engine::Impl {
   struct Node {
     const SelectPlan* p = nullptr;
@@ -1059,9 +1116,18 @@ Result<void> Engine::Push(std::string_view input, uint32_t partition, const json
                           FindPartition(*impl_->plan, input, partition, impl_->partitions));
   Impl::Merge& m = impl_->merges[static_cast<size_t>(idx)];
   ++impl_->stats.events_in;
+  json::object converted;
+  if (const auto& schema = impl_->plan->input_schemas[static_cast<size_t>(idx)]) {
+    internal::Fit fit = internal::Conform(*schema, event, converted);
+    if (fit == internal::Fit::kDropped) {
+      ++impl_->stats.dropped_schema;
+      return {};
+    }
+  }
+  const json::object& ev = converted.empty() ? event : converted;
   auto r = query::Catching([&] {
     if (m.last.size() == 1) {  // one partition: nothing to merge
-      impl_->Dispatch(idx, event, arrival, 0);
+      impl_->Dispatch(idx, ev, arrival, 0);
       return;
     }
     if (m.pending.size() >= impl_->limits().max_buffered_events) {
@@ -1073,7 +1139,7 @@ Result<void> Engine::Push(std::string_view input, uint32_t partition, const json
     if (m.seq.empty()) m.seq.assign(m.last.size(), 0);
     m.last[partition] = std::max(m.last[partition], arrival);
     m.pending.push(Impl::Merge::Pending{arrival, partition, m.seq[partition]++,
-                                        json::object(event, json::storage_ptr())});
+                                        json::object(ev, json::storage_ptr())});
     impl_->ReleaseMerged(idx, false);
   });
   if (!r) impl_->failed = r.error();
@@ -1129,6 +1195,20 @@ Result<void> Engine::SetReference(std::string_view input, std::vector<json::obje
     return Error(query::Errc::kLimitExceeded,
                  "reference data '" + std::string(input) + "' has too many rows (the limit is " +
                      std::to_string(impl_->limits().max_reference_rows) + ")");
+  }
+  if (const auto& schema = impl_->plan->reference_schemas[idx]) {
+    std::vector<json::object> kept;
+    kept.reserve(rows.size());
+    for (auto& row : rows) {
+      json::object converted;
+      internal::Fit fit = internal::Conform(*schema, row, converted);
+      if (fit == internal::Fit::kDropped) {
+        ++impl_->stats.dropped_schema;
+      } else {
+        kept.push_back(fit == internal::Fit::kConverted ? std::move(converted) : std::move(row));
+      }
+    }
+    rows = std::move(kept);
   }
   impl_->references[idx] = std::move(rows);
   for (auto& n : impl_->nodes) {

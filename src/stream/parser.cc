@@ -1,6 +1,7 @@
 // The ASA dialect's statement grammar over the shared expression parser (docs/stream.md):
 //
-//   query     := [ WITH step { , step } ] statement { [ ; ] statement } [ ; ]
+//   query     := { CREATE TABLE name ( column type { , column type } ) [ ; ] }
+//                [ WITH step { , step } ] statement { [ ; ] statement } [ ; ]
 //   step      := name AS ( statement )
 //   statement := select { UNION [ ALL ] select }
 //   select    := SELECT item { , item } [ INTO name ] FROM name [ [ AS ] alias ] { apply }
@@ -39,6 +40,15 @@ const query::ExprOptions& StreamExprOptions(const StreamLimits& limits) {
 
 namespace {
 
+// Before adding an item to a list of `size`.
+void CheckListLength(const TokenCursor& in, size_t size, const StreamLimits& limits) {
+  if (size >= limits.text.max_list) {
+    throw QueryError(
+        Errc::kLimitExceeded, in.Peek().pos,
+        "list is too long (the limit is " + std::to_string(limits.text.max_list) + " items)");
+  }
+}
+
 bool AtClauseWord(const TokenCursor& in) {
   for (std::string_view w :
        {"SELECT", "FROM", "WHERE", "GROUP", "BY", "HAVING", "INTO", "AS", "WITH", "UNION"}) {
@@ -49,15 +59,14 @@ bool AtClauseWord(const TokenCursor& in) {
 
 // identifier or [any text]
 std::string ParseName(TokenCursor& in, std::string_view what) {
-  if (in.At(TokenKind::kLBracket)) {
-    in.Next();
-    std::string out;
+  if (in.At(TokenKind::kLBracket)) {  // (most are one token already: QuoteBracketedNames)
+    const char* begin = in.Next().text.data() + 1;
     while (!in.At(TokenKind::kRBracket)) {
       if (in.AtEnd()) in.Fail("']'");
-      out += std::string(in.Next().text);
+      in.Next();
     }
-    in.Next();
-    return out;
+    const char* end = in.Next().text.data();
+    return std::string(strings::Trim(std::string_view(begin, static_cast<size_t>(end - begin))));
   }
   if (in.At(TokenKind::kQuotedIdentifier)) return in.Next().value;
   if (!in.At(TokenKind::kIdentifier) || AtClauseWord(in)) in.Fail(what);
@@ -120,11 +129,7 @@ query::ExprPtr ParseTimestampBy(TokenCursor& in, query::ExpressionParser& parser
     }
     in.Next();
     while (true) {
-      if (over->size() >= limits.text.max_list) {
-        throw QueryError(
-            Errc::kLimitExceeded, in.Peek().pos,
-            "list is too long (the limit is " + std::to_string(limits.text.max_list) + " items)");
-      }
+      CheckListLength(in, over->size(), limits);
       over->push_back(parser.Parse());
       if (!in.Try(TokenKind::kComma)) break;
     }
@@ -158,11 +163,7 @@ SelectStmt ParseSelect(TokenCursor& in, query::ExpressionParser& parser,
                      "CollectTop(n) OVER (ORDER BY …) or TopOne() OVER (ORDER BY …)");
   }
   while (true) {
-    if (s.items.size() >= limits.text.max_list) {
-      throw QueryError(
-          Errc::kLimitExceeded, in.Peek().pos,
-          "list is too long (the limit is " + std::to_string(limits.text.max_list) + " items)");
-    }
+    CheckListLength(in, s.items.size(), limits);
     SelectItem item;
     item.pos = in.Peek().pos;
     if (in.At(TokenKind::kStar)) {
@@ -296,11 +297,7 @@ SelectStmt ParseSelect(TokenCursor& in, query::ExpressionParser& parser,
   if (in.TryKeyword("GROUP")) {
     in.ExpectKeyword("BY");
     while (true) {
-      if (s.group_by.size() >= limits.text.max_list) {
-        throw QueryError(
-            Errc::kLimitExceeded, in.Peek().pos,
-            "list is too long (the limit is " + std::to_string(limits.text.max_list) + " items)");
-      }
+      CheckListLength(in, s.group_by.size(), limits);
       GroupItem g;
       g.expr = parser.Parse();
       // The expression parser reads `SessionWindow(…) OVER (PARTITION BY k)` as
@@ -407,10 +404,51 @@ void QuoteBracketedNames(std::vector<query::Token>& tokens) {
   tokens = std::move(out);
 }
 
+namespace {
+
+// CREATE TABLE name ( column type { , column type } ), type = identifier [ ( max | n ) ].
+TableDef ParseCreateTable(TokenCursor& in, const StreamLimits& limits) {
+  TableDef t;
+  t.pos = in.Next().pos;  // CREATE
+  in.ExpectKeyword("TABLE");
+  t.name = ParseName(in, "an input name after CREATE TABLE");
+  in.Expect(TokenKind::kLParen, "'('");
+  while (true) {
+    CheckListLength(in, t.columns.size(), limits);
+    TableColumn c;
+    c.pos = in.Peek().pos;
+    c.name = ParseName(in, "a column name");
+    c.type_pos = in.Peek().pos;
+    if (!in.At(TokenKind::kIdentifier)) in.Fail("a type (bigint, float, nvarchar(max), …)");
+    c.type = strings::ToLower(in.Next().text);
+    if (in.Try(TokenKind::kLParen)) {
+      if (!in.At(TokenKind::kIdentifier) && !in.At(TokenKind::kNumber)) in.Fail("max");
+      c.type += "(" + strings::ToLower(in.Next().text) + ")";
+      in.Expect(TokenKind::kRParen, "')'");
+    }
+    t.columns.push_back(std::move(c));
+    if (!in.Try(TokenKind::kComma)) break;
+  }
+  in.Expect(TokenKind::kRParen, "',' or ')'");
+  return t;
+}
+
+}  // namespace
+
 ParsedQuery ParseStatements(TokenCursor& in, query::ExpressionParser& parser,
                             const StreamLimits& limits) {
   ParsedQuery q;
   uint32_t count = 0;
+  while (in.AtKeyword("CREATE")) {
+    if (++count > limits.max_statements) {
+      throw QueryError(Errc::kLimitExceeded, in.Peek().pos,
+                       "query has too many statements (the limit is " +
+                           std::to_string(limits.max_statements) + ")");
+    }
+    q.tables.push_back(ParseCreateTable(in, limits));
+    while (in.Try(TokenKind::kSemicolon)) {
+    }
+  }
   if (in.TryKeyword("WITH")) {
     while (true) {
       Step step;
@@ -425,6 +463,10 @@ ParsedQuery ParseStatements(TokenCursor& in, query::ExpressionParser& parser,
     }
   }
   while (true) {
+    if (in.AtKeyword("CREATE")) {
+      throw QueryError(Errc::kSyntax, in.Peek().pos,
+                       "CREATE TABLE comes before the query's WITH and SELECT statements");
+    }
     if (!in.AtKeyword("SELECT"))
       in.Fail(q.statements.empty() ? "SELECT" : "SELECT or end of input");
     q.statements.push_back(ParseStatement(in, parser, limits, count));

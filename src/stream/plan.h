@@ -83,7 +83,22 @@ struct Step {
   Statement body;
 };
 
+// CREATE TABLE name (column type, …): the schema of an input's events.
+struct TableColumn {
+  std::string name;
+  std::string type;  // lower case, as KnownType spells it: "bigint", "nvarchar(max)", …
+  query::Position pos;
+  query::Position type_pos;
+};
+
+struct TableDef {
+  std::string name;
+  query::Position pos;
+  std::vector<TableColumn> columns;
+};
+
 struct ParsedQuery {
+  std::vector<TableDef> tables;
   std::vector<Step> steps;
   std::vector<Statement> statements;
 };
@@ -244,6 +259,21 @@ struct SelectPlan {
   bool stream_join() const { return !joins.empty() && joins[0].reference < 0; }
 };
 
+// An input's CREATE TABLE: its events' declared columns. An event fits when every declared
+// column it has is null or of its type (a float column also takes integers, converted; a
+// datetime column strings that are date-times, written as ASA writes them); one that does not
+// is dropped (ASA: "in case of conversion errors, CREATE TABLE will drop the rows").
+enum class ColumnType : uint8_t { kBigint, kFloat, kString, kDatetime, kBit, kRecord, kArray };
+
+struct Schema {
+  std::vector<std::pair<std::string, ColumnType>> columns;  // names matched ignoring case
+};
+
+enum class Fit : uint8_t { kFits, kConverted, kDropped };
+// Checks `event` against `schema`; kConverted: `converted` holds the event with its values
+// converted.
+Fit Conform(const Schema& schema, const boost::json::object& event, boost::json::object& converted);
+
 struct Sink {
   std::string name;
   int step = -1;               // a WITH step (feeds selects) or, when -1, an output
@@ -257,7 +287,9 @@ struct Plan {
   std::vector<Sink> sinks;
   std::vector<std::string> inputs;
   std::vector<std::string> outputs;
-  std::vector<std::string> references;  // reference data inputs the query joins
+  std::vector<std::string> references;                   // reference data inputs the query joins
+  std::vector<std::optional<Schema>> input_schemas;      // per input: its CREATE TABLE
+  std::vector<std::optional<Schema>> reference_schemas;  // per reference input
 };
 
 inline constexpr std::string_view kTsName = "\x01ts";

@@ -103,6 +103,7 @@ struct EngineStats {
   uint64_t dropped_late = 0;           // late or out of order under Action::kDrop
   uint64_t adjusted = 0;               // late or out of order under Action::kAdjust
   uint64_t dropped_bad_timestamp = 0;  // TIMESTAMP BY not a date-time
+  uint64_t dropped_schema = 0;         // events and reference rows that do not fit CREATE TABLE
 };
 
 class Engine {

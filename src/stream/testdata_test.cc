@@ -23,7 +23,8 @@
 //   {json}                                     JSON object per line (numbers compare with a
 //                                              relative tolerance of 1e-9); a target with no
 //                                              section must produce nothing
-//   --- stats dropped=<n> adjusted=<n> bad=<n> optional: the engine's counters
+//   --- stats dropped=<n> adjusted=<n> bad=<n> [schema=<n>]
+//                                              optional: the engine's counters
 //   --- error <syntax|unknown_function|invalid|limit>
 //   <substring of the message>                 the query must fail to parse
 //   --- run error                              the run must fail with kLimitExceeded (at a
@@ -390,6 +391,8 @@ void RunCase(const Case& c, const std::string& where) {
     std::string got = "dropped=" + std::to_string(s.dropped_late) +
                       " adjusted=" + std::to_string(s.adjusted) +
                       " bad=" + std::to_string(s.dropped_bad_timestamp);
+    if (c.stats->find("schema=") != std::string::npos)
+      got += " schema=" + std::to_string(s.dropped_schema);
     EXPECT_EQ(std::string(strings::Trim(*c.stats)), got);
   }
 }
