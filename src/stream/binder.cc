@@ -42,13 +42,6 @@ ExprPtr CopyNode(const Expr& e) {
   return out;
 }
 
-ExprPtr Clone(const Expr& e) {
-  auto out = CopyNode(e);
-  for (const auto& c : e.children)
-    out->children.push_back(Clone(*c));
-  return out;
-}
-
 ExprPtr Extra(std::string name, query::Position pos) {
   auto e = std::make_unique<Expr>();
   e->kind = ExprKind::kName;
@@ -119,6 +112,29 @@ std::string AggregateOrAnalytic(const Expr& e) {
   if (e.name == "$OVER") return AggregateOrAnalytic(*e.children[0]);
   if (FindAgg(e.name) || IsRankedAgg(e.name) || IsAnalytic(e.name)) return Upper(e.name);
   return "";
+}
+
+// The stream function computing `e` with ASA's null arithmetic, or null when `e` is not an
+// arithmetic operator (a negated literal stays a literal).
+const char* NullArithmeticName(const Expr& e) {
+  if (e.kind == ExprKind::kNegate) {
+    return e.children[0]->kind == ExprKind::kLiteral ? nullptr : "$NEG";
+  }
+  if (e.kind != ExprKind::kBinary) return nullptr;
+  switch (e.op) {
+    case query::BinaryOp::kAdd:
+      return "$ADD";
+    case query::BinaryOp::kSub:
+      return "$SUB";
+    case query::BinaryOp::kMul:
+      return "$MUL";
+    case query::BinaryOp::kDiv:
+      return "$DIV";
+    case query::BinaryOp::kMod:
+      return "$MOD";
+    default:
+      return nullptr;
+  }
 }
 
 struct Ctx {
@@ -464,6 +480,17 @@ ExprPtr Rewrite(const Expr& e, Ctx& c) {
     }
     if (IsWindowCall(e)) Fail(e.pos, Errc::kInvalidQuery, "a window may only appear in GROUP BY");
     CheckCall(e);
+  }
+  // Arithmetic: a null operand gives null (ASA), through the stream library's $ADD, $SUB, ….
+  if (const char* fn = NullArithmeticName(e)) {
+    auto call = std::make_unique<Expr>();
+    call->kind = ExprKind::kCall;
+    call->name = fn;
+    call->pos = e.pos;
+    call->depth = e.depth;
+    for (const auto& child : e.children)
+      call->children.push_back(Rewrite(*child, c));
+    return call;
   }
   auto out = CopyNode(e);
   // The date functions' first argument is a date part keyword (DATEADD(minute, 5, t)), not a
