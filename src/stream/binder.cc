@@ -1316,10 +1316,7 @@ struct Binder {
           partition = choice->partition;
         }
         p.window = BindWindow(*window, limits);
-        if (choice) {
-          p.window.id = choice->id;
-          p.window.in_windows = true;
-        }
+        if (choice) p.window.id = choice->id;
         if (partition) {
           if (p.window.kind != WindowKind::kSession) {
             Fail(partition->pos, Errc::kInvalidQuery,

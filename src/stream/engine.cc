@@ -16,6 +16,15 @@
 // Rows a node produces never have a time below the watermark it last forwarded, so every
 // node downstream sees events in time order.
 //
+// Partitions and substreams. An input's partitions are merged before any node sees them, by
+// (arrival, partition, order within the partition), releasing an event once no partition can
+// still precede it: the order, and so the output, does not depend on how the partitions'
+// calls interleave. A SELECT with TIMESTAMP BY … OVER or PARTITION BY is a parent node holding
+// one node per key (its own policy state, buffer, watermark, windows, analytic histories);
+// the parent's watermark is the global bound G = arrival - late tolerance, to which it
+// advances every substream with something due before G (a heap of deadlines), and a WITH
+// step fed by it reorders its rows up to its watermark.
+//
 // A SELECT with JOINs (stream/join.h) reads its sources' events joined into one row of
 // several roots: a JOIN of two streams gets each side through a sink (a hidden pass-through
 // SELECT per input side) and yields rows in time order with its own watermark; reference
@@ -945,8 +954,10 @@ struct Engine::Impl {
     for (const auto& [k, g] : s.slides) {
       if (!g.triggers.empty()) d = std::min(d, *g.triggers.begin());
     }
-    if (Idle(s))
-      d = std::min(d, s.newest - (s.p->timestamp_by ? policy.out_of_order_tolerance : 0));
+    if (Idle(s)) {  // forgettable once its newest event no longer bounds later ones
+      Micros ooo = s.p->timestamp_by ? policy.out_of_order_tolerance : 0;
+      d = std::min(d, s.newest == kMinTime ? kMinTime : s.newest - ooo);
+    }
     return d;
   }
 

@@ -190,7 +190,6 @@ struct WindowSpec {
   Micros max_duration = 0;                    // session
   std::optional<query::BoundExpr> partition;  // session OVER (PARTITION BY …)
   // One of Windows(…): its id from Window('id', …) (System.Window().Id; null without one).
-  bool in_windows = false;
   std::optional<std::string> id;
 };
 
