@@ -42,13 +42,6 @@ ExprPtr CopyNode(const Expr& e) {
   return out;
 }
 
-ExprPtr Clone(const Expr& e) {
-  auto out = CopyNode(e);
-  for (const auto& c : e.children)
-    out->children.push_back(Clone(*c));
-  return out;
-}
-
 ExprPtr Extra(std::string name, query::Position pos) {
   auto e = std::make_unique<Expr>();
   e->kind = ExprKind::kName;
@@ -69,7 +62,7 @@ std::optional<AggKind> FindAgg(std::string_view name) {
 }
 
 bool NotYet(std::string_view name) {
-  for (std::string_view n : {"WINDOWS", "UDF"}) {
+  for (std::string_view n : {"UDF"}) {
     if (strings::IEquals(name, n)) return true;
   }
   return false;
@@ -121,6 +114,29 @@ std::string AggregateOrAnalytic(const Expr& e) {
   return "";
 }
 
+// The stream function computing `e` with ASA's null arithmetic, or null when `e` is not an
+// arithmetic operator (a negated literal stays a literal).
+const char* NullArithmeticName(const Expr& e) {
+  if (e.kind == ExprKind::kNegate) {
+    return e.children[0]->kind == ExprKind::kLiteral ? nullptr : "$NEG";
+  }
+  if (e.kind != ExprKind::kBinary) return nullptr;
+  switch (e.op) {
+    case query::BinaryOp::kAdd:
+      return "$ADD";
+    case query::BinaryOp::kSub:
+      return "$SUB";
+    case query::BinaryOp::kMul:
+      return "$MUL";
+    case query::BinaryOp::kDiv:
+      return "$DIV";
+    case query::BinaryOp::kMod:
+      return "$MOD";
+    default:
+      return nullptr;
+  }
+}
+
 struct Ctx {
   const query::BindOptions* event = nullptr;
   const StreamLimits* limits = nullptr;
@@ -131,6 +147,7 @@ struct Ctx {
   std::vector<AggSpec>* aggs = nullptr;
   std::vector<AnalyticSpec>* analytics = nullptr;  // null: analytic functions are not allowed
   bool uses_ts = false;
+  bool uses_window = false;  // System.Window()
 };
 
 // `what`: "window" (sizes of windows) or "duration" (LIMIT DURATION, ISFIRST's interval).
@@ -394,6 +411,14 @@ ExprPtr RewriteCall(const Expr& e, Ctx& c) {
 
 void CheckCall(const Expr& e) {
   if (NotYet(e.name)) Fail(e.pos, Errc::kInvalidQuery, e.name + " is not supported yet");
+  if (strings::IEquals(e.name, "System.Window")) {
+    Fail(e.pos, Errc::kInvalidQuery,
+         "System.Window() can only be used in the SELECT of a GROUP BY with a window");
+  }
+  if (strings::IEquals(e.name, "Window")) {
+    Fail(e.pos, Errc::kInvalidQuery,
+         "Window('id', …) names a window inside Windows(…) in GROUP BY");
+  }
   if (IsTableValued(e.name)) {
     Fail(e.pos, Errc::kInvalidQuery,
          e.name + " returns rows: use it in FROM … CROSS APPLY or OUTER APPLY");
@@ -440,11 +465,32 @@ ExprPtr Rewrite(const Expr& e, Ctx& c) {
       c.uses_ts = true;
       return Extra(std::string(kTsName), e.pos);
     }
+    if (strings::IEquals(e.name, "System.Window")) {
+      if (!e.children.empty())
+        Fail(e.pos, Errc::kInvalidQuery, "System.Window() takes no arguments");
+      if (!c.grouped) {
+        Fail(e.pos, Errc::kInvalidQuery,
+             "System.Window() can only be used in the SELECT of a GROUP BY with a window");
+      }
+      c.uses_window = true;
+      return Extra(std::string(kWindowName), e.pos);
+    }
     if (e.name == "$OVER" || FindAgg(e.name) || IsRankedAgg(e.name) || IsAnalytic(e.name)) {
       return RewriteCall(e, c);
     }
     if (IsWindowCall(e)) Fail(e.pos, Errc::kInvalidQuery, "a window may only appear in GROUP BY");
     CheckCall(e);
+  }
+  // Arithmetic: a null operand gives null (ASA), through the stream library's $ADD, $SUB, ….
+  if (const char* fn = NullArithmeticName(e)) {
+    auto call = std::make_unique<Expr>();
+    call->kind = ExprKind::kCall;
+    call->name = fn;
+    call->pos = e.pos;
+    call->depth = e.depth;
+    for (const auto& child : e.children)
+      call->children.push_back(Rewrite(*child, c));
+    return call;
   }
   auto out = CopyNode(e);
   // The date functions' first argument is a date part keyword (DATEADD(minute, 5, t)), not a
@@ -543,7 +589,6 @@ WindowSpec BindWindow(const Expr& e, const StreamLimits& limits) {
       Fail(e.pos, Errc::kInvalidQuery, "wrong number of arguments to " + e.name);
     }
   };
-  if (n == "windows") Fail(e.pos, Errc::kInvalidQuery, "Windows() is not supported yet");
   if (n == "system.timestamp" || n == "snapshotwindow" || n == "snapshot") {
     arity(0, 0);
     w.kind = WindowKind::kSnapshot;
@@ -766,6 +811,83 @@ query::BoundExpr AndOf(std::vector<query::BoundExpr> terms) {
   return b;
 }
 
+// One window definition of Windows(…): the window call, a SessionWindow's PARTITION BY, and
+// its id from Window('id', …).
+struct WindowChoice {
+  const Expr* window = nullptr;
+  const Expr* partition = nullptr;
+  std::optional<std::string> id;
+};
+
+bool IsWindowDefinition(const Expr& e) {
+  return IsWindowCall(e) && !strings::IEquals(e.name, "Windows") &&
+         !strings::IEquals(e.name, "System.Timestamp") &&
+         !strings::IEquals(e.name, "SnapshotWindow") && !strings::IEquals(e.name, "Snapshot");
+}
+
+// Windows(def, …) or Windows(Window('id', def), …), def = a tumbling, hopping, sliding or
+// session window (a session's OVER (PARTITION BY k) included). Ids are given to every
+// definition or to none, and differ ignoring case.
+std::vector<WindowChoice> ReadWindows(const Expr& e) {
+  if (e.children.empty()) {
+    Fail(e.pos, Errc::kInvalidQuery,
+         "Windows() needs window definitions: Windows(TumblingWindow(…), Window('id', "
+         "HoppingWindow(…)), …)");
+  }
+  std::vector<WindowChoice> out;
+  std::optional<bool> with_ids;
+  for (const auto& child : e.children) {
+    WindowChoice c;
+    const Expr* def = child.get();
+    bool named = def->kind == ExprKind::kCall && strings::IEquals(def->name, "Window");
+    if (named) {
+      if (def->children.size() != 2) {
+        Fail(def->pos, Errc::kInvalidQuery,
+             "Window takes an id and a window definition: Window('id', TumblingWindow(…))");
+      }
+      const Expr& id = *def->children[0];
+      if (id.kind != ExprKind::kLiteral || !id.literal.is_string()) {
+        Fail(id.pos, Errc::kInvalidQuery, "a window's id must be a string: Window('id', …)");
+      }
+      c.id = std::string(id.literal.get_string());
+      def = def->children[1].get();
+    }
+    if (with_ids && *with_ids != named) {
+      Fail(child->pos, Errc::kInvalidQuery,
+           "give every window of Windows() an id with Window('id', …), or none");
+    }
+    with_ids = named;
+    if (def->kind == ExprKind::kCall && def->name == "$OVER" && !def->children.empty() &&
+        IsWindowDefinition(*def->children[0])) {
+      for (size_t i = 1; i < def->children.size(); ++i) {
+        const Expr& clause = *def->children[i];
+        if (clause.name != "$PARTITION_BY" || clause.children.size() != 1) {
+          Fail(clause.pos, Errc::kInvalidQuery,
+               "a window's OVER clause takes one PARTITION BY expression only");
+        }
+        c.partition = clause.children[0].get();
+      }
+      def = def->children[0].get();
+    }
+    if (def->kind == ExprKind::kCall && strings::IEquals(def->name, "Windows")) {
+      Fail(def->pos, Errc::kInvalidQuery, "Windows() cannot be nested");
+    }
+    if (!IsWindowDefinition(*def)) {
+      Fail(def->pos, Errc::kInvalidQuery,
+           "Windows() takes TumblingWindow, HoppingWindow, SlidingWindow and SessionWindow "
+           "definitions");
+    }
+    c.window = def;
+    for (const auto& other : out) {
+      if (c.id && other.id && strings::IEquals(*c.id, *other.id)) {
+        Fail(child->pos, Errc::kInvalidQuery, "duplicate window id '" + *c.id + "'");
+      }
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+
 struct Binder {
   const ParsedQuery& q;
   const StreamLimits& limits;
@@ -976,7 +1098,32 @@ struct Binder {
     return static_cast<int>(plan.sinks.size() - 1);
   }
 
+  // A SELECT grouping by Windows(w1, w2, …) is bound once per window: the union of their
+  // rows, each copy's rows telling their window by System.Window().Id.
   void BindSelect(const SelectStmt& s, int sink) {
+    const GroupItem* windows = nullptr;
+    for (const auto& g : s.group_by) {
+      if (g.expr->kind == ExprKind::kCall && strings::IEquals(g.expr->name, "Windows")) {
+        if (windows) Fail(g.expr->pos, Errc::kInvalidQuery, "GROUP BY may hold only one window");
+        windows = &g;
+      }
+    }
+    if (!windows) {
+      BindSelectFor(s, sink, nullptr);
+      return;
+    }
+    std::vector<WindowChoice> choices = ReadWindows(*windows->expr);
+    if (choices.size() > limits.max_statements) {
+      Fail(windows->expr->pos, Errc::kLimitExceeded,
+           "Windows() holds too many windows (the limit is " +
+               std::to_string(limits.max_statements) + ")");
+    }
+    for (const auto& choice : choices)
+      BindSelectFor(s, sink, &choice);
+  }
+
+  // `choice`: the window of Windows(…) this copy of the SELECT computes (null without one).
+  void BindSelectFor(const SelectStmt& s, int sink, const WindowChoice* choice) {
     SelectPlan p;
     p.sink = sink;
     // Without AS, the input's or step's own name qualifies its members (`input.TollId`).
@@ -1020,13 +1167,24 @@ struct Binder {
       query::BindOptions o;
       o.functions = &StreamFunctions();
       o.case_insensitive_keys = true;
+      // PartitionId, of a SELECT reading an input, is the partition its event came on (an
+      // extra the engine sets).
+      bool* partition = p.input >= 0 ? &p.uses_partition : nullptr;
       o.resolve_root =
-          [alias, applies = std::vector<std::string>(apply_aliases.begin(),
-                                                     apply_aliases.begin() + visible)](
+          [alias, partition,
+           applies =
+               std::vector<std::string>(apply_aliases.begin(), apply_aliases.begin() + visible)](
               std::span<const std::string> names) -> std::optional<query::RootBinding> {
         query::RootBinding b;
         if (!names[0].empty() && names[0][0] == '\x01') {
           b.root = 1;
+          return b;
+        }
+        size_t own = !alias.empty() && names.size() == 2 && strings::IEquals(names[0], alias);
+        if (partition && names.size() == own + 1 && strings::IEquals(names[own], "PartitionId")) {
+          *partition = true;
+          b.root = 1;
+          b.skip = static_cast<uint32_t>(own);
           return b;
         }
         for (size_t i = 0; i < applies.size(); ++i) {
@@ -1087,6 +1245,28 @@ struct Binder {
       p.timestamp_by = joined ? BindOnSource(*s.timestamp_by, aliases[0])
                               : query::BindOrThrow(*s.timestamp_by, options(0));
     }
+    // Substreams: TIMESTAMP BY … OVER keys and PARTITION BY, on the input's events.
+    if (!s.timestamp_over.empty() || s.partition_by) {
+      query::Position pos = s.partition_by ? s.partition_by->pos : s.timestamp_over[0]->pos;
+      if (p.input < 0) {
+        Fail(pos, Errc::kInvalidQuery,
+             "PARTITION BY and TIMESTAMP BY … OVER apply to a SELECT reading an input, and '" +
+                 s.from + "' is a WITH step (its rows keep their columns: GROUP BY them)");
+      }
+      if (joined) {
+        Fail(pos, Errc::kInvalidQuery,
+             "PARTITION BY and TIMESTAMP BY … OVER are not supported with JOIN yet (partition "
+             "in a WITH step, then JOIN the step)");
+      }
+      for (const auto& k : s.timestamp_over) {
+        RejectAggs(*k, "in TIMESTAMP BY … OVER");
+        p.substream.push_back(query::BindOrThrow(*k, options(0)));
+      }
+      if (s.partition_by) {
+        RejectAggs(*s.partition_by, "in PARTITION BY");
+        p.substream.push_back(query::BindOrThrow(*s.partition_by, options(0)));
+      }
+    }
 
     for (size_t i = 0; i < s.applies.size(); ++i) {
       const ApplyItem& a = s.applies[i];
@@ -1125,14 +1305,25 @@ struct Binder {
         if (p.window.kind != WindowKind::kNone) {
           Fail(g.expr->pos, Errc::kInvalidQuery, "GROUP BY may hold only one window");
         }
-        p.window = BindWindow(*g.expr, limits);
-        if (g.partition_by) {
+        const Expr* window = g.expr.get();
+        const Expr* partition = g.partition_by.get();
+        if (strings::IEquals(window->name, "Windows")) {
+          if (partition) {
+            Fail(partition->pos, Errc::kInvalidQuery,
+                 "OVER (PARTITION BY …) belongs to a SessionWindow inside Windows(…)");
+          }
+          window = choice->window;
+          partition = choice->partition;
+        }
+        p.window = BindWindow(*window, limits);
+        if (choice) p.window.id = choice->id;
+        if (partition) {
           if (p.window.kind != WindowKind::kSession) {
-            Fail(g.partition_by->pos, Errc::kInvalidQuery,
+            Fail(partition->pos, Errc::kInvalidQuery,
                  "OVER (PARTITION BY …) is supported for SessionWindow only");
           }
-          RejectAggs(*g.partition_by, "in PARTITION BY");
-          p.window.partition = query::BindOrThrow(*g.partition_by, opts);
+          RejectAggs(*partition, "in PARTITION BY");
+          p.window.partition = query::BindOrThrow(*partition, opts);
         }
         continue;
       }
@@ -1211,6 +1402,7 @@ struct Binder {
       p.items.push_back(std::move(proj));
     }
     p.uses_timestamp |= c.uses_ts;
+    p.uses_window |= c.uses_window;
 
     if (s.having) {
       if (!grouped) Fail(s.having->pos, Errc::kInvalidQuery, "HAVING needs a GROUP BY");
@@ -1222,6 +1414,7 @@ struct Binder {
              "'" + n->name + "' must be a GROUP BY expression or inside an aggregate");
       }
       p.having = query::BindOrThrow(*h, opts);
+      p.uses_window |= hc.uses_window;
     }
     int index = static_cast<int>(plan.selects.size());
     plan.sinks[sink].producers.push_back(index);
@@ -1271,6 +1464,55 @@ struct Binder {
     }
     for (const auto& st : q.statements)
       BindStatement(st, -1, false);
+    BindTables();
+  }
+
+  // CREATE TABLE: the schema of an input (or reference data) the query reads.
+  void BindTables() {
+    plan.input_schemas.resize(plan.inputs.size());
+    plan.reference_schemas.resize(plan.references.size());
+    for (size_t i = 0; i < q.tables.size(); ++i) {
+      const TableDef& t = q.tables[i];
+      for (size_t j = 0; j < i; ++j) {
+        if (strings::IEquals(q.tables[j].name, t.name))
+          Fail(t.pos, Errc::kInvalidQuery, "a second CREATE TABLE for '" + t.name + "'");
+      }
+      std::optional<Schema>* slot = nullptr;
+      for (size_t k = 0; k < plan.inputs.size(); ++k) {
+        if (strings::IEquals(plan.inputs[k], t.name)) slot = &plan.input_schemas[k];
+      }
+      for (size_t k = 0; k < plan.references.size(); ++k) {
+        if (strings::IEquals(plan.references[k], t.name)) slot = &plan.reference_schemas[k];
+      }
+      if (!slot) {
+        Fail(t.pos, Errc::kInvalidQuery,
+             "CREATE TABLE '" + t.name +
+                 "' names no input the query reads (it declares the columns of an input)");
+      }
+      Schema schema;
+      for (const auto& c : t.columns) {
+        for (const auto& [name, type] : schema.columns) {
+          if (strings::IEquals(name, c.name))
+            Fail(c.pos, Errc::kInvalidQuery, "duplicate column '" + c.name + "'");
+        }
+        static constexpr std::pair<std::string_view, ColumnType> kTypes[] = {
+            {"bigint", ColumnType::kBigint},        {"float", ColumnType::kFloat},
+            {"nvarchar(max)", ColumnType::kString}, {"nvarchar", ColumnType::kString},
+            {"datetime", ColumnType::kDatetime},    {"bit", ColumnType::kBit},
+            {"record", ColumnType::kRecord},        {"array", ColumnType::kArray}};
+        std::optional<ColumnType> type;
+        for (auto [n, k] : kTypes) {
+          if (c.type == n) type = k;
+        }
+        if (!type) {
+          Fail(c.type_pos, Errc::kInvalidQuery,
+               "unknown type '" + c.type +
+                   "' (bigint, float, nvarchar(max), datetime, bit, record, array)");
+        }
+        schema.columns.emplace_back(c.name, *type);
+      }
+      *slot = std::move(schema);
+    }
   }
 };
 

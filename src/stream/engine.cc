@@ -16,6 +16,15 @@
 // Rows a node produces never have a time below the watermark it last forwarded, so every
 // node downstream sees events in time order.
 //
+// Partitions and substreams. An input's partitions are merged before any node sees them, by
+// (arrival, partition, order within the partition), releasing an event once no partition can
+// still precede it: the order, and so the output, does not depend on how the partitions'
+// calls interleave. A SELECT with TIMESTAMP BY … OVER or PARTITION BY is a parent node holding
+// one node per key (its own policy state, buffer, watermark, windows, analytic histories);
+// the parent's watermark is the global bound G = arrival - late tolerance, to which it
+// advances every substream with something due before G (a heap of deadlines), and a WITH
+// step fed by it reorders its rows up to its watermark.
+//
 // A SELECT with JOINs (stream/join.h) reads its sources' events joined into one row of
 // several roots: a JOIN of two streams gets each side through a sink (a hidden pass-through
 // SELECT per input side) and yields rows in time order with its own watermark; reference
@@ -145,6 +154,7 @@ struct Buffered {
   Micros ts;
   uint64_t seq;
   json::object event;
+  uint32_t partition = 0;
   bool operator>(const Buffered& o) const { return ts != o.ts ? ts > o.ts : seq > o.seq; }
 };
 
@@ -167,7 +177,72 @@ struct Row {
   json::object row;
 };
 
+// What a SELECT's bounds count, over all its substreams.
+struct Counters {
+  size_t open_groups = 0;
+  size_t sliding_events = 0;  // held by sliding windows
+  size_t remembered = 0;      // by the analytic functions
+  size_t buffered = 0;        // in the reorder buffers
+};
+
 }  // namespace
+
+namespace internal {
+
+Fit Conform(const Schema& schema, const json::object& event, json::object& converted) {
+  Fit fit = Fit::kFits;
+  for (const auto& [name, type] : schema.columns) {
+    const json::value* v = event.if_contains(name);
+    if (!v) {  // the declared name ignoring case
+      for (const auto& kv : event) {
+        if (strings::IEquals(kv.key(), name)) v = &kv.value();
+      }
+    }
+    if (!v || v->is_null()) continue;
+    std::optional<json::value> to;  // a converted value
+    switch (type) {
+      case ColumnType::kBigint:
+        if (!v->is_int64() && !(v->is_uint64() && v->get_uint64() <= INT64_MAX))
+          return Fit::kDropped;
+        if (v->is_uint64()) to = static_cast<int64_t>(v->get_uint64());
+        break;
+      case ColumnType::kFloat:
+        if (!v->is_number()) return Fit::kDropped;
+        if (!v->is_double()) to = v->to_number<double>();
+        break;
+      case ColumnType::kString:
+        if (!v->is_string()) return Fit::kDropped;
+        break;
+      case ColumnType::kDatetime: {
+        std::optional<Micros> t;
+        if (v->is_string()) t = ParseDateTime(v->get_string());
+        if (!t) return Fit::kDropped;
+        std::string text = FormatDateTime(*t);
+        if (text != v->get_string()) to = json::string(text);
+        break;
+      }
+      case ColumnType::kBit:
+        if (!v->is_bool()) return Fit::kDropped;
+        break;
+      case ColumnType::kRecord:
+        if (!v->is_object()) return Fit::kDropped;
+        break;
+      case ColumnType::kArray:
+        if (!v->is_array()) return Fit::kDropped;
+        break;
+    }
+    if (to) {
+      if (fit == Fit::kFits) converted = json::object(event, json::storage_ptr());
+      fit = Fit::kConverted;
+      for (auto& kv : converted) {
+        if (strings::IEquals(kv.key(), name)) kv.value() = *to;
+      }
+    }
+  }
+  return fit;
+}
+
+}  // namespace internal
 
 struct Engine::Impl {
   struct Node {
@@ -187,8 +262,6 @@ struct Engine::Impl {
     std::vector<std::pair<char, size_t>> direct;
     std::unordered_map<std::string, Session> sessions;
     std::unordered_map<std::string, SlideGroup> slides;
-    size_t sliding_events = 0;
-    size_t open_groups = 0;
     // A SELECT with JOINs: the stream JOIN (joins[0], when of two streams) and the reference
     // data indexes (per JOIN; unused for the stream one).
     std::unique_ptr<internal::StreamJoin> stream_join;
@@ -201,7 +274,21 @@ struct Engine::Impl {
     // analytic functions
     std::vector<internal::AnalyticState> analytics;  // one per SelectPlan::analytics
     std::vector<std::string> analytic_names;         // their extras' names
-    size_t remembered = 0;                           // events they remember, all together
+    // The SELECT's bounds: its own counters, or its parent's for a substream's node.
+    Counters own;
+    Counters* counters = &own;
+    // A SELECT with substreams (TIMESTAMP BY … OVER, PARTITION BY): its node holds one node
+    // per key, each with its own clock, buffer, windows and analytic histories.
+    size_t index = 0;  // into Plan::selects
+    bool sub = false;  // a substream's node
+    std::unordered_map<std::string, std::unique_ptr<Node>> subs;
+    // The substreams to close as the global bound G moves: (deadline, key), closed once G >
+    // deadline; entries whose node's deadline has changed since are skipped.
+    std::priority_queue<std::pair<Micros, std::string>, std::vector<std::pair<Micros, std::string>>,
+                        std::greater<>>
+        deadlines;
+    Micros deadline = kMaxTime;  // a substream's node: its entry in its parent's `deadlines`
+    Micros bound = kMinTime;     // the parent: G, the least time any later event can have
   };
 
   std::shared_ptr<const internal::Plan> plan;
@@ -214,27 +301,40 @@ struct Engine::Impl {
   EngineStats stats;
   std::optional<Error> failed;
   const json::object empty;
+  // Rows waiting in a WITH step fed by a SELECT with substreams (in no time order) until the
+  // step's watermark passes them.
+  std::vector<std::priority_queue<Buffered, std::vector<Buffered>, std::greater<>>> sink_pending;
+  uint64_t sink_seq = 0;
+  uint32_t partition = 0;  // the partition of the event being processed
 
-  explicit Impl(const StreamQuery& q, EventTimePolicy pol) : plan(q.plan()), policy(pol) {
+  // An input's partitions, merged into one deterministic order: by arrival, then partition,
+  // then the order within the partition. An event is processed once no partition can still
+  // send one before it (each partition's arrivals never decrease).
+  struct Merge {
+    std::vector<Micros> last;  // per partition: its latest arrival (or heartbeat)
+    std::vector<uint64_t> seq;
+    struct Pending {
+      Micros arrival;
+      uint32_t partition;
+      uint64_t seq;
+      json::object event;
+      bool operator>(const Pending& o) const {
+        if (arrival != o.arrival) return arrival > o.arrival;
+        if (partition != o.partition) return partition > o.partition;
+        return seq > o.seq;
+      }
+    };
+    std::priority_queue<Pending, std::vector<Pending>, std::greater<>> pending;
+  };
+  std::vector<Merge> merges;  // per input
+  uint32_t partitions = 1;    // of every input
+
+  explicit Impl(const StreamQuery& q, EventTimePolicy pol, uint32_t partition_count)
+      : plan(q.plan()), policy(pol) {
     nodes.resize(plan->selects.size());
     for (size_t i = 0; i < nodes.size(); ++i) {
       Node& n = nodes[i];
-      n.p = &plan->selects[i];
-      n.references.resize(n.p->joins.size());
-      n.analytics.resize(n.p->analytics.size());
-      for (size_t k = 0; k < n.p->analytics.size(); ++k)
-        n.analytic_names.push_back(internal::AnalyticName(k));
-      for (size_t a = 0; a < n.p->aggs.size(); ++a) {
-        int same = -1;
-        for (size_t b = 0; b < a && same < 0; ++b) {
-          if (PlainArg(n.p->aggs[a]) && PlainArg(n.p->aggs[b]) &&
-              query::SameExpr(n.p->aggs[a].arg, n.p->aggs[b].arg)) {
-            same = static_cast<int>(b);
-          }
-        }
-        n.same_arg.push_back(same);
-      }
-      n.direct = DirectColumns(*n.p);
+      InitNode(n, i);
       if (n.p->stream_join()) {
         n.stream_join = std::make_unique<internal::StreamJoin>(
             n.p->joins[0], limits().max_buffered_events,
@@ -242,26 +342,56 @@ struct Engine::Impl {
               internal::JoinedRow row;
               row.sources[0] = &left;
               row.sources[1] = right ? right : &internal::AbsentSource();
-              Lookups(i, row, 2, ts);
+              Lookups(nodes[i], row, 2, ts);
             });
       }
     }
     references.resize(plan->references.size());
     sink_producer_wm.resize(plan->sinks.size());
     sink_wm.assign(plan->sinks.size(), kMinTime);
+    sink_pending.resize(plan->sinks.size());
     for (size_t s = 0; s < plan->sinks.size(); ++s)
       sink_producer_wm[s].assign(plan->sinks[s].producers.size(), kMinTime);
+    partitions = std::max<uint32_t>(partition_count, 1);
+    merges.resize(plan->inputs.size());
+    for (auto& m : merges)
+      m.last.assign(partitions, kMinTime);
+  }
+
+  // The per-SELECT state of node `n` (a SELECT's node or one of its substreams').
+  void InitNode(Node& n, size_t i) {
+    n.p = &plan->selects[i];
+    n.index = i;
+    n.references.resize(n.p->joins.size());
+    n.analytics.resize(n.p->analytics.size());
+    for (size_t k = 0; k < n.p->analytics.size(); ++k)
+      n.analytic_names.push_back(internal::AnalyticName(k));
+    for (size_t a = 0; a < n.p->aggs.size(); ++a) {
+      int same = -1;
+      for (size_t b = 0; b < a && same < 0; ++b) {
+        if (PlainArg(n.p->aggs[a]) && PlainArg(n.p->aggs[b]) &&
+            query::SameExpr(n.p->aggs[a].arg, n.p->aggs[b].arg)) {
+          same = static_cast<int>(b);
+        }
+      }
+      n.same_arg.push_back(same);
+    }
+    n.direct = DirectColumns(*n.p);
   }
 
   const StreamLimits& limits() const { return plan->limits; }
 
   // ---- producing rows ----
 
-  void Emit(size_t node, json::object row, Micros ts) {
-    int sink_index = nodes[node].p->sink;
+  void Emit(Node& n, json::object row, Micros ts) {
+    int sink_index = n.p->sink;
     const internal::Sink& sink = plan->sinks[sink_index];
     if (sink.step < 0) {
       outputs[sink.name].push_back(OutputEvent{ts, std::move(row)});
+      return;
+    }
+    if (!n.p->substream.empty()) {
+      sink_pending[sink_index].push(Buffered{ts, sink_seq++, std::move(row)});
       return;
     }
     for (int c : sink.consumers)
@@ -272,7 +402,7 @@ struct Engine::Impl {
   void Deliver(size_t c, int sink, const json::object& row, Micros ts) {
     Node& n = nodes[c];
     if (!n.stream_join) {
-      Accept(c, row, ts);
+      Accept(n, row, ts);
       return;
     }
     if (n.p->left_sink == sink) n.stream_join->Push(0, row, ts);
@@ -283,7 +413,7 @@ struct Engine::Impl {
   void AdvanceFrom(size_t c, int sink, Micros w) {
     Node& n = nodes[c];
     if (!n.stream_join) {
-      Advance(c, w);
+      Advance(n, w);
       return;
     }
     Micros f = n.watermark;
@@ -291,16 +421,15 @@ struct Engine::Impl {
     if (n.p->joins[0].sink == sink) f = n.stream_join->Advance(1, w);
     if (f > n.watermark) {
       n.watermark = f;
-      Advance(c, f);
+      Advance(n, f);
     }
   }
 
   // Joins source `next` (a reference input) and those after it to `row`, then accepts each
   // joined row.
-  void Lookups(size_t index, internal::JoinedRow& row, size_t next, Micros ts) {
-    Node& n = nodes[index];
+  void Lookups(Node& n, internal::JoinedRow& row, size_t next, Micros ts) {
     if (next > n.p->joins.size()) {
-      Accept(index, *row.sources[0], ts, &row);
+      Accept(n, *row.sources[0], ts, &row);
       return;
     }
     const internal::JoinSpec& j = n.p->joins[next - 1];
@@ -308,21 +437,21 @@ struct Engine::Impl {
     n.references[next - 1].Match(j, next, row, [&](const json::object& match) {
       any = true;
       row.sources[next] = &match;
-      Lookups(index, row, next + 1, ts);
+      Lookups(n, row, next + 1, ts);
     });
     if (!any && j.left_outer) {
       row.sources[next] = &internal::AbsentSource();
-      Lookups(index, row, next + 1, ts);
+      Lookups(n, row, next + 1, ts);
     }
     row.sources[next] = nullptr;
   }
 
-  void EmitSorted(size_t node, std::vector<Row>& rows) {
+  void EmitSorted(Node& n, std::vector<Row>& rows) {
     auto by_time = [](const Row& a, const Row& b) { return a.ts < b.ts; };
     if (!std::is_sorted(rows.begin(), rows.end(), by_time))
       std::stable_sort(rows.begin(), rows.end(), by_time);
     for (auto& r : rows)
-      Emit(node, std::move(r.row), r.ts);
+      Emit(n, std::move(r.row), r.ts);
     rows.clear();
   }
 
@@ -336,6 +465,13 @@ struct Engine::Impl {
     Micros m = *std::min_element(wms.begin(), wms.end());
     if (m <= sink_wm[sink_index]) return;
     sink_wm[sink_index] = m;
+    auto& pending = sink_pending[sink_index];
+    while (!pending.empty() && pending.top().ts <= m) {
+      Buffered b = std::move(const_cast<Buffered&>(pending.top()));
+      pending.pop();
+      for (int c : sink.consumers)
+        Deliver(static_cast<size_t>(c), sink_index, b.event, b.ts);
+    }
     for (int c : sink.consumers)
       AdvanceFrom(static_cast<size_t>(c), sink_index, m);
   }
@@ -393,27 +529,27 @@ struct Engine::Impl {
 
   // `joined`: the sources of a SELECT with JOINs (`ev` is source 0's); without it, such a
   // SELECT first looks its reference data up.
-  void Accept(size_t index, const json::object& ev, Micros ts,
+  void Accept(Node& n, const json::object& ev, Micros ts,
               const internal::JoinedRow* joined = nullptr) {
-    Node& n = nodes[index];
     const SelectPlan& p = *n.p;
     if (!p.joins.empty() && joined == nullptr) {
       internal::JoinedRow row;
       row.sources[0] = &ev;
-      Lookups(index, row, 1, ts);
+      Lookups(n, row, 1, ts);
       return;
     }
     json::object extras;
     if (p.uses_timestamp) extras[internal::kTsName] = FormatDateTime(ts);
+    if (p.uses_partition) extras["PartitionId"] = static_cast<int64_t>(partition);
     if (joined) {  // (the binder allows no APPLY with JOINs)
       internal::JoinRoots join_roots(*joined, 1 + p.joins.size(), &extras);
-      AcceptRow(index, std::span<const query::Root>(join_roots.roots.data(), join_roots.size), ev,
+      AcceptRow(n, std::span<const query::Root>(join_roots.roots.data(), join_roots.size), ev,
                 extras, ts);
       return;
     }
     if (p.applies.empty()) {
       query::Root roots[2] = {query::Root(ev), query::Root(extras)};
-      AcceptRow(index, roots, ev, extras, ts);
+      AcceptRow(n, roots, ev, extras, ts);
       return;
     }
     // APPLY: one row per element (the records are roots 2, 3, …), all at the event's time.
@@ -422,15 +558,15 @@ struct Engine::Impl {
     roots[0] = query::Root(ev);
     roots[1] = query::Root(extras);
     size_t rows = 0;
-    Expand(index, ev, ts, extras, roots, records, 0, rows);
+    Expand(n, ev, ts, extras, roots, records, 0, rows);
   }
 
-  void Expand(size_t index, const json::object& ev, Micros ts, json::object& extras,
+  void Expand(Node& n, const json::object& ev, Micros ts, json::object& extras,
               std::vector<query::Root>& roots, std::vector<json::object>& records, size_t k,
               size_t& rows) {
-    const SelectPlan& p = *nodes[index].p;
+    const SelectPlan& p = *n.p;
     if (k == p.applies.size()) {
-      AcceptRow(index, roots, ev, extras, ts);
+      AcceptRow(n, roots, ev, extras, ts);
       return;
     }
     const internal::ApplySpec& a = p.applies[k];
@@ -441,7 +577,7 @@ struct Engine::Impl {
       }
       records[k] = std::move(record);
       roots[2 + k] = query::Root(records[k]);
-      Expand(index, ev, ts, extras, roots, records, k + 1, rows);
+      Expand(n, ev, ts, extras, roots, records, k + 1, rows);
     };
     // The argument reads the event and earlier APPLYs only, which the rows below leave alone.
     Value v = query::Evaluate(a.arg, std::span<const query::Root>(roots.data(), 2 + k));
@@ -465,13 +601,12 @@ struct Engine::Impl {
   }
 
   // One row the FROM yields: analytic functions, WHERE, then the projection or the windows.
-  void AcceptRow(size_t index, std::span<const query::Root> roots, const json::object& ev,
+  void AcceptRow(Node& n, std::span<const query::Root> roots, const json::object& ev,
                  json::object& extras, Micros ts) {
-    Node& n = nodes[index];
     const SelectPlan& p = *n.p;
     for (size_t i = 0; i < p.analytics.size(); ++i) {
       extras[n.analytic_names[i]] =
-          n.analytics[i].Next(p.analytics[i], roots, ts, n.remembered, limits());
+          n.analytics[i].Next(p.analytics[i], roots, ts, n.counters->remembered, limits());
     }
     if (p.where && !query::IsTrue(query::Evaluate(*p.where, roots))) return;
     if (p.window.kind == WindowKind::kNone) {
@@ -480,7 +615,7 @@ struct Engine::Impl {
           Deliver(static_cast<size_t>(c), p.sink, ev, ts);
         return;
       }
-      Emit(index, Project(p, roots, ev), ts);
+      Emit(n, Project(p, roots, ev), ts);
       return;
     }
     // The group: key values and their text (scratch buffers of the node, reused).
@@ -515,7 +650,7 @@ struct Engine::Impl {
       auto [it, inserted] = groups.try_emplace(key);
       Group& g = it->second;
       if (inserted) {
-        if (++n.open_groups > limits().max_open_groups) {
+        if (++n.counters->open_groups > limits().max_open_groups) {
           LimitError("too many open windows and groups (the limit is " +
                      std::to_string(limits().max_open_groups) + ")");
         }
@@ -549,9 +684,9 @@ struct Engine::Impl {
           Micros close_at = std::min(it->second.last + w.size, it->second.check);
           if (ts > close_at) {
             std::vector<Row> rows;
-            CloseGroups(index, it->second.groups, close_at, rows);
+            CloseGroups(n, it->second.groups, close_at, rows);
             n.sessions.erase(it);
-            EmitSorted(index, rows);
+            EmitSorted(n, rows);
             it = n.sessions.end();
           }
         }
@@ -569,14 +704,14 @@ struct Engine::Impl {
         auto [it, inserted] = n.slides.try_emplace(key);
         SlideGroup& g = it->second;
         if (inserted) {
-          if (++n.open_groups > limits().max_open_groups) {
+          if (++n.counters->open_groups > limits().max_open_groups) {
             LimitError("too many open windows and groups (the limit is " +
                        std::to_string(limits().max_open_groups) + ")");
           }
           for (const auto& v : key_values)
             g.keys.push_back(v.defined() ? std::optional<json::value>(Own(v.get())) : std::nullopt);
         }
-        if (++n.sliding_events > limits().max_buffered_events) {
+        if (++n.counters->sliding_events > limits().max_buffered_events) {
           LimitError("a sliding window holds too many events (the limit is " +
                      std::to_string(limits().max_buffered_events) + ")");
         }
@@ -636,21 +771,32 @@ struct Engine::Impl {
       Value r = g.aggs[i].Result();
       if (r.defined()) extras.emplace(ExtraName('a', i), std::move(r).ToJson());
     }
+    if (p.uses_window) {
+      json::value id = nullptr;
+      if (p.window.id) id = json::string(*p.window.id);
+      extras.emplace(internal::kWindowName, json::object{{"Id", std::move(id)}});
+    }
     query::Root roots[2] = {query::Root(empty), query::Root(extras)};
     if (p.having && !query::IsTrue(query::Evaluate(*p.having, roots))) return;
     rows.push_back(Row{ts, Project(p, roots, empty)});
   }
 
-  void CloseGroups(size_t index, Groups& groups, Micros ts, std::vector<Row>& rows) {
+  void CloseGroups(Node& n, Groups& groups, Micros ts, std::vector<Row>& rows) {
     json::string ts_text(FormatDateTime(ts));
     for (auto& [k, g] : groups)
-      CloseGroup(*nodes[index].p, g, ts, rows, &ts_text);
-    nodes[index].open_groups -= groups.size();
+      CloseGroup(*n.p, g, ts, rows, &ts_text);
+    n.counters->open_groups -= groups.size();
     groups.clear();
   }
 
-  void Advance(size_t index, Micros w) {
-    Node& n = nodes[index];
+  // Closes what W = `w` makes final and, for a node without substreams (or a substream's
+  // parent), forwards the watermark to its sink.
+  void Advance(Node& n, Micros w) {
+    Close(n, w);
+    if (!n.sub) Forward(n.index, w);
+  }
+
+  void Close(Node& n, Micros w) {
     const SelectPlan& p = *n.p;
     std::vector<Row> rows;
     switch (p.window.kind) {
@@ -660,14 +806,14 @@ struct Engine::Impl {
         while (!n.windows.empty() && n.windows.begin()->first < w) {
           n.last_groups = nullptr;
           auto node = n.windows.extract(n.windows.begin());
-          CloseGroups(index, node.mapped(), node.key(), rows);
+          CloseGroups(n, node.mapped(), node.key(), rows);
         }
         break;
       case WindowKind::kSession:
         for (auto it = n.sessions.begin(); it != n.sessions.end();) {
           Micros close_at = std::min(it->second.last + p.window.size, it->second.check);
           if (close_at < w) {
-            CloseGroups(index, it->second.groups, close_at, rows);
+            CloseGroups(n, it->second.groups, close_at, rows);
             it = n.sessions.erase(it);
           } else {
             ++it;
@@ -676,9 +822,9 @@ struct Engine::Impl {
         break;
       case WindowKind::kSliding:
         for (auto it = n.slides.begin(); it != n.slides.end();) {
-          SlideSteps(index, it->second, w, rows);
+          SlideSteps(n, it->second, w, rows);
           if (it->second.events.empty() && it->second.triggers.empty()) {
-            --n.open_groups;
+            --n.counters->open_groups;
             it = n.slides.erase(it);
           } else {
             ++it;
@@ -688,12 +834,10 @@ struct Engine::Impl {
       case WindowKind::kNone:
         break;
     }
-    EmitSorted(index, rows);
-    Forward(index, w);
+    EmitSorted(n, rows);
   }
 
-  void SlideSteps(size_t index, SlideGroup& g, Micros w, std::vector<Row>& rows) {
-    Node& n = nodes[index];
+  void SlideSteps(Node& n, SlideGroup& g, Micros w, std::vector<Row>& rows) {
     const SelectPlan& p = *n.p;
     Micros size = p.window.size;
     while (!g.triggers.empty() && *g.triggers.begin() < w) {
@@ -719,30 +863,176 @@ struct Engine::Impl {
       Micros keep_after = next == kMaxTime ? kMaxTime : next - size;
       while (!g.events.empty() && g.events.front().first <= keep_after) {
         g.events.pop_front();
-        --n.sliding_events;
+        --n.counters->sliding_events;
       }
     }
   }
 
   // ---- the source stage ----
 
-  void Release(size_t index, Micros up_to) {
-    Node& n = nodes[index];
+  void Release(Node& n, Micros up_to) {
     while (!n.buffer.empty() && n.buffer.top().ts <= up_to) {
       Buffered b = std::move(const_cast<Buffered&>(n.buffer.top()));
       n.buffer.pop();
-      Accept(index, b.event, b.ts);
+      --n.counters->buffered;
+      partition = b.partition;
+      Accept(n, b.event, b.ts);
     }
   }
 
-  void PushTo(size_t index, const json::object& ev, Micros arrival) {
-    Node& n = nodes[index];
+  // The roots TIMESTAMP BY and the substream keys read: the event and {PartitionId}.
+  json::object PartitionExtras(const SelectPlan& p) const {
+    json::object extras;
+    if (p.uses_partition) extras.emplace("PartitionId", static_cast<int64_t>(partition));
+    return extras;
+  }
+
+  // The global bound G of a node's input: every later event's time (after the late-arrival
+  // policy) is at least this. Without TIMESTAMP BY: the arrival; without a late-arrival
+  // tolerance: none.
+  Micros GlobalBound(const SelectPlan& p, Micros arrival) const {
+    if (!p.timestamp_by) return arrival;
+    if (!policy.late_arrival_tolerance) return kMinTime;
+    return arrival - *policy.late_arrival_tolerance;
+  }
+
+  // One event of input `input`, from `from_partition`, to every SELECT reading it.
+  void Dispatch(int input, const json::object& event, Micros arrival, uint32_t from_partition) {
+    for (auto& n : nodes) {
+      if (n.p->input == input) {
+        partition = from_partition;
+        PushTo(n, event, arrival);
+      }
+    }
+  }
+
+  // Processes the merged events of `input` that no partition can precede any more (`all`:
+  // every one, at the end of input).
+  void ReleaseMerged(int input, bool all) {
+    Merge& m = merges[static_cast<size_t>(input)];
+    while (!m.pending.empty()) {
+      const Merge::Pending& top = m.pending.top();
+      if (!all) {
+        for (uint32_t q = 0; q < m.last.size(); ++q) {
+          // q may still send an event at top.arrival, which comes first when q < partition.
+          if (q != top.partition &&
+              (m.last[q] < top.arrival || (m.last[q] == top.arrival && q < top.partition))) {
+            return;
+          }
+        }
+      }
+      Merge::Pending e = std::move(const_cast<Merge::Pending&>(top));
+      m.pending.pop();
+      Dispatch(input, e.event, e.arrival, e.partition);
+    }
+  }
+
+  // ---- substreams (TIMESTAMP BY … OVER, PARTITION BY) ----
+  //
+  // The parent node routes each event to its key's node, which runs the SELECT with its own
+  // clock: the out-of-order policy against its own newest event, the late-arrival policy
+  // against the arrival (global, as ASA applies it). As G = arrival - late tolerance moves,
+  // every substream's watermark is at least G: a substream with something to close before G
+  // (a buffered event, a window's end) is closed from the parent's `deadlines`; one left
+  // with nothing is dropped once its newest event no longer bounds later ones. The parent
+  // forwards G: rows of different keys come in no time order, and a WITH step fed by them
+  // puts them back in order (Emit).
+
+  // Nothing held: no buffered event, window, session or analytic history.
+  static bool Idle(const Node& n) {
+    return n.buffer.empty() && n.windows.empty() && n.sessions.empty() && n.slides.empty() &&
+           n.p->analytics.empty();
+  }
+
+  // The time after which G closes something of substream `s` (or drops it), or kMaxTime.
+  Micros Deadline(const Node& s) const {
+    Micros d = kMaxTime;
+    if (!s.buffer.empty()) d = std::min(d, s.buffer.top().ts - 1);
+    if (!s.windows.empty()) d = std::min(d, s.windows.begin()->first);
+    for (const auto& [k, session] : s.sessions)
+      d = std::min(d, std::min(session.last + s.p->window.size, session.check));
+    for (const auto& [k, g] : s.slides) {
+      if (!g.triggers.empty()) d = std::min(d, *g.triggers.begin());
+    }
+    if (Idle(s)) {  // forgettable once its newest event no longer bounds later ones
+      Micros ooo = s.p->timestamp_by ? policy.out_of_order_tolerance : 0;
+      d = std::min(d, s.newest == kMinTime ? kMinTime : s.newest - ooo);
+    }
+    return d;
+  }
+
+  void Schedule(Node& parent, const std::string& key, Node& s) {
+    Micros d = Deadline(s);
+    if (d == s.deadline || d == kMaxTime) return;
+    s.deadline = d;
+    parent.deadlines.emplace(d, key);
+  }
+
+  // G moved to `g`: every substream's watermark becomes at least g.
+  void Sweep(Node& parent, Micros g) {
+    while (!parent.deadlines.empty() && parent.deadlines.top().first < g) {
+      std::pair<Micros, std::string> top = parent.deadlines.top();
+      parent.deadlines.pop();
+      auto it = parent.subs.find(top.second);
+      if (it == parent.subs.end() || it->second->deadline != top.first) continue;
+      Node& s = *it->second;
+      s.deadline = kMaxTime;
+      if (g > s.watermark) {
+        s.watermark = g;
+        Release(s, g);
+        Close(s, g);
+      }
+      if (Idle(s) && Deadline(s) < g) {
+        parent.subs.erase(it);
+        continue;
+      }
+      Schedule(parent, top.second, s);
+    }
+  }
+
+  void PushSubstream(Node& parent, const json::object& ev, Micros arrival) {
+    const SelectPlan& p = *parent.p;
+    Micros g = GlobalBound(p, arrival);
+    if (g > parent.bound) {
+      uint32_t mine = partition;  // the sweep's released events set their own
+      parent.bound = g;
+      Sweep(parent, g);
+      Forward(parent.index, g);
+      partition = mine;
+    }
+    json::object extras = PartitionExtras(p);
+    query::Root roots[2] = {query::Root(ev), query::Root(extras)};
+    std::string key;
+    for (const auto& k : p.substream)
+      AppendKey(key, query::Evaluate(k, roots));
+    auto [it, inserted] = parent.subs.try_emplace(key);
+    if (inserted) {
+      if (parent.subs.size() > limits().max_substreams) {
+        LimitError("too many substreams (the limit is " + std::to_string(limits().max_substreams) +
+                   ")");
+      }
+      it->second = std::make_unique<Node>();
+      InitNode(*it->second, parent.index);
+      it->second->sub = true;
+      it->second->counters = &parent.own;
+    }
+    Node& s = *it->second;
+    PushTo(s, ev, arrival);
+    Schedule(parent, key, s);
+  }
+
+  void PushTo(Node& n, const json::object& ev, Micros arrival) {
     const SelectPlan& p = *n.p;
+    if (!p.substream.empty() && !n.sub) {
+      PushSubstream(n, ev, arrival);
+      return;
+    }
     Micros ts = arrival;
     Micros w;
     if (p.timestamp_by) {
-      query::Root root(ev);
-      Value v = query::Evaluate(*p.timestamp_by, std::span<const query::Root>(&root, 1));
+      json::object extras = PartitionExtras(p);
+      query::Root roots[2] = {query::Root(ev), query::Root(extras)};
+      Value v = query::Evaluate(*p.timestamp_by, roots);
       std::optional<Micros> t;
       if (v.defined() && v->is_string()) t = ParseDateTime(v->get_string());
       if (!t) {
@@ -776,44 +1066,105 @@ struct Engine::Impl {
     }
     w = std::max(w, n.watermark);
     if (n.buffer.empty() && ts <= w) {
-      Accept(index, ev, ts);
+      Accept(n, ev, ts);
     } else {
-      if (n.buffer.size() >= limits().max_buffered_events) {
+      if (n.counters->buffered >= limits().max_buffered_events) {
         LimitError("the reorder buffer holds too many events (the limit is " +
                    std::to_string(limits().max_buffered_events) + ")");
       }
-      n.buffer.push(Buffered{ts, n.seq++, json::object(ev, json::storage_ptr())});
-      Release(index, w);
+      ++n.counters->buffered;
+      n.buffer.push(Buffered{ts, n.seq++, json::object(ev, json::storage_ptr()), partition});
+      Release(n, w);
     }
     if (w > n.watermark) {
       n.watermark = w;
-      Advance(index, w);
+      Advance(n, w);
     }
   }
 };
 
-Engine::Engine(const StreamQuery& query, EventTimePolicy policy)
-    : impl_(std::make_unique<Impl>(query, policy)) {}
+Engine::Engine(const StreamQuery& query, EventTimePolicy policy, uint32_t partitions)
+    : impl_(std::make_unique<Impl>(query, policy, partitions)) {}
 Engine::~Engine() = default;
 Engine::Engine(Engine&&) noexcept = default;
 Engine& Engine::operator=(Engine&&) noexcept = default;
 
-Result<void> Engine::Push(std::string_view input, const json::object& event, Micros arrival) {
-  if (impl_->failed) return *impl_->failed;
-  const auto& inputs = impl_->plan->inputs;
-  int idx = -1;
+namespace {
+
+int FindInput(const std::vector<std::string>& inputs, std::string_view input) {
   for (size_t i = 0; i < inputs.size(); ++i) {
-    if (strings::IEquals(inputs[i], input)) idx = static_cast<int>(i);
+    if (strings::IEquals(inputs[i], input)) return static_cast<int>(i);
   }
+  return -1;
+}
+
+}  // namespace
+
+Result<void> Engine::Push(std::string_view input, const json::object& event, Micros arrival) {
+  return Push(input, 0, event, arrival);
+}
+
+// The index of `input` and of its merge, checking `partition`.
+static Result<int> FindPartition(const internal::Plan& plan, std::string_view input,
+                                 uint32_t partition, size_t partitions) {
+  int idx = FindInput(plan.inputs, input);
   if (idx < 0) {
     return Error(query::Errc::kInvalidQuery,
                  "the query reads no input named '" + std::string(input) + "'");
   }
+  if (partition >= partitions) {
+    return Error(query::Errc::kInvalidQuery, "input '" + std::string(input) +
+                                                 "' has no partition " + std::to_string(partition) +
+                                                 " (it has " + std::to_string(partitions) + ")");
+  }
+  return idx;
+}
+
+Result<void> Engine::Push(std::string_view input, uint32_t partition, const json::object& event,
+                          Micros arrival) {
+  if (impl_->failed) return *impl_->failed;
+  ORRERY_ASSIGN_OR_RETURN(int idx,
+                          FindPartition(*impl_->plan, input, partition, impl_->partitions));
+  Impl::Merge& m = impl_->merges[static_cast<size_t>(idx)];
   ++impl_->stats.events_in;
-  auto r = query::Catching([&] {
-    for (size_t i = 0; i < impl_->nodes.size(); ++i) {
-      if (impl_->nodes[i].p->input == idx) impl_->PushTo(i, event, arrival);
+  json::object converted;
+  if (const auto& schema = impl_->plan->input_schemas[static_cast<size_t>(idx)]) {
+    internal::Fit fit = internal::Conform(*schema, event, converted);
+    if (fit == internal::Fit::kDropped) {
+      ++impl_->stats.dropped_schema;
+      return {};
     }
+  }
+  const json::object& ev = converted.empty() ? event : converted;
+  auto r = query::Catching([&] {
+    if (m.last.size() == 1) {  // one partition: nothing to merge
+      impl_->Dispatch(idx, ev, arrival, 0);
+      return;
+    }
+    if (m.pending.size() >= impl_->limits().max_buffered_events) {
+      LimitError("the merge of the partitions of '" + std::string(input) +
+                 "' holds too many events (the limit is " +
+                 std::to_string(impl_->limits().max_buffered_events) +
+                 "; a partition that sends nothing holds the others: Heartbeat it)");
+    }
+    if (m.seq.empty()) m.seq.assign(m.last.size(), 0);
+    m.last[partition] = std::max(m.last[partition], arrival);
+    m.pending.push(Impl::Merge::Pending{arrival, partition, m.seq[partition]++,
+                                        json::object(ev, json::storage_ptr())});
+    impl_->ReleaseMerged(idx, false);
+  });
+  if (!r) impl_->failed = r.error();
+  return r;
+}
+
+Result<void> Engine::Heartbeat(std::string_view input, uint32_t partition, Micros arrival) {
+  if (impl_->failed) return *impl_->failed;
+  ORRERY_ASSIGN_OR_RETURN(int idx,
+                          FindPartition(*impl_->plan, input, partition, impl_->partitions));
+  Impl::Merge& m = impl_->merges[static_cast<size_t>(idx)];
+  auto r = query::Catching([&] {
+    m.last[partition] = std::max(m.last[partition], arrival);
+    impl_->ReleaseMerged(idx, false);
   });
   if (!r) impl_->failed = r.error();
   return r;
@@ -822,11 +1173,18 @@ Result<void> Engine::Push(std::string_view input, const json::object& event, Mic
 Result<void> Engine::Flush() {
   if (impl_->failed) return *impl_->failed;
   auto r = query::Catching([&] {
-    for (size_t i = 0; i < impl_->nodes.size(); ++i) {
-      if (impl_->nodes[i].p->input < 0) continue;
-      impl_->Release(i, kMaxTime);
-      impl_->nodes[i].watermark = kMaxTime;
-      impl_->Advance(i, kMaxTime);
+    for (size_t i = 0; i < impl_->merges.size(); ++i)
+      impl_->ReleaseMerged(static_cast<int>(i), true);
+    for (auto& n : impl_->nodes) {
+      if (n.p->input < 0) continue;
+      for (auto& [key, s] : n.subs) {
+        impl_->Release(*s, kMaxTime);
+        s->watermark = kMaxTime;
+        impl_->Close(*s, kMaxTime);
+      }
+      impl_->Release(n, kMaxTime);
+      n.watermark = kMaxTime;
+      impl_->Advance(n, kMaxTime);
     }
   });
   if (!r) impl_->failed = r.error();
@@ -848,6 +1206,20 @@ Result<void> Engine::SetReference(std::string_view input, std::vector<json::obje
     return Error(query::Errc::kLimitExceeded,
                  "reference data '" + std::string(input) + "' has too many rows (the limit is " +
                      std::to_string(impl_->limits().max_reference_rows) + ")");
+  }
+  if (const auto& schema = impl_->plan->reference_schemas[idx]) {
+    std::vector<json::object> kept;
+    kept.reserve(rows.size());
+    for (auto& row : rows) {
+      json::object converted;
+      internal::Fit fit = internal::Conform(*schema, row, converted);
+      if (fit == internal::Fit::kDropped) {
+        ++impl_->stats.dropped_schema;
+      } else {
+        kept.push_back(fit == internal::Fit::kConverted ? std::move(converted) : std::move(row));
+      }
+    }
+    rows = std::move(kept);
   }
   impl_->references[idx] = std::move(rows);
   for (auto& n : impl_->nodes) {
@@ -877,6 +1249,7 @@ Result<StreamQuery> StreamQuery::Parse(std::string_view text, const StreamLimits
                                        const std::vector<std::string>& reference_inputs) {
   const query::ExprOptions& options = internal::StreamExprOptions(limits);
   ORRERY_ASSIGN_OR_RETURN(auto tokens, query::Lex(text, limits.text, options.lex));
+  internal::QuoteBracketedNames(tokens);
   ORRERY_ASSIGN_OR_RETURN(auto plan, query::Catching([&] {
                             query::TokenCursor in(std::move(tokens));
                             query::ExpressionParser parser(in, options);

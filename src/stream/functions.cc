@@ -11,6 +11,7 @@
 #include <boost/json/serialize.hpp>
 
 #include "base/strings.h"
+#include "query/evaluator.h"
 #include "stream/plan.h"
 
 namespace orrery::stream {
@@ -686,6 +687,23 @@ Value BitNot(std::span<Value> a) {
   return Value(json::value(~x->value));
 }
 
+// Arithmetic as ASA has it: a null operand gives null (a missing one still gives no value);
+// otherwise the shared operators'.
+bool IsJsonNull(const Value& v) {
+  return v.defined() && v->is_null();
+}
+
+template <query::BinaryOp kOp>
+Value NullArithmetic(std::span<Value> a) {
+  if (IsJsonNull(a[0]) || IsJsonNull(a[1])) return Value(json::value(nullptr));
+  return query::Arithmetic(kOp, a[0], a[1]);
+}
+
+Value NullNegate(std::span<Value> a) {
+  if (IsJsonNull(a[0])) return Value(json::value(nullptr));
+  json::value zero(int64_t{0});
+  return query::Arithmetic(query::BinaryOp::kSub, Value::Borrow(zero), a[0]);
+}
 }  // namespace
 
 const query::FunctionRegistry& StreamFunctions() {
@@ -695,6 +713,12 @@ const query::FunctionRegistry& StreamFunctions() {
     r.Add("$CASE", 1, kVar, CaseSearched);
     r.Add("$CASE_VALUE", 2, kVar, CaseValue);
     r.Add("$LIKE", 2, 2, Like);
+    r.Add("$ADD", 2, 2, NullArithmetic<query::BinaryOp::kAdd>);
+    r.Add("$SUB", 2, 2, NullArithmetic<query::BinaryOp::kSub>);
+    r.Add("$MUL", 2, 2, NullArithmetic<query::BinaryOp::kMul>);
+    r.Add("$DIV", 2, 2, NullArithmetic<query::BinaryOp::kDiv>);
+    r.Add("$MOD", 2, 2, NullArithmetic<query::BinaryOp::kMod>);
+    r.Add("$NEG", 1, 1, NullNegate);
     r.Add("$IS_NULL", 1, 1, IsNull);
     r.Add("CAST", 2, 2, Cast);
     r.Add("TRY_CAST", 2, 2, Cast);

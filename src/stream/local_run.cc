@@ -649,6 +649,9 @@ int RunLocalCommand(const LocalRunOptions& options, std::FILE* out, std::FILE* e
     fmt::print(err, " ({} adjusted, {} dropped as late, {} without a valid TIMESTAMP BY)",
                s.adjusted, s.dropped_late, s.dropped_bad_timestamp);
   }
+  if (s.dropped_schema > 0) {
+    fmt::print(err, " ({} not fitting CREATE TABLE, dropped)", s.dropped_schema);
+  }
   fmt::print(err, "\n");
   return 0;
 }

@@ -235,6 +235,15 @@ TEST(LocalRun, InputsAreMergedByEventTime) {
   EXPECT_EQ(r.summary->stats.adjusted, 0u);
 }
 
+TEST(LocalRun, CreateTableTypesTheCsvColumns) {
+  // The CSV deserializer makes 7 a bigint and 2.5 a float: the second row's id does not fit.
+  auto r = RunQuery("CREATE TABLE input (id bigint, v float); SELECT id, v FROM input",
+                    {{"input", "csv:id,v\n7,1\n2.5,2\n"}});
+  ASSERT_TRUE(r.summary.has_value()) << r.summary.error().message();
+  EXPECT_EQ(r.summary->stats.dropped_schema, 1u);
+  EXPECT_EQ(Rows(r, "default"), (std::vector<json::object>{{{"id", 7}, {"v", 1.0}}}));
+}
+
 TEST(LocalRun, WithoutTimestampByEventsArriveAfterEachOther) {
   auto r = RunQuery("SELECT v, System.Timestamp() AS t FROM input",
                     {{"input", "{\"v\":1}\n{\"v\":2}\n"}});

@@ -1,10 +1,12 @@
 // The ASA dialect's statement grammar over the shared expression parser (docs/stream.md):
 //
-//   query     := [ WITH step { , step } ] statement { [ ; ] statement } [ ; ]
+//   query     := { CREATE TABLE name ( column type { , column type } ) [ ; ] }
+//                [ WITH step { , step } ] statement { [ ; ] statement } [ ; ]
 //   step      := name AS ( statement )
 //   statement := select { UNION [ ALL ] select }
 //   select    := SELECT item { , item } [ INTO name ] FROM name [ [ AS ] alias ] { apply }
-//                [ TIMESTAMP BY expr { apply } ] { join } [ WHERE expr ]
+//                [ PARTITION BY expr ] [ TIMESTAMP BY expr [ OVER expr { , expr } ] { apply } ]
+//                [ PARTITION BY expr ] { join } [ PARTITION BY expr ] [ WHERE expr ]
 //                [ GROUP BY group { , group } ] [ HAVING expr ]
 //   apply     := ( CROSS | OUTER ) APPLY name ( expr ) [ AS ] alias
 //   join      := [ INNER | LEFT [ OUTER ] ] JOIN name [ [ AS ] alias ] [ TIMESTAMP BY expr ]
@@ -38,6 +40,15 @@ const query::ExprOptions& StreamExprOptions(const StreamLimits& limits) {
 
 namespace {
 
+// Before adding an item to a list of `size`.
+void CheckListLength(const TokenCursor& in, size_t size, const StreamLimits& limits) {
+  if (size >= limits.text.max_list) {
+    throw QueryError(
+        Errc::kLimitExceeded, in.Peek().pos,
+        "list is too long (the limit is " + std::to_string(limits.text.max_list) + " items)");
+  }
+}
+
 bool AtClauseWord(const TokenCursor& in) {
   for (std::string_view w :
        {"SELECT", "FROM", "WHERE", "GROUP", "BY", "HAVING", "INTO", "AS", "WITH", "UNION"}) {
@@ -48,15 +59,14 @@ bool AtClauseWord(const TokenCursor& in) {
 
 // identifier or [any text]
 std::string ParseName(TokenCursor& in, std::string_view what) {
-  if (in.At(TokenKind::kLBracket)) {
-    in.Next();
-    std::string out;
+  if (in.At(TokenKind::kLBracket)) {  // (most are one token already: QuoteBracketedNames)
+    const char* begin = in.Next().text.data() + 1;
     while (!in.At(TokenKind::kRBracket)) {
       if (in.AtEnd()) in.Fail("']'");
-      out += std::string(in.Next().text);
+      in.Next();
     }
-    in.Next();
-    return out;
+    const char* end = in.Next().text.data();
+    return std::string(strings::Trim(std::string_view(begin, static_cast<size_t>(end - begin))));
   }
   if (in.At(TokenKind::kQuotedIdentifier)) return in.Next().value;
   if (!in.At(TokenKind::kIdentifier) || AtClauseWord(in)) in.Fail(what);
@@ -106,31 +116,54 @@ ExprPtr NewExpr(ExprKind kind, query::Position pos) {
   return e;
 }
 
-query::ExprPtr ParseTimestampBy(TokenCursor& in, query::ExpressionParser& parser) {
+// TIMESTAMP BY expr [OVER key, …]: the keys go to `over` (null: OVER is refused there).
+query::ExprPtr ParseTimestampBy(TokenCursor& in, query::ExpressionParser& parser,
+                                const StreamLimits& limits, std::vector<ExprPtr>* over) {
   if (!in.TryKeyword("TIMESTAMP")) return nullptr;
   in.ExpectKeyword("BY");
   query::ExprPtr e = parser.Parse();
   if (in.AtKeyword("OVER")) {
-    throw QueryError(Errc::kInvalidQuery, in.Peek().pos,
-                     "TIMESTAMP BY … OVER (substreams) is not supported yet");
+    if (!over) {
+      throw QueryError(Errc::kInvalidQuery, in.Peek().pos,
+                       "TIMESTAMP BY … OVER (substreams) is not supported in a JOIN yet");
+    }
+    in.Next();
+    while (true) {
+      CheckListLength(in, over->size(), limits);
+      over->push_back(parser.Parse());
+      if (!in.Try(TokenKind::kComma)) break;
+    }
   }
   return e;
+}
+
+// PARTITION BY expr (of the FROM's input): the SELECT runs per partition key.
+void ParsePartitionBy(TokenCursor& in, query::ExpressionParser& parser, SelectStmt& s) {
+  if (!in.AtKeyword("PARTITION")) return;
+  query::Position pos = in.Next().pos;
+  if (s.partition_by) throw QueryError(Errc::kSyntax, pos, "PARTITION BY is given twice");
+  in.ExpectKeyword("BY");
+  s.partition_by = parser.Parse();
 }
 
 SelectStmt ParseSelect(TokenCursor& in, query::ExpressionParser& parser,
                        const StreamLimits& limits) {
   SelectStmt s;
   s.pos = in.ExpectKeyword("SELECT").pos;
-  if (in.AtKeyword("TOP") || in.AtKeyword("DISTINCT")) {
+  // ASA's SELECT has neither (its grammar: SELECT <select_list>); say what does the job.
+  if (in.AtKeyword("DISTINCT")) {
     throw QueryError(Errc::kInvalidQuery, in.Peek().pos,
-                     std::string(in.Peek().text) + " is not supported yet");
+                     "Stream Analytics has no SELECT DISTINCT: group by the columns with a window "
+                     "(GROUP BY x, TumblingWindow(…)), or count them with COUNT(DISTINCT x)");
+  }
+  if (in.AtKeyword("TOP") && !in.At(TokenKind::kComma, 1) && !in.AtKeyword("FROM", 1) &&
+      !in.AtKeyword("INTO", 1) && !in.AtKeyword("AS", 1)) {
+    throw QueryError(Errc::kInvalidQuery, in.Peek().pos,
+                     "Stream Analytics has no SELECT TOP: take the first rows of a window with "
+                     "CollectTop(n) OVER (ORDER BY …) or TopOne() OVER (ORDER BY …)");
   }
   while (true) {
-    if (s.items.size() >= limits.text.max_list) {
-      throw QueryError(
-          Errc::kLimitExceeded, in.Peek().pos,
-          "list is too long (the limit is " + std::to_string(limits.text.max_list) + " items)");
-    }
+    CheckListLength(in, s.items.size(), limits);
     SelectItem item;
     item.pos = in.Peek().pos;
     if (in.At(TokenKind::kStar)) {
@@ -151,6 +184,14 @@ SelectStmt ParseSelect(TokenCursor& in, query::ExpressionParser& parser,
       in.Next();  // '*'
       item.star_of = std::move(path);
     } else {
+      // T-SQL's `column_alias = expression`, which ASA's SELECT documents too.
+      if ((in.At(TokenKind::kIdentifier) && !AtClauseWord(in)) ||
+          in.At(TokenKind::kQuotedIdentifier)) {
+        if (in.At(TokenKind::kEq, 1)) {
+          item.alias = ParseName(in, "a column name");
+          in.Next();  // '='
+        }
+      }
       item.expr = parser.Parse();
       if (in.AtKeyword("OVER")) {
         throw QueryError(Errc::kSyntax, in.Peek().pos,
@@ -160,6 +201,10 @@ SelectStmt ParseSelect(TokenCursor& in, query::ExpressionParser& parser,
         throw QueryError(Errc::kSyntax, in.Peek().pos,
                          "Stream Analytics writes PERCENTILE_CONT(p) OVER (ORDER BY x), not "
                          "WITHIN GROUP");
+      }
+      if (in.AtKeyword("AS") && item.alias) {
+        throw QueryError(Errc::kSyntax, in.Peek().pos,
+                         "the column is named twice ('" + *item.alias + " = …' and AS)");
       }
       if (in.TryKeyword("AS")) item.alias = ParseAlias(in);
     }
@@ -204,8 +249,10 @@ SelectStmt ParseSelect(TokenCursor& in, query::ExpressionParser& parser,
     }
   };
   applies();
-  s.timestamp_by = ParseTimestampBy(in, parser);
+  ParsePartitionBy(in, parser, s);
+  s.timestamp_by = ParseTimestampBy(in, parser, limits, &s.timestamp_over);
   if (s.timestamp_by) applies();
+  ParsePartitionBy(in, parser, s);
   while (true) {
     // An APPLY after a JOIN parses (the binder says what it supports).
     if ((in.AtKeyword("CROSS") || in.AtKeyword("OUTER")) && in.AtKeyword("APPLY", 1)) {
@@ -240,23 +287,17 @@ SelectStmt ParseSelect(TokenCursor& in, query::ExpressionParser& parser,
     } else if (AtBareAlias(in)) {
       j.alias = std::string(in.Next().text);
     }
-    j.timestamp_by = ParseTimestampBy(in, parser);
+    j.timestamp_by = ParseTimestampBy(in, parser, limits, nullptr);
     j.on_pos = in.ExpectKeyword("ON").pos;
     j.on = parser.Parse();
     s.joins.push_back(std::move(j));
   }
-  if (in.AtKeyword("PARTITION")) {
-    throw QueryError(Errc::kInvalidQuery, in.Peek().pos, "PARTITION BY is not supported yet");
-  }
+  ParsePartitionBy(in, parser, s);
   if (in.TryKeyword("WHERE")) s.where = parser.Parse();
   if (in.TryKeyword("GROUP")) {
     in.ExpectKeyword("BY");
     while (true) {
-      if (s.group_by.size() >= limits.text.max_list) {
-        throw QueryError(
-            Errc::kLimitExceeded, in.Peek().pos,
-            "list is too long (the limit is " + std::to_string(limits.text.max_list) + " items)");
-      }
+      CheckListLength(in, s.group_by.size(), limits);
       GroupItem g;
       g.expr = parser.Parse();
       // The expression parser reads `SessionWindow(…) OVER (PARTITION BY k)` as
@@ -304,12 +345,110 @@ Statement ParseStatement(TokenCursor& in, query::ExpressionParser& parser,
   return st;
 }
 
+// Ends an operand: a `[` after it indexes (`a[0]`, `f(x)['k']`) rather than quoting a name.
+bool EndsOperand(const query::Token& t) {
+  switch (t.kind) {
+    case TokenKind::kQuotedIdentifier:
+    case TokenKind::kString:
+    case TokenKind::kNumber:
+    case TokenKind::kRParen:
+    case TokenKind::kRBracket:
+      return true;
+    case TokenKind::kIdentifier:
+      for (std::string_view w :
+           {"SELECT", "FROM", "WHERE", "BY",   "HAVING", "INTO",  "AS",   "WITH",    "UNION",
+            "ALL",    "ON",   "JOIN",  "AND",  "OR",     "NOT",   "IN",   "BETWEEN", "LIKE",
+            "IS",     "CASE", "WHEN",  "THEN", "ELSE",   "APPLY", "OVER", "DISTINCT"}) {
+        if (t.IsKeyword(w)) return false;
+      }
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+void QuoteBracketedNames(std::vector<query::Token>& tokens) {
+  std::vector<query::Token> out;
+  out.reserve(tokens.size());
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    bool operand = out.empty() || !EndsOperand(out.back());
+    size_t close = i + 1;
+    bool simple = operand && tokens[i].kind == TokenKind::kLBracket;
+    for (; simple && close < tokens.size(); ++close) {
+      TokenKind k = tokens[close].kind;
+      if (k == TokenKind::kRBracket) break;
+      if (k == TokenKind::kLBracket || k == TokenKind::kComma || k == TokenKind::kEnd) {
+        simple = false;
+      }
+    }
+    // `[name]`, `[my field]`, `[a-b]`: not `[]`, `[1]` or `['x']` (arrays of one literal).
+    if (simple && close < tokens.size() && close > i + 1 &&
+        !(close == i + 2 &&
+          (tokens[i + 1].kind == TokenKind::kNumber || tokens[i + 1].kind == TokenKind::kString))) {
+      const char* begin = tokens[i].text.data();
+      const char* end = tokens[close].text.data() + tokens[close].text.size();
+      query::Token t;
+      t.kind = TokenKind::kQuotedIdentifier;
+      t.pos = tokens[i].pos;
+      t.text = std::string_view(begin, static_cast<size_t>(end - begin));
+      t.value = std::string(
+          strings::Trim(std::string_view(begin + 1, static_cast<size_t>(end - begin) - 2)));
+      out.push_back(std::move(t));
+      i = close;
+      continue;
+    }
+    out.push_back(std::move(tokens[i]));
+  }
+  tokens = std::move(out);
+}
+
+namespace {
+
+// CREATE TABLE name ( column type { , column type } ), type = identifier [ ( max | n ) ].
+TableDef ParseCreateTable(TokenCursor& in, const StreamLimits& limits) {
+  TableDef t;
+  t.pos = in.Next().pos;  // CREATE
+  in.ExpectKeyword("TABLE");
+  t.name = ParseName(in, "an input name after CREATE TABLE");
+  in.Expect(TokenKind::kLParen, "'('");
+  while (true) {
+    CheckListLength(in, t.columns.size(), limits);
+    TableColumn c;
+    c.pos = in.Peek().pos;
+    c.name = ParseName(in, "a column name");
+    c.type_pos = in.Peek().pos;
+    if (!in.At(TokenKind::kIdentifier)) in.Fail("a type (bigint, float, nvarchar(max), …)");
+    c.type = strings::ToLower(in.Next().text);
+    if (in.Try(TokenKind::kLParen)) {
+      if (!in.At(TokenKind::kIdentifier) && !in.At(TokenKind::kNumber)) in.Fail("max");
+      c.type += "(" + strings::ToLower(in.Next().text) + ")";
+      in.Expect(TokenKind::kRParen, "')'");
+    }
+    t.columns.push_back(std::move(c));
+    if (!in.Try(TokenKind::kComma)) break;
+  }
+  in.Expect(TokenKind::kRParen, "',' or ')'");
+  return t;
+}
+
 }  // namespace
 
 ParsedQuery ParseStatements(TokenCursor& in, query::ExpressionParser& parser,
                             const StreamLimits& limits) {
   ParsedQuery q;
   uint32_t count = 0;
+  while (in.AtKeyword("CREATE")) {
+    if (++count > limits.max_statements) {
+      throw QueryError(Errc::kLimitExceeded, in.Peek().pos,
+                       "query has too many statements (the limit is " +
+                           std::to_string(limits.max_statements) + ")");
+    }
+    q.tables.push_back(ParseCreateTable(in, limits));
+    while (in.Try(TokenKind::kSemicolon)) {
+    }
+  }
   if (in.TryKeyword("WITH")) {
     while (true) {
       Step step;
@@ -324,6 +463,10 @@ ParsedQuery ParseStatements(TokenCursor& in, query::ExpressionParser& parser,
     }
   }
   while (true) {
+    if (in.AtKeyword("CREATE")) {
+      throw QueryError(Errc::kSyntax, in.Peek().pos,
+                       "CREATE TABLE comes before the query's WITH and SELECT statements");
+    }
     if (!in.AtKeyword("SELECT"))
       in.Fail(q.statements.empty() ? "SELECT" : "SELECT or end of input");
     q.statements.push_back(ParseStatement(in, parser, limits, count));

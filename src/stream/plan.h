@@ -63,6 +63,8 @@ struct SelectStmt {
   query::Position from_pos;
   std::optional<std::string> alias;
   query::ExprPtr timestamp_by;
+  std::vector<query::ExprPtr> timestamp_over;  // TIMESTAMP BY … OVER k, …
+  query::ExprPtr partition_by;                 // FROM … PARTITION BY k
   std::vector<ApplyItem> applies;
   std::vector<JoinClause> joins;
   query::ExprPtr where;
@@ -81,13 +83,32 @@ struct Step {
   Statement body;
 };
 
+// CREATE TABLE name (column type, …): the schema of an input's events.
+struct TableColumn {
+  std::string name;
+  std::string type;  // lower case, as KnownType spells it: "bigint", "nvarchar(max)", …
+  query::Position pos;
+  query::Position type_pos;
+};
+
+struct TableDef {
+  std::string name;
+  query::Position pos;
+  std::vector<TableColumn> columns;
+};
+
 struct ParsedQuery {
+  std::vector<TableDef> tables;
   std::vector<Step> steps;
   std::vector<Statement> statements;
 };
 
 const query::ExprOptions& StreamExprOptions(const StreamLimits& limits);
 const query::FunctionRegistry& StreamFunctions();
+// `[any text]` where an operand may start (not after one: `a[0]` indexes) becomes one quoted
+// name, so a column may be written `[my field]` as in FROM and INTO (ASA has no array
+// literals; `[1]`, `['x']` and lists with commas stay arrays).
+void QuoteBracketedNames(std::vector<query::Token>& tokens);
 // Throws QueryError.
 ParsedQuery ParseStatements(query::TokenCursor& in, query::ExpressionParser& parser,
                             const StreamLimits& limits);
@@ -168,6 +189,8 @@ struct WindowSpec {
   Micros offset = 0;                          // tumbling, hopping
   Micros max_duration = 0;                    // session
   std::optional<query::BoundExpr> partition;  // session OVER (PARTITION BY …)
+  // One of Windows(…): its id from Window('id', …) (System.Window().Id; null without one).
+  std::optional<std::string> id;
 };
 
 struct Projection {
@@ -214,6 +237,10 @@ struct SelectPlan {
   int source_step = -1;  // reads a WITH step …
   int input = -1;        // … or an input
   std::optional<query::BoundExpr> timestamp_by;
+  // Substreams: TIMESTAMP BY … OVER's keys, then PARTITION BY's. Each key has its own clock
+  // (out-of-order policy, reorder buffer, watermark), windows and analytic histories.
+  std::vector<query::BoundExpr> substream;
+  bool uses_partition = false;  // reads PartitionId (the partition the event came on)
   std::optional<query::BoundExpr> where;
   std::vector<Projection> items;
   std::vector<query::BoundExpr> keys;  // GROUP BY expressions other than the window
@@ -223,12 +250,28 @@ struct SelectPlan {
   WindowSpec window;
   std::optional<query::BoundExpr> having;
   bool uses_timestamp = false;  // the projections read System.Timestamp() (non-windowed)
+  bool uses_window = false;     // the projections or HAVING read System.Window()
   int sink = 0;                 // index into Plan::sinks
   std::vector<JoinSpec> joins;  // in order; only joins[0] may be of a stream
   int left_sink = -1;           // a stream JOIN: the sink source 0's rows come from
   bool pass_through = false;    // a hidden SELECT * of a JOIN's side: events go on as they are
   bool stream_join() const { return !joins.empty() && joins[0].reference < 0; }
 };
+
+// An input's CREATE TABLE: its events' declared columns. An event fits when every declared
+// column it has is null or of its type (a float column also takes integers, converted; a
+// datetime column strings that are date-times, written as ASA writes them); one that does not
+// is dropped (ASA: "in case of conversion errors, CREATE TABLE will drop the rows").
+enum class ColumnType : uint8_t { kBigint, kFloat, kString, kDatetime, kBit, kRecord, kArray };
+
+struct Schema {
+  std::vector<std::pair<std::string, ColumnType>> columns;  // names matched ignoring case
+};
+
+enum class Fit : uint8_t { kFits, kConverted, kDropped };
+// Checks `event` against `schema`; kConverted: `converted` holds the event with its values
+// converted.
+Fit Conform(const Schema& schema, const boost::json::object& event, boost::json::object& converted);
 
 struct Sink {
   std::string name;
@@ -243,10 +286,13 @@ struct Plan {
   std::vector<Sink> sinks;
   std::vector<std::string> inputs;
   std::vector<std::string> outputs;
-  std::vector<std::string> references;  // reference data inputs the query joins
+  std::vector<std::string> references;                   // reference data inputs the query joins
+  std::vector<std::optional<Schema>> input_schemas;      // per input: its CREATE TABLE
+  std::vector<std::optional<Schema>> reference_schemas;  // per reference input
 };
 
 inline constexpr std::string_view kTsName = "\x01ts";
+inline constexpr std::string_view kWindowName = "\x01win";  // System.Window(): {"Id": …}
 // The extras' names of the analytic functions' values: "\x01n0", "\x01n1", …
 inline std::string AnalyticName(size_t i) {
   return "\x01n" + std::to_string(i);

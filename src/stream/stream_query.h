@@ -62,6 +62,8 @@ struct StreamLimits {
   size_t max_analytic_events = 1'000'000;
   size_t max_apply_rows = 100'000;        // the rows CROSS/OUTER APPLY make of one event
   size_t max_reference_rows = 1'000'000;  // per reference data input
+  // per SELECT: the keys of TIMESTAMP BY … OVER and PARTITION BY with their own clock
+  size_t max_substreams = 1'000'000;
 };
 
 namespace internal {
@@ -101,11 +103,13 @@ struct EngineStats {
   uint64_t dropped_late = 0;           // late or out of order under Action::kDrop
   uint64_t adjusted = 0;               // late or out of order under Action::kAdjust
   uint64_t dropped_bad_timestamp = 0;  // TIMESTAMP BY not a date-time
+  uint64_t dropped_schema = 0;         // events and reference rows that do not fit CREATE TABLE
 };
 
 class Engine {
  public:
-  Engine(const StreamQuery& query, EventTimePolicy policy = {});
+  // Every input has `partitions` partitions (0 … partitions - 1; at least 1).
+  Engine(const StreamQuery& query, EventTimePolicy policy = {}, uint32_t partitions = 1);
   ~Engine();
   Engine(Engine&&) noexcept;
   Engine& operator=(Engine&&) noexcept;
@@ -116,6 +120,18 @@ class Engine {
   // REQUIRES: arrival times never decrease. Errors: an unknown input; a limit of
   // StreamLimits exceeded (query::Errc::kLimitExceeded; the engine is then unusable).
   Result<void> Push(std::string_view input, const boost::json::object& event, Micros arrival);
+  // One event of partition `partition` of `input`. The partitions of an input are merged in
+  // one order, by arrival time, then partition, then their order within the partition, which
+  // does not depend on how the calls for different partitions interleave: an event is
+  // processed once every other partition has sent (or heartbeaten) a later arrival, or at
+  // Flush. PartitionId in the query is `partition`.
+  // REQUIRES: arrival times never decrease within a partition. Errors: as Push; a partition
+  // out of range; more events waiting for a silent partition than
+  // StreamLimits::max_buffered_events (kLimitExceeded).
+  Result<void> Push(std::string_view input, uint32_t partition, const boost::json::object& event,
+                    Micros arrival);
+  // Partition `partition` of `input` will send nothing that arrives before `arrival`.
+  Result<void> Heartbeat(std::string_view input, uint32_t partition, Micros arrival);
   // The end of every input: buffered events are released and every open window closes.
   Result<void> Flush();
   // Loads (or replaces) the rows of reference data `input` (one of query.references(),

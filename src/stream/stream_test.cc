@@ -435,3 +435,69 @@ TEST(Engine, AnalyticMemoryIsBoundedAcrossPartitions) {
 
 }  // namespace
 }  // namespace orrery::stream
+
+namespace orrery::stream {
+namespace {
+
+Micros At(const char* t) {
+  return *ParseDateTime(std::string("2026-01-01T") + t + "Z");
+}
+
+TEST(Substreams, AnIdleSubstreamsWindowClosesWithTheGlobalBound) {
+  auto q = StreamQuery::Parse(
+      "SELECT k, COUNT(*) AS n FROM input TIMESTAMP BY t OVER k GROUP BY k, "
+      "TumblingWindow(second, 10)");
+  ASSERT_TRUE(q.has_value()) << q.error().message();
+  EventTimePolicy p;  // late arrival 5 s
+  Engine e(*q, p);
+  ASSERT_TRUE(
+      e.Push("input", json::object{{"k", "a"}, {"t", "2026-01-01T00:00:01Z"}}, At("00:00:01"))
+          .has_value());
+  // Only b sends from now on; a's window (0, 10] is final once arrival - 5 s passes 10 s.
+  ASSERT_TRUE(
+      e.Push("input", json::object{{"k", "b"}, {"t", "2026-01-01T00:00:14Z"}}, At("00:00:14"))
+          .has_value());
+  EXPECT_TRUE(e.TakeOutputs().empty());
+  ASSERT_TRUE(
+      e.Push("input", json::object{{"k", "b"}, {"t", "2026-01-01T00:00:16Z"}}, At("00:00:16"))
+          .has_value());
+  auto out = e.TakeOutputs();
+  ASSERT_EQ(out["default"].size(), 1u);
+  EXPECT_EQ(json::serialize(out["default"][0].row), R"({"k":"a","n":1})");
+}
+
+TEST(Partitions, EventsWaitForTheOtherPartitionsOrAHeartbeat) {
+  auto q = StreamQuery::Parse("SELECT v, PartitionId AS p FROM input");
+  ASSERT_TRUE(q.has_value()) << q.error().message();
+  Engine e(*q, {}, 2);
+  ASSERT_TRUE(e.Push("input", 1, json::object{{"v", 1}}, At("00:00:02")).has_value());
+  EXPECT_TRUE(e.TakeOutputs().empty());  // partition 0 could still send an earlier event
+  ASSERT_TRUE(e.Push("input", 0, json::object{{"v", 0}}, At("00:00:01")).has_value());
+  auto out = e.TakeOutputs();
+  ASSERT_EQ(out["default"].size(), 1u);
+  EXPECT_EQ(json::serialize(out["default"][0].row), R"({"v":0,"p":0})");
+  ASSERT_TRUE(e.Heartbeat("input", 0, At("00:00:03")).has_value());
+  out = e.TakeOutputs();
+  ASSERT_EQ(out["default"].size(), 1u);
+  EXPECT_EQ(json::serialize(out["default"][0].row), R"({"v":1,"p":1})");
+  auto r = e.Push("input", 2, json::object{}, At("00:00:04"));
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message().find("has no partition 2"), std::string::npos);
+}
+
+TEST(Partitions, ASilentPartitionHoldsABoundedNumberOfEvents) {
+  StreamLimits limits;
+  limits.max_buffered_events = 3;
+  auto q = StreamQuery::Parse("SELECT * FROM input", limits);
+  ASSERT_TRUE(q.has_value());
+  Engine e(*q, {}, 2);
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(e.Push("input", 0, json::object{}, At("00:00:01") + i).has_value());
+  auto r = e.Push("input", 0, json::object{}, At("00:00:05"));
+  ASSERT_FALSE(r.has_value());
+  EXPECT_TRUE(r.error().Is(query::Errc::kLimitExceeded));
+  EXPECT_NE(r.error().message().find("Heartbeat it"), std::string::npos) << r.error().message();
+}
+
+}  // namespace
+}  // namespace orrery::stream

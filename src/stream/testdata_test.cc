@@ -7,13 +7,15 @@
 //   limits <field>=<n> …                       optional: StreamLimits fields (max_collect,
 //                                              max_analytic_events, max_apply_rows,
 //                                              max_distinct, max_buffered_events,
-//                                              max_open_groups)
+//                                              max_open_groups, max_substreams)
+//   partitions <n>                             optional: every input has n partitions
 //   <query lines>                              up to the first "--- " line
 //   --- input [<name>]                         events, one per line, in arrival order:
-//   [@<time>] [<input>] {json}                 <time> is ISO 8601 or HH:MM:SS[.f] (on
+//   [@<time>] [<input>] [%<p>] {json}          <time> is ISO 8601 or HH:MM:SS[.f] (on
 //                                              2026-01-01, UTC); without it, the previous
 //                                              event's arrival (first: 00:00:00); <input>
-//                                              defaults to the section's name, else "input"
+//                                              defaults to the section's name, else "input";
+//                                              <p>: the partition (default 0)
 //   --- reference <name>                       reference data rows, one JSON object per line
 //   {json}                                     (the query is parsed with <name> as reference
 //                                              data, loaded before the events)
@@ -21,7 +23,8 @@
 //   {json}                                     JSON object per line (numbers compare with a
 //                                              relative tolerance of 1e-9); a target with no
 //                                              section must produce nothing
-//   --- stats dropped=<n> adjusted=<n> bad=<n> optional: the engine's counters
+//   --- stats dropped=<n> adjusted=<n> bad=<n> [schema=<n>]
+//                                              optional: the engine's counters
 //   --- error <syntax|unknown_function|invalid|limit>
 //   <substring of the message>                 the query must fail to parse
 //   --- run error                              the run must fail with kLimitExceeded (at a
@@ -49,6 +52,7 @@ namespace json = boost::json;
 
 struct Event {
   Micros arrival;
+  uint32_t partition = 0;
   std::string input;
   json::object body;
   int line;
@@ -59,6 +63,7 @@ struct Case {
   int line = 0;
   EventTimePolicy policy;
   StreamLimits limits;
+  uint32_t partitions = 1;
   std::string query;
   std::vector<Event> events;
   std::map<std::string, std::vector<json::object>> references;
@@ -136,6 +141,11 @@ std::vector<Case> ReadCases(const std::filesystem::path& file) {
       ss >> kind;
       section_arg.clear();
       ss >> section_arg;
+      if (kind == "input" || kind == "reference" || kind == "expect") {
+        std::string rest;
+        std::getline(ss, rest);
+        section_arg += rest;  // a name may have spaces ("--- expect my output")
+      }
       if (kind == "input") {
         mode = kInput;
       } else if (kind == "reference") {
@@ -202,9 +212,15 @@ std::vector<Case> ReadCases(const std::filesystem::path& file) {
               c.limits.max_open_groups = value;
             else if (field == "max_reference_rows")
               c.limits.max_reference_rows = value;
+            else if (field == "max_substreams")
+              c.limits.max_substreams = value;
             else
               ADD_FAILURE() << file << ":" << n << ": bad limit " << w;
           }
+          break;
+        }
+        if (c.query.empty() && line.rfind("partitions ", 0) == 0) {
+          c.partitions = static_cast<uint32_t>(std::stoul(line.substr(11)));
           break;
         }
         if (c.query.empty() && (line.empty() || line[0] == '#')) break;
@@ -223,6 +239,8 @@ std::vector<Case> ReadCases(const std::filesystem::path& file) {
         while (ss >> w) {
           if (w[0] == '@')
             last_arrival = ParseTime(w.substr(1));
+          else if (w[0] == '%')
+            ev.partition = static_cast<uint32_t>(std::stoul(w.substr(1)));
           else
             ev.input = w;
         }
@@ -312,7 +330,7 @@ void RunCase(const Case& c, const std::string& where) {
     return;
   }
   ASSERT_TRUE(q.has_value()) << q.error().message();
-  Engine engine(*q, c.policy);
+  Engine engine(*q, c.policy, c.partitions);
   for (const auto& [name, rows] : c.references) {
     auto r = engine.SetReference(name, rows);
     ASSERT_TRUE(r.has_value()) << r.error().message();
@@ -320,7 +338,7 @@ void RunCase(const Case& c, const std::string& where) {
   bool run_failed = false;
   std::string run_message;
   for (const auto& ev : c.events) {
-    auto r = engine.Push(ev.input, ev.body, ev.arrival);
+    auto r = engine.Push(ev.input, ev.partition, ev.body, ev.arrival);
     if (!r.has_value() && c.run_error) {
       EXPECT_TRUE(r.error().Is(query::Errc::kLimitExceeded)) << r.error().message();
       run_failed = true;
@@ -373,6 +391,8 @@ void RunCase(const Case& c, const std::string& where) {
     std::string got = "dropped=" + std::to_string(s.dropped_late) +
                       " adjusted=" + std::to_string(s.adjusted) +
                       " bad=" + std::to_string(s.dropped_bad_timestamp);
+    if (c.stats->find("schema=") != std::string::npos)
+      got += " schema=" + std::to_string(s.dropped_schema);
     EXPECT_EQ(std::string(strings::Trim(*c.stats)), got);
   }
 }
