@@ -1,7 +1,7 @@
 // Azure Digital Twins with the unmodified @azure/digital-twins-core and @azure/identity
 // (ClientSecretCredential against Orrery's token endpoint): upload the RealEstateCore ontology
 // (or a small set when ../shared is absent), get, list with paging and dependenciesFor,
-// decommission, refused deletes and duplicates, roles, wrong secrets; then a site of 200 zone
+// decommission, refused deletes and duplicates, roles, wrong secrets; then a site of 2,000 zone
 // twins with relationships: upsert with If-None-Match, patch with If-Match, components,
 // outgoing and incoming relationships, queries (IS_OF_MODEL, COUNT, JOIN, MATCH, TOP, paging),
 // refused deletes; an event route (SDK) to a webhook endpoint (Orrery's endpoint API) served
@@ -214,7 +214,7 @@ run(async ({ registry }) => {
   const invalid = await rejects(owner.upsertDigitalTwin('bad', JSON.stringify({
     $metadata: { $model: 'dtmi:conf:Zone;1' }, name: 3, thermostat: { $metadata: {} } })), 'a twin its model refuses');
   assertEqual(statusOf(invalid), 400, 'is 400');
-  const zones = 200;
+  const zones = 2000;
   for (let i = 0; i < zones; i += 20) {
     await Promise.all(Array.from({ length: Math.min(20, zones - i) }, (_, k) => {
       const id = `zone-${i + k}`;
