@@ -260,6 +260,15 @@ struct Ingestion::Impl {
   std::map<std::string, std::shared_ptr<const Compiled>, std::less<>> rules;  // guarded by mu
   std::atomic<uint64_t> applied{0}, unchanged{0}, failed{0};
   std::atomic<uint64_t> warnings{0};
+  std::atomic<bool> has_propagation{false};  // some rule is digitalTwinChange
+
+  // Call with mu held, after a change of `rules`.
+  void NoteRules() {
+    bool any = false;
+    for (auto& [n, c] : rules)
+      any = any || c->rule.source == Source::kDigitalTwinChange;
+    has_propagation = any;
+  }
 
   static Result<std::shared_ptr<const Compiled>> Compile(IngestionRule rule) {
     auto c = std::make_shared<Compiled>();
@@ -503,11 +512,21 @@ Result<std::unique_ptr<Ingestion>> Ingestion::Open(store::KvStore* store, TwinGr
     impl->rules.emplace(std::string(key), std::move(*compiled));
     return true;
   }));
+  impl->NoteRules();
   std::weak_ptr<Impl> weak = impl;
-  notifier->Subscribe([weak](const json::object& event, std::function<void()> done) {
-    if (auto i = weak.lock()) i->OnTwinEvent(event);
-    done();
-  });
+  notifier->Subscribe(
+      [weak](const json::object& event, std::function<void()> done) {
+        if (auto i = weak.lock()) i->OnTwinEvent(event);
+        done();
+      },
+      [weak](const GraphChange& change) {
+        if (change.kind != GraphChange::Kind::kTwinCreate &&
+            change.kind != GraphChange::Kind::kTwinUpdate) {
+          return false;
+        }
+        auto i = weak.lock();
+        return i && i->has_propagation.load();
+      });
   impl->reader = std::make_unique<routing::EndpointManager>(hub_log, routing::EndpointOptions{});
   ORRERY_TRY(impl->reader->AttachConsumer("dt-ingest", std::string(kGroup),
                                           std::make_unique<HubSink>(impl)));
@@ -532,6 +551,7 @@ Status Ingestion::PutRule(IngestionRule rule) {
   ORRERY_TRY(d.store->Write(std::move(batch), store::Durability::kDurable));
   std::lock_guard lock(d.mu);
   d.rules[rule.name] = std::move(compiled);
+  d.NoteRules();
   return Ok();
 }
 
@@ -548,6 +568,7 @@ Status Ingestion::DeleteRule(std::string_view name) {
   ORRERY_TRY(d.store->Write(std::move(batch), store::Durability::kDurable));
   std::lock_guard lock(d.mu);
   d.rules.erase(d.rules.find(name));
+  d.NoteRules();
   return Ok();
 }
 

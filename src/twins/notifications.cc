@@ -181,6 +181,7 @@ struct Notifier::Impl {
   std::thread pump;
   std::atomic<uint64_t> routed{0};
   std::vector<Notifier::Subscriber> subscribers;  // set before the first change
+  std::vector<std::function<bool(const GraphChange&)>> wants;
 
   // Which endpoints a route sends `event` to (its data parsed as $body).
   std::vector<const EventEndpoint*> Match(const json::object& event) const {
@@ -453,6 +454,14 @@ void Notifier::Stop() {
 
 uint64_t Notifier::OnChange(GraphChange change, store::WriteBatch& batch) {
   auto& d = *impl_;
+  {
+    // Nobody would take it: no record, no cost (the graph's bulk paths stay fast).
+    std::lock_guard lock(d.mu);
+    bool wanted = !d.routes.empty();
+    for (auto& w : d.wants)
+      wanted = wanted || w(change);
+    if (!wanted) return 0;
+  }
   json::object event = ChangeEvent(change, d.options.source);
   std::lock_guard lock(d.mu);
   uint64_t ticket = d.next_ticket++;
@@ -640,8 +649,9 @@ Result<EventRoute> Notifier::GetRoute(std::string_view id) const {
   return it->second.route;
 }
 
-void Notifier::Subscribe(Subscriber f) {
+void Notifier::Subscribe(Subscriber f, std::function<bool(const GraphChange&)> wants) {
   impl_->subscribers.push_back(std::move(f));
+  impl_->wants.push_back(std::move(wants));
 }
 
 std::vector<routing::EndpointHealth> Notifier::Health() const {

@@ -117,11 +117,13 @@ class Notifier final : public ChangeObserver {
 
   // Sees each committed graph change's event once it is routed and before it leaves the
   // outbox (so a crash replays it: at-least-once): `f(event, done)` calls `done` exactly once,
-  // from any thread, when what it did is durable. Runs on the pump thread; call before the
-  // first change.
+  // from any thread, when what it did is durable. Runs on the pump thread. `wants(change)`
+  // (under the graph's lock: cheap, no calls into the graph) says whether it needs the event;
+  // a change that no route and no subscriber wants gets no outbox record at all (ADT drops
+  // events no route takes). Call before the first change.
   using Subscriber =
       std::function<void(const boost::json::object& event, std::function<void()> done)>;
-  void Subscribe(Subscriber f);
+  void Subscribe(Subscriber f, std::function<bool(const GraphChange&)> wants);
 
   std::vector<routing::EndpointHealth> Health() const;
   // Events routed since the start (for metrics and tests).

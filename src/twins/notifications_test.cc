@@ -264,6 +264,21 @@ TEST_F(NotifierTest, FiltersSelectByAttributesAndBody) {
   EXPECT_FALSE(Find(seen, "Microsoft.DigitalTwins.Twin.Create", "hall"));
 }
 
+TEST_F(NotifierTest, RoutesTakeEventsRaisedAfterThem) {
+  Put("before", kRoom1);  // no route yet: the event goes nowhere (no outbox record either)
+  Route("all", "true");
+  Put("after", kRoom1);
+  auto seen = Received();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].attributes.at("subject"), "after");
+  size_t outbox = 0;
+  ASSERT_TRUE(kv_->Scan("dt.outbox", "", [&](std::string_view, std::string_view) {
+    ++outbox;
+    return true;
+  }));
+  EXPECT_EQ(outbox, 0u);
+}
+
 TEST_F(NotifierTest, TheOutboxRoutesWhatACrashLeftBehind) {
   Route("all", "true");
   // A change whose batch became durable but whose process died before routing it: the
