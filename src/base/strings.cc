@@ -101,6 +101,16 @@ std::string_view Trim(std::string_view s) {
 }
 
 // Rejects overlong forms, surrogates and code points beyond U+10FFFF (RFC 3629).
+bool IsSimpleName(std::string_view s, size_t max_bytes) {
+  if (s.empty() || s.size() > max_bytes) return false;
+  for (char c : s) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') {
+      return false;
+    }
+  }
+  return true;
+}
+
 bool IsValidUtf8(std::string_view s) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   const auto* end = p + s.size();

@@ -22,6 +22,8 @@ std::pair<std::string_view, std::optional<std::string_view>> SplitOnce(std::stri
 bool IEquals(std::string_view a, std::string_view b);
 // Well-formed UTF-8 (RFC 3629; U+0000 allowed).
 bool IsValidUtf8(std::string_view s);
+// 1..max_bytes ASCII letters, digits, '-', '_' and '.': the names of endpoints, routes, rules.
+bool IsSimpleName(std::string_view s, size_t max_bytes);
 bool StartsWith(std::string_view s, std::string_view prefix);
 std::string ToLower(std::string_view s);
 std::string_view Trim(std::string_view s);

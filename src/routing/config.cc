@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <boost/json.hpp>
 
+#include "base/strings.h"
 #include "routing/annotation.h"
 #include "routing/errc.h"
 
@@ -109,13 +110,10 @@ Result<Source> ParseSource(std::string_view name) {
 }
 
 Status CheckEndpointName(std::string_view name) {
-  bool ok = !name.empty() && name.size() <= 64 &&
-            std::isalnum(static_cast<unsigned char>(name.front())) &&
-            std::isalnum(static_cast<unsigned char>(name.back()));
-  for (char c : name) {
-    ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.');
+  if (strings::IsSimpleName(name, 64) && std::isalnum(static_cast<unsigned char>(name.front())) &&
+      std::isalnum(static_cast<unsigned char>(name.back()))) {
+    return Ok();
   }
-  if (ok) return Ok();
   return Invalid(fmt::format(
       "endpoint name '{}' must be 1-64 letters, digits, '-', '_', '.', starting and ending "
       "with a letter or digit",

@@ -122,12 +122,7 @@ std::string Expand(std::string_view text, std::string_view device, std::string_v
 }  // namespace
 
 Result<IngestionRule> RuleFromJson(std::string name, const json::value& v) {
-  bool name_ok = !name.empty() && name.size() <= 64;
-  for (char c : name) {
-    name_ok = name_ok &&
-              (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.');
-  }
-  if (!name_ok) {
+  if (!strings::IsSimpleName(name, 64)) {
     return Invalid(fmt::format("rule name '{}' must be 1-64 letters, digits, '-', '_' or '.'",
                                name.substr(0, 80)));
   }
@@ -425,21 +420,14 @@ struct Ingestion::Impl {
     auto twin = graph->GetTwin(id);
     if (!twin) return;  // deleted meanwhile
     json::value twin_value = std::move(*twin);
-    std::vector<std::pair<std::string, std::string>> attrs;
-    for (auto& [k, v] : event) {
-      if (k != "data" && v.is_string())
-        attrs.emplace_back(std::string(k), std::string(v.get_string()));
-    }
-    query::RouteInput in;
-    in.app_properties = attrs;
-    in.body = event.if_contains("data");
+    EventFilterInput in(event);  // the condition is an event route filter
     Context c;
-    c.body = in.body;
+    c.body = in.input().body;
     c.twin = &twin_value;
     c.twin_id = id;
-    c.properties = &attrs;
+    c.properties = &in.attributes();
     for (auto& r : rules_now) {
-      if (r->condition && !r->condition->Matches(in)) continue;
+      if (r->condition && !r->condition->Matches(in.input())) continue;
       std::vector<std::string> targets;
       if (r->rule.incoming) {
         auto list = graph->ListIncoming(id, "", kMaxQueryTargets);

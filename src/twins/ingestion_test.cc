@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <thread>
 
@@ -185,6 +186,23 @@ TEST_F(IngestionTest, RulesAreValidatedAndStored) {
   EXPECT_TRUE((*again)->DeleteRule("keep"));
   EXPECT_FALSE((*again)->DeleteRule("keep"));
   (*again)->Stop();
+}
+
+TEST_F(IngestionTest, RulesFromAFileAllOrNothing) {
+  auto file = dir_ / "mappings.json";
+  std::ofstream(file) << R"({"a":{"source":"telemetry","twinId":"{deviceId}","patch":{"/t":1}},
+      "b":{"source":"telemetry","twinId":"x","patch":{"t":1}}})";
+  auto bad = ingestion_->LoadFile(file);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("mappings.json: rule 'b'"), std::string::npos)
+      << bad.error().message();
+  EXPECT_TRUE(ingestion_->Rules().empty());  // nothing from a file with a bad rule
+  std::ofstream(file) << R"({"a":{"source":"telemetry","twinId":"{deviceId}","patch":{"/t":1}},
+      "b":{"source":"deviceLifecycleEvents","twinId":"{deviceId}","patch":{"/t":2}}})";
+  ASSERT_TRUE(ingestion_->LoadFile(file));
+  EXPECT_EQ(ingestion_->Rules().size(), 2u);
+  EXPECT_EQ(ingestion_->GetRule("b")->source, IngestionRule::Source::kLifecycle);
+  EXPECT_FALSE(ingestion_->LoadFile(dir_ / "absent.json"));
 }
 
 }  // namespace

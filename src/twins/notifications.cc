@@ -74,11 +74,7 @@ Error Invalid(std::string m) {
 }
 
 Status CheckRouteId(std::string_view id) {
-  bool ok = !id.empty() && id.size() <= 64;
-  for (char c : id) {
-    ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.');
-  }
-  if (ok) return Ok();
+  if (strings::IsSimpleName(id, 64)) return Ok();
   return Error(
       Errc::kEventRouteIdInvalid,
       fmt::format("event route id '{}' must be 1-64 letters, digits, '-', '_' or '.'", Clip(id)));
@@ -134,6 +130,16 @@ Result<EventEndpoint> EndpointFromJson(std::string name, const json::value& v) {
   return e;
 }
 
+EventFilterInput::EventFilterInput(const json::object& event) {
+  for (auto& [k, v] : event) {
+    if (k != "data" && v.is_string()) {
+      attributes_.emplace_back(std::string(k), std::string(v.get_string()));
+    }
+  }
+  input_.app_properties = attributes_;
+  input_.body = event.if_contains("data");
+}
+
 json::object EndpointToJson(const EventEndpoint& e) {
   return EndpointJson(e, false);
 }
@@ -185,18 +191,10 @@ struct Notifier::Impl {
 
   // Which endpoints a route sends `event` to (its data parsed as $body).
   std::vector<const EventEndpoint*> Match(const json::object& event) const {
-    std::vector<query::AppProperty> attrs;
-    for (auto& [k, v] : event) {
-      if (k != "data" && v.is_string())
-        attrs.emplace_back(std::string(k), std::string(v.get_string()));
-    }
-    query::RouteInput in;
-    in.app_properties = attrs;
-    const json::value* data = event.if_contains("data");
-    in.body = data;
+    EventFilterInput in(event);
     std::vector<const EventEndpoint*> out;
     for (auto& [id, r] : routes) {
-      if (!r.condition.Matches(in)) continue;
+      if (!r.condition.Matches(in.input())) continue;
       auto e = endpoints.find(r.route.endpoint);
       if (e == endpoints.end()) continue;
       if (std::find(out.begin(), out.end(), &e->second) == out.end()) out.push_back(&e->second);
@@ -463,9 +461,10 @@ uint64_t Notifier::OnChange(GraphChange change, store::WriteBatch& batch) {
     if (!wanted) return 0;
   }
   json::object event = ChangeEvent(change, d.options.source);
+  std::string record = json::serialize(event);
   std::lock_guard lock(d.mu);
   uint64_t ticket = d.next_ticket++;
-  batch.Put(kOutboxSpace, OutboxKey(ticket), json::serialize(event));
+  batch.Put(kOutboxSpace, OutboxKey(ticket), record);
   d.staged.emplace(ticket, std::move(event));
   return ticket;
 }

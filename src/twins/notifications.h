@@ -44,6 +44,7 @@
 
 #include "base/error.h"
 #include "eventlog/event_log.h"
+#include "query/routing/route_condition.h"
 #include "routing/endpoints.h"
 #include "store/kv_store.h"
 #include "twins/twin_graph.h"
@@ -79,6 +80,21 @@ struct NotifierOptions {
 // "maxBatchSize", "maxAttempts", "timeoutInSeconds"} or {"endpointType": "EventLog"}.
 Result<EventEndpoint> EndpointFromJson(std::string name, const boost::json::value& v);
 boost::json::object EndpointToJson(const EventEndpoint& e);  // secrets masked
+
+// What an event route filter (an IoT Hub routing condition) sees of a CloudEvent: its string
+// attributes as properties, its data as $body. Borrows `event`, which must outlive it.
+class EventFilterInput {
+ public:
+  explicit EventFilterInput(const boost::json::object& event);
+  EventFilterInput(const EventFilterInput&) = delete;
+  EventFilterInput& operator=(const EventFilterInput&) = delete;
+  const query::RouteInput& input() const { return input_; }
+  const std::vector<query::AppProperty>& attributes() const { return attributes_; }
+
+ private:
+  std::vector<query::AppProperty> attributes_;
+  query::RouteInput input_;
+};
 
 // The CloudEvent (structured JSON) of a graph change, with a fresh id.
 boost::json::object ChangeEvent(const GraphChange& change, std::string_view source);
