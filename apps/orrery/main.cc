@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
+#include "api/asa_cli.h"
 #include "api/dps_cli.h"
 #include "api/monitor.h"
 #include "api/service_cli.h"
@@ -707,6 +708,52 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   asa_run->add_option("--out-of-order", asa_ooo, "Out-of-order tolerance")->capture_default_str();
   asa_run->add_flag("--drop", asa_drop, "Drop late and out-of-order events instead of adjusting");
+
+  // orrery asa job create|update|start|stop|show|list|delete (jobs on the server)
+  auto* asa_job = asa_cmd
+                      ->add_subcommand("job",
+                                       "Stream Analytics jobs on the server's hub "
+                                       "(docs/stream-jobs.md)")
+                      ->require_subcommand(1);
+  api::AsaJobOptions asa_job_opts;
+  auto asa_job_command = [&](const char* name, std::string help, api::AsaJobOptions::Op op) {
+    auto* cmd = service_command(asa_job, name, std::move(help), [&asa_job_opts](const auto& c) {
+      return api::AsaJobCommand(c, asa_job_opts, stdout, stderr);
+    });
+    cmd->callback([&asa_job_opts, op] { asa_job_opts.op = op; });
+    if (op != api::AsaJobOptions::Op::kList) {
+      cmd->add_option("name", asa_job_opts.name, "Job name")->required();
+    }
+    return cmd;
+  };
+  using AsaOp = api::AsaJobOptions::Op;
+  for (auto [name, help, op] :
+       {std::tuple{"create", "Create a stopped job from a definition (its query is validated)",
+                   AsaOp::kCreate},
+        std::tuple{"update", "Replace a stopped job's definition", AsaOp::kUpdate}}) {
+    auto* cmd = asa_job_command(name, help, op);
+    cmd->add_option("--definition", asa_job_opts.definition,
+                    "The job's JSON: inputs, references, outputs, eventOrdering, …")
+        ->required()
+        ->check(CLI::ExistingFile);
+    cmd->add_option("--query", asa_job_opts.query_file,
+                    "The query from its own file (replaces the definition's \"query\")")
+        ->check(CLI::ExistingFile);
+  }
+  auto* asa_start = asa_job_command("start", "Start a job", AsaOp::kStart);
+  asa_start
+      ->add_option("--from", asa_job_opts.start_mode,
+                   "now (JobStartTime), last (LastOutputEventTime: where it stopped) or time "
+                   "(CustomTime, with --time) [default: now]")
+      ->check(CLI::IsMember(
+          {"now", "last", "time", "JobStartTime", "LastOutputEventTime", "CustomTime"}));
+  asa_start->add_option("--time", asa_job_opts.start_time,
+                        "Read events enqueued from this ISO 8601 time on");
+  asa_job_command("stop", "Stop a job (it checkpoints; start --from last resumes it)",
+                  AsaOp::kStop);
+  asa_job_command("show", "Show a job, its state and metrics", AsaOp::kShow);
+  asa_job_command("list", "List the jobs", AsaOp::kList);
+  asa_job_command("delete", "Delete a stopped job", AsaOp::kDelete);
 
   // orrery dps connection-string|id-scope|derive-key|enrollment|enrollment-group|registration
   // (like az iot dps): the provisioning service on the same listener, with its own policies.

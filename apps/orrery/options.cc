@@ -451,6 +451,44 @@ const config::Schema& Schema() {
            .help = "The only directory import jobs read and write: their inputBlobUri and "
                    "outputBlobUri must be file: URIs or paths inside it (docs/twins.md). "
                    "Empty: <data_dir>/twins/jobs."});
+    // asa (stream analytics jobs)
+    s.Add({.key = "asa.enabled",
+           .type = Type::kBool,
+           .default_value = "true",
+           .help = "Run Stream Analytics jobs on the hub's event stream (/asa/jobs, `orrery asa "
+                   "job`; docs/stream-jobs.md)."});
+    s.Add({.key = "asa.max_jobs",
+           .type = Type::kInt,
+           .default_value = "50",
+           .help = "Stream jobs defined at most (each running job has its own thread).",
+           .min = 1,
+           .max = 1000});
+    s.Add({.key = "asa.checkpoint_interval",
+           .type = Type::kDuration,
+           .default_value = "5s",
+           .help = "How often a running job checkpoints its input positions and clocks; after a "
+                   "crash it replays its state horizon from the last checkpoint, and rows since "
+                   "then may come twice (with the same ids).",
+           .min = 100,
+           .max = 600'000});
+    s.Add({.key = "asa.heartbeat_margin",
+           .type = Type::kDuration,
+           .default_value = "200ms",
+           .help = "An idle partition's clock follows the wall clock minus this (events must be "
+                   "readable within it after they are enqueued); windows close this late when a "
+                   "partition is idle.",
+           .min = 10,
+           .max = 60'000});
+    s.Add({.key = "asa.reference_dir",
+           .type = Type::kString,
+           .default_value = "",
+           .help = "The directory reference data files are read from (jobs name paths inside it; "
+                   "a changed file is reloaded). Empty: <data_dir>/asa/reference."});
+    s.Add({.key = "asa.webhook_ca_file",
+           .type = Type::kString,
+           .default_value = "",
+           .help = "CA certificates (PEM) that the servers of stream jobs' webhook outputs are "
+                   "verified against. Empty: the system's trust store."});
     s.Add({.key = "identity.token_lifetime",
            .type = Type::kDuration,
            .default_value = "1h",

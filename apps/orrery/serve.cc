@@ -13,6 +13,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include "api/asa_api.h"
 #include "api/device_http.h"
 #include "api/dps_api.h"
 #include "api/eventhub.h"
@@ -20,6 +21,7 @@
 #include "api/routing_api.h"
 #include "api/service_api.h"
 #include "api/twins_api.h"
+#include "asa/jobs.h"
 #include "base/files.h"
 #include "base/log.h"
 #include "base/metrics.h"
@@ -389,6 +391,32 @@ int Serve(const config::Settings& s) {
                  token_issuer->tenant());
   }
 
+  // Stream Analytics jobs: runners reading the hub's log, their own output log under asa/.
+  std::unique_ptr<asa::JobService> asa_jobs;
+  if (s.Bool("asa.enabled")) {
+    auto reference_dir = s.String("asa.reference_dir").empty()
+                             ? data_dir / "asa" / "reference"
+                             : std::filesystem::path(s.String("asa.reference_dir"));
+    if (auto st = files::EnsureDirectory(reference_dir, std::filesystem::perms::owner_all); !st) {
+      return Fail(st.error());
+    }
+    auto opened_asa = asa::JobService::Open(
+        state.get(), event_log.get(), hub_core.get(), routing_service->router(), twin_graph.get(),
+        {.dir = data_dir / "asa",
+         .reference_dir = reference_dir,
+         .archive_root = data_dir / "archive",
+         .webhook_tls = {.ca_file = s.String("asa.webhook_ca_file")},
+         .log = {.partitions = 4, .durability = *durability},
+         .limits = {.min_batch_frequency_s = s.DurationMs("routing.min_batch_frequency") / 1000},
+         .max_jobs = static_cast<size_t>(s.Int("asa.max_jobs")),
+         .checkpoint_interval_ms = s.DurationMs("asa.checkpoint_interval"),
+         .heartbeat_margin_ms = s.DurationMs("asa.heartbeat_margin"),
+         .hub_name = hub_name,
+         .metrics = &registry});
+    if (!opened_asa) return Fail(opened_asa.error());
+    asa_jobs = std::move(*opened_asa);
+  }
+
   auto adapter = std::make_shared<hub::MqttAdapter>(*hub_core, mqtt_auth, mqtt_auth);
   // With the provisioning service, its front sees every client first and hands all but DPS
   // registrations to the hub's adapter.
@@ -426,6 +454,8 @@ int Serve(const config::Settings& s) {
   }
   api::RegisterRoutingRoutes(*router,
                              {.routing = routing_service.get(), .policies = policies->get()});
+  if (asa_jobs)
+    api::RegisterAsaRoutes(*router, {.jobs = asa_jobs.get(), .policies = policies->get()});
   api::RegisterEventHubRoutes(*router,
                               {.log = event_log.get(),
                                .policies = policies->get(),
@@ -605,6 +635,8 @@ int Serve(const config::Settings& s) {
   readiness.ready = true;
   logger->info("orrery is ready");
   pool.Run();
+  // Stream jobs stop reading and checkpoint (state stays Running: they resume at start).
+  if (asa_jobs) asa_jobs->Stop();
   if (bulk_jobs) bulk_jobs->Shutdown();  // a running job stays running: it resumes at start
   // Durable-write callbacks hold connections, whose timers belong to the pool's contexts.
   state->Drain();

@@ -187,10 +187,12 @@ Result<RoutingConfig> ConfigFromJson(const json::value& v, const ConfigLimits& l
       ORRERY_ASSIGN_OR_RETURN(w.timeout_s, Int(*o, "timeoutInSeconds", what, w.timeout_s, 1, 120));
       ORRERY_ASSIGN_OR_RETURN(std::string format, Str(*o, "format", what, false));
       if (format == "cloudEvents") {
-        w.cloud_events = true;
+        w.format = WebhookEndpoint::Format::kCloudEvents;
+      } else if (format == "jsonArray") {
+        w.format = WebhookEndpoint::Format::kJsonArray;
       } else if (!format.empty() && format != "routingRecord") {
-        return Invalid(
-            fmt::format("{}: \"format\" must be \"routingRecord\" or \"cloudEvents\"", what));
+        return Invalid(fmt::format(
+            "{}: \"format\" must be \"routingRecord\", \"cloudEvents\" or \"jsonArray\"", what));
       }
       c.webhooks.push_back(std::move(w));
     }
@@ -281,7 +283,9 @@ json::object ConfigToJson(const RoutingConfig& c, bool with_secrets) {
                    {"maxBatchSize", w.max_batch_size},
                    {"maxAttempts", w.max_attempts},
                    {"timeoutInSeconds", w.timeout_s},
-                   {"format", w.cloud_events ? "cloudEvents" : "routingRecord"}};
+                   {"format", w.format == WebhookEndpoint::Format::kCloudEvents ? "cloudEvents"
+                              : w.format == WebhookEndpoint::Format::kJsonArray ? "jsonArray"
+                                                                                : "routingRecord"}};
     if (with_secrets) {
       o["secret"] = w.secret;
     } else if (!w.secret.empty()) {

@@ -61,9 +61,15 @@ struct WebhookEndpoint {
   int64_t max_batch_size = 100;  // messages per POST, 1..1000
   int64_t max_attempts = 10;     // then the batch is dead-lettered, 1..100
   int64_t timeout_s = 10;        // per attempt, 1..120
-  // "format": "routingRecord" (IoT Hub's routing record shape; the default) or "cloudEvents"
-  // (each message body is a structured CloudEvent; POSTed as a CloudEvents JSON batch).
-  bool cloud_events = false;
+  // "format": "routingRecord" (IoT Hub's routing record shape; the default), "cloudEvents"
+  // (each message body is a structured CloudEvent; POSTed as a CloudEvents JSON batch) or
+  // "jsonArray" (each message body is JSON; POSTed as an array of them: Stream Analytics rows).
+  enum class Format { kRoutingRecord, kCloudEvents, kJsonArray };
+  Format format = Format::kRoutingRecord;
+  // Not configurable in JSON: how long a partial batch waits for more before it is sent.
+  // Routing batches for 200 ms; stream job outputs send what they have at once (the worker
+  // still drains everything readable first, so load batches by itself).
+  int64_t linger_ms = 200;
 };
 
 struct RoutingConfig {

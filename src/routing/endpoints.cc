@@ -37,7 +37,6 @@ std::string Fingerprint(const json::object& o) {
 
 constexpr int64_t kCheckpointIntervalMs = 1000;
 constexpr size_t kReadBatch = 256;
-constexpr int64_t kWebhookLingerMs = 200;  // a partial batch waits this long for more
 
 // ---------------------------------------------------------------- webhook
 
@@ -57,7 +56,7 @@ class WebhookSink final : public Sink {
 
   void Flush(int64_t now_ms, bool force, StopToken& stop) override {
     for (auto& [p, b] : batches_) {
-      if (!b.events.empty() && (force || now_ms - b.first_ms >= kWebhookLingerMs)) Send(p, stop);
+      if (!b.events.empty() && (force || now_ms - b.first_ms >= config_.linger_ms)) Send(p, stop);
       if (stop.stopping()) return;
     }
   }
@@ -71,7 +70,7 @@ class WebhookSink final : public Sink {
   int64_t NextDeadlineMs() const override {
     int64_t next = INT64_MAX;
     for (auto& [p, b] : batches_) {
-      if (!b.events.empty()) next = std::min(next, b.first_ms + kWebhookLingerMs);
+      if (!b.events.empty()) next = std::min(next, b.first_ms + config_.linger_ms);
     }
     return next;
   }
@@ -108,9 +107,9 @@ class WebhookSink final : public Sink {
     Batch& b = batches_[partition];
     if (b.events.empty()) return;
     std::string body = "[";
-    if (config_.cloud_events) {
-      // Each message is a structured CloudEvent already: a JSON batch (CloudEvents' HTTP
-      // binding, batched content mode).
+    if (config_.format != WebhookEndpoint::Format::kRoutingRecord) {
+      // Each message is a structured CloudEvent (CloudEvents' HTTP binding, batched content
+      // mode) or a JSON row already.
       for (auto& e : b.events) {
         if (body.size() > 1) body += ',';
         body += e.message.body;
@@ -133,7 +132,7 @@ class WebhookSink final : public Sink {
     std::string error;
     for (int64_t attempt = 1; attempt <= config_.max_attempts; ++attempt) {
       net::Headers h;
-      h.Set("Content-Type", config_.cloud_events
+      h.Set("Content-Type", config_.format == WebhookEndpoint::Format::kCloudEvents
                                 ? "application/cloudevents-batch+json; charset=utf-8"
                                 : "application/json");
       h.Set("X-Orrery-Signature", "sha256=" + WebhookSignature(config_.secret, body));
@@ -262,6 +261,7 @@ class EndpointManager::Worker final : public StopToken {
     return stopping_;
   }
   EndpointHealth Health() const { return sink_->Health(); }
+  const std::string& group() const { return group_; }
 
  private:
   // Shared with the log's wake-up hooks, which may outlive the worker.
@@ -464,7 +464,7 @@ Status EndpointManager::EnsureGroupAtEnd(const std::string& group) {
 }
 
 Status EndpointManager::AttachConsumer(std::string name, std::string group,
-                                       std::unique_ptr<Sink> sink) {
+                                       std::unique_ptr<Sink> sink, bool routed_only) {
   if (group.starts_with("route.")) {
     return Error(BaseErrc::kInvalidArgument, "consumer groups route.* belong to endpoints");
   }
@@ -473,9 +473,21 @@ Status EndpointManager::AttachConsumer(std::string name, std::string group,
     return Error(BaseErrc::kInvalidArgument, fmt::format("consumer '{}' is attached", name));
   }
   ORRERY_TRY(EnsureGroupAtEnd(group));
-  attached_[name] = std::make_unique<Worker>(name, std::move(group), true, log_, std::move(sink),
-                                             options_.now_ms);
+  attached_[name] = std::make_unique<Worker>(name, std::move(group), !routed_only, log_,
+                                             std::move(sink), options_.now_ms);
   return Ok();
+}
+
+void EndpointManager::DetachConsumer(const std::string& name) {
+  std::lock_guard lock(mu_);
+  auto it = attached_.find(name);
+  if (it == attached_.end()) return;
+  std::string group = it->second->group();
+  it->second->Stop();
+  attached_.erase(it);
+  if (auto st = log_->consumer_groups().Delete(group); !st) {
+    Log()->warn("consumer '{}': group '{}' not deleted: {}", name, group, st.error().message());
+  }
 }
 
 void EndpointManager::Stop() {

@@ -119,7 +119,12 @@ class EndpointManager {
   // Adds a worker outside the routing configuration (Apply leaves it alone) that hands
   // `sink` every event of the log, reading as consumer group `group` — created checkpointed
   // at the log's end when new; not "route.*" — with the same checkpoints and wake-ups.
-  Status AttachConsumer(std::string name, std::string group, std::unique_ptr<Sink> sink);
+  // With `routed_only`, the sink takes only the events whose routing annotation names `name`.
+  Status AttachConsumer(std::string name, std::string group, std::unique_ptr<Sink> sink,
+                        bool routed_only = false);
+  // Stops (flushing) the attached consumer `name` and deletes its consumer group; nothing when
+  // there is none.
+  void DetachConsumer(const std::string& name);
   // Flushes and stops every worker (their checkpoints stay).
   void Stop();
   std::vector<EndpointHealth> Health() const;

@@ -325,6 +325,7 @@ struct Engine::Impl {
       }
     };
     std::priority_queue<Pending, std::vector<Pending>, std::greater<>> pending;
+    Micros ticked = kMinTime;  // the least `last` that Tick has passed on
   };
   std::vector<Merge> merges;  // per input
   uint32_t partitions = 1;    // of every input
@@ -484,8 +485,9 @@ struct Engine::Impl {
     for (size_t i = 0; i < p.items.size(); ++i) {
       const internal::Projection& item = p.items[i];
       if (item.star) {
-        for (const auto& kv : event)
-          row[kv.key()] = kv.value();
+        for (const auto& kv : event) {
+          if (kv.key() != kMetadataMember) row[kv.key()] = kv.value();
+        }
         if (item.star_applies) {
           for (size_t k = 0; k < p.applies.size(); ++k)
             row[p.applies[k].alias] = *roots[2 + k].object;
@@ -927,6 +929,34 @@ struct Engine::Impl {
     }
   }
 
+  // Every partition of `input` has sent or heartbeaten up to the least of their `last`: the
+  // time bound of the SELECTs reading it moves even when no event comes (ASA's watermark
+  // follows the arrival clock), so windows close on an idle input.
+  void Tick(int input) {
+    Merge& m = merges[static_cast<size_t>(input)];
+    Micros f = *std::min_element(m.last.begin(), m.last.end());
+    if (f <= m.ticked) return;
+    m.ticked = f;
+    for (auto& n : nodes) {
+      if (n.p->input != input) continue;
+      Micros g = GlobalBound(*n.p, f);
+      if (g == kMinTime) continue;
+      if (!n.p->substream.empty() && !n.sub) {
+        if (g > n.bound) {
+          n.bound = g;
+          Sweep(n, g);
+          Forward(n.index, g);
+        }
+        continue;
+      }
+      if (g > n.watermark) {
+        Release(n, g);
+        n.watermark = g;
+        Advance(n, g);
+      }
+    }
+  }
+
   // ---- substreams (TIMESTAMP BY … OVER, PARTITION BY) ----
   //
   // The parent node routes each event to its key's node, which runs the SELECT with its own
@@ -1152,6 +1182,7 @@ Result<void> Engine::Push(std::string_view input, uint32_t partition, const json
     m.pending.push(Impl::Merge::Pending{arrival, partition, m.seq[partition]++,
                                         json::object(ev, json::storage_ptr())});
     impl_->ReleaseMerged(idx, false);
+    impl_->Tick(idx);
   });
   if (!r) impl_->failed = r.error();
   return r;
@@ -1165,6 +1196,7 @@ Result<void> Engine::Heartbeat(std::string_view input, uint32_t partition, Micro
   auto r = query::Catching([&] {
     m.last[partition] = std::max(m.last[partition], arrival);
     impl_->ReleaseMerged(idx, false);
+    impl_->Tick(idx);
   });
   if (!r) impl_->failed = r.error();
   return r;

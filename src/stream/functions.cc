@@ -622,6 +622,69 @@ Value GetRecordPropertyValue(std::span<Value> a) {
   return Value(*cur);
 }
 
+// GetMetadataPropertyValue(input, '[User].[name]' | 'EventEnqueuedUtcTime' | 'IoTHub.…'): an
+// application property from the event's metadata (kMetadataMember), or a metadata field of
+// the event itself. Brackets quote names that contain dots.
+Value GetMetadataPropertyValue(std::span<Value> a) {
+  if (!a[0].defined() || !a[0]->is_object() || !a[1].defined() || !a[1]->is_string()) {
+    return Value(json::value(nullptr));
+  }
+  std::vector<std::string> parts;
+  std::string_view path = a[1]->get_string();
+  while (!path.empty()) {
+    std::string_view part;
+    if (path.front() == '[') {
+      size_t close = path.find(']');
+      if (close == std::string_view::npos) return Value(json::value(nullptr));
+      part = path.substr(1, close - 1);
+      path.remove_prefix(close + 1);
+    } else {
+      size_t dot = path.find('.');
+      part = path.substr(0, dot);
+      path.remove_prefix(dot == std::string_view::npos ? path.size() : dot);
+    }
+    parts.emplace_back(part);
+    if (!path.empty()) {
+      if (path.front() != '.') return Value(json::value(nullptr));
+      path.remove_prefix(1);
+    }
+  }
+  if (parts.empty()) return Value(json::value(nullptr));
+  const json::object& event = a[0]->get_object();
+  const json::value* cur = nullptr;
+  size_t from = 0;
+  if (strings::IEquals(parts[0], "User") && parts.size() == 2) {
+    auto* meta = event.if_contains(kMetadataMember);
+    if (!meta || !meta->is_object()) return Value(json::value(nullptr));
+    auto* user = meta->get_object().if_contains("User");
+    cur = user;
+    from = 1;
+  } else {
+    // EventHub.IoTConnectionDeviceId and friends: the Event Hubs names of IoTHub's fields.
+    if (parts.size() == 2 && strings::IEquals(parts[0], "EventHub") &&
+        parts[1].starts_with("IoT")) {
+      parts = {"IoTHub", parts[1].substr(3)};
+    }
+    const json::object* obj = &event;
+    for (size_t i = 0; i < parts.size(); ++i) {
+      const json::value* next = nullptr;
+      for (auto& kv : *obj) {
+        if (strings::IEquals(kv.key(), parts[i])) next = &kv.value();
+      }
+      if (!next) return Value(json::value(nullptr));
+      if (i + 1 == parts.size()) return Value(*next);
+      if (!next->is_object()) return Value(json::value(nullptr));
+      obj = &next->get_object();
+    }
+    return Value(json::value(nullptr));
+  }
+  for (size_t i = from; cur && i < parts.size(); ++i) {
+    if (!cur->is_object()) return Value(json::value(nullptr));
+    cur = cur->get_object().if_contains(parts[i]);
+  }
+  return cur ? Value(*cur) : Value(json::value(nullptr));
+}
+
 Value GetArrayElement(std::span<Value> a) {
   auto i = IntArg(a[1]);
   if (!a[0].defined() || !a[0]->is_array() || !i || *i < 0 ||
@@ -733,6 +796,7 @@ const query::FunctionRegistry& StreamFunctions() {
     r.Add("MONTH", 1, 1, CivilPart<1>);
     r.Add("DAY", 1, 1, CivilPart<2>);
     r.Add("GETRECORDPROPERTYVALUE", 2, 2, GetRecordPropertyValue);
+    r.Add("GETMETADATAPROPERTYVALUE", 2, 2, GetMetadataPropertyValue);
     r.Add("GETARRAYELEMENT", 2, 2, GetArrayElement);
     r.Add("GETARRAYLENGTH", 1, 1, GetArrayLength);
     r.Add("GETTYPE", 1, 1, GetType);

@@ -29,6 +29,10 @@ namespace orrery::stream {
 using Micros = int64_t;  // microseconds since 1970-01-01T00:00:00Z
 constexpr Micros kSecond = 1'000'000;
 
+// The member a job's runtime adds to each event for GetMetadataPropertyValue: {"User": {the
+// message's application properties}}. SELECT * leaves it out of rows.
+inline constexpr std::string_view kMetadataMember = "\x01meta";
+
 // ISO 8601 date-times ("2026-01-01T00:00:10Z", "…T00:00:10.1234567+02:00", "2026-01-01");
 // a missing zone is UTC. nullopt when `text` is not one.
 std::optional<Micros> ParseDateTime(std::string_view text);
@@ -86,6 +90,12 @@ class StreamQuery {
   const std::vector<std::string>& outputs() const;
   // The reference data inputs the query joins, in order of first use.
   const std::vector<std::string>& references() const;
+
+  // How far back in event time the engine's state can reach: the sum over its SELECTs of
+  // their window spans (session windows: the maximum duration), LIMIT DURATIONs and DATEDIFF
+  // bounds. Events older than this before the engine's clock no longer affect what it will
+  // produce, so a replay from there (plus the ordering tolerances) rebuilds its state.
+  Micros StateHorizon() const;
 
   std::shared_ptr<const internal::Plan> plan() const { return plan_; }
 

@@ -499,5 +499,41 @@ TEST(Partitions, ASilentPartitionHoldsABoundedNumberOfEvents) {
   EXPECT_NE(r.error().message().find("Heartbeat it"), std::string::npos) << r.error().message();
 }
 
+TEST(Partitions, HeartbeatsCloseWindowsOfAnIdleInput) {
+  // Arrival time: the window closes once every partition's clock passes its end, with no
+  // further event. With TIMESTAMP BY: once arrival - late tolerance passes it.
+  auto q = StreamQuery::Parse(
+      "SELECT COUNT(*) AS n INTO a FROM input GROUP BY TumblingWindow(second, 1);"
+      "SELECT COUNT(*) AS n INTO b FROM input TIMESTAMP BY t GROUP BY TumblingWindow(second, 1)");
+  ASSERT_TRUE(q.has_value()) << q.error().message();
+  Engine e(*q, {}, 2);
+  json::object ev{{"t", "2026-01-01T00:00:00.5Z"}};
+  ASSERT_TRUE(e.Push("input", 0, ev, At("00:00:00.5")).has_value());
+  ASSERT_TRUE(e.Heartbeat("input", 0, At("00:00:01.5")).has_value());
+  EXPECT_TRUE(e.TakeOutputs().empty());  // partition 1 has said nothing yet
+  ASSERT_TRUE(e.Heartbeat("input", 1, At("00:00:01.5")).has_value());
+  auto out = e.TakeOutputs();
+  ASSERT_EQ(out["a"].size(), 1u);
+  EXPECT_EQ(json::serialize(out["a"][0].row), R"({"n":1})");
+  EXPECT_EQ(out["a"][0].timestamp, At("00:00:01"));
+  EXPECT_TRUE(out["b"].empty());  // the late-arrival tolerance (5 s) holds it
+  for (uint32_t p : {0u, 1u})
+    ASSERT_TRUE(e.Heartbeat("input", p, At("00:00:06.5")).has_value());
+  out = e.TakeOutputs();
+  ASSERT_EQ(out["b"].size(), 1u);
+  EXPECT_EQ(json::serialize(out["b"][0].row), R"({"n":1})");
+}
+
+TEST(StreamQuery, StateHorizonAddsWindowsDurationsAndJoinBounds) {
+  auto q = StreamQuery::Parse(
+      "WITH w AS (SELECT k, COUNT(*) AS n FROM input GROUP BY k, HoppingWindow(second, 10, 5)) "
+      "SELECT k, LAG(n) OVER (PARTITION BY k LIMIT DURATION(minute, 1)) AS prev INTO o FROM w");
+  ASSERT_TRUE(q.has_value()) << q.error().message();
+  EXPECT_EQ(q->StateHorizon(), 70 * kSecond);
+  auto plain = StreamQuery::Parse("SELECT * FROM input WHERE v > 1");
+  ASSERT_TRUE(plain.has_value());
+  EXPECT_EQ(plain->StateHorizon(), 0);
+}
+
 }  // namespace
 }  // namespace orrery::stream

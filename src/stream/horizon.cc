@@ -1,0 +1,40 @@
+// StreamQuery::StateHorizon, from the bound plan.
+#include <algorithm>
+#include <cstdlib>
+
+#include "stream/plan.h"
+#include "stream/stream_query.h"
+
+namespace orrery::stream {
+
+Micros StreamQuery::StateHorizon() const {
+  // A sum, not a maximum: a step reading a step sees events its source held back for as long
+  // as the source's own state reaches.
+  Micros total = 0;
+  for (const internal::SelectPlan& p : plan_->selects) {
+    Micros span = 0;
+    switch (p.window.kind) {
+      case internal::WindowKind::kTumbling:
+      case internal::WindowKind::kHopping:
+      case internal::WindowKind::kSliding:
+        span = p.window.size + p.window.offset;
+        break;
+      case internal::WindowKind::kSession:
+        span = std::max(p.window.max_duration, p.window.size);
+        break;
+      case internal::WindowKind::kSnapshot:
+      case internal::WindowKind::kNone:
+        break;
+    }
+    Micros analytic = 0;
+    for (auto& a : p.analytics)
+      analytic = std::max(analytic, a.duration);
+    Micros join = 0;
+    for (auto& j : p.joins)
+      join = std::max({join, std::abs(j.lo), std::abs(j.hi)});
+    total += span + analytic + join;
+  }
+  return total;
+}
+
+}  // namespace orrery::stream
