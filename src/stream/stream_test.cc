@@ -535,5 +535,89 @@ TEST(StreamQuery, StateHorizonAddsWindowsDurationsAndJoinBounds) {
   EXPECT_EQ(plain->StateHorizon(), 0);
 }
 
+// MATCH_RECOGNIZE: rows come out in time order across keys, only once no match still running
+// could come before them; LIMIT DURATION bounds what a key holds.
+constexpr const char* kOpenEnded =
+    "SELECT id, System.Timestamp() AS t INTO o FROM a MATCH_RECOGNIZE ("
+    " LIMIT DURATION (second, 10) PARTITION BY id MEASURES Last(B.v) AS v"
+    " PATTERN (A B+) DEFINE A AS A.k = 'a', B AS B.k = 'b') AS M";
+
+TEST(MatchRecognize, RowsWaitForEarlierMatchesOfOtherKeys) {
+  auto q = StreamQuery::Parse(kOpenEnded);
+  ASSERT_TRUE(q.has_value()) << q.error().message();
+  Engine e(*q);
+  auto push = [&](int id, const char* k, int second) {
+    ASSERT_TRUE(e.Push("a", json::object{{"id", id}, {"k", k}, {"v", second}}, second * kSecond)
+                    .has_value());
+  };
+  push(1, "a", 1);
+  push(1, "b", 2);  // key 1 has a match at 2 that B+ may still extend
+  push(2, "a", 3);
+  push(2, "b", 4);
+  push(2, "x", 5);  // key 2's match (at 4) is over, but key 1's could still end at 2
+  EXPECT_TRUE(e.TakeOutputs().empty());
+  push(1, "x", 6);  // key 1's is over too: both come out, in time order
+  auto out = e.TakeOutputs();
+  ASSERT_EQ(out["o"].size(), 2u);
+  EXPECT_EQ(json::serialize(out["o"][0].row), R"({"id":1,"t":"1970-01-01T00:00:02.0000000Z"})");
+  EXPECT_EQ(json::serialize(out["o"][1].row), R"({"id":2,"t":"1970-01-01T00:00:04.0000000Z"})");
+}
+
+TEST(MatchRecognize, LimitDurationEndsAMatchWithoutAnotherEventOfItsKey) {
+  auto q = StreamQuery::Parse(kOpenEnded);
+  ASSERT_TRUE(q.has_value()) << q.error().message();
+  Engine e(*q);
+  ASSERT_TRUE(e.Push("a", json::object{{"id", 1}, {"k", "a"}}, 1 * kSecond).has_value());
+  ASSERT_TRUE(e.Push("a", json::object{{"id", 1}, {"k", "b"}}, 2 * kSecond).has_value());
+  // Key 2's event at 10 s: the attempt started at 1 s may still take events before 11 s.
+  ASSERT_TRUE(e.Push("a", json::object{{"id", 2}, {"k", "x"}}, 10 * kSecond).has_value());
+  EXPECT_TRUE(e.TakeOutputs().empty());
+  ASSERT_TRUE(e.Push("a", json::object{{"id", 2}, {"k", "x"}}, 11 * kSecond).has_value());
+  auto out = e.TakeOutputs();
+  ASSERT_EQ(out["o"].size(), 1u);
+  EXPECT_EQ(out["o"][0].timestamp, 2 * kSecond);
+}
+
+TEST(MatchRecognize, LimitDurationBoundsPartialMatches) {
+  StreamLimits limits;
+  limits.max_match_partials = 50;
+  // 10 keys, an A every 100 ms each for 1000 s; A+ B keeps two alternatives per attempt (one
+  // more A, or B) while no B comes. Within 1 s a key holds ~10 attempts; within 10 s, ~100.
+  auto run = [&](int seconds) -> Status {
+    auto q = StreamQuery::Parse(
+        "SELECT * FROM a MATCH_RECOGNIZE (LIMIT DURATION (second, " + std::to_string(seconds) +
+            ") PARTITION BY id MEASURES Last(B.v) AS v PATTERN (A+ B) DEFINE A AS A.k = 'a', "
+            "B AS B.k = 'b') AS M",
+        limits);
+    EXPECT_TRUE(q.has_value()) << q.error().message();
+    Engine e(*q);
+    Status r;
+    for (int i = 0; i < 100'000 && r; ++i)
+      r = e.Push("a", json::object{{"id", i % 10}, {"k", "a"}}, i * 10'000);
+    if (!r) return r;
+    r = e.Flush();
+    EXPECT_TRUE(e.TakeOutputs().empty());
+    return r;
+  };
+  Status bounded = run(1);
+  EXPECT_TRUE(bounded.has_value()) << bounded.error().message();
+  Status over = run(10);
+  ASSERT_FALSE(over.has_value());
+  EXPECT_TRUE(over.error().Is(query::Errc::kLimitExceeded));
+  EXPECT_NE(over.error().message().find("too many partial matches"), std::string::npos)
+      << over.error().message();
+}
+
+TEST(MatchRecognize, ParseErrorsHaveLineAndColumn) {
+  auto q = StreamQuery::Parse(
+      "SELECT * FROM a\nMATCH_RECOGNIZE (MEASURES Last(A.v) AS v\n"
+      "  PATTERN (A{3,2}) DEFINE A AS A.v > 1) AS M");
+  ASSERT_FALSE(q.has_value());
+  EXPECT_TRUE(q.error().Is(query::Errc::kInvalidQuery));
+  EXPECT_NE(q.error().message().find("line 3, column 13: a pattern's repetition {n,m} needs"),
+            std::string::npos)
+      << q.error().message();
+}
+
 }  // namespace
 }  // namespace orrery::stream
