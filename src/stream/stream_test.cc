@@ -611,6 +611,17 @@ TEST(MatchRecognize, LimitDurationBoundsPartialMatches) {
       << over.error().message();
 }
 
+TEST(MatchRecognize, StateHorizonIsTheLimitDuration) {
+  auto q = StreamQuery::Parse(kOpenEnded);
+  ASSERT_TRUE(q.has_value()) << q.error().message();
+  EXPECT_EQ(q->StateHorizon(), 10 * kSecond);
+  auto unbounded = StreamQuery::Parse(
+      "SELECT * FROM a MATCH_RECOGNIZE (MEASURES Last(A.v) AS v PATTERN (A B) DEFINE A AS "
+      "A.v > 1) AS M");
+  ASSERT_TRUE(unbounded.has_value()) << unbounded.error().message();
+  EXPECT_EQ(unbounded->StateHorizon(), StreamLimits{}.max_window);
+}
+
 TEST(MatchRecognize, ParseErrorsHaveLineAndColumn) {
   auto q = StreamQuery::Parse(
       "SELECT * FROM a\nMATCH_RECOGNIZE (MEASURES Last(A.v) AS v\n"
