@@ -71,6 +71,8 @@ std::string_view TokenKindName(TokenKind k) {
       return "'^'";
     case TokenKind::kTilde:
       return "'~'";
+    case TokenKind::kQuestion:
+      return "'?'";
   }
   return "token";
 }
@@ -218,6 +220,10 @@ class Lexer {
     }
     if (c == ';' && options_.semicolons) {
       t.kind = TokenKind::kSemicolon;
+      return;
+    }
+    if (c == '?' && options_.question_marks) {
+      t.kind = TokenKind::kQuestion;
       return;
     }
     if (options_.bitwise_operators) {

@@ -70,6 +70,7 @@ enum class TokenKind : uint8_t {
   kPipe,       // |
   kCaret,      // ^
   kTilde,      // ~
+  kQuestion,   // ?  (only with LexOptions::question_marks)
 };
 
 // "identifier", "string", "'('", …
@@ -105,6 +106,8 @@ struct LexOptions {
   // An integer may be followed by `..` (two '.' tokens): the hop ranges of ADT's MATCH,
   // `[*1..3]`. Otherwise a number running into a '.' is an error.
   bool range_dots = false;
+  // `?` is a token (the quantifier of Stream Analytics' MATCH_RECOGNIZE patterns).
+  bool question_marks = false;
 };
 
 // Lexes all of `text` (which the tokens view: it must outlive them). Errors are

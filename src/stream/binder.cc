@@ -888,6 +888,237 @@ std::vector<WindowChoice> ReadWindows(const Expr& e) {
   return out;
 }
 
+// ---- MATCH_RECOGNIZE ----
+
+int SymbolIndex(const std::vector<std::string>& symbols, std::string_view name) {
+  for (size_t i = 0; i < symbols.size(); ++i) {
+    if (strings::IEquals(symbols[i], name)) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+void CollectSymbols(const PatternNode& n, std::vector<std::string>& out) {
+  if (n.kind == PatternNode::Kind::kSymbol) {
+    if (SymbolIndex(out, n.symbol) < 0) out.push_back(n.symbol);
+    return;
+  }
+  for (const auto& c : n.children)
+    CollectSymbols(c, out);
+}
+
+// Compiles PATTERN into MatchSpec::program (greedy: every split prefers one more repetition).
+class PatternCompiler {
+ public:
+  PatternCompiler(MatchSpec& spec, size_t max_size) : spec_(spec), max_(max_size) {}
+
+  void Compile(const PatternNode& n) {
+    Emit(n);
+    Add(MatchInst::Op::kMatch, n.pos);
+  }
+
+ private:
+  size_t Add(MatchInst::Op op, query::Position pos) {
+    if (spec_.program.size() >= max_) {
+      Fail(pos, Errc::kLimitExceeded,
+           "PATTERN is too large (the limit is " + std::to_string(max_) +
+               " steps; repetitions {n,m} count once per copy)");
+    }
+    MatchInst inst;
+    inst.op = op;
+    spec_.program.push_back(inst);
+    return spec_.program.size() - 1;
+  }
+  int Here() const { return static_cast<int>(spec_.program.size()); }
+
+  void Emit(const PatternNode& n) {
+    using K = PatternNode::Kind;
+    switch (n.kind) {
+      case K::kSymbol: {
+        size_t i = Add(MatchInst::Op::kSymbol, n.pos);
+        spec_.program[i].symbol = SymbolIndex(spec_.symbols, n.symbol);
+        return;
+      }
+      case K::kSeq:
+        for (const auto& c : n.children)
+          Emit(c);
+        return;
+      case K::kAlt: {
+        std::vector<size_t> jumps;
+        for (size_t k = 0; k + 1 < n.children.size(); ++k) {
+          size_t split = Add(MatchInst::Op::kSplit, n.pos);
+          spec_.program[split].x = Here();
+          Emit(n.children[k]);
+          jumps.push_back(Add(MatchInst::Op::kJump, n.pos));
+          spec_.program[split].y = Here();
+        }
+        Emit(n.children.back());
+        for (size_t j : jumps)
+          spec_.program[j].x = Here();
+        return;
+      }
+      case K::kRepeat: {
+        const PatternNode& c = n.children[0];
+        for (uint32_t k = 0; k < n.min; ++k)
+          Emit(c);
+        if (n.max == PatternNode::kUnbounded) {
+          int loop = Here();
+          size_t split = Add(MatchInst::Op::kSplit, n.pos);
+          spec_.program[split].x = Here();
+          Emit(c);
+          size_t back = Add(MatchInst::Op::kJump, n.pos);
+          spec_.program[back].x = loop;
+          spec_.program[split].y = Here();
+          return;
+        }
+        std::vector<size_t> splits;
+        for (uint32_t k = n.min; k < n.max; ++k) {
+          size_t split = Add(MatchInst::Op::kSplit, n.pos);
+          spec_.program[split].x = Here();
+          Emit(c);
+          splits.push_back(split);
+        }
+        for (size_t s : splits)
+          spec_.program[s].y = Here();
+        return;
+      }
+    }
+  }
+
+  MatchSpec& spec_;
+  size_t max_;
+};
+
+// `A.f.g` with A a pattern symbol: `f.g` (on the event) and A's index; else null.
+ExprPtr SymbolField(const Expr& e, const std::vector<std::string>& symbols, int* symbol) {
+  if (e.kind != ExprKind::kMember) return nullptr;
+  const Expr& c = *e.children[0];
+  if (c.kind == ExprKind::kName) {
+    int s = SymbolIndex(symbols, c.name);
+    if (s < 0 || c.name == ".") return nullptr;
+    *symbol = s;
+    return Extra(e.name, e.pos);
+  }
+  ExprPtr inner = SymbolField(c, symbols, symbol);
+  if (!inner) return nullptr;
+  ExprPtr out = CopyNode(e);
+  out->depth = static_cast<uint16_t>(inner->depth + 1);
+  out->children.push_back(std::move(inner));
+  return out;
+}
+
+// Rewrites DEFINE's and MEASURES' expressions onto the matcher's roots: First, Last, Min and
+// Max of a symbol's field become slots; `S.field` is the current event's field in S's own
+// DEFINE and Last(S.field) elsewhere; Classifier() (MEASURES only) is the list of symbols.
+struct MatchRewriter {
+  MatchSpec& spec;
+  const query::BindOptions& opts;
+  const std::vector<size_t>& define_order;  // per symbol: its DEFINE's position, or SIZE_MAX
+  int current = -1;                         // the symbol being defined; -1: MEASURES
+  std::vector<size_t> used;                 // the slots read
+
+  void CheckOrder(int symbol, query::Position pos) const {
+    if (current < 0 || symbol == current) return;
+    size_t mine = define_order[static_cast<size_t>(current)];
+    size_t theirs = define_order[static_cast<size_t>(symbol)];
+    if (theirs != SIZE_MAX && theirs > mine) {
+      Fail(pos, Errc::kInvalidQuery,
+           "the DEFINE of '" + spec.symbols[static_cast<size_t>(current)] + "' cannot read '" +
+               spec.symbols[static_cast<size_t>(symbol)] +
+               "', defined after it (a DEFINE reads the symbols defined before it)");
+    }
+  }
+
+  size_t Slot(MatchSlot::Kind kind, int symbol, const Expr& field) {
+    query::BoundExpr bound = query::BindOrThrow(field, opts);
+    for (size_t i = 0; i < spec.slots.size(); ++i) {
+      const MatchSlot& s = spec.slots[i];
+      if (s.kind == kind && s.symbol == symbol && query::SameExpr(s.field, bound)) {
+        if (std::find(used.begin(), used.end(), i) == used.end()) used.push_back(i);
+        return i;
+      }
+    }
+    MatchSlot s;
+    s.kind = kind;
+    s.symbol = symbol;
+    s.field = std::move(bound);
+    spec.slots.push_back(std::move(s));
+    used.push_back(spec.slots.size() - 1);
+    return spec.slots.size() - 1;
+  }
+
+  ExprPtr Rewrite(const Expr& e) {
+    if (e.kind == ExprKind::kCall) {
+      std::string name = Upper(e.name);
+      if (name == "CLASSIFIER") {
+        if (current >= 0) {
+          Fail(e.pos, Errc::kInvalidQuery, "Classifier() belongs in MEASURES, not in DEFINE");
+        }
+        if (!e.children.empty()) Fail(e.pos, Errc::kInvalidQuery, "Classifier() takes no argument");
+        spec.classifier = true;
+        return Extra(std::string(kClassifierName), e.pos);
+      }
+      std::optional<MatchSlot::Kind> kind;
+      if (name == "FIRST") kind = MatchSlot::Kind::kFirst;
+      if (name == "LAST") kind = MatchSlot::Kind::kLast;
+      if (name == "MIN") kind = MatchSlot::Kind::kMin;
+      if (name == "MAX") kind = MatchSlot::Kind::kMax;
+      if (kind) {
+        int symbol = -1;
+        ExprPtr field;
+        if (e.children.size() == 1 && !e.star && !e.distinct)
+          field = SymbolField(*e.children[0], spec.symbols, &symbol);
+        if (!field) {
+          Fail(e.pos, Errc::kInvalidQuery,
+               name + " in MATCH_RECOGNIZE takes one field of a pattern symbol (" + name +
+                   "(A.value)): Stream Analytics aggregates only field values");
+        }
+        CheckOrder(symbol, e.pos);
+        return Extra(MatchSlotName(Slot(*kind, symbol, *field)), e.pos);
+      }
+      if (e.name == "$OVER" || FindAgg(e.name) || IsRankedAgg(e.name) || IsAnalytic(e.name)) {
+        Fail(e.pos, Errc::kInvalidQuery,
+             "MATCH_RECOGNIZE's aggregates are First, Last, Min and Max of a symbol's field "
+             "(Max(A.value)); " +
+                 AggregateOrAnalytic(e) + " is not one");
+      }
+    }
+    if (e.kind == ExprKind::kMember) {
+      int symbol = -1;
+      if (ExprPtr field = SymbolField(e, spec.symbols, &symbol)) {
+        if (symbol == current) return field;
+        CheckOrder(symbol, e.pos);
+        return Extra(MatchSlotName(Slot(MatchSlot::Kind::kLast, symbol, *field)), e.pos);
+      }
+    }
+    if (e.kind == ExprKind::kName && SymbolIndex(spec.symbols, e.name) >= 0) {
+      Fail(e.pos, Errc::kInvalidQuery,
+           "'" + e.name + "' is a pattern symbol: name a field of its events (" + e.name +
+               ".field)");
+    }
+    ExprPtr out = CopyNode(e);
+    bool part_first = PartFirst(e);
+    for (size_t i = 0; i < e.children.size(); ++i) {
+      out->children.push_back(part_first && i == 0 ? CopyTree(*e.children[i])
+                                                   : Rewrite(*e.children[i]));
+    }
+    return out;
+  }
+
+  static ExprPtr CopyTree(const Expr& e) {
+    ExprPtr out = CopyNode(e);
+    for (const auto& c : e.children)
+      out->children.push_back(CopyTree(*c));
+    return out;
+  }
+};
+
+// The output column of a PARTITION BY key: its last name (`a.b.deviceId`: deviceId).
+std::string KeyColumnName(const Expr& e) {
+  if (e.kind == ExprKind::kName || e.kind == ExprKind::kMember) return e.name;
+  Fail(e.pos, Errc::kInvalidQuery,
+       "MATCH_RECOGNIZE's PARTITION BY takes columns (PARTITION BY deviceId), not expressions");
+}
+
 struct Binder {
   const ParsedQuery& q;
   const StreamLimits& limits;
@@ -946,6 +1177,130 @@ struct Binder {
       return b;
     };
     return query::BindOrThrow(e, o);
+  }
+
+  // MATCH_RECOGNIZE's clauses, bound on the events of FROM (alias `from_alias`).
+  std::shared_ptr<const MatchSpec> BindMatch(const MatchClause& m, const std::string& from_alias) {
+    auto spec = std::make_shared<MatchSpec>();
+    if (m.duration_unit) {
+      spec->duration = SizeOf(*m.duration_unit, *m.duration_n, limits, false, "duration");
+    }
+    spec->skip_past_last = m.skip_past_last;
+    CollectSymbols(m.pattern, spec->symbols);
+    size_t n = spec->symbols.size();
+    spec->define.resize(n);
+    spec->define_slots.resize(n);
+    query::BindOptions opts;
+    opts.functions = &StreamFunctions();
+    opts.case_insensitive_keys = true;
+    opts.resolve_root =
+        [from_alias](std::span<const std::string> names) -> std::optional<query::RootBinding> {
+      query::RootBinding b;
+      if (!names[0].empty() && names[0][0] == '\x01') {
+        b.root = 1;
+      } else if (names.size() > 1 && strings::IEquals(names[0], from_alias)) {
+        b.skip = 1;
+      }
+      return b;
+    };
+    std::vector<size_t> order(n, SIZE_MAX);
+    for (size_t i = 0; i < m.defines.size(); ++i) {
+      const MatchDefine& d = m.defines[i];
+      int symbol = SymbolIndex(spec->symbols, d.symbol);
+      if (symbol < 0) {
+        Fail(d.pos, Errc::kInvalidQuery,
+             "DEFINE names '" + d.symbol + "', a symbol PATTERN does not use");
+      }
+      if (order[static_cast<size_t>(symbol)] != SIZE_MAX) {
+        Fail(d.pos, Errc::kInvalidQuery, "'" + d.symbol + "' is defined twice");
+      }
+      order[static_cast<size_t>(symbol)] = i;
+    }
+    auto bind = [&](const Expr& e, MatchRewriter& rw) {
+      ExprPtr r = rw.Rewrite(e);
+      Ctx c;
+      c.event = &opts;
+      c.limits = &limits;
+      c.clause = "in MATCH_RECOGNIZE";
+      ExprPtr w = Rewrite(*r, c);
+      if (c.uses_ts) {
+        Fail(e.pos, Errc::kInvalidQuery,
+             "System.Timestamp() is not available inside MATCH_RECOGNIZE (select it outside: "
+             "it is the time of the match's last event)");
+      }
+      return query::BindOrThrow(*w, opts);
+    };
+    for (const MatchDefine& d : m.defines) {
+      int symbol = SymbolIndex(spec->symbols, d.symbol);
+      MatchRewriter rw{*spec, opts, order, symbol, {}};
+      spec->define[static_cast<size_t>(symbol)] = bind(*d.condition, rw);
+      spec->define_slots[static_cast<size_t>(symbol)] = std::move(rw.used);
+    }
+    std::vector<std::string> names;
+    auto add_name = [&](const std::string& name, query::Position pos) {
+      std::string key = strings::ToLower(name);
+      if (std::find(names.begin(), names.end(), key) != names.end())
+        Fail(pos, Errc::kInvalidQuery, "duplicate output name '" + name + "'");
+      names.push_back(key);
+    };
+    for (const auto& k : m.partition_by) {
+      RejectAggs(*k, "in PARTITION BY");
+      spec->partition_names.push_back(KeyColumnName(*k));
+      add_name(spec->partition_names.back(), k->pos);
+      spec->partition.push_back(BindOnSource(*k, from_alias));
+    }
+    for (const MatchMeasure& measure : m.measures) {
+      MatchRewriter rw{*spec, opts, order, -1, {}};
+      spec->measures.push_back(bind(*measure.expr, rw));
+      spec->measure_names.push_back(measure.alias);
+      add_name(measure.alias, measure.pos);
+    }
+    PatternCompiler(*spec, 4096).Compile(m.pattern);
+    return spec;
+  }
+
+  // The hidden SELECT running `s`'s MATCH_RECOGNIZE over its FROM into a hidden step; returns
+  // that step's sink.
+  int MatchSource(const SelectStmt& s, const Source& from, const std::string& from_alias) {
+    const MatchClause& m = *s.match;
+    auto refuse = [&](query::Position pos, std::string_view what) {
+      Fail(pos, Errc::kInvalidQuery,
+           std::string(what) +
+               " cannot be combined with MATCH_RECOGNIZE in one SELECT (use a WITH step)");
+    };
+    if (!s.joins.empty()) refuse(s.joins[0].pos, "JOIN");
+    if (!s.applies.empty()) refuse(s.applies[0].pos, "APPLY");
+    if (s.partition_by) refuse(s.partition_by->pos, "FROM … PARTITION BY (partition inside it)");
+    if (!s.timestamp_over.empty()) refuse(s.timestamp_over[0]->pos, "TIMESTAMP BY … OVER");
+    if (!from.stream()) {
+      Fail(s.from_pos, Errc::kInvalidQuery,
+           "reference data '" + s.from + "' has no time: MATCH_RECOGNIZE reads a stream");
+    }
+    Sink sink;
+    sink.name =
+        "\x01"
+        "match";
+    sink.step = static_cast<int>(plan.sinks.size());
+    plan.sinks.push_back(std::move(sink));
+    int index = static_cast<int>(plan.sinks.size() - 1);
+    SelectPlan h;
+    h.input = from.input;
+    h.source_step = from.step;
+    if (s.timestamp_by) {
+      if (from.step >= 0) {
+        Fail(s.from_pos, Errc::kInvalidQuery,
+             "TIMESTAMP BY applies to inputs, and '" + s.from + "' is a WITH step");
+      }
+      RejectAggs(*s.timestamp_by, "in TIMESTAMP BY");
+      h.timestamp_by = BindOnSource(*s.timestamp_by, from_alias);
+    }
+    h.match = BindMatch(m, from_alias);
+    h.sink = index;
+    int self = static_cast<int>(plan.selects.size());
+    plan.sinks[index].producers.push_back(self);
+    if (from.step >= 0) plan.sinks[from.step].consumers.push_back(self);
+    plan.selects.push_back(std::move(h));
+    return index;
   }
 
   // A hidden pass-through SELECT reading `input` (with its TIMESTAMP BY) into a hidden step;
@@ -1136,6 +1491,12 @@ struct Binder {
     }
     Aliases aliases = {alias};
     std::vector<Source> sources = {Resolve(s.from, s.from_pos)};
+    if (s.match) {  // this SELECT reads the matches, from a hidden step
+      sources[0] = Source{};
+      sources[0].step = MatchSource(s, Resolve(s.from, s.from_pos), alias);
+      alias = s.match->alias.value_or(s.from);
+      aliases[0] = alias;
+    }
     for (const auto& j : s.joins) {
       std::string a = j.alias.value_or(j.from);
       if (AliasIndex(aliases, a) >= 0) {
@@ -1236,7 +1597,7 @@ struct Binder {
       }
     }
 
-    if (s.timestamp_by) {
+    if (s.timestamp_by && !s.match) {
       if (p.source_step >= 0) {
         Fail(s.from_pos, Errc::kInvalidQuery,
              "TIMESTAMP BY applies to inputs, and '" + s.from + "' is a WITH step");

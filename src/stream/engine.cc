@@ -55,6 +55,7 @@
 #include "query/query_error.h"
 #include "stream/aggregates.h"
 #include "stream/join.h"
+#include "stream/match_recognize.h"
 #include "stream/plan.h"
 
 namespace orrery::stream {
@@ -266,6 +267,8 @@ struct Engine::Impl {
     // data indexes (per JOIN; unused for the stream one).
     std::unique_ptr<internal::StreamJoin> stream_join;
     std::vector<internal::ReferenceIndex> references;
+    // A hidden SELECT of MATCH_RECOGNIZE: its matcher.
+    std::unique_ptr<internal::Matcher> matcher;
     // Scratch for Accept (never held across calls that could re-enter this node: a node's
     // rows go only to nodes after it).
     std::string key;
@@ -378,6 +381,7 @@ struct Engine::Impl {
       n.same_arg.push_back(same);
     }
     n.direct = DirectColumns(*n.p);
+    if (n.p->match) n.matcher = std::make_unique<internal::Matcher>(*n.p->match, limits());
   }
 
   const StreamLimits& limits() const { return plan->limits; }
@@ -533,6 +537,10 @@ struct Engine::Impl {
   // SELECT first looks its reference data up.
   void Accept(Node& n, const json::object& ev, Micros ts,
               const internal::JoinedRow* joined = nullptr) {
+    if (n.matcher) {
+      n.matcher->Push(ev, ts);
+      return;
+    }
     const SelectPlan& p = *n.p;
     if (!p.joins.empty() && joined == nullptr) {
       internal::JoinedRow row;
@@ -794,6 +802,13 @@ struct Engine::Impl {
   // Closes what W = `w` makes final and, for a node without substreams (or a substream's
   // parent), forwards the watermark to its sink.
   void Advance(Node& n, Micros w) {
+    if (n.matcher) {  // matches come out in time order, held back while one could precede them
+      n.matcher->Advance(w);
+      Micros hold = n.matcher->Hold(w);
+      n.matcher->TakeReady(hold, [&](json::object row, Micros ts) { Emit(n, std::move(row), ts); });
+      Forward(n.index, hold);
+      return;
+    }
     Close(n, w);
     if (!n.sub) Forward(n.index, w);
   }

@@ -26,6 +26,9 @@ Micros StreamQuery::StateHorizon() const {
       case internal::WindowKind::kNone:
         break;
     }
+    // MATCH_RECOGNIZE: an attempt reaches back LIMIT DURATION; without one it may reach back
+    // any time, taken as the longest window (7 days by default).
+    if (p.match) span = p.match->duration > 0 ? p.match->duration : plan_->limits.max_window;
     Micros analytic = 0;
     for (auto& a : p.analytics)
       analytic = std::max(analytic, a.duration);

@@ -6,16 +6,18 @@
 //   statement := select { UNION [ ALL ] select }
 //   select    := SELECT item { , item } [ INTO name ] FROM name [ [ AS ] alias ] { apply }
 //                [ PARTITION BY expr ] [ TIMESTAMP BY expr [ OVER expr { , expr } ] { apply } ]
-//                [ PARTITION BY expr ] { join } [ PARTITION BY expr ] [ WHERE expr ]
-//                [ GROUP BY group { , group } ] [ HAVING expr ]
+//                [ PARTITION BY expr ] [ match_recognize ] { join } [ PARTITION BY expr ] [ WHERE
+//                expr ] [ GROUP BY group { , group } ] [ HAVING expr ]
 //   apply     := ( CROSS | OUTER ) APPLY name ( expr ) [ AS ] alias
 //   join      := [ INNER | LEFT [ OUTER ] ] JOIN name [ [ AS ] alias ] [ TIMESTAMP BY expr ]
 //                ON expr
 //   item      := * | path . * | expr [ AS alias ]
 //   group     := expr [ OVER ( PARTITION BY expr ) ]
+//   match_recognize: see ParseMatchRecognize
 //   name      := identifier | [ text ]
 #include "base/strings.h"
 #include "query/query_error.h"
+#include "query/value.h"
 #include "stream/plan.h"
 
 namespace orrery::stream::internal {
@@ -35,6 +37,7 @@ const query::ExprOptions& StreamExprOptions(const StreamLimits& limits) {
   o.lex.semicolons = true;
   o.lex.sql_comments = true;
   o.lex.bitwise_operators = true;
+  o.lex.question_marks = true;
   return o;
 }
 
@@ -103,7 +106,7 @@ bool IsWindowName(std::string_view n) {
 bool AtBareAlias(const TokenCursor& in) {
   if (!in.At(TokenKind::kIdentifier) || AtClauseWord(in)) return false;
   for (std::string_view w : {"TIMESTAMP", "JOIN", "INNER", "LEFT", "RIGHT", "FULL", "CROSS",
-                             "OUTER", "PARTITION", "ON"}) {
+                             "OUTER", "PARTITION", "ON", "MATCH_RECOGNIZE"}) {
     if (in.AtKeyword(w)) return false;
   }
   return true;
@@ -144,6 +147,209 @@ void ParsePartitionBy(TokenCursor& in, query::ExpressionParser& parser, SelectSt
   if (s.partition_by) throw QueryError(Errc::kSyntax, pos, "PARTITION BY is given twice");
   in.ExpectKeyword("BY");
   s.partition_by = parser.Parse();
+}
+
+// PATTERN's regular expression (docs/stream.md):
+//   alt  := seq { | seq }      seq := atom { atom }
+//   atom := ( symbol | . | ( alt ) ) [ * | + | ? | {n} | {n,} | {n,m} | {,m} ]
+class PatternParser {
+ public:
+  PatternParser(TokenCursor& in, const StreamLimits& limits) : in_(in), limits_(limits) {}
+
+  PatternNode Alt(uint32_t depth) {
+    if (depth > limits_.text.max_depth) {
+      throw QueryError(Errc::kLimitExceeded, in_.Peek().pos,
+                       "PATTERN is nested too deeply (the limit is " +
+                           std::to_string(limits_.text.max_depth) + ")");
+    }
+    PatternNode alt;
+    alt.kind = PatternNode::Kind::kAlt;
+    alt.pos = in_.Peek().pos;
+    while (true) {
+      alt.children.push_back(Seq(depth));
+      if (!in_.Try(TokenKind::kPipe)) break;
+    }
+    if (alt.children.size() == 1) return std::move(alt.children[0]);
+    return alt;
+  }
+
+ private:
+  PatternNode Seq(uint32_t depth) {
+    PatternNode seq;
+    seq.kind = PatternNode::Kind::kSeq;
+    seq.pos = in_.Peek().pos;
+    while (!in_.At(TokenKind::kRParen) && !in_.At(TokenKind::kPipe)) {
+      if (in_.AtEnd() || in_.AtKeyword("DEFINE") || in_.AtKeyword("WITHIN")) {
+        if (seq.children.empty()) in_.Fail("a pattern symbol");
+        in_.Fail("')'");
+      }
+      CheckListLength(in_, seq.children.size(), limits_);
+      seq.children.push_back(Atom(depth));
+    }
+    if (seq.children.empty()) in_.Fail("a pattern symbol");
+    if (seq.children.size() == 1) return std::move(seq.children[0]);
+    return seq;
+  }
+
+  uint32_t Count() {
+    if (!in_.At(TokenKind::kNumber)) in_.Fail("a count");
+    const query::Token& t = in_.Peek();
+    std::optional<int64_t> v = query::ToInt64(t.number);
+    if (!v || *v < 0 || *v > 1000) {
+      throw QueryError(Errc::kInvalidQuery, t.pos,
+                       "a pattern's repetition count must be an integer from 0 to 1000");
+    }
+    in_.Next();
+    return static_cast<uint32_t>(*v);
+  }
+
+  PatternNode Atom(uint32_t depth) {
+    PatternNode atom;
+    atom.pos = in_.Peek().pos;
+    if (in_.Try(TokenKind::kLParen)) {
+      atom = Alt(depth + 1);
+      in_.Expect(TokenKind::kRParen, "')'");
+    } else if (in_.Try(TokenKind::kDot)) {
+      atom.symbol = ".";
+    } else if (in_.At(TokenKind::kIdentifier) || in_.At(TokenKind::kQuotedIdentifier)) {
+      atom.symbol = ParseName(in_, "a pattern symbol");
+    } else {
+      in_.Fail("a pattern symbol, '.' or '('");
+    }
+    PatternNode rep;
+    rep.kind = PatternNode::Kind::kRepeat;
+    rep.pos = in_.Peek().pos;
+    if (in_.Try(TokenKind::kStar)) {
+      rep.min = 0;
+      rep.max = PatternNode::kUnbounded;
+    } else if (in_.Try(TokenKind::kPlus)) {
+      rep.min = 1;
+      rep.max = PatternNode::kUnbounded;
+    } else if (in_.Try(TokenKind::kQuestion)) {
+      rep.min = 0;
+      rep.max = 1;
+    } else if (in_.Try(TokenKind::kLBrace)) {
+      rep.min = in_.At(TokenKind::kComma) ? 0 : Count();
+      rep.max = rep.min;
+      if (in_.Try(TokenKind::kComma)) {
+        rep.max = in_.At(TokenKind::kRBrace) ? PatternNode::kUnbounded : Count();
+      }
+      in_.Expect(TokenKind::kRBrace, "'}'");
+      if (rep.max < rep.min || rep.max == 0) {
+        throw QueryError(Errc::kInvalidQuery, rep.pos,
+                         "a pattern's repetition {n,m} needs 0 <= n <= m and m >= 1");
+      }
+    } else {
+      return atom;
+    }
+    if (in_.At(TokenKind::kQuestion) || in_.At(TokenKind::kStar) || in_.At(TokenKind::kPlus) ||
+        in_.At(TokenKind::kLBrace)) {
+      throw QueryError(Errc::kInvalidQuery, in_.Peek().pos,
+                       "Stream Analytics has only greedy quantifiers, one per atom (no +?, *?, "
+                       "A+*): group the atom in parentheses to quantify it again");
+    }
+    rep.children.push_back(std::move(atom));
+    return rep;
+  }
+
+  TokenCursor& in_;
+  const StreamLimits& limits_;
+};
+
+// MATCH_RECOGNIZE ( [LIMIT DURATION (unit, n)] [PARTITION BY expr {, expr}]
+//   MEASURES expr AS alias {, expr AS alias} [AFTER MATCH SKIP (TO NEXT ROW | PAST LAST ROW)]
+//   PATTERN ( pattern ) [DEFINE symbol AS expr {, symbol AS expr}] ) [[AS] alias]
+std::unique_ptr<MatchClause> ParseMatchRecognize(TokenCursor& in, query::ExpressionParser& parser,
+                                                 const StreamLimits& limits) {
+  auto m = std::make_unique<MatchClause>();
+  m->pos = in.Next().pos;  // MATCH_RECOGNIZE
+  in.Expect(TokenKind::kLParen, "'(' after MATCH_RECOGNIZE");
+  auto within = [&] {
+    if (in.AtKeyword("WITHIN")) {
+      throw QueryError(Errc::kInvalidQuery, in.Peek().pos,
+                       "Stream Analytics bounds a match in time with LIMIT DURATION (unit, n), "
+                       "the first clause of MATCH_RECOGNIZE, not WITHIN");
+    }
+  };
+  within();
+  if (in.TryKeyword("LIMIT")) {
+    in.ExpectKeyword("DURATION");
+    in.Expect(TokenKind::kLParen, "'('");
+    m->duration_unit = parser.Parse();
+    in.Expect(TokenKind::kComma, "','");
+    m->duration_n = parser.Parse();
+    in.Expect(TokenKind::kRParen, "')'");
+  }
+  if (in.TryKeyword("PARTITION")) {
+    in.ExpectKeyword("BY");
+    while (true) {
+      CheckListLength(in, m->partition_by.size(), limits);
+      m->partition_by.push_back(parser.Parse());
+      if (!in.Try(TokenKind::kComma)) break;
+    }
+  }
+  if (!in.AtKeyword("MEASURES")) {
+    in.Fail(m->duration_unit || !m->partition_by.empty()
+                ? "MEASURES"
+                : "LIMIT DURATION, PARTITION BY or MEASURES");
+  }
+  in.Next();
+  while (true) {
+    CheckListLength(in, m->measures.size(), limits);
+    MatchMeasure measure;
+    measure.pos = in.Peek().pos;
+    measure.expr = parser.Parse();
+    if (!in.AtKeyword("AS")) in.Fail("AS and a name for the measure");
+    in.Next();
+    measure.alias = ParseAlias(in);
+    m->measures.push_back(std::move(measure));
+    if (!in.Try(TokenKind::kComma)) break;
+  }
+  if (in.TryKeyword("AFTER")) {
+    in.ExpectKeyword("MATCH");
+    in.ExpectKeyword("SKIP");
+    if (in.TryKeyword("PAST")) {
+      in.ExpectKeyword("LAST");
+      in.ExpectKeyword("ROW");
+      m->skip_past_last = true;
+    } else {
+      if (!in.AtKeyword("TO")) in.Fail("TO NEXT ROW or PAST LAST ROW");
+      in.Next();
+      if (in.AtKeyword("FIRST") || in.AtKeyword("LAST")) {
+        throw QueryError(Errc::kInvalidQuery, in.Peek().pos,
+                         "AFTER MATCH SKIP TO FIRST/LAST symbol is not supported (TO NEXT ROW or "
+                         "PAST LAST ROW)");
+      }
+      in.ExpectKeyword("NEXT");
+      in.ExpectKeyword("ROW");
+    }
+  }
+  if (!in.AtKeyword("PATTERN")) in.Fail("',', AFTER MATCH SKIP or PATTERN");
+  in.Next();
+  in.Expect(TokenKind::kLParen, "'(' after PATTERN");
+  m->pattern = PatternParser(in, limits).Alt(1);
+  in.Expect(TokenKind::kRParen, "')'");
+  within();
+  if (in.TryKeyword("DEFINE")) {
+    while (true) {
+      CheckListLength(in, m->defines.size(), limits);
+      MatchDefine d;
+      d.pos = in.Peek().pos;
+      d.symbol = ParseName(in, "a pattern symbol to define");
+      in.ExpectKeyword("AS");
+      d.condition = parser.Parse();
+      m->defines.push_back(std::move(d));
+      if (!in.Try(TokenKind::kComma)) break;
+    }
+  }
+  within();
+  in.Expect(TokenKind::kRParen, m->defines.empty() ? "DEFINE or ')'" : "',' or ')'");
+  if (in.TryKeyword("AS")) {
+    m->alias = ParseName(in, "an alias after AS");
+  } else if (AtBareAlias(in)) {
+    m->alias = std::string(in.Next().text);
+  }
+  return m;
 }
 
 SelectStmt ParseSelect(TokenCursor& in, query::ExpressionParser& parser,
@@ -253,6 +459,7 @@ SelectStmt ParseSelect(TokenCursor& in, query::ExpressionParser& parser,
   s.timestamp_by = ParseTimestampBy(in, parser, limits, &s.timestamp_over);
   if (s.timestamp_by) applies();
   ParsePartitionBy(in, parser, s);
+  if (in.AtKeyword("MATCH_RECOGNIZE")) s.match = ParseMatchRecognize(in, parser, limits);
   while (true) {
     // An APPLY after a JOIN parses (the binder says what it supports).
     if ((in.AtKeyword("CROSS") || in.AtKeyword("OUTER")) && in.AtKeyword("APPLY", 1)) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -54,6 +55,43 @@ struct JoinClause {
   query::ExprPtr on;
 };
 
+// MATCH_RECOGNIZE's PATTERN: a regular expression over symbols.
+struct PatternNode {
+  enum class Kind : uint8_t { kSymbol, kSeq, kAlt, kRepeat };
+  static constexpr uint32_t kUnbounded = UINT32_MAX;
+  Kind kind = Kind::kSymbol;
+  std::string symbol;  // kSymbol: the name as written, or "." (any event)
+  query::Position pos;
+  std::vector<PatternNode> children;  // kSeq, kAlt: the parts; kRepeat: the one repeated
+  uint32_t min = 1;                   // kRepeat: * {0,∞}, + {1,∞}, ? {0,1}, {n,m}
+  uint32_t max = 1;
+};
+
+struct MatchMeasure {
+  query::ExprPtr expr;
+  std::string alias;
+  query::Position pos;
+};
+
+struct MatchDefine {
+  std::string symbol;
+  query::Position pos;
+  query::ExprPtr condition;
+};
+
+// FROM name [TIMESTAMP BY …] MATCH_RECOGNIZE ( … ) [AS] alias
+struct MatchClause {
+  query::Position pos;
+  query::ExprPtr duration_unit;  // LIMIT DURATION (unit, n): null without
+  query::ExprPtr duration_n;
+  std::vector<query::ExprPtr> partition_by;
+  std::vector<MatchMeasure> measures;
+  bool skip_past_last = false;  // AFTER MATCH SKIP PAST LAST ROW (else TO NEXT ROW)
+  PatternNode pattern;
+  std::vector<MatchDefine> defines;
+  std::optional<std::string> alias;
+};
+
 struct SelectStmt {
   query::Position pos;
   std::vector<SelectItem> items;
@@ -70,6 +108,7 @@ struct SelectStmt {
   query::ExprPtr where;
   std::vector<GroupItem> group_by;
   query::ExprPtr having;
+  std::unique_ptr<MatchClause> match;  // FROM … MATCH_RECOGNIZE (…)
 };
 
 // SELECT … [UNION SELECT …]…
@@ -224,6 +263,48 @@ struct JoinSpec {
   Micros hi = 0;
 };
 
+// MATCH_RECOGNIZE, bound (stream/match_recognize.h runs it). The pattern is a program for a
+// backtracking-free NFA simulation in priority order (a Pike VM): kSplit prefers `x` to `y`.
+// DEFINE and MEASURES read root 0 (DEFINE: the event being matched; MEASURES: the match's last
+// event) and root 1, where "\x01m<i>" is slot i's value and "\x01c" Classifier()'s list.
+struct MatchInst {
+  enum class Op : uint8_t { kSymbol, kSplit, kJump, kMatch };
+  Op op = Op::kMatch;
+  int symbol = -1;  // kSymbol
+  int x = 0;        // kSplit (preferred), kJump: the target
+  int y = 0;        // kSplit: the other
+};
+
+// An aggregate over the events a match has mapped to `symbol` so far (-1: all of its events).
+struct MatchSlot {
+  enum class Kind : uint8_t { kFirst, kLast, kMin, kMax };
+  Kind kind = Kind::kLast;
+  int symbol = -1;
+  query::BoundExpr field;  // on root 0, the event
+};
+
+struct MatchSpec {
+  std::vector<MatchInst> program;                       // starts at 0
+  std::vector<std::string> symbols;                     // as first written in PATTERN
+  std::vector<std::optional<query::BoundExpr>> define;  // per symbol; nullopt: any event
+  std::vector<std::vector<size_t>> define_slots;        // per symbol: the slots DEFINE reads
+  std::vector<MatchSlot> slots;
+  std::vector<query::BoundExpr> partition;
+  std::vector<std::string> partition_names;  // the output columns of the partition key
+  std::vector<query::BoundExpr> measures;
+  std::vector<std::string> measure_names;
+  bool classifier = false;  // MEASURES call Classifier()
+  Micros duration = 0;      // LIMIT DURATION: a match's events lie within [first, first + it)
+  bool skip_past_last = false;
+};
+
+inline std::string MatchSlotName(size_t i) {
+  return "\x01m" + std::to_string(i);
+}
+inline constexpr std::string_view kClassifierName =
+    "\x01"
+    "c";
+
 // One SELECT. Roots: 0 the event (windowed rows: an empty object), 1 the row's extras
 // (kTs: System.Timestamp(); kKey<i>: the GROUP BY values; kAgg<i>: the aggregates; kAnalytic<i>:
 // the analytic functions' values), 2… the APPLY records or, with JOINs (not both in one
@@ -255,6 +336,9 @@ struct SelectPlan {
   std::vector<JoinSpec> joins;  // in order; only joins[0] may be of a stream
   int left_sink = -1;           // a stream JOIN: the sink source 0's rows come from
   bool pass_through = false;    // a hidden SELECT * of a JOIN's side: events go on as they are
+  // A hidden SELECT of MATCH_RECOGNIZE: its events go to the matcher, which yields one row per
+  // match (the partition key and the measures) at the time of the match's last event.
+  std::shared_ptr<const MatchSpec> match;
   bool stream_join() const { return !joins.empty() && joins[0].reference < 0; }
 };
 

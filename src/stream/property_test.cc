@@ -173,6 +173,17 @@ const std::vector<Named>& Queries() {
        "BY PartitionId "
        "GROUP BY PartitionId, k, TumblingWindow(second, 5)",
        {"input"}},
+      {"match",
+       "SELECT *, System.Timestamp() AS t FROM input TIMESTAMP BY time MATCH_RECOGNIZE ("
+       "LIMIT DURATION (second, 6) PARTITION BY k MEASURES First(Lo.v) AS lo, Max(Hi.v) AS hi, "
+       "Classifier() AS c PATTERN (Lo Hi+ Lo) DEFINE Lo AS Lo.v < 50, Hi AS Hi.v >= 50) AS M",
+       {"input"}},
+      {"match step",
+       "WITH m AS (SELECT * FROM input TIMESTAMP BY time MATCH_RECOGNIZE (PARTITION BY k "
+       "MEASURES Last(B.v) AS v AFTER MATCH SKIP PAST LAST ROW PATTERN (A B+) "
+       "DEFINE A AS A.v < 30, B AS B.v > Last(A.v)) AS M) "
+       "SELECT k, COUNT(*) AS n, MAX(v) AS top FROM m GROUP BY k, TumblingWindow(second, 5)",
+       {"input"}},
   };
   return q;
 }

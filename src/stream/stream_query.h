@@ -68,6 +68,10 @@ struct StreamLimits {
   size_t max_reference_rows = 1'000'000;  // per reference data input
   // per SELECT: the keys of TIMESTAMP BY … OVER and PARTITION BY with their own clock
   size_t max_substreams = 1'000'000;
+  // per MATCH_RECOGNIZE: the partial matches (alternatives still running, over every start)
+  // one PARTITION BY key holds; the keys with partial or unreported matches
+  size_t max_match_partials = 10'000;
+  size_t max_match_keys = 100'000;
 };
 
 namespace internal {

@@ -1,7 +1,10 @@
 // Unit tests of the C++ interface; the language itself is tested by testdata/*.test.
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <set>
+#include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <boost/json.hpp>
@@ -533,6 +536,259 @@ TEST(StreamQuery, StateHorizonAddsWindowsDurationsAndJoinBounds) {
   auto plain = StreamQuery::Parse("SELECT * FROM input WHERE v > 1");
   ASSERT_TRUE(plain.has_value());
   EXPECT_EQ(plain->StateHorizon(), 0);
+}
+
+// MATCH_RECOGNIZE: rows come out in time order across keys, only once no match still running
+// could come before them; LIMIT DURATION bounds what a key holds.
+constexpr const char* kOpenEnded =
+    "SELECT id, System.Timestamp() AS t INTO o FROM a MATCH_RECOGNIZE ("
+    " LIMIT DURATION (second, 10) PARTITION BY id MEASURES Last(B.v) AS v"
+    " PATTERN (A B+) DEFINE A AS A.k = 'a', B AS B.k = 'b') AS M";
+
+TEST(MatchRecognize, RowsWaitForEarlierMatchesOfOtherKeys) {
+  auto q = StreamQuery::Parse(kOpenEnded);
+  ASSERT_TRUE(q.has_value()) << q.error().message();
+  Engine e(*q);
+  auto push = [&](int id, const char* k, int second) {
+    ASSERT_TRUE(e.Push("a", json::object{{"id", id}, {"k", k}, {"v", second}}, second * kSecond)
+                    .has_value());
+  };
+  push(1, "a", 1);
+  push(1, "b", 2);  // key 1 has a match at 2 that B+ may still extend
+  push(2, "a", 3);
+  push(2, "b", 4);
+  push(2, "x", 5);  // key 2's match (at 4) is over, but key 1's could still end at 2
+  EXPECT_TRUE(e.TakeOutputs().empty());
+  push(1, "x", 6);  // key 1's is over too: both come out, in time order
+  auto out = e.TakeOutputs();
+  ASSERT_EQ(out["o"].size(), 2u);
+  EXPECT_EQ(json::serialize(out["o"][0].row), R"({"id":1,"t":"1970-01-01T00:00:02.0000000Z"})");
+  EXPECT_EQ(json::serialize(out["o"][1].row), R"({"id":2,"t":"1970-01-01T00:00:04.0000000Z"})");
+}
+
+TEST(MatchRecognize, LimitDurationEndsAMatchWithoutAnotherEventOfItsKey) {
+  auto q = StreamQuery::Parse(kOpenEnded);
+  ASSERT_TRUE(q.has_value()) << q.error().message();
+  Engine e(*q);
+  ASSERT_TRUE(e.Push("a", json::object{{"id", 1}, {"k", "a"}}, 1 * kSecond).has_value());
+  ASSERT_TRUE(e.Push("a", json::object{{"id", 1}, {"k", "b"}}, 2 * kSecond).has_value());
+  // Key 2's event at 10 s: the attempt started at 1 s may still take events before 11 s.
+  ASSERT_TRUE(e.Push("a", json::object{{"id", 2}, {"k", "x"}}, 10 * kSecond).has_value());
+  EXPECT_TRUE(e.TakeOutputs().empty());
+  ASSERT_TRUE(e.Push("a", json::object{{"id", 2}, {"k", "x"}}, 11 * kSecond).has_value());
+  auto out = e.TakeOutputs();
+  ASSERT_EQ(out["o"].size(), 1u);
+  EXPECT_EQ(out["o"][0].timestamp, 2 * kSecond);
+}
+
+TEST(MatchRecognize, LimitDurationBoundsPartialMatches) {
+  StreamLimits limits;
+  limits.max_match_partials = 50;
+  // 10 keys, an A every 100 ms each for 1000 s; A+ B keeps two alternatives per attempt (one
+  // more A, or B) while no B comes. Within 1 s a key holds ~10 attempts; within 10 s, ~100.
+  auto run = [&](int seconds) -> Status {
+    auto q = StreamQuery::Parse(
+        "SELECT * FROM a MATCH_RECOGNIZE (LIMIT DURATION (second, " + std::to_string(seconds) +
+            ") PARTITION BY id MEASURES Last(B.v) AS v PATTERN (A+ B) DEFINE A AS A.k = 'a', "
+            "B AS B.k = 'b') AS M",
+        limits);
+    EXPECT_TRUE(q.has_value()) << q.error().message();
+    Engine e(*q);
+    Status r;
+    for (int i = 0; i < 100'000 && r; ++i)
+      r = e.Push("a", json::object{{"id", i % 10}, {"k", "a"}}, i * 10'000);
+    if (!r) return r;
+    r = e.Flush();
+    EXPECT_TRUE(e.TakeOutputs().empty());
+    return r;
+  };
+  Status bounded = run(1);
+  EXPECT_TRUE(bounded.has_value()) << bounded.error().message();
+  Status over = run(10);
+  ASSERT_FALSE(over.has_value());
+  EXPECT_TRUE(over.error().Is(query::Errc::kLimitExceeded));
+  EXPECT_NE(over.error().message().find("too many partial matches"), std::string::npos)
+      << over.error().message();
+}
+
+TEST(MatchRecognize, StateHorizonIsTheLimitDuration) {
+  auto q = StreamQuery::Parse(kOpenEnded);
+  ASSERT_TRUE(q.has_value()) << q.error().message();
+  EXPECT_EQ(q->StateHorizon(), 10 * kSecond);
+  auto unbounded = StreamQuery::Parse(
+      "SELECT * FROM a MATCH_RECOGNIZE (MEASURES Last(A.v) AS v PATTERN (A B) DEFINE A AS "
+      "A.v > 1) AS M");
+  ASSERT_TRUE(unbounded.has_value()) << unbounded.error().message();
+  EXPECT_EQ(unbounded->StateHorizon(), StreamLimits{}.max_window);
+}
+
+TEST(MatchRecognize, ParseErrorsHaveLineAndColumn) {
+  auto q = StreamQuery::Parse(
+      "SELECT * FROM a\nMATCH_RECOGNIZE (MEASURES Last(A.v) AS v\n"
+      "  PATTERN (A{3,2}) DEFINE A AS A.v > 1) AS M");
+  ASSERT_FALSE(q.has_value());
+  EXPECT_TRUE(q.error().Is(query::Errc::kInvalidQuery));
+  EXPECT_NE(q.error().message().find("line 3, column 13: a pattern's repetition {n,m} needs"),
+            std::string::npos)
+      << q.error().message();
+}
+
+// MATCH_RECOGNIZE against a backtracking matcher: for each start (in order), the first match in
+// priority order (greedy quantifiers, the left side of '|'), over random sequences.
+namespace reference {
+
+struct P {
+  enum Kind { kSym, kSeq, kAlt, kRep } kind;
+  char sym = 0;
+  std::vector<P> kids;
+  int min = 1, max = 1;  // kRep; max -1: unbounded
+};
+P Sym(char c) {
+  return P{P::kSym, c, {}, 1, 1};
+}
+P Seq(std::vector<P> k) {
+  return P{P::kSeq, 0, std::move(k), 1, 1};
+}
+P Alt(std::vector<P> k) {
+  return P{P::kAlt, 0, std::move(k), 1, 1};
+}
+P Rep(P k, int min, int max) {
+  return P{P::kRep, 0, {std::move(k)}, min, max};
+}
+
+// DEFINE A AS k = 'a', B AS k = 'b', C AS k IN ('b', 'c').
+bool Fits(char sym, char k) {
+  return sym == 'A' ? k == 'a' : sym == 'B' ? k == 'b' : (k == 'b' || k == 'c');
+}
+
+using Cont = std::function<bool(size_t)>;
+bool Match(const P& p, const std::string& ev, size_t pos, std::string& path, const Cont& k);
+
+bool SeqFrom(const P& p, size_t i, const std::string& ev, size_t pos, std::string& path,
+             const Cont& k) {
+  if (i == p.kids.size()) return k(pos);
+  return Match(p.kids[i], ev, pos, path,
+               [&](size_t next) { return SeqFrom(p, i + 1, ev, next, path, k); });
+}
+
+bool RepFrom(const P& p, int count, const std::string& ev, size_t pos, std::string& path,
+             const Cont& k) {
+  if (p.max < 0 || count < p.max) {
+    if (Match(p.kids[0], ev, pos, path,
+              [&](size_t next) { return RepFrom(p, count + 1, ev, next, path, k); })) {
+      return true;
+    }
+  }
+  return count >= p.min && k(pos);
+}
+
+bool Match(const P& p, const std::string& ev, size_t pos, std::string& path, const Cont& k) {
+  switch (p.kind) {
+    case P::kSym:
+      if (pos < ev.size() && Fits(p.sym, ev[pos])) {
+        path.push_back(p.sym);
+        if (k(pos + 1)) return true;
+        path.pop_back();
+      }
+      return false;
+    case P::kSeq:
+      return SeqFrom(p, 0, ev, pos, path, k);
+    case P::kAlt:
+      for (const P& c : p.kids) {
+        if (Match(c, ev, pos, path, k)) return true;
+      }
+      return false;
+    case P::kRep:
+      return RepFrom(p, 0, ev, pos, path, k);
+  }
+  return false;
+}
+
+// (start, symbols) of every match, in start order.
+std::vector<std::pair<size_t, std::string>> Matches(const P& p, const std::string& ev,
+                                                    bool past_last) {
+  std::vector<std::pair<size_t, std::string>> out;
+  for (size_t s = 0; s < ev.size(); ++s) {
+    std::string path, found;
+    bool ok = Match(p, ev, s, path, [&](size_t end) {
+      if (end == s) return false;
+      found = path;
+      return true;
+    });
+    if (!ok) continue;
+    out.emplace_back(s, found);
+    if (past_last) s += found.size() - 1;
+  }
+  return out;
+}
+
+}  // namespace reference
+
+TEST(MatchRecognize, AgreesWithABacktrackingMatcher) {
+  using namespace reference;
+  struct Case {
+    const char* pattern;
+    P p;
+  };
+  std::vector<Case> cases = {
+      {"A+ B", Seq({Rep(Sym('A'), 1, -1), Sym('B')})},
+      {"A* B? C", Seq({Rep(Sym('A'), 0, -1), Rep(Sym('B'), 0, 1), Sym('C')})},
+      {"(A | B)+ C", Seq({Rep(Alt({Sym('A'), Sym('B')}), 1, -1), Sym('C')})},
+      {"A{1,2} B{2,}", Seq({Rep(Sym('A'), 1, 2), Rep(Sym('B'), 2, -1)})},
+      {"(A B | A)+ C", Seq({Rep(Alt({Seq({Sym('A'), Sym('B')}), Sym('A')}), 1, -1), Sym('C')})},
+      {"B C+", Seq({Sym('B'), Rep(Sym('C'), 1, -1)})},
+      {"A (C | B) B?", Seq({Sym('A'), Alt({Sym('C'), Sym('B')}), Rep(Sym('B'), 0, 1)})},
+  };
+  uint64_t seed = 12345;
+  auto rnd = [&] {
+    seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<uint32_t>(seed >> 33);
+  };
+  for (const Case& c : cases) {
+    for (bool past_last : {false, true}) {
+      std::string text = std::string("SELECT * INTO o FROM a MATCH_RECOGNIZE (MEASURES ") +
+                         "Classifier() AS s AFTER MATCH SKIP " +
+                         (past_last ? "PAST LAST ROW" : "TO NEXT ROW") + " PATTERN (" + c.pattern +
+                         ") DEFINE ";
+      std::string_view pattern = c.pattern;
+      const char* defines[] = {"A AS k = 'a'", "B AS k = 'b'", "C AS k IN ('b', 'c')"};
+      bool first = true;
+      for (int i = 0; i < 3; ++i) {
+        if (pattern.find(static_cast<char>('A' + i)) == std::string_view::npos) continue;
+        text += (first ? "" : ", ") + std::string(defines[i]);
+        first = false;
+      }
+      text += ") AS M";
+      auto q = StreamQuery::Parse(text);
+      ASSERT_TRUE(q.has_value()) << q.error().message();
+      for (int run = 0; run < 40; ++run) {
+        std::string ev;
+        size_t n = 1 + rnd() % 14;
+        for (size_t i = 0; i < n; ++i)
+          ev.push_back("abcx"[rnd() % 4]);
+        Engine e(*q);
+        for (size_t i = 0; i < n; ++i) {
+          std::string k(1, ev[i]);
+          ASSERT_TRUE(
+              e.Push("a", json::object{{"k", k}}, static_cast<Micros>(i) * kSecond).has_value());
+        }
+        ASSERT_TRUE(e.Flush().has_value());
+        std::multiset<std::pair<size_t, std::string>> got, want;
+        auto out = e.TakeOutputs();
+        for (const auto& row : out["o"]) {
+          std::string s;
+          for (const auto& v : row.row.at("s").as_array())
+            s += v.as_string().c_str();
+          size_t end = static_cast<size_t>(row.timestamp / kSecond);
+          got.emplace(end + 1 - s.size(), s);
+        }
+        for (auto& m : Matches(c.p, ev, past_last))
+          want.insert(m);
+        EXPECT_EQ(got, want) << c.pattern << (past_last ? " PAST LAST ROW" : " TO NEXT ROW")
+                             << " over " << ev;
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -7,7 +7,8 @@
 //   limits <field>=<n> …                       optional: StreamLimits fields (max_collect,
 //                                              max_analytic_events, max_apply_rows,
 //                                              max_distinct, max_buffered_events,
-//                                              max_open_groups, max_substreams)
+//                                              max_open_groups, max_substreams,
+//                                              max_match_partials, max_match_keys)
 //   partitions <n>                             optional: every input has n partitions
 //   <query lines>                              up to the first "--- " line
 //   --- input [<name>]                         events, one per line, in arrival order:
@@ -214,6 +215,10 @@ std::vector<Case> ReadCases(const std::filesystem::path& file) {
               c.limits.max_reference_rows = value;
             else if (field == "max_substreams")
               c.limits.max_substreams = value;
+            else if (field == "max_match_partials")
+              c.limits.max_match_partials = value;
+            else if (field == "max_match_keys")
+              c.limits.max_match_keys = value;
             else
               ADD_FAILURE() << file << ":" << n << ": bad limit " << w;
           }
