@@ -2,7 +2,8 @@
 // T-SQL forms ($CASE, $CASE_VALUE, $LIKE, $IS_NULL, CAST, TRY_CAST), COALESCE, NULLIF, the
 // date and time functions (DATEADD, DATEDIFF, DATEPART, DATENAME, DATETIMEFROMPARTS, YEAR,
 // MONTH, DAY), the record and array functions (GetRecordPropertyValue, GetArrayElement,
-// GetArrayLength), GetType and the bitwise operators ($BITAND, $BITOR, $BITXOR, $BITNOT).
+// GetArrayLength), GetType and the bitwise operators ($BITAND, $BITOR, $BITXOR, $BITNOT); the
+// geospatial functions are in geo.cc.
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -12,6 +13,7 @@
 
 #include "base/strings.h"
 #include "query/evaluator.h"
+#include "stream/geo.h"
 #include "stream/plan.h"
 
 namespace orrery::stream {
@@ -804,6 +806,7 @@ const query::FunctionRegistry& StreamFunctions() {
     r.Add("$BITOR", 2, 2, Bitwise<1>);
     r.Add("$BITXOR", 2, 2, Bitwise<2>);
     r.Add("$BITNOT", 1, 1, BitNot);
+    AddGeoFunctions(r);
     return r;
   }();
   return registry;

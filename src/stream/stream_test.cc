@@ -1,4 +1,5 @@
 // Unit tests of the C++ interface; the language itself is tested by testdata/*.test.
+#include <cmath>
 #include <cstring>
 #include <functional>
 #include <limits>
@@ -10,6 +11,7 @@
 #include <boost/json.hpp>
 
 #include "query/errc.h"
+#include "stream/geo.h"
 #include "stream/stream_query.h"
 
 namespace orrery::stream {
@@ -793,3 +795,60 @@ TEST(MatchRecognize, AgreesWithABacktrackingMatcher) {
 
 }  // namespace
 }  // namespace orrery::stream
+
+namespace orrery::stream::internal {
+namespace {
+
+double Dms(int d, int m, double s) {
+  return (d < 0 ? -1 : 1) * (std::abs(d) + m / 60.0 + s / 3600.0);
+}
+
+// Known geodesic distances on WGS 84: exact ones (a degree of the equator, the meridian
+// quadrant), the test line of Vincenty's paper (Flinders Peak to Buninyong), ASA's ST_DISTANCE
+// example (its page's digits), and an antipodal pair on the equator (where Vincenty's iteration
+// fails and the sphere answers, within 0.5%: the geodesic runs over a pole, two quadrants).
+TEST(Geo, GeodesicDistancesAgreeWithKnownValues) {
+  struct Case {
+    LonLat a, b;
+    double metres;
+    double tolerance;  // relative
+  };
+  const Case cases[] = {
+      {{0, 0}, {1, 0}, 111319.49079327357, 1e-9},
+      {{0, 0}, {0, 90}, 10001965.729, 1e-8},
+      {{Dms(144, 25, 29.52440), Dms(-37, 57, 3.72030)},
+       {Dms(143, 55, 35.38390), Dms(-37, 39, 10.15610)},
+       54972.271,
+       1e-7},
+      {{-5, -5}, {0, 0}, 784028.74077501823, 1e-8},
+      {{0, 0}, {180, 0}, 20003931.4586, 5e-3},
+      {{10, 20}, {10, 20}, 0, 0},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(std::to_string(c.metres));
+    EXPECT_NEAR(GeodesicDistance(c.a, c.b), c.metres, c.metres * c.tolerance);
+    EXPECT_NEAR(GeodesicDistance(c.b, c.a), c.metres, c.metres * c.tolerance);
+  }
+}
+
+TEST(Geo, GeometriesAreBoundedInPositions) {
+  auto line = [](size_t n) {
+    std::string s = "LINESTRING(0 0";
+    for (size_t i = 1; i < n; ++i)
+      s += ", " + std::to_string(i % 90) + " 1";
+    return json::value(json::string(s + ")"));
+  };
+  EXPECT_TRUE(ReadGeometry(line(kMaxGeoPositions)).has_value());
+  EXPECT_FALSE(ReadGeometry(line(kMaxGeoPositions + 1)).has_value());
+  json::array coords;
+  for (size_t i = 0; i <= kMaxGeoPositions; ++i)
+    coords.push_back(json::array{0, 0});
+  EXPECT_FALSE(
+      ReadGeometry(json::object{{"type", "LineString"}, {"coordinates", coords}}).has_value());
+  EXPECT_FALSE(ReadGeometry(json::value("POINT EMPTY")).has_value());
+  EXPECT_FALSE(ReadGeometry(json::value("POINT(1 2) junk")).has_value());
+  EXPECT_FALSE(ReadGeometry(json::value("POLYGON((0 0, 1 1))")).has_value());
+}
+
+}  // namespace
+}  // namespace orrery::stream::internal
