@@ -6,6 +6,7 @@
 #include <boost/json/serialize.hpp>
 
 #include "query/query_error.h"
+#include "stream/anomaly.h"
 
 namespace orrery::stream::internal {
 
@@ -481,6 +482,8 @@ json::value AnalyticState::Next(const AnalyticSpec& spec, std::span<const query:
     while (!p->entries.empty() && p->entries.front().ts <= ts - spec.duration)
       PopFront(spec, *p, remembered);
   }
+  if (spec.kind == AnalyticKind::kSpikeAndDip || spec.kind == AnalyticKind::kChangePoint)
+    return NextAnomaly(spec, roots, ts, matches, p, remembered, limits);
   json::value out;
   if (spec.kind == AnalyticKind::kLag) {
     // The current event is not its own LAG: answer first, then remember it.
@@ -546,9 +549,40 @@ json::value AnalyticState::Next(const AnalyticSpec& spec, std::span<const query:
       return state.Result().ToJson();
     }
     case AnalyticKind::kIsFirst:
+    case AnalyticKind::kSpikeAndDip:
+    case AnalyticKind::kChangePoint:
       break;
   }
   return nullptr;
+}
+
+json::value AnalyticState::NextAnomaly(const AnalyticSpec& spec, std::span<const query::Root> roots,
+                                       Micros ts, bool matches, Partition* p, size_t& remembered,
+                                       const StreamLimits& limits) {
+  // An event WHEN refuses, or whose value is not a number, is neither scored nor learnt.
+  if (!matches) return nullptr;
+  Value v = query::Evaluate(*spec.value, roots);
+  const json::value* j = v.if_defined();
+  if (!j || !(j->is_int64() || j->is_uint64() || j->is_double())) return nullptr;
+  double x = j->to_number<double>();
+  if (!std::isfinite(x)) return nullptr;
+  history_.clear();
+  if (p) {
+    for (const Entry& e : p->entries)
+      history_.push_back(e.value.get_double());
+  }
+  // Make room first, so that the bound counts what is kept: historySize values, this one last.
+  while (p && p->entries.size() >= spec.history)
+    PopFront(spec, *p, remembered);
+  p = &Touch(key_, ts, remembered, limits);
+  p->entries.push_back(Entry{ts, true, json::value(x)});
+  AnomalyScore s{1, false};
+  if (history_.size() >= AnomalyWarmup(spec.history)) {
+    s = spec.kind == AnalyticKind::kSpikeAndDip
+            ? ScoreSpike(history_, x, spec.confidence, static_cast<AnomalySide>(spec.side))
+            : ScoreChangePoint(history_, x, spec.confidence, p->log_martingale);
+  }
+  return json::object{{"Score", s.score}, {"IsAnomaly", int64_t{s.anomaly ? 1 : 0}}};
 }
 
 }  // namespace orrery::stream::internal

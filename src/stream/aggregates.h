@@ -13,7 +13,9 @@
 // event (events come in time order, so moving a touched partition to the back keeps it
 // sorted); a partition whose newest event has expired is dropped from the front of that list,
 // so keys that stop appearing do not stay. ISFIRST remembers, per key, only the end of the
-// tumbling interval whose first matching event it has seen.
+// tumbling interval whose first matching event it has seen. The anomaly detectors keep, per key,
+// the last historySize numeric values as LAG keeps its last k (and ChangePoint its martingale,
+// which starts again when the key is dropped); anomaly.h has their models.
 #pragma once
 
 #include <cstdint>
@@ -115,7 +117,8 @@ class AnalyticState {
     std::vector<Partial> front;
     std::vector<Partial> back;
     Partial back_total;
-    Micros newest = 0;  // the newest remembered event's time; ISFIRST: its interval's end
+    Micros newest = 0;          // the newest remembered event's time; ISFIRST: its interval's end
+    double log_martingale = 0;  // AnomalyDetection_ChangePoint
     std::list<Parts::value_type*>::iterator lru;
   };
 
@@ -123,10 +126,14 @@ class AnalyticState {
   Partition& Touch(const std::string& key, Micros newest, size_t& remembered,
                    const StreamLimits& limits);
   void PopFront(const AnalyticSpec& spec, Partition& p, size_t& remembered);
+  json::value NextAnomaly(const AnalyticSpec& spec, std::span<const query::Root> roots, Micros ts,
+                          bool matches, Partition* p, size_t& remembered,
+                          const StreamLimits& limits);
 
   Parts parts_;
   std::list<Parts::value_type*> lru_;  // least recently remembered first
   std::string key_;                    // scratch
+  std::vector<double> history_;        // scratch: an anomaly detector's history
 };
 
 }  // namespace orrery::stream::internal

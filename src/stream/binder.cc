@@ -6,6 +6,7 @@
 #include "base/strings.h"
 #include "query/binder.h"
 #include "query/query_error.h"
+#include "stream/anomaly.h"
 #include "stream/plan.h"
 
 namespace orrery::stream::internal {
@@ -95,9 +96,14 @@ bool IsRankedAgg(std::string_view name) {
   return false;
 }
 
+bool IsAnomalyDetection(std::string_view name) {
+  return strings::IEquals(name, "AnomalyDetection_SpikeAndDip") ||
+         strings::IEquals(name, "AnomalyDetection_ChangePoint");
+}
+
 bool IsAnalytic(std::string_view name) {
   return strings::IEquals(name, "LAG") || strings::IEquals(name, "LAST") ||
-         strings::IEquals(name, "ISFIRST");
+         strings::IEquals(name, "ISFIRST") || IsAnomalyDetection(name);
 }
 
 bool IsTableValued(std::string_view name) {
@@ -284,8 +290,62 @@ AggSpec BindAgg(const Expr& fn, const Over& over, Ctx& a) {
   return spec;
 }
 
-// LAG, LAST, ISFIRST, or an aggregate OVER (… LIMIT DURATION …): computed per event; the
-// expression becomes the extra AnalyticName(i).
+// AnomalyDetection_SpikeAndDip(x, confidence, historySize, mode),
+// AnomalyDetection_ChangePoint(x, confidence, historySize): the arguments as ASA's pages give
+// them (confidence a number from 1 to 100, historySize an integer, mode 'spikes', 'dips' or
+// 'spikesanddips'; no `*`).
+void BindAnomalyDetection(const Expr& fn, AnalyticSpec& spec, Ctx& a) {
+  bool spikes = strings::IEquals(fn.name, "AnomalyDetection_SpikeAndDip");
+  spec.kind = spikes ? AnalyticKind::kSpikeAndDip : AnalyticKind::kChangePoint;
+  const auto& args = fn.children;
+  if (fn.star) Fail(fn.pos, Errc::kInvalidQuery, fn.name + " does not take '*' (give a number)");
+  size_t want = spikes ? 4 : 3;
+  if (args.size() != want) {
+    Fail(fn.pos, Errc::kInvalidQuery,
+         spikes ? fn.name + " takes a value, a confidence, a history size and a mode: " + fn.name +
+                      "(x, 95, 120, 'spikesanddips')"
+                : fn.name + " takes a value, a confidence and a history size: " + fn.name +
+                      "(x, 95, 120)");
+  }
+  spec.value = BindArg(*args[0], a);
+  std::optional<double> confidence;
+  if (args[1]->kind == ExprKind::kLiteral && args[1]->literal.is_number()) {
+    confidence = query::ToDouble(args[1]->literal);
+  }
+  if (!confidence || !(*confidence >= 1 && *confidence <= 100)) {
+    Fail(args[1]->pos, Errc::kInvalidQuery,
+         fn.name + "'s confidence must be a number from 1 to 100");
+  }
+  spec.confidence = *confidence;
+  spec.history = static_cast<uint32_t>(
+      PositiveLiteral(*args[2], fn.name + "'s historySize", kMaxAnomalyHistory));
+  if (spec.history < 2) {
+    Fail(args[2]->pos, Errc::kInvalidQuery, fn.name + "'s historySize must be 2 or more");
+  }
+  if (spikes) {
+    const Expr& mode = *args[3];
+    static constexpr std::pair<std::string_view, AnomalySide> kModes[] = {
+        {"spikes", AnomalySide::kSpikes},
+        {"dips", AnomalySide::kDips},
+        {"spikesanddips", AnomalySide::kBoth}};
+    bool found = false;
+    if (mode.kind == ExprKind::kLiteral && mode.literal.is_string()) {
+      for (auto [n, side] : kModes) {
+        if (strings::IEquals(mode.literal.get_string(), n)) {
+          spec.side = static_cast<uint8_t>(side);
+          found = true;
+        }
+      }
+    }
+    if (!found) {
+      Fail(mode.pos, Errc::kInvalidQuery,
+           fn.name + "'s mode must be 'spikes', 'dips' or 'spikesanddips'");
+    }
+  }
+}
+
+// LAG, LAST, ISFIRST, the anomaly detectors, or an aggregate OVER (… LIMIT DURATION …):
+// computed per event; the expression becomes the extra AnalyticName(i).
 ExprPtr BindAnalytic(const Expr& whole, const Expr& fn, const Over& over, Ctx& c) {
   std::string name = Upper(fn.name);
   if (!c.analytics) {
@@ -319,13 +379,15 @@ ExprPtr BindAnalytic(const Expr& whole, const Expr& fn, const Over& over, Ctx& c
       Fail(fn.pos, Errc::kInvalidQuery,
            fn.name + " needs OVER ([PARTITION BY …] LIMIT DURATION(unit, length) [WHEN …])");
     }
-    if (over.order && (name == "LAG" || name == "LAST")) {
+    if (over.order && (name == "LAG" || name == "LAST" || IsAnomalyDetection(name))) {
       Fail(over.order->pos, Errc::kInvalidQuery,
-           name + " takes no ORDER BY (events come in time order)");
+           fn.name + " takes no ORDER BY (events come in time order)");
     }
     spec.duration = SizeOf(*over.duration->children[0], *over.duration->children[1], *c.limits,
                            false, "duration");
-    if (name == "LAG" || name == "LAST") {
+    if (IsAnomalyDetection(name)) {
+      BindAnomalyDetection(fn, spec, a);
+    } else if (name == "LAG" || name == "LAST") {
       spec.kind = name == "LAG" ? AnalyticKind::kLag : AnalyticKind::kLast;
       size_t max_args = name == "LAG" ? 3 : 2;
       if ((!fn.star && args.empty()) || args.size() > max_args) {

@@ -195,6 +195,10 @@ enum class AnalyticKind : uint8_t {
   kLast,       // the value of the newest matching event, this one included
   kIsFirst,    // 1 when this is the first matching event of its tumbling interval, else 0
   kAggregate,  // `agg` over the matching events within `duration`, this one included
+  // AnomalyDetection_SpikeAndDip, AnomalyDetection_ChangePoint: {Score, IsAnomaly} of `value`
+  // against the last `history` numeric matching values within `duration` (anomaly.h).
+  kSpikeAndDip,
+  kChangePoint,
 };
 
 struct AnalyticSpec {
@@ -207,6 +211,11 @@ struct AnalyticSpec {
   std::vector<query::BoundExpr> partition;
   std::optional<query::BoundExpr> when;
   Micros duration = 0;  // LIMIT DURATION; ISFIRST: the interval
+  // The anomaly detectors: confidence in [1, 100], historySize, SpikeAndDip's mode (0 spikes,
+  // 1 dips, 2 spikes and dips: AnomalySide).
+  double confidence = 0;
+  uint32_t history = 0;
+  uint8_t side = 0;
 };
 
 // {CROSS | OUTER} APPLY: every element of `arg` (an array: {ArrayIndex, ArrayValue}; a record

@@ -852,3 +852,129 @@ TEST(Geo, GeometriesAreBoundedInPositions) {
 
 }  // namespace
 }  // namespace orrery::stream::internal
+
+namespace orrery::stream {
+namespace {
+
+// Seeded readings: `level` plus the sum of three uniform numbers in [-0.5, 0.5] (within ±1.5).
+class Readings {
+ public:
+  explicit Readings(uint64_t seed) : x_(seed) {}
+  double Next(double level) {
+    double s = 0;
+    for (int i = 0; i < 3; ++i) {
+      x_ = x_ * 6364136223846793005ull + 1442695040888963407ull;
+      s += static_cast<double>(x_ >> 11) / static_cast<double>(1ull << 53) - 0.5;
+    }
+    return level + s;
+  }
+
+ private:
+  uint64_t x_;
+};
+
+// Runs `select` (reading `v` and `k`) over the values, one a second; the IsAnomaly of each row.
+std::vector<int64_t> Flags(const std::string& detector, const std::vector<double>& values,
+                           const std::vector<int64_t>& keys = {}) {
+  auto q = StreamQuery::Parse("SELECT " + detector + " AS ad INTO o FROM a");
+  EXPECT_TRUE(q.has_value()) << q.error().message();
+  Engine e(*q);
+  for (size_t i = 0; i < values.size(); ++i) {
+    json::object ev{{"v", values[i]}, {"k", keys.empty() ? 0 : keys[i]}};
+    EXPECT_TRUE(e.Push("a", ev, static_cast<Micros>(i + 1) * kSecond).has_value());
+  }
+  EXPECT_TRUE(e.Flush().has_value());
+  std::vector<int64_t> out;
+  auto outputs = e.TakeOutputs();
+  for (const auto& row : outputs["o"])
+    out.push_back(row.row.at("ad").as_object().at("IsAnomaly").as_int64());
+  return out;
+}
+
+TEST(AnomalyDetection, SpikesInSteadyNoiseAreFlaggedAndNothingElse) {
+  const std::string detector =
+      "AnomalyDetection_SpikeAndDip(v, 99.9, 50, 'spikesanddips') OVER (LIMIT DURATION(hour, 1))";
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    Readings r(seed);
+    std::vector<double> values;
+    for (int i = 0; i < 300; ++i)
+      values.push_back(r.Next(20));
+    values[150] = 27;  // a spike
+    values[220] = 13;  // a dip
+    auto flags = Flags(detector, values);
+    ASSERT_EQ(flags.size(), values.size());
+    for (size_t i = 0; i < flags.size(); ++i)
+      EXPECT_EQ(flags[i], i == 150 || i == 220 ? 1 : 0) << "event " << i;
+  }
+}
+
+TEST(AnomalyDetection, ALevelShiftIsAChangePoint) {
+  const std::string detector =
+      "AnomalyDetection_ChangePoint(v, 99, 40) OVER (LIMIT DURATION(hour, 1))";
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    Readings r(seed);
+    std::vector<double> values;
+    for (int i = 0; i < 300; ++i)
+      values.push_back(r.Next(i < 200 ? 20 : 24));
+    auto flags = Flags(detector, values);
+    ASSERT_EQ(flags.size(), values.size());
+    for (size_t i = 0; i < 200; ++i)
+      EXPECT_EQ(flags[i], 0) << "before the shift, event " << i;
+    size_t first = 200;
+    while (first < flags.size() && flags[first] == 0)
+      ++first;
+    EXPECT_LT(first, 205u) << "the shift is flagged within five readings";
+  }
+}
+
+// Each key's results are those of its readings alone: PARTITION BY keys do not share a
+// history (nor ChangePoint's martingale).
+TEST(AnomalyDetection, PartitionsAreIndependent) {
+  for (const std::string fn : {"AnomalyDetection_SpikeAndDip(v, 90, 20, 'spikesanddips')",
+                               "AnomalyDetection_ChangePoint(v, 90, 20)"}) {
+    SCOPED_TRACE(fn);
+    Readings r(42);
+    std::vector<double> values;
+    std::vector<int64_t> keys;
+    uint64_t x = 7;
+    for (int i = 0; i < 600; ++i) {
+      x = x * 6364136223846793005ull + 1442695040888963407ull;
+      int64_t k = static_cast<int64_t>((x >> 33) % 3);
+      keys.push_back(k);
+      values.push_back(r.Next(10.0 * static_cast<double>(k) + (i > 400 && k == 1 ? 5 : 0)));
+    }
+    auto together = Flags(fn + " OVER (PARTITION BY k LIMIT DURATION(hour, 1))", values, keys);
+    for (int64_t k = 0; k < 3; ++k) {
+      std::vector<double> alone;
+      std::vector<int64_t> expected;
+      for (size_t i = 0; i < values.size(); ++i) {
+        if (keys[i] != k) continue;
+        alone.push_back(values[i]);
+        expected.push_back(together[i]);
+      }
+      EXPECT_EQ(Flags(fn + " OVER (LIMIT DURATION(hour, 1))", alone), expected) << "key " << k;
+    }
+  }
+}
+
+// A key remembers at most historySize values, within max_analytic_events across keys.
+TEST(AnomalyDetection, HistoryIsBounded) {
+  StreamLimits limits;
+  limits.max_analytic_events = 20;
+  auto q = StreamQuery::Parse(
+      "SELECT AnomalyDetection_ChangePoint(v, 90, 10) OVER (PARTITION BY k LIMIT DURATION(hour, "
+      "1)) AS ad INTO o FROM a",
+      limits);
+  ASSERT_TRUE(q.has_value()) << q.error().message();
+  Engine e(*q);
+  for (int64_t i = 0; i < 1000; ++i)
+    ASSERT_TRUE(e.Push("a", json::object{{"k", i % 2}, {"v", i % 7}}, i * kSecond).has_value());
+  Status r = e.Push("a", json::object{{"k", 2}, {"v", 1}}, 1000 * kSecond);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_TRUE(r.error().Is(query::Errc::kLimitExceeded));
+}
+
+}  // namespace
+}  // namespace orrery::stream
