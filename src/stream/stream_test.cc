@@ -978,3 +978,89 @@ TEST(AnomalyDetection, HistoryIsBounded) {
 
 }  // namespace
 }  // namespace orrery::stream
+
+namespace orrery::stream {
+namespace {
+
+// A geofence query keeps exactly the points inside a convex polygon, as a direct half-plane
+// test decides them (points on an edge excluded).
+TEST(Geo, AGeofenceFindsExactlyThePointsInside) {
+  // A hexagon around (10 E, 50 N), counter-clockwise.
+  std::vector<std::pair<double, double>> ring;  // lon, lat
+  for (int i = 0; i < 6; ++i) {
+    double a = 2 * 3.14159265358979323846 * i / 6;
+    ring.emplace_back(10 + 0.5 * std::cos(a), 50 + 0.3 * std::sin(a));
+  }
+  std::string wkt = "POLYGON((";
+  for (size_t i = 0; i <= ring.size(); ++i) {
+    auto [lon, lat] = ring[i % ring.size()];
+    wkt += (i ? ", " : "") + std::to_string(lon) + " " + std::to_string(lat);
+  }
+  wkt += "))";
+  // std::to_string rounds to 6 decimals: test against the rounded ring.
+  for (auto& [lon, lat] : ring) {
+    lon = std::stod(std::to_string(lon));
+    lat = std::stod(std::to_string(lat));
+  }
+  auto q = StreamQuery::Parse("SELECT id INTO o FROM a WHERE ST_WITHIN(CreatePoint(lat, lon), '" +
+                              wkt + "') = 1");
+  ASSERT_TRUE(q.has_value()) << q.error().message();
+  Engine e(*q);
+  std::set<int64_t> expected;
+  uint64_t x = 5;
+  auto next = [&] {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<double>(x >> 11) / static_cast<double>(1ull << 53);
+  };
+  for (int64_t id = 0; id < 3000; ++id) {
+    double lon = 9.4 + 1.2 * next(), lat = 49.6 + 0.8 * next();
+    bool inside = true;
+    for (size_t i = 0; i < ring.size(); ++i) {
+      auto [x1, y1] = ring[i];
+      auto [x2, y2] = ring[(i + 1) % ring.size()];
+      inside &= (x2 - x1) * (lat - y1) - (y2 - y1) * (lon - x1) > 0;
+    }
+    if (inside) expected.insert(id);
+    ASSERT_TRUE(e.Push("a", json::object{{"id", id}, {"lat", lat}, {"lon", lon}}, id).has_value());
+  }
+  ASSERT_TRUE(e.Flush().has_value());
+  std::set<int64_t> got;
+  auto out = e.TakeOutputs();
+  for (const auto& row : out["o"])
+    got.insert(row.row.at("id").as_int64());
+  EXPECT_GT(expected.size(), 500u);
+  EXPECT_EQ(got, expected);
+}
+
+// Whatever the text or record, the readers and the functions answer (a geometry, or null)
+// without reading out of bounds (run under ASan by make test-asan).
+TEST(Geo, ArbitraryInputsAreGeometriesOrNull) {
+  const std::string alphabet = "POINTLINESTRGYpolygon()(),,. -0123456789e+";
+  const std::string valid[] = {"POINT(1 2)", "LINESTRING(0 0, 1 1, 2 0)",
+                               "POLYGON((0 0, 1 0, 1 1, 0 1, 0 0), (0.2 0.2, 0.4 0.2, 0.3 0.3))"};
+  auto q = StreamQuery::Parse(
+      "SELECT ST_DISTANCE(g, h) AS d, ST_WITHIN(g, h) AS w, ST_OVERLAPS(g, h) AS o, "
+      "ST_INTERSECTS(g, h) AS i, CreateLineString(g, h) AS l INTO o FROM a");
+  ASSERT_TRUE(q.has_value()) << q.error().message();
+  Engine e(*q);
+  uint64_t x = 17;
+  auto next = [&](size_t n) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<size_t>((x >> 33) % n);
+  };
+  for (int i = 0; i < 5000; ++i) {
+    std::string g, h;
+    for (size_t n = next(60); n > 0; --n)
+      g += alphabet[next(alphabet.size())];
+    const std::string& v = valid[next(3)];
+    h = v.substr(0, next(v.size() + 1));  // a prefix of a valid one (often the whole)
+    (void)internal::ReadGeometry(json::value(json::string(g)));
+    ASSERT_TRUE(e.Push("a", json::object{{"g", g}, {"h", h}}, i).has_value());
+    ASSERT_TRUE(e.Push("a", json::object{{"g", v}, {"h", h}}, i).has_value());
+  }
+  ASSERT_TRUE(e.Flush().has_value());
+  EXPECT_EQ(e.TakeOutputs()["o"].size(), 10000u);
+}
+
+}  // namespace
+}  // namespace orrery::stream
