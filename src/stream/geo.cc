@@ -329,7 +329,14 @@ bool Within(const Geometry& a, const Geometry& b) {
     outside |= w == Where::kOutside;
     inside |= w == Where::kInside;
   });
-  return !outside && inside;
+  if (outside || !inside) return false;
+  // A hole of b wholly inside polygon a (no boundary crosses it) is a part of a outside b.
+  if (a.type == GeoType::kPolygon) {
+    for (size_t h = 1; h < b.rings.size(); ++h) {
+      if (Locate(b.rings[h][0], a) == Where::kInside) return false;
+    }
+  }
+  return true;
 }
 
 // Two polygons whose interiors meet, neither within the other.
