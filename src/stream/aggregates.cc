@@ -566,21 +566,32 @@ json::value AnalyticState::NextAnomaly(const AnalyticSpec& spec, std::span<const
   if (!j || !(j->is_int64() || j->is_uint64() || j->is_double())) return nullptr;
   double x = j->to_number<double>();
   if (!std::isfinite(x)) return nullptr;
+  // Entries: x (SpikeAndDip) or [x, its martingale step] (ChangePoint).
+  bool change = spec.kind == AnalyticKind::kChangePoint;
   history_.clear();
   if (p) {
     for (const Entry& e : p->entries)
-      history_.push_back(e.value.get_double());
+      history_.push_back(change ? e.value.get_array()[0].get_double() : e.value.get_double());
+  }
+  bool scored = history_.size() >= AnomalyWarmup(spec.history);
+  AnomalyScore s{1, false};
+  double step = 0;
+  if (scored && !change) {
+    s = ScoreSpike(history_, x, spec.confidence, static_cast<AnomalySide>(spec.side));
+  } else if (scored) {
+    step = ChangePointStep(history_, x);
   }
   // Make room first, so that the bound counts what is kept: historySize values, this one last.
   while (p && p->entries.size() >= spec.history)
     PopFront(spec, *p, remembered);
   p = &Touch(key_, ts, remembered, limits);
-  p->entries.push_back(Entry{ts, true, json::value(x)});
-  AnomalyScore s{1, false};
-  if (history_.size() >= AnomalyWarmup(spec.history)) {
-    s = spec.kind == AnalyticKind::kSpikeAndDip
-            ? ScoreSpike(history_, x, spec.confidence, static_cast<AnomalySide>(spec.side))
-            : ScoreChangePoint(history_, x, spec.confidence, p->log_martingale);
+  p->entries.push_back(
+      Entry{ts, true, change ? json::value(json::array{x, step}) : json::value(x)});
+  if (scored && change) {
+    steps_.clear();
+    for (const Entry& e : p->entries)
+      steps_.push_back(e.value.get_array()[1].get_double());
+    s = ScoreChangePoint(steps_, spec.confidence);
   }
   return json::object{{"Score", s.score}, {"IsAnomaly", int64_t{s.anomaly ? 1 : 0}}};
 }

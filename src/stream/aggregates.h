@@ -14,8 +14,8 @@
 // sorted); a partition whose newest event has expired is dropped from the front of that list,
 // so keys that stop appearing do not stay. ISFIRST remembers, per key, only the end of the
 // tumbling interval whose first matching event it has seen. The anomaly detectors keep, per key,
-// the last historySize numeric values as LAG keeps its last k (and ChangePoint its martingale,
-// which starts again when the key is dropped); anomaly.h has their models.
+// the last historySize numeric values as LAG keeps its last k (ChangePoint each with its
+// martingale step); anomaly.h has their models.
 #pragma once
 
 #include <cstdint>
@@ -117,8 +117,7 @@ class AnalyticState {
     std::vector<Partial> front;
     std::vector<Partial> back;
     Partial back_total;
-    Micros newest = 0;          // the newest remembered event's time; ISFIRST: its interval's end
-    double log_martingale = 0;  // AnomalyDetection_ChangePoint
+    Micros newest = 0;  // the newest remembered event's time; ISFIRST: its interval's end
     std::list<Parts::value_type*>::iterator lru;
   };
 
@@ -134,6 +133,7 @@ class AnalyticState {
   std::list<Parts::value_type*> lru_;  // least recently remembered first
   std::string key_;                    // scratch
   std::vector<double> history_;        // scratch: an anomaly detector's history
+  std::vector<double> steps_;          // scratch: ChangePoint's martingale steps
 };
 
 }  // namespace orrery::stream::internal

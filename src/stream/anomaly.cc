@@ -108,14 +108,22 @@ AnomalyScore ScoreSpike(std::span<const double> history, double x, double confid
   return {p, p < 1 - confidence / 100};
 }
 
-AnomalyScore ScoreChangePoint(std::span<const double> history, double x, double confidence,
-                              double& log_martingale) {
+double ChangePointStep(std::span<const double> history, double x) {
   double p = std::max(kMinP, PValue(history, x, AnomalySide::kBoth));
-  double step = std::log(kEpsilon) + (kEpsilon - 1) * std::log(p);
-  log_martingale = std::clamp(log_martingale + step, 0.0, kMaxLogMartingale);
+  return std::log(kEpsilon) + (kEpsilon - 1) * std::log(p);
+}
+
+AnomalyScore ScoreChangePoint(std::span<const double> steps, double confidence) {
+  // The largest sum of the steps of a run ending with the newest, at least 0.
+  double sum = 0, best = 0;
+  for (size_t i = steps.size(); i-- > 0;) {
+    sum += steps[i];
+    best = std::max(best, sum);
+  }
+  double log_m = std::min(best, kMaxLogMartingale);
   // confidence 100: 1/(1 - 1) = ∞, never an anomaly.
-  bool anomaly = confidence < 100 && log_martingale >= -std::log(1 - confidence / 100);
-  return {std::exp(log_martingale), anomaly};
+  bool anomaly = confidence < 100 && log_m >= -std::log(1 - confidence / 100);
+  return {std::exp(log_m), anomaly};
 }
 
 }  // namespace orrery::stream::internal

@@ -15,15 +15,17 @@
 // SpikeAndDip: Score is the p-value; IsAnomaly when Score < 1 - confidence/100 (as ML.NET's
 // IID spike detector, which ASA's functions come from).
 //
-// ChangePoint: an exchangeability martingale. Each value's two-sided p-value p (clamped to
-// [kMinP, 1]) multiplies a power martingale by ε·p^(ε-1), ε = kEpsilon; the martingale is kept
-// from falling below 1 (log M = max(0, log M + log ε + (ε-1)·log p), a CUSUM of the power
-// martingale's steps) so that it reacts to a change however long the quiet before it was.
-// Score is M; IsAnomaly when M ≥ 1/(1 - confidence/100) (Ville's inequality bounds the chance
-// that a true martingale ever reaches that by 1 - confidence/100). One outlier can multiply M
-// by at most ε·kMinP^(ε-1) ≈ 50, so below a confidence of 98% a single extreme value is enough;
-// a level shift gives a run of small p-values and M grows geometrically until the history has
-// learnt the new level.
+// ChangePoint: an exchangeability martingale. Each scored value's two-sided p-value p
+// (clamped to [kMinP, 1]) is a step log ε + (ε-1)·log p of a power martingale, ε = kEpsilon,
+// remembered with the value. The score of an event is M = exp of the largest sum of the steps
+// of a run of remembered values ending with it, at least 1 (a CUSUM of the power martingale
+// over the history, so that it reacts to a change however long the quiet before it was, and
+// so that the state is the history's alone: what LIMIT DURATION forgets no longer counts,
+// which StateHorizon relies on). IsAnomaly when M ≥ 1/(1 - confidence/100) (Ville's
+// inequality bounds the chance that a true martingale ever reaches that by 1 - confidence/100).
+// One outlier multiplies M by at most ε·kMinP^(ε-1) ≈ 50, so below a confidence of 98% a
+// single extreme value is enough; a level shift gives a run of small p-values and M grows
+// geometrically until the history has learnt the new level.
 #pragma once
 
 #include <cstddef>
@@ -45,7 +47,7 @@ struct AnomalyScore {
 };
 
 // The values a history must hold before its next value is scored: half of historySize, at
-// least 2. Before that Score is 1 and IsAnomaly 0 (ChangePoint's martingale does not move).
+// least 2. Before that Score is 1 and IsAnomaly 0 (ChangePoint's step is 0).
 size_t AnomalyWarmup(uint32_t history_size);
 
 // F(x) of the kernel density of `history` (see the design note). REQUIRES: history not empty.
@@ -57,8 +59,9 @@ double PredictiveCdf(std::span<const double> history, double x);
 // REQUIRES: history.size() >= AnomalyWarmup(historySize).
 AnomalyScore ScoreSpike(std::span<const double> history, double x, double confidence,
                         AnomalySide side);
-// Updates `log_martingale` (the partition's; starts at 0) with x's p-value.
-AnomalyScore ScoreChangePoint(std::span<const double> history, double x, double confidence,
-                              double& log_martingale);
+// x's martingale step against `history`.
+double ChangePointStep(std::span<const double> history, double x);
+// The score of the newest of `steps` (the remembered values', oldest first, the newest last).
+AnomalyScore ScoreChangePoint(std::span<const double> steps, double confidence);
 
 }  // namespace orrery::stream::internal

@@ -30,8 +30,11 @@ Micros StreamQuery::StateHorizon() const {
     // any time, taken as the longest window (7 days by default).
     if (p.match) span = p.match->duration > 0 ? p.match->duration : plan_->limits.max_window;
     Micros analytic = 0;
-    for (auto& a : p.analytics)
-      analytic = std::max(analytic, a.duration);
+    for (auto& a : p.analytics) {
+      // ChangePoint's remembered steps were scored against histories of their own: twice.
+      analytic = std::max(
+          analytic, a.kind == internal::AnalyticKind::kChangePoint ? 2 * a.duration : a.duration);
+    }
     Micros join = 0;
     for (auto& j : p.joins)
       join = std::max({join, std::abs(j.lo), std::abs(j.hi)});

@@ -96,9 +96,10 @@ class StreamQuery {
   const std::vector<std::string>& references() const;
 
   // How far back in event time the engine's state can reach: the sum over its SELECTs of
-  // their window spans (session windows: the maximum duration), LIMIT DURATIONs and DATEDIFF
-  // bounds. Events older than this before the engine's clock no longer affect what it will
-  // produce, so a replay from there (plus the ordering tolerances) rebuilds its state.
+  // their window spans (session windows: the maximum duration), LIMIT DURATIONs (twice for
+  // AnomalyDetection_ChangePoint) and DATEDIFF bounds. Events older than this before the engine's
+  // clock no longer affect what it will produce, so a replay from there (plus the ordering
+  // tolerances) rebuilds its state.
   Micros StateHorizon() const;
 
   std::shared_ptr<const internal::Plan> plan() const { return plan_; }
