@@ -36,6 +36,7 @@
 #include "net/io_pool.h"
 #include "net/tls.h"
 #include "pki/pki.h"
+#include "stream/stream_query.h"
 #include "test/support/orrery_server.h"
 #include "test/support/process.h"
 
@@ -55,28 +56,38 @@ struct Latencies {
   std::mutex mu;
   int run = -1;
   std::vector<int64_t> us;
+  std::vector<int64_t> enqueue_us;  // Orrery: send → enqueued in the hub's log (ms resolution)
   std::atomic<uint64_t> received{0};
-  void Record(int run_of_row, int64_t sent_us, int64_t now_us) {
+  void Record(int run_of_row, int64_t sent_us, int64_t now_us, int64_t enqueued_us = 0) {
     std::lock_guard lock(mu);
     if (run_of_row != run) return;
     us.push_back(now_us - sent_us);
+    if (enqueued_us) enqueue_us.push_back(enqueued_us - sent_us);
     ++received;
   }
   void Reset(int next) {
     std::lock_guard lock(mu);
     run = next;
     us.clear();
+    enqueue_us.clear();
     received = 0;
   }
-  std::pair<double, double> P50P99() {
-    std::lock_guard lock(mu);
-    if (us.empty()) return {0, 0};
-    std::sort(us.begin(), us.end());
+  static std::pair<double, double> Quantiles(std::vector<int64_t>& v) {
+    if (v.empty()) return {0, 0};
+    std::sort(v.begin(), v.end());
     auto at = [&](double q) {
-      return static_cast<double>(us[std::min(us.size() - 1, static_cast<size_t>(q * us.size()))]) /
+      return static_cast<double>(v[std::min(v.size() - 1, static_cast<size_t>(q * v.size()))]) /
              1000.0;
     };
     return {at(0.50), at(0.99)};
+  }
+  std::pair<double, double> P50P99() {
+    std::lock_guard lock(mu);
+    return Quantiles(us);
+  }
+  std::pair<double, double> EnqueueP50P99() {
+    std::lock_guard lock(mu);
+    return Quantiles(enqueue_us);
   }
 };
 
@@ -87,7 +98,12 @@ void RecordRow(Latencies& lat, const json::value& v, int64_t now) {
   auto* run = o->if_contains("run");
   auto* sent = o->if_contains("sentUs");
   if (!run || !sent || !run->is_number() || !sent->is_number()) return;
-  lat.Record(static_cast<int>(run->to_number<int64_t>()), sent->to_number<int64_t>(), now);
+  int64_t enqueued = 0;
+  if (auto* enq = o->if_contains("enq"); enq && enq->is_string()) {
+    enqueued = stream::ParseDateTime(enq->get_string()).value_or(0);
+  }
+  lat.Record(static_cast<int>(run->to_number<int64_t>()), sent->to_number<int64_t>(), now,
+             enqueued);
 }
 
 // The webhook receiver: an HTTPS server on loopback with its own throw-away CA.
@@ -157,6 +173,7 @@ struct RunResult {
   double rate = 0;
   uint64_t sent = 0, received = 0;
   double p50 = 0, p99 = 0;
+  double enqueue_p50 = 0, enqueue_p99 = 0;  // Orrery only
 };
 
 // Sends `rate` messages/s for `seconds` round-robin over the publishers, stamped with `run`;
@@ -194,6 +211,7 @@ RunResult Drive(std::vector<Publisher>& pubs, Latencies& lat, int run, double ra
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   r.received = lat.received;
   std::tie(r.p50, r.p99) = lat.P50P99();
+  std::tie(r.enqueue_p50, r.enqueue_p99) = lat.EnqueueP50P99();
   return r;
 }
 
@@ -294,7 +312,8 @@ int main(int argc, char** argv) {
                                              hook.url()))
                          .as_object();
   job["query"] =
-      "SELECT run, seq, sentUs, IoTHub.ConnectionDeviceId AS deviceId INTO hook FROM telemetry "
+      "SELECT run, seq, sentUs, EventEnqueuedUtcTime AS enq, IoTHub.ConnectionDeviceId AS deviceId "
+      "INTO hook FROM telemetry "
       "WHERE temperature > 0";
   call("PUT", "/asa/jobs/e2e", json::serialize(job));
   call("POST", "/asa/jobs/e2e/start", "{}");
@@ -313,8 +332,9 @@ int main(int argc, char** argv) {
       orrery_results.push_back(Drive(pubs, lat, run++, rate, seconds));
       auto& r = orrery_results.back();
       fmt::print(
-          "orrery     {:>7.0f} msg/s: {} sent, {} rows received, p50 {:.2f} ms, p99 {:.2f} ms\n",
-          r.rate, r.sent, r.received, r.p50, r.p99);
+          "orrery     {:>7.0f} msg/s: {} sent, {} rows received, p50 {:.2f} ms, p99 {:.2f} ms "
+          "(of which publish → enqueued p50 {:.2f}, p99 {:.2f})\n",
+          r.rate, r.sent, r.received, r.p50, r.p99, r.enqueue_p50, r.enqueue_p99);
       std::fflush(stdout);
     }
     StopPublishers(pubs);

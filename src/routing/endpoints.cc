@@ -36,7 +36,7 @@ std::string Fingerprint(const json::object& o) {
 }
 
 constexpr int64_t kCheckpointIntervalMs = 1000;
-constexpr size_t kReadBatch = 256;
+constexpr size_t kReadBatch = 1024;  // up to a webhook's largest batch: one POST per round
 
 // ---------------------------------------------------------------- webhook
 
