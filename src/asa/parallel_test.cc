@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -290,6 +291,43 @@ TEST_F(ParallelJobs, RunnersResumeFromTheirSharedCheckpointWithTheSameIds) {
     EXPECT_EQ(set.size(), 1u) << body;
   // It resumed (replaying its state horizon) rather than starting from now.
   EXPECT_GT(Metrics("par").at("replayedEvents").to_number<uint64_t>(), 0u);
+}
+
+// Not a test: events/s of one runner against several (run with
+// --gtest_also_run_disabled_tests --gtest_filter='*Throughput*').
+TEST_F(ParallelJobs, DISABLED_Throughput) {
+  constexpr int kSteps = 25'000;  // × 4 partitions
+  std::atomic<int> pending{0};
+  for (int i = 0; i < kSteps; ++i) {
+    log_now_ = kT0 + i * 10;
+    for (uint32_t p = 0; p < kPartitions; ++p) {
+      eventlog::Message m;
+      m.body =
+          json::serialize(json::object{{"ts", stream::FormatDateTime((kT0 + i * 10) * 1000)},
+                                       {"k", std::string(1, static_cast<char>('a' + i % 20))}});
+      m.system.message_source = "Telemetry";
+      ++pending;
+      ASSERT_TRUE(log_->AppendToPartition(
+                          p, m, [&pending](const Result<eventlog::Appended>&) { --pending; })
+                      .has_value());
+    }
+  }
+  while (pending.load() > 0)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (uint32_t workers : {1u, 2u, 4u}) {
+    OpenService(workers);
+    std::string name = "w" + std::to_string(workers);
+    auto t0 = std::chrono::steady_clock::now();
+    Run(name, kWindowed);
+    uint64_t total = uint64_t{kSteps} * kPartitions;
+    while (Metrics(name).at("inputEvents").to_number<uint64_t>() < total)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("worker_threads=%u runners=%lld: %.0f events/s\n", workers,
+                static_cast<long long>(Metrics(name).at("runners").to_number<int64_t>()),
+                static_cast<double>(total) / s);
+    ASSERT_TRUE(service_->Stop(name).has_value());
+  }
 }
 
 }  // namespace
