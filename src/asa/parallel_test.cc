@@ -316,7 +316,7 @@ TEST_F(ParallelJobs, DISABLED_Throughput) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   for (uint32_t workers : {1u, 2u, 4u}) {
     OpenService(workers);
-    std::string name = "w" + std::to_string(workers);
+    std::string name = "job-w" + std::to_string(workers);
     auto t0 = std::chrono::steady_clock::now();
     Run(name, kWindowed);
     uint64_t total = uint64_t{kSteps} * kPartitions;
