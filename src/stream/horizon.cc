@@ -53,7 +53,7 @@ bool IsPartitionId(const query::BoundExpr& e) {
 // Holds something of one event that a later one reads.
 bool Stateful(const internal::SelectPlan& p) {
   return p.window.kind != internal::WindowKind::kNone || !p.aggs.empty() || !p.analytics.empty() ||
-         p.stream_join();
+         p.match != nullptr || p.stream_join();
 }
 
 }  // namespace
