@@ -479,6 +479,16 @@ const config::Schema& Schema() {
                    "partition is idle.",
            .min = 10,
            .max = 60'000});
+    s.Add({.key = "asa.worker_threads",
+           .type = Type::kInt,
+           .default_value = "0",
+           .help = "Runner threads of a job whose query is partition-parallel (PARTITION BY "
+                   "PartitionId, or filters and projections; docs/stream.md): each reads its own "
+                   "partitions of the hub's log, up to one per partition. Other jobs merge every "
+                   "partition on one thread. 0: the number of cores. Changing it changes the ids "
+                   "of the rows a resumed job repeats.",
+           .min = 0,
+           .max = 256});
     s.Add({.key = "asa.reference_dir",
            .type = Type::kString,
            .default_value = "",

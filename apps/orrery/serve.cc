@@ -411,6 +411,9 @@ int Serve(const config::Settings& s) {
          .max_jobs = static_cast<size_t>(s.Int("asa.max_jobs")),
          .checkpoint_interval_ms = s.DurationMs("asa.checkpoint_interval"),
          .heartbeat_margin_ms = s.DurationMs("asa.heartbeat_margin"),
+         .worker_threads = s.Int("asa.worker_threads") > 0
+                               ? static_cast<uint32_t>(s.Int("asa.worker_threads"))
+                               : std::max(1u, std::thread::hardware_concurrency()),
          .hub_name = hub_name,
          .metrics = &registry});
     if (!opened_asa) return Fail(opened_asa.error());

@@ -42,6 +42,10 @@ constexpr std::string_view kDerivedSource = "asa";
 constexpr size_t kReadBatch = 512;
 constexpr int64_t kIdleWakeMs = 50;  // idle partitions' clocks move this often
 constexpr Micros kReplayMargin = 1'000'000;
+// Where a runner of a partition-parallel job heartbeats the partitions it does not read, so
+// the engine's merge never waits for them: far enough to pass any event time, and far enough
+// below the engine's own kMaxTime (the end of input) that no bound computed from it overflows.
+constexpr Micros kFarFuture = std::numeric_limits<Micros>::max() / 4;
 
 Error Invalid(std::string m) {
   return Error(Errc::kInvalidJob, std::move(m));
@@ -78,10 +82,17 @@ struct PartitionCheckpoint {
   Micros clock = 0;     // the partition's clock
 };
 
+// One record per job. With several runners each writes its own partitions' entries into it
+// (under RunShared::mu), once every partition has one.
 struct Checkpoint {
   std::vector<PartitionCheckpoint> partitions;
   std::string query;  // the query it belongs to
   int64_t written_ms = 0;
+  // Written by runners each reading some partitions alone (StreamQuery::PartitionParallel):
+  // a partition's replay position then follows its own runner's clocks, too late for an
+  // engine merging every partition. Records without it come from one runner.
+  bool parallel = false;
+  uint32_t runners = 1;
 };
 
 std::string CheckpointToText(const Checkpoint& c) {
@@ -89,8 +100,11 @@ std::string CheckpointToText(const Checkpoint& c) {
   for (auto& p : c.partitions) {
     parts.push_back(json::object{{"next", p.next}, {"replay", p.replay}, {"clock", p.clock}});
   }
-  return json::serialize(
-      json::object{{"partitions", std::move(parts)}, {"query", c.query}, {"at", c.written_ms}});
+  return json::serialize(json::object{{"partitions", std::move(parts)},
+                                      {"query", c.query},
+                                      {"at", c.written_ms},
+                                      {"parallel", c.parallel},
+                                      {"runners", c.runners}});
 }
 
 std::optional<Checkpoint> CheckpointFromText(std::string_view text) {
@@ -116,6 +130,9 @@ std::optional<Checkpoint> CheckpointFromText(std::string_view text) {
   }
   if (auto* q = o.if_contains("query"); q && q->is_string()) c.query = q->get_string();
   if (auto* a = o.if_contains("at"); a && a->is_number()) c.written_ms = a->to_number<int64_t>();
+  if (auto* x = o.if_contains("parallel"); x && x->is_bool()) c.parallel = x->get_bool();
+  if (auto* x = o.if_contains("runners"); x && x->is_number())
+    c.runners = static_cast<uint32_t>(x->to_number<int64_t>());
   return c;
 }
 
@@ -133,6 +150,12 @@ struct JobCounters {
   std::atomic<int64_t> last_checkpoint_ms{0};
   std::atomic<uint64_t> replayed_events{0};
   std::atomic<uint64_t> reference_reloads{0};
+  // The current (or last) run: its runners, and per partition its clock and backlog.
+  mutable std::mutex mu;
+  uint32_t runners = 0;            // guarded by mu
+  bool parallel = false;           // guarded by mu
+  std::vector<Micros> clocks;      // guarded by mu
+  std::vector<uint64_t> backlogs;  // guarded by mu
 };
 
 json::object CountersToJson(const JobCounters& c) {
@@ -150,6 +173,15 @@ json::object CountersToJson(const JobCounters& c) {
   };
   if (int64_t t = c.last_output_ms.load()) o["lastOutputEventTime"] = IsoMs(t);
   if (int64_t t = c.last_checkpoint_ms.load()) o["lastCheckpointTime"] = IsoMs(t);
+  std::lock_guard lock(c.mu);
+  if (c.runners) {
+    o["runners"] = c.runners;
+    o["partitionParallel"] = c.parallel;
+    json::array clocks;
+    for (Micros t : c.clocks)
+      clocks.push_back(t > 0 ? json::value(stream::FormatDateTime(t)) : json::value(nullptr));
+    o["partitionClocks"] = std::move(clocks);
+  }
   return o;
 }
 
@@ -240,6 +272,7 @@ struct JobService::Impl {
   std::unique_ptr<routing::EndpointManager> endpoints;
   metrics::ScopedCollector collector;
 
+  class Shard;
   class Runner;
   // A runner's job could not go on: record it (called from the runner's thread).
   void RunnerFailed(const std::string& name, const std::string& why);
@@ -315,18 +348,39 @@ struct JobService::Impl {
   }
 };
 
-class JobService::Impl::Runner {
+namespace {
+// What the runners of one run share: how the job runs, the checkpoint they write together.
+struct RunShared {
+  bool parallel = false;             // StreamQuery::PartitionParallel
+  uint32_t runners = 1;              // K: runner k reads the partitions p with p % K == k
+  std::optional<Checkpoint> loaded;  // the checkpoint this run resumes from (read only)
+  std::function<void()> stop_all;    // a runner failed: its siblings stop too
+  std::mutex mu;
+  Checkpoint merged;       // guarded by mu: the record as the runners last wrote it
+  std::vector<bool> have;  // guarded by mu: the partitions with an entry in `merged`
+};
+}  // namespace
+
+// One runner thread: an engine fed the partitions it owns.
+class JobService::Impl::Shard {
  public:
-  Runner(Impl* svc, Job job, StartFrom from, std::shared_ptr<JobCounters> counters)
+  Shard(Impl* svc, Job job, StartFrom from, std::shared_ptr<JobCounters> counters,
+        std::shared_ptr<RunShared> shared, uint32_t index)
       : svc_(svc),
         job_(std::move(job)),
         from_(from),
         counters_(std::move(counters)),
-        wake_(std::make_shared<Wake>()) {
+        wake_(std::make_shared<Wake>()),
+        shared_(std::move(shared)),
+        index_(index) {}
+  ~Shard() {
+    RequestStop();
+    Join();
+  }
+  void Start() {
     thread_ = std::thread([this] { Run(); });
   }
-  ~Runner() {
-    RequestStop();
+  void Join() {
     if (thread_.joinable()) thread_.join();
   }
 
@@ -372,7 +426,10 @@ class JobService::Impl::Runner {
 
   void Run() {
     auto st = RunJob();
-    if (!st && !stopping()) Fail(st.error().message());
+    if (!st && !stopping()) {
+      Fail(st.error().message());
+      if (shared_->stop_all) shared_->stop_all();
+    }
   }
 
   Status LoadReferences(stream::Engine& engine, bool initial) {
@@ -521,6 +578,12 @@ class JobService::Impl::Runner {
     XXH3_128bits_update(st, target.data(), target.size());
     XXH3_128bits_update(st, &ts, sizeof ts);
     XXH3_128bits_update(st, body.data(), body.size());
+    // Several runners: identical rows of two runners are two rows (the occurrence counter is
+    // per runner). A partition always maps to the same runner for a given K.
+    if (shared_->runners > 1) {
+      uint32_t k[2] = {index_, shared_->runners};
+      XXH3_128bits_update(st, k, sizeof k);
+    }
     XXH128_hash_t h = XXH3_128bits_digest(st);
     uint32_t n = ++occurrences_[target][{ts, h.low64 ^ h.high64}];
     XXH3_128bits_update(st, &n, sizeof n);
@@ -604,7 +667,17 @@ class JobService::Impl::Runner {
     if (!q) return q.error();
     eventlog::EventLog* log = svc_->hub_log;
     const uint32_t parts = log->partition_count();
+    const uint32_t runners = shared_->runners;
+    std::vector<uint32_t> mine;  // the partitions this runner reads
+    for (uint32_t i = 0; i < parts; ++i) {
+      if (i % runners == index_) mine.push_back(i);
+    }
     stream::Engine engine(*q, job_.ordering, parts);
+    for (uint32_t i = 0; i < parts && runners > 1; ++i) {
+      if (i % runners == index_) continue;
+      for (auto& in : job_.inputs)
+        ORRERY_TRY(engine.Heartbeat(in.name, i, kFarFuture));
+    }
     for (auto& r : job_.references) {
       references_.push_back({r.name, svc_->options.reference_dir / r.path});
     }
@@ -619,14 +692,10 @@ class JobService::Impl::Runner {
                  job_.ordering.out_of_order_tolerance + kReplayMargin;
     }
 
-    std::optional<Checkpoint> ckpt;
-    if (from_.mode == StartFrom::Mode::kLastStopped) {
-      ckpt = svc_->LoadCheckpoint(job_.name);
-      if (ckpt && (ckpt->partitions.size() != parts || ckpt->query != job_.query)) ckpt.reset();
-    }
+    const std::optional<Checkpoint>& ckpt = shared_->loaded;
     std::vector<Part> p(parts);
     int64_t start_ms = from_.mode == StartFrom::Mode::kCustomTime ? from_.time_ms : Now();
-    for (uint32_t i = 0; i < parts; ++i) {
+    for (uint32_t i : mine) {
       eventlog::Position pos = eventlog::Position::EnqueuedTime(start_ms);
       if (ckpt) {
         pos = eventlog::Position::Sequence(ckpt->partitions[i].replay);
@@ -635,6 +704,14 @@ class JobService::Impl::Runner {
       ORRERY_ASSIGN_OR_RETURN(p[i].reader, log->OpenReader(i, pos));
       p[i].start = p[i].reader->next_sequence();
       if (ckpt) p[i].start = std::min(p[i].start, ckpt->partitions[i].replay);
+    }
+    if (!ckpt) {
+      // Until its first checkpoint, a partition resumes from where this run started.
+      std::lock_guard lock(shared_->mu);
+      for (uint32_t i : mine) {
+        shared_->merged.partitions[i] = PartitionCheckpoint{p[i].start, p[i].start, 0};
+        shared_->have[i] = true;
+      }
     }
     bool replaying = ckpt.has_value();
     if (replaying) {
@@ -680,7 +757,8 @@ class JobService::Impl::Runner {
     while (!stopping()) {
       bool any = false;
       bool all_caught_up = true;
-      for (uint32_t i = 0; i < parts && !stopping(); ++i) {
+      for (uint32_t i : mine) {
+        if (stopping()) break;
         Part& part = p[i];
         if (replaying && part.replay_until && part.reader->next_sequence() >= *part.replay_until) {
           continue;  // replayed to its checkpoint: waits for the others
@@ -707,7 +785,7 @@ class JobService::Impl::Runner {
         }
       }
       if (replaying && all_caught_up) {
-        for (uint32_t i = 0; i < parts; ++i) {
+        for (uint32_t i : mine) {
           if (ckpt->partitions[i].clock > p[i].clock)
             ORRERY_TRY(heartbeat(i, ckpt->partitions[i].clock));
         }
@@ -715,7 +793,7 @@ class JobService::Impl::Runner {
         replaying = false;
         Log()->info("stream job '{}': state rebuilt from {} events; output resumes", job_.name,
                     counters_->replayed_events.load());
-        for (uint32_t i = 0; i < parts; ++i) {
+        for (uint32_t i : mine) {
           for (auto& e : p[i].held)
             ORRERY_TRY(feed(i, e));
           p[i].held.clear();
@@ -725,28 +803,38 @@ class JobService::Impl::Runner {
       ORRERY_TRY(Emit(engine, replaying));
       if (tickets_.failed()) return Error(Errc::kUnavailable, "an output append failed");
       const auto& s = engine.stats();
-      counters_->late_dropped = s.dropped_late;
-      counters_->adjusted = s.adjusted;
+      counters_->late_dropped += s.dropped_late - reported_.dropped_late;
+      counters_->adjusted += s.adjusted - reported_.adjusted;
+      reported_ = s;
 
       int64_t now = Now();
       if (!replaying) {
-        Micros min_clock = INT64_MAX;
-        uint64_t backlog = 0;
-        for (uint32_t i = 0; i < parts; ++i) {
-          min_clock = std::min(min_clock, p[i].clock);
-          if (auto props = log->GetPartitionProperties(i); props) {
-            backlog +=
-                props->next_sequence - std::min(props->next_sequence, p[i].reader->next_sequence());
+        Micros min_clock = INT64_MAX;  // of this runner's partitions
+        {
+          std::lock_guard lock(counters_->mu);
+          for (uint32_t i : mine) {
+            min_clock = std::min(min_clock, p[i].clock);
+            counters_->clocks[i] = p[i].clock;
+            if (auto props = log->GetPartitionProperties(i); props) {
+              counters_->backlogs[i] = props->next_sequence -
+                                       std::min(props->next_sequence, p[i].reader->next_sequence());
+            }
           }
+          // The job's: every partition's.
+          Micros job_clock = *std::min_element(counters_->clocks.begin(), counters_->clocks.end());
+          uint64_t backlog = 0;
+          for (uint64_t b : counters_->backlogs)
+            backlog += b;
+          counters_->backlog = backlog;
+          counters_->watermark_delay_ms =
+              job_clock > 0 ? std::max<int64_t>(0, now - job_clock / 1000) : 0;
         }
-        counters_->backlog = backlog;
-        counters_->watermark_delay_ms =
-            min_clock > 0 ? std::max<int64_t>(0, now - min_clock / 1000) : 0;
         if (!pending && now - last_checkpoint >= svc_->options.checkpoint_interval_ms) {
           Checkpoint c;
           c.query = job_.query;
           c.written_ms = now;
-          for (uint32_t i = 0; i < parts; ++i) {
+          c.partitions.resize(parts);
+          for (uint32_t i : mine) {
             Part& part = p[i];
             PartitionCheckpoint pc{part.reader->next_sequence(), part.start, part.clock};
             if (lookback) {
@@ -761,18 +849,18 @@ class JobService::Impl::Runner {
                 pc.replay = std::min(part.start, part.samples.front().second);
               }
             }
-            c.partitions.push_back(pc);
+            c.partitions[i] = pc;
           }
           if (lookback) PruneOccurrences(min_clock - *lookback);
           pending.emplace(tickets_.issued(), std::move(c));
           last_checkpoint = now;
         }
         if (pending && tickets_.CompletedThrough(pending->first)) {
-          if (auto st = svc_->SaveCheckpoint(job_.name, pending->second); !st) {
+          if (auto st = SaveShare(mine, pending->second); !st) {
             ++counters_->runtime_errors;
             Log()->error("stream job '{}': checkpoint not written: {}", job_.name,
                          st.error().message());
-          } else {
+          } else if (*st) {
             counters_->last_checkpoint_ms = pending->second.written_ms;
           }
           pending.reset();
@@ -788,7 +876,8 @@ class JobService::Impl::Runner {
         std::lock_guard lock(wake_->mu);
         wake_->woken = false;
       }
-      for (auto& part : p) {
+      for (uint32_t i : mine) {
+        Part& part = p[i];
         std::weak_ptr<Wake> weak = wake_;
         bool kept = part.reader->NotifyWhenReadable([weak] {
           if (auto w = weak.lock()) {
@@ -810,11 +899,31 @@ class JobService::Impl::Runner {
     // it, which rebuilds exactly the state held now).
     tickets_.WaitAll(5000);
     if (pending && tickets_.CompletedThrough(pending->first)) {
-      if (svc_->SaveCheckpoint(job_.name, pending->second)) {
+      if (auto st = SaveShare(mine, pending->second); st && *st)
         counters_->last_checkpoint_ms = pending->second.written_ms;
-      }
     }
     return Ok();
+  }
+
+  // Writes this runner's partitions of `c` into the job's checkpoint record; false: not yet
+  // (another runner has not opened its readers).
+  Result<bool> SaveShare(const std::vector<uint32_t>& mine, const Checkpoint& c) {
+    std::lock_guard lock(shared_->mu);
+    Checkpoint& m = shared_->merged;
+    for (uint32_t i : mine) {
+      m.partitions[i] = c.partitions[i];
+      shared_->have[i] = true;
+    }
+    m.query = c.query;
+    m.written_ms = c.written_ms;
+    m.parallel = shared_->parallel;
+    m.runners = shared_->runners;
+    // Every partition has an entry once every runner has opened its readers.
+    for (bool h : shared_->have) {
+      if (!h) return false;
+    }
+    ORRERY_TRY(svc_->SaveCheckpoint(job_.name, m));
+    return true;
   }
 
   int64_t Now() const { return svc_->options.now_ms(); }
@@ -829,7 +938,70 @@ class JobService::Impl::Runner {
   std::shared_ptr<Tickets> tickets_ptr_ = std::make_shared<Tickets>();
   Tickets& tickets_ = *tickets_ptr_;
   std::map<std::string, std::map<std::pair<Micros, uint64_t>, uint32_t>> occurrences_;
+  std::shared_ptr<RunShared> shared_;
+  const uint32_t index_;          // k
+  stream::EngineStats reported_;  // what the counters have of the engine's stats
   std::thread thread_;
+};
+
+// A running job: one runner merging every partition, or, when the query allows it
+// (StreamQuery::PartitionParallel), K runners each reading its own partitions.
+class JobService::Impl::Runner {
+ public:
+  Runner(Impl* svc, const Job& job, StartFrom from, std::shared_ptr<JobCounters> counters)
+      : shared_(std::make_shared<RunShared>()) {
+    const uint32_t parts = svc->hub_log->partition_count();
+    auto q = ParseJobQuery(job, svc->options.limits);  // an error fails the runner
+    shared_->parallel = q && q->PartitionParallel();
+    shared_->runners =
+        shared_->parallel ? std::clamp(svc->options.worker_threads, 1u, std::max(parts, 1u)) : 1;
+    if (from.mode == StartFrom::Mode::kLastStopped) {
+      auto& c = shared_->loaded;
+      c = svc->LoadCheckpoint(job.name);
+      // Another query's, or replay positions a merging engine cannot rebuild its state from.
+      if (c && (c->partitions.size() != parts || c->query != job.query ||
+                (c->parallel && !shared_->parallel))) {
+        c.reset();
+      }
+      if (c && c->runners != shared_->runners) {
+        Log()->info("stream job '{}': checkpoint of {} runners resumed by {}", job.name, c->runners,
+                    shared_->runners);
+      }
+    }
+    shared_->merged.partitions.resize(parts);
+    shared_->have.assign(parts, false);
+    if (shared_->loaded) {
+      shared_->merged = *shared_->loaded;
+      shared_->have.assign(parts, true);
+    }
+    {
+      std::lock_guard lock(counters->mu);
+      counters->runners = shared_->runners;
+      counters->parallel = shared_->parallel;
+      counters->clocks.assign(parts, 0);
+      counters->backlogs.assign(parts, 0);
+    }
+    counters->late_dropped = 0;
+    counters->adjusted = 0;
+    for (uint32_t k = 0; k < shared_->runners; ++k)
+      shards_.push_back(std::make_unique<Shard>(svc, job, from, counters, shared_, k));
+    shared_->stop_all = [this] { RequestStop(); };
+    for (auto& s : shards_)
+      s->Start();
+  }
+  ~Runner() {
+    RequestStop();
+    for (auto& s : shards_)  // joined before any is destroyed: a failing one calls stop_all
+      s->Join();
+  }
+  void RequestStop() {
+    for (auto& s : shards_)
+      s->RequestStop();
+  }
+
+ private:
+  std::shared_ptr<RunShared> shared_;
+  std::vector<std::unique_ptr<Shard>> shards_;
 };
 
 // ------------------------------------------------------------------------------- the service

@@ -1,8 +1,8 @@
 // Stream Analytics jobs running on the hub: durable job resources (keyspace "asa.job"), each
-// running job a thread that reads the hub's event log, feeds the engine (src/stream) and writes
-// its rows, with checkpoints that survive kill -9 (keyspace "asa.ckpt").
+// running job one or more runner threads that read the hub's event log, feed the engine
+// (src/stream) and write its rows, with checkpoints that survive kill -9 (keyspace "asa.ckpt").
 //
-//   hub event log ──readers (one per partition)──▶ Engine ──rows──▶ output log (<dir>/log)
+//   hub event log ──readers (one per partition)──▶ Engine(s) ──rows──▶ output log (<dir>/log)
 //        ▲                                                              │ routing endpoint
 //        └──── "stream" outputs (derived streams) ◀────────────────────┤ workers: webhook,
 //                                                                       │ storage; action sinks:
@@ -28,7 +28,7 @@
 // asa-output), so routes, other jobs and `orrery monitor-events` see them.
 //
 // Checkpoints and recovery. Every checkpoint_interval, once every row produced so far is
-// durable, the runner stores per partition: the position it has read to, its clock, and the
+// durable, a runner stores per partition it reads: the position it has read to, its clock, and the
 // position from which a replay rebuilds the engine's state — the first event that arrived
 // within the query's state horizon (StreamQuery::StateHorizon: windows, LIMIT DURATION,
 // DATEDIFF bounds) plus the ordering tolerances. After a restart the runner replays from there
@@ -37,15 +37,29 @@
 // twice, with the same ids. Operator state is thus rebuilt from the durable log rather than
 // serialised (the log keeps it for its retention, which must exceed the horizon).
 //
+// Threads. A job whose query allows it (StreamQuery::PartitionParallel: PARTITION BY
+// PartitionId, or no cross-event state) runs as K = min(partitions, worker_threads) runners;
+// runner k reads the partitions p with p % K == k into its own Engine, the other partitions
+// heartbeaten once far ahead so its merge never waits for them. Any other job has one runner
+// merging every partition by arrival. The runners write one checkpoint record together (each
+// its own partitions' entries, under a mutex; written once every runner has an entry), marked
+// parallel: a query that is not partition-parallel never resumes from such a record. Row ids
+// of K > 1 runners include the runner (k, K), so they are deterministic for a given K: when
+// asa.worker_threads changes between runs, rows produced since the last checkpoint that come
+// again after the restart get other ids (downstream deduplication misses them).
+// A runner that fails stops its siblings; GET reports "runners" and "partitionClocks".
+//
 // Thread safety: JobService's methods are safe from any thread.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <boost/json/object.hpp>
@@ -80,6 +94,9 @@ struct JobServiceOptions {
   // readable after their group commit, and must not arrive before a clock already given.
   int64_t heartbeat_margin_ms = 200;
   int64_t reference_poll_ms = 2'000;  // how often reference files are checked for changes
+  // The runners of a job whose query is partition-parallel (StreamQuery::PartitionParallel):
+  // min(partitions, this), at least 1. Other jobs have one.
+  uint32_t worker_threads = std::max(1u, std::thread::hardware_concurrency());
   std::string hub_name = "localhost";
   metrics::Registry* metrics = nullptr;
   std::function<int64_t()> now_ms;  // default: the system clock

@@ -102,6 +102,15 @@ class StreamQuery {
   // tolerances) rebuilds its state.
   Micros StateHorizon() const;
 
+  // Whether each input partition may run on its own engine (fed only that partition, the
+  // others heartbeaten far ahead) and produce, together, the rows of one engine merging them:
+  // every SELECT reading an input either splits it into substreams by PartitionId
+  // (PARTITION BY PartitionId, TIMESTAMP BY … OVER PartitionId) or holds no cross-event state
+  // and no TIMESTAMP BY (a filter or projection, with APPLY or reference JOINs), and every
+  // SELECT reading a WITH step holds no cross-event state. Conservative: false when unsure
+  // (docs/stream.md, "Partitions").
+  bool PartitionParallel() const;
+
   std::shared_ptr<const internal::Plan> plan() const { return plan_; }
 
  private:

@@ -794,6 +794,117 @@ TEST(MatchRecognize, AgreesWithABacktrackingMatcher) {
   }
 }
 
+TEST(StreamQuery, PartitionParallelWhenSplitByPartitionOrStateless) {
+  auto parallel = [](std::string_view text) {
+    auto q = StreamQuery::Parse(text, {}, {"ref"});
+    EXPECT_TRUE(q.has_value()) << text << ": " << q.error().message();
+    return q && q->PartitionParallel();
+  };
+  // Split by partition: each partition has its own clock and windows.
+  EXPECT_TRUE(
+      parallel("SELECT k, COUNT(*) AS n FROM input PARTITION BY PartitionId "
+               "GROUP BY k, TumblingWindow(second, 10)"));
+  EXPECT_TRUE(
+      parallel("SELECT k, COUNT(*) AS n FROM input TIMESTAMP BY t PARTITION BY partitionid "
+               "GROUP BY k, PartitionId, TumblingWindow(second, 10)"));
+  EXPECT_TRUE(
+      parallel("SELECT k, LAG(v) OVER (PARTITION BY k LIMIT DURATION(minute, 1)) AS prev "
+               "FROM input TIMESTAMP BY t OVER PartitionId"));
+  // Stateless: filters, projections, APPLY, reference joins, and a stateless step reader.
+  EXPECT_TRUE(parallel("SELECT * FROM input WHERE v > 1"));
+  EXPECT_TRUE(parallel(
+      "SELECT e.k, a.ArrayValue AS x FROM input e CROSS APPLY GetArrayElements(e.xs) AS a"));
+  EXPECT_TRUE(parallel("SELECT i.k, r.name FROM input i JOIN ref r ON i.k = r.k"));
+  EXPECT_TRUE(
+      parallel("WITH s AS (SELECT k, v FROM input WHERE v > 1) SELECT k INTO a FROM s "
+               "SELECT v INTO b FROM s"));
+  EXPECT_TRUE(
+      parallel("WITH s AS (SELECT k, COUNT(*) AS n FROM input PARTITION BY PartitionId "
+               "GROUP BY k, TumblingWindow(second, 10)) SELECT k, n FROM s WHERE n > 2"));
+
+  // Windows, aggregates and analytic functions over the merged partitions.
+  EXPECT_FALSE(
+      parallel("SELECT k, COUNT(*) AS n FROM input GROUP BY k, TumblingWindow(second, 10)"));
+  EXPECT_FALSE(parallel(
+      "SELECT k, COUNT(*) AS n FROM input GROUP BY k, PartitionId, TumblingWindow(second, 10)"));
+  EXPECT_FALSE(parallel("SELECT k, LAG(v) OVER (LIMIT DURATION(minute, 1)) AS prev FROM input"));
+  // Substreams by another key mix partitions.
+  EXPECT_FALSE(
+      parallel("SELECT k, COUNT(*) AS n FROM input PARTITION BY k GROUP BY k, "
+               "TumblingWindow(second, 10)"));
+  // TIMESTAMP BY without a split: the out-of-order policy sees every partition's times.
+  EXPECT_FALSE(parallel("SELECT * FROM input TIMESTAMP BY t"));
+  // A stream JOIN.
+  EXPECT_FALSE(parallel(
+      "SELECT a.k FROM input a JOIN other b ON a.k = b.k AND DATEDIFF(second, a, b) BETWEEN 0 "
+      "AND 5"));
+  // A stateful SELECT over a step: the step's rows of every partition come merged.
+  EXPECT_FALSE(
+      parallel("WITH s AS (SELECT k, v FROM input PARTITION BY PartitionId) "
+               "SELECT k, COUNT(*) AS n FROM s GROUP BY k, TumblingWindow(second, 10)"));
+  // One SELECT that does not allow it is enough.
+  EXPECT_FALSE(
+      parallel("SELECT * INTO a FROM input WHERE v > 1 "
+               "SELECT k, COUNT(*) AS n INTO b FROM input GROUP BY k, TumblingWindow(second, 10)"));
+}
+
+// A partition's engine, fed only its partition with the others heartbeaten far ahead, produces
+// that partition's rows of one engine merging them all.
+TEST(Engine, PartitionRunAloneMatchesTheMergedRun) {
+  auto q = StreamQuery::Parse(
+      "SELECT PartitionId AS p, k, COUNT(*) AS n, System.Timestamp() AS t FROM input "
+      "TIMESTAMP BY t PARTITION BY PartitionId GROUP BY PartitionId, k, TumblingWindow(second, "
+      "5)");
+  ASSERT_TRUE(q.has_value()) << q.error().message();
+  ASSERT_TRUE(q->PartitionParallel());
+  struct Ev {
+    uint32_t p;
+    const char* t;
+    const char* k;
+  };
+  std::vector<Ev> evs = {{0, "00:00:01", "a"}, {1, "00:00:02", "a"}, {2, "00:00:00.5", "b"},
+                         {0, "00:00:04", "a"}, {1, "00:00:06", "b"}, {2, "00:00:07", "b"},
+                         {0, "00:00:09", "a"}, {1, "00:00:11", "a"}, {2, "00:00:12", "a"}};
+  auto feed = [&](Engine& e, std::optional<uint32_t> only) {
+    Micros arrival = At("00:00:00");
+    for (auto& ev : evs) {
+      arrival += kSecond;
+      if (only && ev.p != *only) continue;
+      json::object o{{"t", std::string("2026-01-01T") + ev.t + "Z"}, {"k", ev.k}};
+      ASSERT_TRUE(e.Push("input", ev.p, o, arrival).has_value());
+    }
+    for (uint32_t p = 0; p < 3; ++p) {
+      if (!only || p == *only) {
+        ASSERT_TRUE(e.Heartbeat("input", p, At("00:00:30")).has_value());
+      }
+    }
+  };
+  auto rows = [](Engine& e) {
+    std::multiset<std::string> out;
+    for (auto& [target, rs] : e.TakeOutputs())
+      for (auto& r : rs)
+        out.insert(target + json::serialize(r.row));
+    return out;
+  };
+  Engine merged(*q, {}, 3);
+  feed(merged, std::nullopt);
+  auto want = rows(merged);
+  ASSERT_FALSE(want.empty());
+  std::multiset<std::string> got;
+  for (uint32_t p = 0; p < 3; ++p) {
+    Engine alone(*q, {}, 3);
+    for (uint32_t other = 0; other < 3; ++other) {
+      if (other != p) {
+        ASSERT_TRUE(
+            alone.Heartbeat("input", other, std::numeric_limits<Micros>::max() / 4).has_value());
+      }
+    }
+    feed(alone, p);
+    got.merge(rows(alone));
+  }
+  EXPECT_EQ(got, want);
+}
+
 }  // namespace
 }  // namespace orrery::stream
 
