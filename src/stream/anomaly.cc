@@ -9,7 +9,11 @@ size_t AnomalyWarmup(uint32_t history_size) {
   return std::max<size_t>(2, (static_cast<size_t>(history_size) + 1) / 2);
 }
 
-double KernelCdf(std::span<const double> history, double x) {
+// The history's size, mean and sample standard deviation (0 for one value).
+struct Moments {
+  double n, mean, sd;
+};
+static Moments MomentsOf(std::span<const double> history) {
   double n = static_cast<double>(history.size());
   double mean = 0;
   for (double h : history)
@@ -18,7 +22,11 @@ double KernelCdf(std::span<const double> history, double x) {
   double ss = 0;
   for (double h : history)
     ss += (h - mean) * (h - mean);
-  double sd = history.size() > 1 ? std::sqrt(ss / (n - 1)) : 0;
+  return {n, mean, history.size() > 1 ? std::sqrt(ss / (n - 1)) : 0};
+}
+
+double KernelCdf(std::span<const double> history, double x) {
+  auto [n, mean, sd] = MomentsOf(history);
   double b = 1.06 * sd * std::pow(n, -0.2);
   double sum = 0;
   if (!(b > 0) || !std::isfinite(b)) {
@@ -68,15 +76,7 @@ double IncompleteBeta(double a, double b, double x) {
 }  // namespace
 
 double PredictiveCdf(std::span<const double> history, double x) {
-  double n = static_cast<double>(history.size());
-  double mean = 0;
-  for (double h : history)
-    mean += h;
-  mean /= n;
-  double ss = 0;
-  for (double h : history)
-    ss += (h - mean) * (h - mean);
-  double sd = history.size() > 1 ? std::sqrt(ss / (n - 1)) : 0;
+  auto [n, mean, sd] = MomentsOf(history);
   if (!(sd > 0) || !std::isfinite(sd)) return x > mean ? 1 : x < mean ? 0 : 0.5;
   double t = (x - mean) / (sd * std::sqrt(1 + 1 / n));
   double nu = n - 1;
