@@ -1,6 +1,7 @@
 #include "net/http_client.h"
 
 #include <charconv>
+#include <optional>
 
 #include <fmt/format.h>
 #include <boost/asio/io_context.hpp>
@@ -73,6 +74,49 @@ struct HttpClient::Impl {
 
 namespace {
 
+using Request = http::request<http::string_body>;
+using Response = http::response<http::string_body>;
+
+// The request line and headers every client request carries; `target` comes from the URL.
+void BuildRequest(const Url& url, bool tls, std::string method, const Headers& headers,
+                  std::string body, bool keep_alive, Request* req) {
+  req->version(11);
+  req->method_string(method.empty() ? "GET" : method);
+  req->target(url.target);
+  bool default_port = (url.port == 443 && tls) || (url.port == 80 && !tls);
+  req->set(http::field::host, default_port ? url.host : fmt::format("{}:{}", url.host, url.port));
+  req->set(http::field::user_agent, "orrery");
+  for (auto& [k, v] : headers.all())
+    req->set(k, v);
+  req->body() = std::move(body);
+  req->keep_alive(keep_alive);
+  req->prepare_payload();
+}
+
+HttpResponse TakeResponse(Response& res) {
+  HttpResponse out;
+  out.status = static_cast<int>(res.result_int());
+  for (auto& f : res)
+    out.headers.Add(std::string(f.name_string()), std::string(f.value()));
+  out.body = std::move(res.body());
+  return out;
+}
+
+// `ssl` (may be null) adds why the peer's certificate was refused.
+Error TransportError(const std::string& what, const boost::system::error_code& ec,
+                     std::chrono::milliseconds timeout, SSL* ssl) {
+  std::string msg = ec == beast::error::timeout
+                        ? fmt::format("{}: timed out after {} ms", what, timeout.count())
+                        : fmt::format("{}: {}", what, ec.message());
+  if (ssl) {
+    long verify = SSL_get_verify_result(ssl);
+    if (verify != X509_V_OK) {
+      msg += fmt::format(" (certificate: {})", X509_verify_cert_error_string(verify));
+    }
+  }
+  return Error(BaseErrc::kUnavailable, msg);
+}
+
 template <class S>
 class Op : public std::enable_shared_from_this<Op<S>> {
  public:
@@ -119,18 +163,8 @@ class Op : public std::enable_shared_from_this<Op<S>> {
   }
 
   void Write() {
-    req_.version(11);
-    req_.method_string(request_.method.empty() ? "GET" : request_.method);
-    req_.target(url_.target);
-    bool default_port = (url_.port == 443 && kTls) || (url_.port == 80 && !kTls);
-    req_.set(http::field::host,
-             default_port ? url_.host : fmt::format("{}:{}", url_.host, url_.port));
-    req_.set(http::field::user_agent, "orrery");
-    for (auto& [k, v] : request_.headers.all())
-      req_.set(k, v);
-    req_.body() = std::move(request_.body);
-    req_.keep_alive(false);
-    req_.prepare_payload();
+    BuildRequest(url_, kTls, std::move(request_.method), request_.headers, std::move(request_.body),
+                 false, &req_);
     http::async_write(
         stream_, req_,
         [self = this->shared_from_this()](const boost::system::error_code& ec, std::size_t) {
@@ -145,28 +179,14 @@ class Op : public std::enable_shared_from_this<Op<S>> {
         stream_, buffer_, parser_,
         [self = this->shared_from_this()](const boost::system::error_code& ec, std::size_t) {
           if (ec) return self->Fail("cannot read response", ec);
-          auto& res = self->parser_.get();
-          HttpResponse out;
-          out.status = static_cast<int>(res.result_int());
-          for (auto& f : res) {
-            out.headers.Add(std::string(f.name_string()), std::string(f.value()));
-          }
-          out.body = std::move(res.body());
-          self->Done(std::move(out));
+          self->Done(TakeResponse(self->parser_.get()));
         });
   }
 
   void Fail(const std::string& what, const boost::system::error_code& ec) {
-    std::string msg = ec == beast::error::timeout ? fmt::format("{}: timed out after {} ms", what,
-                                                                impl_->options.timeout.count())
-                                                  : fmt::format("{}: {}", what, ec.message());
-    if constexpr (kTls) {
-      long verify = SSL_get_verify_result(stream_.native_handle());
-      if (verify != X509_V_OK) {
-        msg += fmt::format(" (certificate: {})", X509_verify_cert_error_string(verify));
-      }
-    }
-    Done(Error(BaseErrc::kUnavailable, msg));
+    SSL* ssl = nullptr;
+    if constexpr (kTls) ssl = stream_.native_handle();
+    Done(TransportError(what, ec, impl_->options.timeout, ssl));
   }
 
   void Done(Result<HttpResponse> r) {
@@ -185,7 +205,7 @@ class Op : public std::enable_shared_from_this<Op<S>> {
   tcp::resolver resolver_;
   S stream_;
   beast::flat_buffer buffer_;
-  http::request<http::string_body> req_;
+  Request req_;
   http::response_parser<http::string_body> parser_;
 };
 
@@ -218,6 +238,170 @@ void HttpClient::Send(std::string_view url, HttpRequest request, Callback callba
                                                       std::move(callback),
                                                       beast::tcp_stream(impl_->executor));
     asio::post(impl_->executor, [op] { op->Run(); });
+  }
+}
+
+// ---------------------------------------------------------------- HttpSession
+
+struct HttpSession::Impl {
+  asio::io_context ctx;
+  HttpClientOptions options;
+  std::shared_ptr<asio::ssl::context> tls;
+  std::string origin;  // scheme://host:port of the open connection, empty when none
+  std::optional<beast::ssl_stream<beast::tcp_stream>> tls_stream;
+  std::optional<beast::tcp_stream> tcp_stream;
+  beast::flat_buffer buffer;
+  uint64_t connections = 0;
+
+  beast::tcp_stream& Lowest() {
+    return tls_stream ? beast::get_lowest_layer(*tls_stream) : *tcp_stream;
+  }
+
+  void Close() {
+    if (tls_stream || tcp_stream) {
+      beast::error_code ignored;
+      Lowest().socket().close(ignored);
+    }
+    tls_stream.reset();
+    tcp_stream.reset();
+    buffer.clear();
+    origin.clear();
+  }
+
+  // Runs the io_context until `done` (the operations started before complete).
+  void RunUntil(const bool& done) {
+    ctx.restart();
+    while (!done && ctx.run_one() > 0) {
+    }
+  }
+
+  Status Connect(const Url& url) {
+    Close();
+    bool tls_scheme = url.scheme == "https";
+    if (tls_scheme) {
+      tls_stream.emplace(beast::tcp_stream(ctx), *tls);
+    } else {
+      tcp_stream.emplace(ctx);
+    }
+    Lowest().expires_after(options.timeout);
+    boost::system::error_code ec;
+    bool done = false;
+    tcp::resolver resolver(ctx);
+    tcp::resolver::results_type results;
+    resolver.async_resolve(url.host, std::to_string(url.port),
+                           [&](const boost::system::error_code& e, tcp::resolver::results_type r) {
+                             ec = e;
+                             results = std::move(r);
+                             done = true;
+                           });
+    RunUntil(done);
+    if (ec) return Fail("cannot resolve " + url.host, ec);
+    done = false;
+    Lowest().async_connect(results, [&](const boost::system::error_code& e, const tcp::endpoint&) {
+      ec = e;
+      done = true;
+    });
+    RunUntil(done);
+    if (ec) return Fail(fmt::format("cannot connect to {}:{}", url.host, url.port), ec);
+    if (tls_stream) {
+      SSL* ssl = tls_stream->native_handle();
+      detail::SetServerName(ssl, url.host.c_str());
+      if (options.tls.verify) SSL_set1_host(ssl, url.host.c_str());
+      done = false;
+      tls_stream->async_handshake(asio::ssl::stream_base::client,
+                                  [&](const boost::system::error_code& e) {
+                                    ec = e;
+                                    done = true;
+                                  });
+      RunUntil(done);
+      if (ec) return Fail("TLS handshake failed", ec);
+    }
+    origin = fmt::format("{}://{}:{}", url.scheme, url.host, url.port);
+    ++connections;
+    return Ok();
+  }
+
+  Error Fail(const std::string& what, const boost::system::error_code& ec) {
+    auto e = TransportError(what, ec, options.timeout,
+                            tls_stream ? tls_stream->native_handle() : nullptr);
+    Close();
+    return e;
+  }
+
+  // One exchange on the open connection. On failure `retry` says whether the request may
+  // just have met a connection the server had closed (the write failed, or the read ended
+  // before any response byte): worth sending again when the connection was a reused one.
+  Result<HttpResponse> Exchange(Request& req, bool* retry) {
+    Lowest().expires_after(options.timeout);
+    boost::system::error_code ec;
+    bool done = false;
+    auto on_write = [&](const boost::system::error_code& e, std::size_t) {
+      ec = e;
+      done = true;
+    };
+    if (tls_stream) {
+      http::async_write(*tls_stream, req, on_write);
+    } else {
+      http::async_write(*tcp_stream, req, on_write);
+    }
+    RunUntil(done);
+    if (ec) {
+      *retry = true;
+      return Fail("cannot send request", ec);
+    }
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(options.max_response_bytes);
+    done = false;
+    auto on_read = [&](const boost::system::error_code& e, std::size_t) {
+      ec = e;
+      done = true;
+    };
+    if (tls_stream) {
+      http::async_read(*tls_stream, buffer, parser, on_read);
+    } else {
+      http::async_read(*tcp_stream, buffer, parser, on_read);
+    }
+    RunUntil(done);
+    if (ec) {
+      *retry = !parser.got_some() && ec != beast::error::timeout;
+      return Fail("cannot read response", ec);
+    }
+    bool keep = parser.get().keep_alive();
+    HttpResponse out = TakeResponse(parser.get());
+    if (!keep) Close();
+    return out;
+  }
+};
+
+Result<std::unique_ptr<HttpSession>> HttpSession::Create(HttpClientOptions options) {
+  auto impl = std::make_unique<Impl>();
+  ORRERY_ASSIGN_OR_RETURN(impl->tls, MakeClientContext(options.tls));
+  impl->options = std::move(options);
+  return std::unique_ptr<HttpSession>(new HttpSession(std::move(impl)));
+}
+
+HttpSession::HttpSession(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+HttpSession::~HttpSession() {
+  if (impl_) impl_->Close();
+}
+
+uint64_t HttpSession::connections() const {
+  return impl_->connections;
+}
+
+Result<HttpResponse> HttpSession::Send(std::string_view method, std::string_view url,
+                                       Headers headers, std::string body) {
+  ORRERY_ASSIGN_OR_RETURN(Url u, ParseUrl(url));
+  std::string origin = fmt::format("{}://{}:{}", u.scheme, u.host, u.port);
+  Request req;
+  BuildRequest(u, u.scheme == "https", std::string(method), headers, std::move(body), true, &req);
+  for (int attempt = 0;; ++attempt) {
+    bool reused = impl_->origin == origin;
+    if (!reused) ORRERY_TRY(impl_->Connect(u));
+    bool retry = false;
+    auto r = impl_->Exchange(req, &retry);
+    if (r || !reused || !retry || attempt > 0) return r;
   }
 }
 

@@ -49,6 +49,31 @@ class HttpClient {
   std::shared_ptr<Impl> impl_;
 };
 
+// A blocking client that keeps its connection open between requests (HTTP/1.1 keep-alive),
+// for callers that post to one endpoint again and again (webhook sinks): no TCP and TLS
+// handshake, no trust-store load per request. It reconnects when the origin changes, the
+// server answers `Connection: close`, or a request fails; a request that fails on a reused
+// connection before any response byte arrived is sent once more on a fresh one (the server
+// may have closed the idle connection meanwhile), so the receiver may see it twice — callers
+// send requests whose redelivery is harmless (webhook deliveries carry their delivery id).
+// Thread safety: one caller at a time.
+class HttpSession {
+ public:
+  static Result<std::unique_ptr<HttpSession>> Create(HttpClientOptions options);
+  ~HttpSession();
+  // One request, bounded by options.timeout (connection set-up included).
+  Result<HttpResponse> Send(std::string_view method, std::string_view url, Headers headers,
+                            std::string body);
+  // Connections opened so far (the first request opens one; tests check reuse).
+  uint64_t connections() const;
+
+  struct Impl;
+
+ private:
+  explicit HttpSession(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
 // Blocking call on a private io_context (CLI commands).
 Result<HttpResponse> Fetch(std::string_view method, std::string_view url, Headers headers,
                            std::string body, const HttpClientOptions& options);

@@ -248,5 +248,78 @@ TEST_F(HttpServerTest, WebSocketWithoutSubprotocolIsRefused) {
   EXPECT_TRUE(ec);
 }
 
+TEST_F(HttpServerTest, SessionReusesOneConnectionPerOrigin) {
+  auto session = HttpSession::Create(Trusting());
+  ASSERT_TRUE(session) << session.error().message();
+  for (int i = 0; i < 5; ++i) {
+    auto r = (*session)->Send("GET", Https("/hello/n" + std::to_string(i)), {}, "");
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(r->body, "{\"hello\":\"n" + std::to_string(i) + "\"}");
+  }
+  auto r = (*session)->Send("POST", Https("/echo"), {}, "0123456789");
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->body, "0123456789");
+  EXPECT_EQ((*session)->connections(), 1u);
+  // Another origin (the plain server) needs its own connection.
+  r = (*session)->Send("GET", "http://127.0.0.1:" + std::to_string(http_->port()) + "/hello/p", {},
+                       "");
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->body, "{\"hello\":\"p\"}");
+  EXPECT_EQ((*session)->connections(), 2u);
+  // A refused request (413) does not cost the connection either.
+  r = (*session)->Send("POST", "http://127.0.0.1:" + std::to_string(http_->port()) + "/echo", {},
+                       "0123456789A");
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->status, 413);
+}
+
+// A server that answers one request per connection with keep-alive and then drops the
+// connection, as servers do with idle ones: the session's next request must go out again
+// on a fresh connection instead of failing.
+TEST(HttpSessionTest, ResendsOnceWhenTheServerDroppedTheIdleConnection) {
+  asio::io_context ctx;
+  tcp::acceptor acceptor(ctx, {asio::ip::make_address("127.0.0.1"), 0});
+  auto port = acceptor.local_endpoint().port();
+  std::thread server([&] {
+    for (int conn = 0; conn < 2; ++conn) {
+      tcp::socket s = acceptor.accept();
+      std::string got;
+      char buf[1024];
+      boost::system::error_code ec;
+      while (got.find("\r\n\r\n") == std::string::npos) {
+        size_t n = s.read_some(asio::buffer(buf), ec);
+        if (ec) break;
+        got.append(buf, n);
+      }
+      std::string body = "conn" + std::to_string(conn);
+      asio::write(s,
+                  asio::buffer("HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
+                               "\r\n\r\n" + body),
+                  ec);
+      s.shutdown(tcp::socket::shutdown_both, ec);
+      s.close();
+    }
+  });
+  HttpClientOptions o;
+  o.timeout = std::chrono::seconds(10);
+  auto session = HttpSession::Create(o);
+  ASSERT_TRUE(session);
+  std::string url = "http://127.0.0.1:" + std::to_string(port) + "/x";
+  auto r = (*session)->Send("POST", url, {}, "one");
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->body, "conn0");
+  r = (*session)->Send("POST", url, {}, "two");
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->body, "conn1");
+  EXPECT_EQ((*session)->connections(), 2u);
+  server.join();
+  // Nobody listens any more: a clear error, no retry loop.
+  acceptor.close();
+  r = (*session)->Send("POST", url, {}, "three");
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message().find("cannot connect to 127.0.0.1"), std::string::npos)
+      << r.error().message();
+}
+
 }  // namespace
 }  // namespace orrery::net

@@ -138,11 +138,7 @@ class WebhookSink final : public Sink {
       h.Set("X-Orrery-Signature", "sha256=" + WebhookSignature(config_.secret, body));
       h.Set("X-Orrery-Delivery", delivery);
       h.Set("X-Orrery-Attempt", std::to_string(attempt));
-      net::HttpClientOptions o;
-      o.tls = options_.webhook_tls;
-      o.timeout = std::chrono::seconds(config_.timeout_s);
-      o.max_response_bytes = 64 << 10;
-      auto r = net::Fetch("POST", config_.url, std::move(h), body, o);
+      auto r = Post(std::move(h), body);
       if (r && r->status >= 200 && r->status < 300) {
         Note(true, "", false);
         if (options_.metrics) Delivered(b.events.size());
@@ -159,6 +155,20 @@ class WebhookSink final : public Sink {
     }
     DeadLetter(partition, body, error);
     b.events.clear();
+  }
+
+  // Deliveries reuse one keep-alive connection: a TLS handshake (and a trust-store load) per
+  // batch made the handshake, not the receiver, the webhook's pace. A failed attempt drops
+  // the connection; the next one opens a fresh connection.
+  Result<net::HttpResponse> Post(net::Headers headers, const std::string& body) {
+    if (!http_) {
+      net::HttpClientOptions o;
+      o.tls = options_.webhook_tls;
+      o.timeout = std::chrono::seconds(config_.timeout_s);
+      o.max_response_bytes = 64 << 10;
+      ORRERY_ASSIGN_OR_RETURN(http_, net::HttpSession::Create(std::move(o)));
+    }
+    return http_->Send("POST", config_.url, std::move(headers), body);
   }
 
   void DeadLetter(uint32_t partition, const std::string& body, const std::string& error) {
@@ -193,6 +203,7 @@ class WebhookSink final : public Sink {
   WebhookEndpoint config_;
   EndpointOptions options_;
   std::map<uint32_t, Batch> batches_;
+  std::unique_ptr<net::HttpSession> http_;  // worker thread only
   mutable std::mutex health_mu_;
   EndpointHealth health_;
 };

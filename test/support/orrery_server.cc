@@ -1,30 +1,38 @@
 #include "test/support/orrery_server.h"
 
 #include <csignal>
+#include <cstdio>
 
 namespace orrery::testing {
 
 OrreryServer::OrreryServer(std::string_view name, std::vector<std::string> extra_args,
                            std::vector<std::string> env)
     : dir_(name), args_(std::move(extra_args)), env_(std::move(env)) {
-  ports_.https = FreePort();
-  ports_.mqtts = FreePort();
-  ports_.mqtt = FreePort();
-  ports_.mqtt_ws = FreePort();
-  ports_.twins = FreePort();
-  Start();
+  StartOnFreePorts(ServerPorts{});
 }
 
 OrreryServer::OrreryServer(std::string_view name, ServerPorts fixed, std::string bind,
                            std::vector<std::string> extra_args, std::vector<std::string> env)
     : dir_(name), bind_(std::move(bind)), args_(std::move(extra_args)), env_(std::move(env)) {
-  auto pick = [](uint16_t p) { return p ? p : FreePort(); };
-  ports_.https = pick(fixed.https);
-  ports_.mqtts = pick(fixed.mqtts);
-  ports_.mqtt = pick(fixed.mqtt);
-  ports_.mqtt_ws = pick(fixed.mqtt_ws);
-  ports_.twins = pick(fixed.twins);
-  Start();
+  StartOnFreePorts(fixed);
+}
+
+void OrreryServer::StartOnFreePorts(const ServerPorts& fixed) {
+  // A free port can still be taken between FreePort() and the server's listen by another
+  // test running in parallel; the first start then picks new ports rather than failing.
+  for (int attempt = 0;; ++attempt) {
+    auto pick = [](uint16_t p) { return p ? p : FreePort(); };
+    ports_.https = pick(fixed.https);
+    ports_.mqtts = pick(fixed.mqtts);
+    ports_.mqtt = pick(fixed.mqtt);
+    ports_.mqtt_ws = pick(fixed.mqtt_ws);
+    ports_.twins = pick(fixed.twins);
+    Start();
+    if (started_ || attempt == 2) return;
+    process_->Wait();
+    if (process_->output().find("Address already in use") == std::string::npos) return;
+    std::fprintf(stderr, "OrreryServer: a port was taken before the server listened; retrying\n");
+  }
 }
 
 void OrreryServer::Start() {

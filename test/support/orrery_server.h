@@ -48,6 +48,8 @@ class OrreryServer {
   std::string TwinsUrl(std::string_view path) const;  // on the twins port
 
  private:
+  void StartOnFreePorts(const ServerPorts& fixed);
+
   TempDir dir_;
   ServerPorts ports_;
   std::string bind_ = "127.0.0.1";

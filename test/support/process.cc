@@ -15,6 +15,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <random>
 
 extern char** environ;
 
@@ -145,16 +147,29 @@ std::optional<int> Process::Wait(std::chrono::milliseconds timeout) {
 }
 
 uint16_t FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
+  // Ports come from below the kernel's ephemeral range (32768-60999 on Debian), never from
+  // it: a port handed out by bind(0) is next in line for some parallel test's outgoing
+  // connection, which then holds it as its local port when our server tries to listen
+  // (seen in CI as "Address already in use"). A per-process random walk keeps concurrent
+  // test processes apart; the bind check skips ports somebody is already listening on.
+  static std::mutex mu;
+  static std::mt19937 rng(static_cast<uint32_t>(::getpid()) * 2654435761u ^
+                          static_cast<uint32_t>(std::random_device{}()));
+  std::lock_guard lock(mu);
+  std::uniform_int_distribution<int> dist(20000, 32000);
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    auto port = static_cast<uint16_t>(dist(rng));
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(port);
+    bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    ::close(fd);
+    if (free) return port;
+  }
+  std::fprintf(stderr, "FreePort: no free port in 20000-32000 after 200 tries\n");
+  std::abort();
 }
 
 TempDir::TempDir(std::string_view name) {

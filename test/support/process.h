@@ -48,7 +48,8 @@ class Process {
   std::string output_;
 };
 
-// A port that was free a moment ago on 127.0.0.1 (bind to 0, read, close).
+// A port that was free a moment ago on 127.0.0.1, chosen below the ephemeral range so that
+// no outgoing connection takes it before the server under test listens. Thread-safe.
 uint16_t FreePort();
 
 // A fresh directory under the system temp dir, removed by the destructor.
