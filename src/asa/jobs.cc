@@ -80,6 +80,9 @@ struct PartitionCheckpoint {
   uint64_t next = 0;    // read up to here
   uint64_t replay = 0;  // a replay starts here
   Micros clock = 0;     // the partition's clock
+  // Where the job's input begins (its first run's first read): a replay never starts before
+  // it. Absent in checkpoints written before it existed: then `replay` bounds the replay.
+  std::optional<uint64_t> origin;
 };
 
 // One record per job. With several runners each writes its own partitions' entries into it
@@ -98,7 +101,9 @@ struct Checkpoint {
 std::string CheckpointToText(const Checkpoint& c) {
   json::array parts;
   for (auto& p : c.partitions) {
-    parts.push_back(json::object{{"next", p.next}, {"replay", p.replay}, {"clock", p.clock}});
+    json::object po{{"next", p.next}, {"replay", p.replay}, {"clock", p.clock}};
+    if (p.origin) po["origin"] = *p.origin;
+    parts.push_back(std::move(po));
   }
   return json::serialize(json::object{{"partitions", std::move(parts)},
                                       {"query", c.query},
@@ -126,6 +131,7 @@ std::optional<Checkpoint> CheckpointFromText(std::string_view text) {
     pc.next = static_cast<uint64_t>(num("next"));
     pc.replay = static_cast<uint64_t>(num("replay"));
     pc.clock = num("clock");
+    if (po.contains("origin")) pc.origin = static_cast<uint64_t>(num("origin"));
     c.partitions.push_back(pc);
   }
   if (auto* q = o.if_contains("query"); q && q->is_string()) c.query = q->get_string();
@@ -409,6 +415,7 @@ class JobService::Impl::Shard {
     std::unique_ptr<eventlog::Reader> reader;
     Micros clock = 0;
     uint64_t start = 0;                               // where this run started reading
+    std::optional<uint64_t> origin;                   // PartitionCheckpoint::origin
     std::deque<std::pair<Micros, uint64_t>> samples;  // (arrival, sequence) about once a second
     std::optional<uint64_t> replay_until;             // replaying: stop before this sequence
     std::vector<eventlog::Event> held;  // read past replay_until, fed after the replay
@@ -695,21 +702,59 @@ class JobService::Impl::Shard {
     const std::optional<Checkpoint>& ckpt = shared_->loaded;
     std::vector<Part> p(parts);
     int64_t start_ms = from_.mode == StartFrom::Mode::kCustomTime ? from_.time_ms : Now();
+    // A checkpoint's replay positions reach back `lookback` from the clock of the runner that
+    // wrote them, the least clock of its partitions. Resumed by another number of runners,
+    // this runner may merge partitions of different runners, whose least clock is lower:
+    // windows between the two close only after output resumes, so their state must be
+    // complete too (else they come out again with partial counts). Each partition then
+    // replays from `lookback` before this runner's least clock as well (by enqueued time,
+    // which is the arrival the clocks count).
+    // A partition without a clock in the checkpoint (its runner had not checkpointed it yet;
+    // it resumes from where the run started) counts with the arrival of the first event it
+    // will read.
+    std::vector<std::optional<uint64_t>> replay_from(parts);
+    if (ckpt && lookback) {
+      Micros least = INT64_MAX;
+      for (uint32_t i : mine) {
+        Micros c = ckpt->partitions[i].clock;
+        if (c <= 0) {
+          ORRERY_ASSIGN_OR_RETURN(
+              auto r, log->OpenReader(i, eventlog::Position::Sequence(ckpt->partitions[i].next)));
+          ORRERY_ASSIGN_OR_RETURN(auto first, r->TryRead(1));
+          c = (first.events.empty() ? Now() : first.events.front().enqueued_ms) * 1000;
+        }
+        least = std::min(least, c);
+      }
+      if (least != INT64_MAX) {
+        for (uint32_t i : mine) {
+          // Without an origin (an older checkpoint) there is no telling where the input
+          // began: the replay keeps to what the checkpoint says.
+          if (!ckpt->partitions[i].origin) continue;
+          ORRERY_ASSIGN_OR_RETURN(
+              auto r,
+              log->OpenReader(i, eventlog::Position::EnqueuedTime((least - *lookback) / 1000)));
+          replay_from[i] = std::max(*ckpt->partitions[i].origin, r->next_sequence());
+        }
+      }
+    }
     for (uint32_t i : mine) {
       eventlog::Position pos = eventlog::Position::EnqueuedTime(start_ms);
       if (ckpt) {
-        pos = eventlog::Position::Sequence(ckpt->partitions[i].replay);
+        uint64_t replay = ckpt->partitions[i].replay;
+        if (replay_from[i]) replay = std::min(replay, *replay_from[i]);
+        pos = eventlog::Position::Sequence(replay);
         p[i].replay_until = ckpt->partitions[i].next;
       }
       ORRERY_ASSIGN_OR_RETURN(p[i].reader, log->OpenReader(i, pos));
       p[i].start = p[i].reader->next_sequence();
-      if (ckpt) p[i].start = std::min(p[i].start, ckpt->partitions[i].replay);
+      if (ckpt) p[i].start = std::min(p[i].start, static_cast<uint64_t>(pos.value));
+      p[i].origin = ckpt ? ckpt->partitions[i].origin : std::optional<uint64_t>(p[i].start);
     }
     if (!ckpt) {
       // Until its first checkpoint, a partition resumes from where this run started.
       std::lock_guard lock(shared_->mu);
       for (uint32_t i : mine) {
-        shared_->merged.partitions[i] = PartitionCheckpoint{p[i].start, p[i].start, 0};
+        shared_->merged.partitions[i] = PartitionCheckpoint{p[i].start, p[i].start, 0, p[i].origin};
         shared_->have[i] = true;
       }
     }
@@ -836,7 +881,8 @@ class JobService::Impl::Shard {
           c.partitions.resize(parts);
           for (uint32_t i : mine) {
             Part& part = p[i];
-            PartitionCheckpoint pc{part.reader->next_sequence(), part.start, part.clock};
+            PartitionCheckpoint pc{part.reader->next_sequence(), part.start, part.clock,
+                                   part.origin};
             if (lookback) {
               // The newest sample at or before clock - lookback; older samples are not needed.
               Micros from = min_clock - *lookback;

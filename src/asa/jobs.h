@@ -46,7 +46,12 @@
 // parallel: a query that is not partition-parallel never resumes from such a record. Row ids
 // of K > 1 runners include the runner (k, K), so they are deterministic for a given K: when
 // asa.worker_threads changes between runs, rows produced since the last checkpoint that come
-// again after the restart get other ids (downstream deduplication misses them).
+// again after the restart get other ids (downstream deduplication misses them). A runner then
+// may merge partitions whose entries other runners wrote at other clocks (or not yet: a
+// partition without a clock resumes from where the run started); each of its partitions
+// replays from the state horizon before the least of those clocks, never before the job's
+// input began (`origin`), so that windows closing while the laggard catches up come out
+// whole: duplicates, never partial rows.
 // A runner that fails stops its siblings; GET reports "runners" and "partitionClocks".
 //
 // Thread safety: JobService's methods are safe from any thread.

@@ -293,6 +293,39 @@ TEST_F(ParallelJobs, RunnersResumeFromTheirSharedCheckpointWithTheSameIds) {
   EXPECT_GT(Metrics("par").at("replayedEvents").to_number<uint64_t>(), 0u);
 }
 
+// asa.worker_threads changed between runs (3 runners, then 2, then 1): each run takes its
+// partitions' entries from the shared checkpoint, whatever K wrote them, and no window is lost.
+TEST_F(ParallelJobs, ResumingWithAnotherWorkerCountLosesNoWindow) {
+  auto all = Expected(Append(300, kT0));
+  OpenService(3);
+  Run("par", kWindowed);
+  ASSERT_EQ(Distinct(RowsOf("par", all.size())),
+            std::set<std::string>(all.begin(), all.end()).size());
+  ASSERT_TRUE(Checkpointed("par"));
+  service_->Stop();  // a crash: the job stays Running
+
+  int64_t from = kT0;
+  for (uint32_t workers : {2u, 1u}) {
+    from += 600'000;
+    for (auto& b : Expected(Append(200, from)))
+      all.insert(b);
+    OpenService(workers);
+    auto rows = RowsOf("par", std::set<std::string>(all.begin(), all.end()).size());
+    EXPECT_EQ(Metrics("par").at("runners").to_number<int64_t>(), workers);
+    std::set<std::string> distinct;
+    for (auto& r : rows)
+      distinct.insert(r.body);
+    std::set<std::string> want(all.begin(), all.end());
+    for (auto& b : distinct)
+      EXPECT_TRUE(want.count(b)) << workers << " workers: unexpected row " << b;
+    for (auto& b : want)
+      EXPECT_TRUE(distinct.count(b)) << workers << " workers: missing row " << b;
+    EXPECT_GT(Metrics("par").at("replayedEvents").to_number<uint64_t>(), 0u);
+    ASSERT_TRUE(Checkpointed("par"));
+    service_->Stop();
+  }
+}
+
 // Not a test: events/s of one runner against several (run with
 // --gtest_also_run_disabled_tests --gtest_filter='*Throughput*').
 TEST_F(ParallelJobs, DISABLED_Throughput) {
