@@ -117,7 +117,7 @@ Result<std::unique_ptr<BatchWriter>> BatchWriter::Open(const fs::path& final_pat
   if (::fchmod(fd, mode) != 0) return IoError("cannot set permissions on", temp, errno);
 
   if (options.encoding == Encoding::kJson) {
-    w->encoder_ = internal::MakeJsonEncoder(fd, temp);
+    w->encoder_ = internal::MakeJsonEncoder(fd, temp, options.body_lines);
   } else {
     ORRERY_ASSIGN_OR_RETURN(
         w->encoder_, internal::MakeAvroEncoder(fd, temp, options.encoding == Encoding::kAvroDeflate,

@@ -40,6 +40,9 @@ inline constexpr std::string_view kTempSuffix = ".tmp";
 
 struct WriterOptions {
   Encoding encoding = Encoding::kAvro;
+  // JSON only: each line is the message body itself instead of its routing record — for
+  // bodies that are one JSON value each (Stream Analytics rows: ASA's line-separated JSON).
+  bool body_lines = false;
   // Avro: the uncompressed block libavro holds in memory before writing it, and so the
   // largest record accepted (a larger one gets kTooLarge). The default fits the event log's
   // default 1 MiB records with room for the record's field names. 64 KiB..64 MiB.

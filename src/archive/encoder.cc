@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -17,10 +18,21 @@ constexpr size_t kJsonFlushBytes = 64 << 10;
 
 class JsonEncoder final : public Encoder {
  public:
-  JsonEncoder(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  JsonEncoder(int fd, std::string path, bool body_lines)
+      : fd_(fd), path_(std::move(path)), body_lines_(body_lines) {}
 
   Status Append(const Record& record) override {
-    AppendJsonLine(record, &buffer_);
+    if (body_lines_) {
+      // One line per record whatever the body holds (JSON has line breaks only between
+      // tokens, where a space means the same).
+      size_t from = buffer_.size();
+      buffer_ += SanitizeUtf8(record.body);
+      std::replace(buffer_.begin() + static_cast<std::ptrdiff_t>(from), buffer_.end(), '\n', ' ');
+      std::replace(buffer_.begin() + static_cast<std::ptrdiff_t>(from), buffer_.end(), '\r', ' ');
+      buffer_ += '\n';
+    } else {
+      AppendJsonLine(record, &buffer_);
+    }
     if (buffer_.size() >= kJsonFlushBytes) return Flush();
     return Ok();
   }
@@ -37,6 +49,7 @@ class JsonEncoder final : public Encoder {
  private:
   const int fd_;
   const std::string path_;
+  const bool body_lines_;
   std::string buffer_;  // at most kJsonFlushBytes plus one line
   uint64_t written_ = 0;
 };
@@ -59,8 +72,8 @@ Status WriteAll(int fd, std::string_view data, const std::string& path) {
   return Ok();
 }
 
-std::unique_ptr<Encoder> MakeJsonEncoder(int fd, std::string path) {
-  return std::make_unique<JsonEncoder>(fd, std::move(path));
+std::unique_ptr<Encoder> MakeJsonEncoder(int fd, std::string path, bool body_lines) {
+  return std::make_unique<JsonEncoder>(fd, std::move(path), body_lines);
 }
 
 }  // namespace orrery::archive::internal

@@ -28,7 +28,8 @@ class Encoder {
 };
 
 // `fd` must stay open for the encoder's lifetime; `path` names the file in messages.
-std::unique_ptr<Encoder> MakeJsonEncoder(int fd, std::string path);
+// `body_lines`: each line is the record's body (WriterOptions::body_lines).
+std::unique_ptr<Encoder> MakeJsonEncoder(int fd, std::string path, bool body_lines = false);
 // Writes the object container header at once (codec "deflate" when `deflate`, else "null").
 // `block_bytes` bounds the uncompressed block buffered in memory and so the largest record.
 Result<std::unique_ptr<Encoder>> MakeAvroEncoder(int fd, std::string path, bool deflate,

@@ -5,16 +5,21 @@
 // those since the checkpoint twice, with the same ids.
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <future>
 #include <map>
 #include <thread>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <boost/json.hpp>
 
+#include "archive/test_util.h"
 #include "asa/jobs.h"
+#include "base/files.h"
+#include "base/strings.h"
 #include "store/kv_store.h"
 
 namespace orrery::asa {
@@ -154,13 +159,14 @@ class JobServiceTest : public ::testing::Test {
     kv_.reset();
     std::filesystem::remove_all(dir_);
   }
-  void Open() {
+  void Open(int64_t min_batch_frequency_s = 60) {
     auto c = clock_;
     auto opened = JobService::Open(kv_.get(), hub_.get(), nullptr, nullptr, nullptr,
                                    {.dir = dir_ / "asa",
                                     .reference_dir = dir_ / "ref",
                                     .archive_root = dir_ / "archive",
                                     .log = {.partitions = 1},
+                                    .limits = {.min_batch_frequency_s = min_batch_frequency_s},
                                     .checkpoint_interval_ms = 1000,
                                     .heartbeat_margin_ms = 0,
                                     .now_ms = [c] { return c->load(); }});
@@ -278,6 +284,64 @@ TEST_F(JobServiceTest, ACrashBetweenCheckpointsLosesNoWindowAndRepeatsRowsWithTh
   }
   EXPECT_GT(repeated, 0u);
   EXPECT_LT(repeated, 59u);  // not everything: the replay's own output was discarded
+}
+
+// Storage outputs: JSON files hold the rows themselves, a line each (ASA's line-separated
+// JSON); Avro files hold IoT Hub's routing record with the row as Body. Both are published
+// (renamed from their temp name) once the batch frequency has passed.
+TEST_F(JobServiceTest, StorageOutputsWriteRowLinesAndRoutingRecords) {
+  Open(/*min_batch_frequency_s=*/1);
+  auto created = jobs_->Create("archive", json::parse(R"j({
+      "query": "SELECT COUNT(*) AS n, System.Timestamp() AS t INTO lines FROM telemetry GROUP BY TumblingWindow(second, 1) SELECT COUNT(*) AS n, System.Timestamp() AS t INTO records FROM telemetry GROUP BY TumblingWindow(second, 10) HAVING COUNT(*) > 20",
+      "inputs": [{"name": "telemetry"}],
+      "outputs": [
+        {"name": "lines", "type": "storage", "path": "lines", "encoding": "json",
+         "batchFrequencyInSeconds": 1},
+        {"name": "records", "type": "storage", "path": "records", "encoding": "avro",
+         "batchFrequencyInSeconds": 1}],
+      "eventOrdering": {"lateArrivalToleranceInSeconds": 0}})j"));
+  ASSERT_TRUE(created) << created.error().message();
+  ASSERT_TRUE(jobs_->Start("archive", {}));
+  for (int s = 0; s < 5; ++s)
+    Second(s);
+  // Events at second s fall in the window ending at s (windows include their end). Lines:
+  // windows 0..3 have closed at second 4. Records: only (0 s, 10 s] has more than 20 events. The
+  // clock goes on so that the windows close and the batches publish.
+  auto files = [&](const std::string& dir, std::string_view ext) {
+    std::vector<std::filesystem::path> out;
+    std::error_code ec;
+    for (auto it = std::filesystem::recursive_directory_iterator(dir_ / "archive" / dir, ec);
+         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+      if (it->is_regular_file() && it->path().extension() == ext) out.push_back(it->path());
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  std::vector<std::string> lines;
+  std::vector<std::filesystem::path> avro;
+  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  for (int64_t t = 6; std::chrono::steady_clock::now() < end; ++t) {
+    clock_->store(1'767'225'600'000 + t * 1000);
+    lines.clear();
+    for (auto& f : files("lines", ".json")) {
+      std::string text = files::ReadFile(f).value();
+      for (auto line : strings::Split(text, '\n')) {
+        if (!line.empty()) lines.emplace_back(line);
+      }
+    }
+    avro = files("records", ".avro");
+    if (lines.size() >= 4 && !avro.empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_GE(lines.size(), 4u);
+  std::sort(lines.begin(), lines.end());  // batches of one minute are numbered: "-1" < "."
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(lines[i], fmt::format(R"({{"n":10,"t":"2026-01-01T00:00:0{}.0000000Z"}})", i));
+  }
+  ASSERT_FALSE(avro.empty());
+  auto records = archive::testutil::ReadAvroRecords(avro.front(), 1);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].body, R"({"n":40,"t":"2026-01-01T00:00:10.0000000Z"})");
 }
 
 }  // namespace

@@ -142,7 +142,8 @@ class StorageSink final : public Sink {
     }
     // Batches that start in the same minute share the template's name: number them.
     std::filesystem::path final = root_ / *rel;
-    archive::WriterOptions wo{.encoding = ArchiveEncoding(config_.encoding)};
+    archive::WriterOptions wo{.encoding = ArchiveEncoding(config_.encoding),
+                              .body_lines = config_.body_lines};
     for (int n = 0; n < 1000; ++n) {
       std::filesystem::path candidate = final;
       if (n > 0) {
