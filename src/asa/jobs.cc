@@ -767,7 +767,7 @@ class JobService::Impl::Shard {
       Log()->info("stream job '{}': started, reading from {}", job_.name, IsoMs(start_ms));
     }
 
-    std::vector<const JobInput*> inputs;
+    std::vector<const JobInput*> inputs, fed;
     std::vector<json::object> events;
     int64_t last_checkpoint = Now();
     // A checkpoint taken but not yet written: waits for its appends.
@@ -781,13 +781,24 @@ class JobService::Impl::Shard {
         part.samples.emplace_back(arrival, e.sequence);
       }
       InputsFor(e, inputs);
+      fed.clear();
       for (const JobInput* in : inputs) {
         Decode(e, *in, arrival, events);
+        if (!events.empty()) fed.push_back(in);
         for (auto& ev : events) {
           ORRERY_TRY(engine.Push(in->name, i, ev, arrival));
           ++counters_->input_events;
           if (replaying) ++counters_->replayed_events;
         }
+      }
+      // part.clock is what the engine was told of this partition, for every input: an input
+      // this event did not feed (another source, the job's own rows on the hub's log, a body
+      // that did not decode) hears of its arrival as a heartbeat. Otherwise a later
+      // heartbeat at the same time would be skipped as old news, and that input's merge
+      // would wait for the partition forever (a window never closing).
+      for (auto& in : job_.inputs) {
+        if (std::find(fed.begin(), fed.end(), &in) == fed.end())
+          ORRERY_TRY(engine.Heartbeat(in.name, i, arrival));
       }
       return Ok();
     };
