@@ -27,8 +27,9 @@ class JsonEncoder final : public Encoder {
       // tokens, where a space means the same).
       size_t from = buffer_.size();
       buffer_ += SanitizeUtf8(record.body);
-      std::replace(buffer_.begin() + static_cast<std::ptrdiff_t>(from), buffer_.end(), '\n', ' ');
-      std::replace(buffer_.begin() + static_cast<std::ptrdiff_t>(from), buffer_.end(), '\r', ' ');
+      std::replace_if(
+          buffer_.begin() + static_cast<std::ptrdiff_t>(from), buffer_.end(),
+          [](char c) { return c == '\n' || c == '\r'; }, ' ');
       buffer_ += '\n';
     } else {
       AppendJsonLine(record, &buffer_);

@@ -270,40 +270,48 @@ struct HttpSession::Impl {
     origin.clear();
   }
 
-  // Runs the io_context until `done` (the operations started before complete).
-  void RunUntil(const bool& done) {
+  // Starts one asynchronous operation with a completion handler and runs the io_context
+  // until it has completed; returns its error code. `start(handler)` starts the operation.
+  template <class Start>
+  boost::system::error_code Await(Start start) {
+    boost::system::error_code ec;
+    bool done = false;
+    start([&](const boost::system::error_code& e, auto&&...) {
+      ec = e;
+      done = true;
+    });
     ctx.restart();
     while (!done && ctx.run_one() > 0) {
     }
+    return ec;
+  }
+
+  // Calls f with the open stream, TLS or plain.
+  template <class F>
+  auto WithStream(F f) {
+    return tls_stream ? f(*tls_stream) : f(*tcp_stream);
   }
 
   Status Connect(const Url& url) {
     Close();
-    bool tls_scheme = url.scheme == "https";
-    if (tls_scheme) {
+    if (url.scheme == "https") {
       tls_stream.emplace(beast::tcp_stream(ctx), *tls);
     } else {
       tcp_stream.emplace(ctx);
     }
     Lowest().expires_after(options.timeout);
-    boost::system::error_code ec;
-    bool done = false;
     tcp::resolver resolver(ctx);
     tcp::resolver::results_type results;
-    resolver.async_resolve(url.host, std::to_string(url.port),
-                           [&](const boost::system::error_code& e, tcp::resolver::results_type r) {
-                             ec = e;
-                             results = std::move(r);
-                             done = true;
-                           });
-    RunUntil(done);
-    if (ec) return Fail("cannot resolve " + url.host, ec);
-    done = false;
-    Lowest().async_connect(results, [&](const boost::system::error_code& e, const tcp::endpoint&) {
-      ec = e;
-      done = true;
+    auto ec = Await([&](auto handler) {
+      resolver.async_resolve(
+          url.host, std::to_string(url.port),
+          [&, handler](const boost::system::error_code& e, tcp::resolver::results_type r) mutable {
+            results = std::move(r);
+            handler(e);
+          });
     });
-    RunUntil(done);
+    if (ec) return Fail("cannot resolve " + url.host, ec);
+    ec = Await([&](auto handler) { Lowest().async_connect(results, handler); });
     if (ec) return Fail(fmt::format("cannot connect to {}:{}", url.host, url.port), ec);
     // A request goes out as several writes (header, body, TLS records): with Nagle's
     // algorithm on a kept-alive connection the last one waits for the peer's delayed ACK
@@ -314,13 +322,9 @@ struct HttpSession::Impl {
       SSL* ssl = tls_stream->native_handle();
       detail::SetServerName(ssl, url.host.c_str());
       if (options.tls.verify) SSL_set1_host(ssl, url.host.c_str());
-      done = false;
-      tls_stream->async_handshake(asio::ssl::stream_base::client,
-                                  [&](const boost::system::error_code& e) {
-                                    ec = e;
-                                    done = true;
-                                  });
-      RunUntil(done);
+      ec = Await([&](auto handler) {
+        tls_stream->async_handshake(asio::ssl::stream_base::client, handler);
+      });
       if (ec) return Fail("TLS handshake failed", ec);
     }
     origin = fmt::format("{}://{}:{}", url.scheme, url.host, url.port);
@@ -340,35 +344,18 @@ struct HttpSession::Impl {
   // before any response byte): worth sending again when the connection was a reused one.
   Result<HttpResponse> Exchange(Request& req, bool* retry) {
     Lowest().expires_after(options.timeout);
-    boost::system::error_code ec;
-    bool done = false;
-    auto on_write = [&](const boost::system::error_code& e, std::size_t) {
-      ec = e;
-      done = true;
-    };
-    if (tls_stream) {
-      http::async_write(*tls_stream, req, on_write);
-    } else {
-      http::async_write(*tcp_stream, req, on_write);
-    }
-    RunUntil(done);
+    auto ec = WithStream([&](auto& stream) {
+      return Await([&](auto handler) { http::async_write(stream, req, handler); });
+    });
     if (ec) {
       *retry = true;
       return Fail("cannot send request", ec);
     }
     http::response_parser<http::string_body> parser;
     parser.body_limit(options.max_response_bytes);
-    done = false;
-    auto on_read = [&](const boost::system::error_code& e, std::size_t) {
-      ec = e;
-      done = true;
-    };
-    if (tls_stream) {
-      http::async_read(*tls_stream, buffer, parser, on_read);
-    } else {
-      http::async_read(*tcp_stream, buffer, parser, on_read);
-    }
-    RunUntil(done);
+    ec = WithStream([&](auto& stream) {
+      return Await([&](auto handler) { http::async_read(stream, buffer, parser, handler); });
+    });
     if (ec) {
       *retry = !parser.got_some() && ec != beast::error::timeout;
       return Fail("cannot read response", ec);
