@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <map>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <boost/json/parse.hpp>
 
@@ -53,10 +54,12 @@ class AvscTest : public ::testing::TestWithParam<Encoding> {
         << "avsc is not installed in " << dir_ << ": run scripts/install-node-deps";
   }
 
-  // read_avro.js --header FILE: the header line, then one line per record.
-  std::vector<boost::json::value> ReadWithAvsc(const fs::path& file) {
-    auto node = orrery::testing::Process::Spawn(
-        {"node", (dir_ / "read_avro.js").string(), "--header", file.string()});
+  // read_avro.js --header [--rows] FILE: the header line, then one line per record.
+  std::vector<boost::json::value> ReadWithAvsc(const fs::path& file, bool rows = false) {
+    std::vector<std::string> args = {"node", (dir_ / "read_avro.js").string(), "--header"};
+    if (rows) args.push_back("--rows");
+    args.push_back(file.string());
+    auto node = orrery::testing::Process::Spawn(args);
     auto code = node->Wait(std::chrono::seconds(60));
     EXPECT_EQ(code, 0) << node->output();
     std::vector<boost::json::value> lines;
@@ -126,6 +129,38 @@ TEST_P(AvscTest, EveryRecordReadsBackIdentically) {
   EXPECT_EQ(props.at("bad\xEF\xBF\xBDutf8").as_string(), "value\xEF\xBF\xBD");
   EXPECT_EQ(props.at("nul\xEF\xBF\xBDkey").as_string(), boost::json::string_view("nul\0value", 9));
   EXPECT_EQ(props.at("level").as_string(), "over");
+}
+
+TEST_P(AvscTest, RowsReadBackAsTheirColumns) {
+  // Rows of one shape whose values change type, over many blocks of the smallest size.
+  std::vector<std::string> bodies;
+  for (int i = 0; i < 300; ++i) {
+    std::string v = i % 4 == 0   ? std::to_string(i)
+                    : i % 4 == 1 ? std::to_string(i) + ".5"
+                    : i % 4 == 2 ? "\"ünïcode ✓ " + std::string(400, 'a' + i % 26) + "\""
+                                 : "null";
+    bodies.push_back(
+        fmt::format(R"({{"deviceId":"d-{}","value":{},"alert":{},"where":{{"lat":1}}}})", i % 7, v,
+                    i % 2 == 0 ? "true" : "false"));
+  }
+  fs::path path = tmp_.path() / "rows.avro";
+  auto w = BatchWriter::Open(
+      path, {.encoding = GetParam(), .body_rows = true, .avro_block_bytes = kMinAvroBlockBytes});
+  ASSERT_TRUE(w) << w.error().message();
+  for (const auto& b : bodies)
+    ASSERT_TRUE((*w)->Append(testutil::FullEvent(b)));
+  ASSERT_TRUE((*w)->Finish());
+
+  auto lines = ReadWithAvsc(path, /*rows=*/true);
+  ASSERT_EQ(lines.size(), bodies.size() + 1);
+  const auto& schema = lines[0].at("schema");
+  EXPECT_EQ(schema.at("name"), "Orrery.StreamAnalytics.Row");
+  ASSERT_EQ(schema.at("fields").as_array().size(), 4u);
+  for (size_t i = 0; i < bodies.size(); ++i) {
+    auto expected = boost::json::parse(bodies[i]).as_object();
+    expected["where"] = R"({"lat":1})";  // nested values are their JSON text
+    EXPECT_EQ(lines[i + 1], expected) << i;
+  }
 }
 
 TEST_P(AvscTest, EmptyBatchHasNoRecords) {

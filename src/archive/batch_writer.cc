@@ -117,11 +117,11 @@ Result<std::unique_ptr<BatchWriter>> BatchWriter::Open(const fs::path& final_pat
   if (::fchmod(fd, mode) != 0) return IoError("cannot set permissions on", temp, errno);
 
   if (options.encoding == Encoding::kJson) {
-    w->encoder_ = internal::MakeJsonEncoder(fd, temp, options.body_lines);
+    w->encoder_ = internal::MakeJsonEncoder(fd, temp, options.body_rows);
   } else {
     ORRERY_ASSIGN_OR_RETURN(
         w->encoder_, internal::MakeAvroEncoder(fd, temp, options.encoding == Encoding::kAvroDeflate,
-                                               options.avro_block_bytes));
+                                               options.avro_block_bytes, options.body_rows));
   }
   return w;
 }
@@ -139,7 +139,9 @@ Status BatchWriter::Append(const eventlog::Event& event, std::span<const Propert
   }
   Status status = encoder_->Append(MakeRecord(event, enrichments));
   if (!status) {
-    if (status.error().Is(Errc::kTooLarge)) return status;
+    if (status.error().Is(Errc::kTooLarge) || status.error().Is(Errc::kSchemaMismatch)) {
+      return status;
+    }
     return Fail(status.error());
   }
   ++records_;

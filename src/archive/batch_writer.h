@@ -10,8 +10,9 @@
 // file — and fsyncs the directory. Abort(), or destroying an unfinished writer, removes the
 // temp file. A crash leaves only "*.tmp" files: RemoveStaleTempFiles() clears them at start-up.
 //
-// Errors. kTooLarge refuses one record and leaves the writer usable. Any other error of
-// Append() or Finish() fails the writer: later calls return that error again until Abort().
+// Errors. kTooLarge and kSchemaMismatch refuse one record and leave the writer usable. Any other
+// error of Append() or Finish() fails the writer: later calls return that error again until
+// Abort().
 //
 // Threads: a BatchWriter is not thread-safe (one thread at a time). Its calls block on disk
 // I/O (Finish() fsyncs): call them from a blocking thread, never from an I/O context.
@@ -40,9 +41,11 @@ inline constexpr std::string_view kTempSuffix = ".tmp";
 
 struct WriterOptions {
   Encoding encoding = Encoding::kAvro;
-  // JSON only: each line is the message body itself instead of its routing record — for
-  // bodies that are one JSON value each (Stream Analytics rows: ASA's line-separated JSON).
-  bool body_lines = false;
+  // Each record is the message body itself instead of its routing record — for bodies that
+  // are one JSON object each (Stream Analytics rows). JSON: a line per row (ASA's
+  // line-separated JSON). Avro: a record of the row's columns, the schema the first row's
+  // (avro_encoder.cc); Append() refuses a row with other columns with kSchemaMismatch.
+  bool body_rows = false;
   // Avro: the uncompressed block libavro holds in memory before writing it, and so the
   // largest record accepted (a larger one gets kTooLarge). The default fits the event log's
   // default 1 MiB records with room for the record's field names. 64 KiB..64 MiB.

@@ -140,6 +140,80 @@ TEST(BatchWriterAvroTest, DeflateCodecCompressesAndReadsBack) {
   EXPECT_LT(sizes[1] * 5, sizes[0]);
 }
 
+TEST(BatchWriterAvroTest, RowsAreRecordsOfTheirColumnsWithTheFirstRowsSchema) {
+  orrery::testing::TempDir dir("archive");
+  fs::path path = dir.path() / "rows.avro";
+  auto w = OpenOrDie(path, {.encoding = Encoding::kAvro, .body_rows = true});
+  ASSERT_TRUE(w);
+  auto row = [](std::string body) { return FullEvent(std::move(body)); };
+  ASSERT_TRUE(w->Append(row(
+      R"({"deviceId":"d-1","n":3,"avg temp":21.5,"ok":true,"tags":["a",{"b":1}],"x":null,"2nd":10000000000000000000})")));
+  // Same columns, other types: the union takes them.
+  ASSERT_TRUE(w->Append(
+      row(R"({"deviceId":7,"n":"three","avg temp":null,"ok":false,"tags":{},"x":1.25,"2nd":-1})")));
+  // Other columns, or not an object: refused, the writer goes on.
+  auto other = w->Append(row(R"({"deviceId":"d-2","n":4})"));
+  ASSERT_FALSE(other);
+  EXPECT_TRUE(other.error().Is(Errc::kSchemaMismatch)) << other.error().message();
+  auto reordered = w->Append(
+      row(R"({"n":3,"deviceId":"d-1","avg temp":1,"ok":true,"tags":[],"x":null,"2nd":0})"));
+  EXPECT_TRUE(!reordered && reordered.error().Is(Errc::kSchemaMismatch));
+  auto scalar = w->Append(row("42"));
+  EXPECT_TRUE(!scalar && scalar.error().Is(Errc::kSchemaMismatch));
+  EXPECT_EQ(w->records(), 2u);
+  ASSERT_TRUE(w->Finish());
+
+  auto read = testutil::ReadAvroRows(path);
+  auto schema = boost::json::parse(read.schema);
+  EXPECT_EQ(Str(schema.at("name")), "Row");
+  EXPECT_EQ(Str(schema.at("namespace")), "Orrery.StreamAnalytics");
+  std::vector<std::string> names;
+  for (const auto& f : schema.at("fields").as_array()) {
+    names.push_back(Str(f.at("name")));
+    // libavro writes a primitive in a union as {"type": name}.
+    std::vector<std::string> branches;
+    for (const auto& b : f.at("type").as_array())
+      branches.push_back(b.is_string() ? Str(b) : Str(b.at("type")));
+    EXPECT_EQ(branches, (std::vector<std::string>{"null", "boolean", "long", "double", "string"}));
+  }
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"deviceId", "n", "avg_temp", "ok", "tags", "x", "_2nd"}));
+  ASSERT_EQ(read.rows.size(), 2u);
+  EXPECT_EQ(
+      boost::json::parse(read.rows[0]),
+      boost::json::parse(
+          R"({"deviceId":{"string":"d-1"},"n":{"long":3},"avg_temp":{"double":21.5},"ok":{"boolean":true},"tags":{"string":"[\"a\",{\"b\":1}]"},"x":null,"_2nd":{"double":1E19}})"));
+  EXPECT_EQ(
+      boost::json::parse(read.rows[1]),
+      boost::json::parse(
+          R"({"deviceId":{"long":7},"n":{"string":"three"},"avg_temp":null,"ok":{"boolean":false},"tags":{"string":"{}"},"x":{"double":1.25},"_2nd":{"long":-1}})"));
+}
+
+TEST(BatchWriterAvroTest, RowsFileWithoutRowsIsValidAndColumnNamesStayUnique) {
+  orrery::testing::TempDir dir("archive");
+  auto empty =
+      OpenOrDie(dir.path() / "empty.avro", {.encoding = Encoding::kAvro, .body_rows = true});
+  ASSERT_TRUE(empty);
+  ASSERT_TRUE(empty->Finish());
+  auto none = testutil::ReadAvroRows(dir.path() / "empty.avro");
+  EXPECT_TRUE(none.rows.empty());
+  auto empty_schema = boost::json::parse(none.schema);
+  EXPECT_TRUE(empty_schema.at("fields").as_array().empty());
+
+  auto w =
+      OpenOrDie(dir.path() / "names.avro", {.encoding = Encoding::kAvroDeflate, .body_rows = true});
+  ASSERT_TRUE(w);
+  ASSERT_TRUE(w->Append(FullEvent(R"({"a b":1,"a_b":2,"a-b":3,"":4})")));
+  ASSERT_TRUE(w->Finish());
+  auto read = testutil::ReadAvroRows(dir.path() / "names.avro");
+  std::vector<std::string> names;
+  auto schema = boost::json::parse(read.schema);
+  for (const auto& f : schema.at("fields").as_array())
+    names.push_back(Str(f.at("name")));
+  EXPECT_EQ(names, (std::vector<std::string>{"a_b", "a_b_2", "a_b_3", "_"}));
+  ASSERT_EQ(read.rows.size(), 1u);
+}
+
 TEST(BatchWriterJsonTest, OneIotHubRecordPerLine) {
   orrery::testing::TempDir dir("archive");
   fs::path path = dir.path() / "hub/0/2019/05/10/06/06.json";

@@ -18,11 +18,11 @@ constexpr size_t kJsonFlushBytes = 64 << 10;
 
 class JsonEncoder final : public Encoder {
  public:
-  JsonEncoder(int fd, std::string path, bool body_lines)
-      : fd_(fd), path_(std::move(path)), body_lines_(body_lines) {}
+  JsonEncoder(int fd, std::string path, bool body_rows)
+      : fd_(fd), path_(std::move(path)), body_rows_(body_rows) {}
 
   Status Append(const Record& record) override {
-    if (body_lines_) {
+    if (body_rows_) {
       // One line per record whatever the body holds (JSON has line breaks only between
       // tokens, where a space means the same).
       size_t from = buffer_.size();
@@ -50,7 +50,7 @@ class JsonEncoder final : public Encoder {
  private:
   const int fd_;
   const std::string path_;
-  const bool body_lines_;
+  const bool body_rows_;
   std::string buffer_;  // at most kJsonFlushBytes plus one line
   uint64_t written_ = 0;
 };
@@ -73,8 +73,8 @@ Status WriteAll(int fd, std::string_view data, const std::string& path) {
   return Ok();
 }
 
-std::unique_ptr<Encoder> MakeJsonEncoder(int fd, std::string path, bool body_lines) {
-  return std::make_unique<JsonEncoder>(fd, std::move(path), body_lines);
+std::unique_ptr<Encoder> MakeJsonEncoder(int fd, std::string path, bool body_rows) {
+  return std::make_unique<JsonEncoder>(fd, std::move(path), body_rows);
 }
 
 }  // namespace orrery::archive::internal

@@ -28,12 +28,13 @@ class Encoder {
 };
 
 // `fd` must stay open for the encoder's lifetime; `path` names the file in messages.
-// `body_lines`: each line is the record's body (WriterOptions::body_lines).
-std::unique_ptr<Encoder> MakeJsonEncoder(int fd, std::string path, bool body_lines = false);
-// Writes the object container header at once (codec "deflate" when `deflate`, else "null").
+// `body_rows`: each line is the record's body (WriterOptions::body_rows).
+std::unique_ptr<Encoder> MakeJsonEncoder(int fd, std::string path, bool body_rows = false);
+// Writes the object container header at once (codec "deflate" when `deflate`, else "null"),
+// or with `rows` (WriterOptions::body_rows) at the first row, whose columns make the schema.
 // `block_bytes` bounds the uncompressed block buffered in memory and so the largest record.
 Result<std::unique_ptr<Encoder>> MakeAvroEncoder(int fd, std::string path, bool deflate,
-                                                 size_t block_bytes);
+                                                 size_t block_bytes, bool rows = false);
 
 // Writes all of `data` to `fd` (retrying EINTR and short writes); kIo naming `path`.
 Status WriteAll(int fd, std::string_view data, const std::string& path);

@@ -12,6 +12,7 @@ enum class Errc {
   kIo,                   // an operating-system I/O error (the writer has failed)
   kEncoding,             // libavro refused a schema, record or file (the writer has failed)
   kClosed,               // the writer was finished or aborted
+  kSchemaMismatch,       // a row that does not fit the file's row schema (the writer stays usable)
 };
 
 inline std::error_code make_error_code(Errc e) {
@@ -38,6 +39,8 @@ struct orrery::ErrcTraits<orrery::archive::Errc> {
         return "Avro encoding error";
       case E::kClosed:
         return "batch writer is closed";
+      case E::kSchemaMismatch:
+        return "row does not fit the file's schema";
     }
     return "unknown archive error";
   }

@@ -193,4 +193,42 @@ inline std::vector<ReadRecord> ReadAvroRecords(const std::filesystem::path& path
   return out;
 }
 
+// Every record of a file as libavro's JSON encoding (unions as {"type": value}), with the
+// writer's schema as JSON: rows files (WriterOptions::body_rows).
+struct AvroRows {
+  std::string schema;
+  std::vector<std::string> rows;
+};
+inline AvroRows ReadAvroRows(const std::filesystem::path& path) {
+  AvroRows out;
+  avro_file_reader_t reader = nullptr;
+  if (avro_file_reader(path.c_str(), &reader) != 0) {
+    ADD_FAILURE() << "libavro cannot open " << path << ": " << avro_strerror();
+    return out;
+  }
+  avro_schema_t schema = avro_file_reader_get_writer_schema(reader);
+  char buffer[4096];
+  avro_writer_t writer = avro_writer_memory(buffer, sizeof(buffer));
+  if (avro_schema_to_json(schema, writer) == 0) {
+    out.schema.assign(buffer, static_cast<size_t>(avro_writer_tell(writer)));
+  }
+  avro_writer_free(writer);
+  avro_value_iface_t* iface = avro_generic_class_from_schema(schema);
+  avro_value_t record;
+  avro_generic_value_new(iface, &record);
+  while (avro_file_reader_read_value(reader, &record) == 0) {
+    char* text = nullptr;
+    if (avro_value_to_json(&record, 1, &text) == 0) {
+      out.rows.emplace_back(text);
+      free(text);  // NOLINT: allocated by libavro
+    }
+    avro_value_reset(&record);
+  }
+  avro_value_decref(&record);
+  avro_value_iface_decref(iface);
+  avro_schema_decref(schema);
+  avro_file_reader_close(reader);
+  return out;
+}
+
 }  // namespace orrery::archive::testutil

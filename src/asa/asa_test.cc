@@ -287,9 +287,9 @@ TEST_F(JobServiceTest, ACrashBetweenCheckpointsLosesNoWindowAndRepeatsRowsWithTh
 }
 
 // Storage outputs: JSON files hold the rows themselves, a line each (ASA's line-separated
-// JSON); Avro files hold IoT Hub's routing record with the row as Body. Both are published
-// (renamed from their temp name) once the batch frequency has passed.
-TEST_F(JobServiceTest, StorageOutputsWriteRowLinesAndRoutingRecords) {
+// JSON); Avro files hold the rows as records of their columns. Both are published (renamed
+// from their temp name) once the batch frequency has passed.
+TEST_F(JobServiceTest, StorageOutputsWriteRowsAsJsonLinesAndAvroRecords) {
   Open(/*min_batch_frequency_s=*/1);
   auto created = jobs_->Create("archive", json::parse(R"j({
       "query": "SELECT COUNT(*) AS n, System.Timestamp() AS t INTO lines FROM telemetry GROUP BY TumblingWindow(second, 1) SELECT COUNT(*) AS n, System.Timestamp() AS t INTO records FROM telemetry GROUP BY TumblingWindow(second, 10) HAVING COUNT(*) > 20",
@@ -339,9 +339,11 @@ TEST_F(JobServiceTest, StorageOutputsWriteRowLinesAndRoutingRecords) {
     EXPECT_EQ(lines[i], fmt::format(R"({{"n":10,"t":"2026-01-01T00:00:0{}.0000000Z"}})", i));
   }
   ASSERT_FALSE(avro.empty());
-  auto records = archive::testutil::ReadAvroRecords(avro.front(), 1);
-  ASSERT_EQ(records.size(), 1u);
-  EXPECT_EQ(records[0].body, R"({"n":40,"t":"2026-01-01T00:00:10.0000000Z"})");
+  auto rows = archive::testutil::ReadAvroRows(avro.front());
+  ASSERT_EQ(rows.rows.size(), 1u);
+  EXPECT_EQ(json::parse(rows.rows[0]),
+            json::parse(R"({"n":{"long":40},"t":{"string":"2026-01-01T00:00:10.0000000Z"}})"));
+  EXPECT_EQ(json::parse(rows.schema).at("name"), "Row") << rows.schema;
 }
 
 }  // namespace

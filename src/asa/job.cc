@@ -175,7 +175,7 @@ Result<JobOutput> OutputFromJson(std::string_view job, const json::value& v, siz
     case JobOutput::Type::kStorage: {
       ORRERY_ASSIGN_OR_RETURN(auto c, routing_endpoint("storageContainers"));
       out.storage = c.storage.front();
-      out.storage.body_lines = true;  // JSON: line-separated rows, as ASA writes them
+      out.storage.body_rows = true;  // JSON: line-separated rows, as ASA writes them
       break;
     }
     case JobOutput::Type::kStream:

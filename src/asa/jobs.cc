@@ -745,7 +745,9 @@ class JobService::Impl::Shard {
         pos = eventlog::Position::Sequence(replay);
         p[i].replay_until = ckpt->partitions[i].next;
       }
-      ORRERY_ASSIGN_OR_RETURN(p[i].reader, log->OpenReader(i, pos));
+      // Events are read once written, not once durable: the hub's fdatasync is off the
+      // alert's path. Checkpoints wait for it (below).
+      ORRERY_ASSIGN_OR_RETURN(p[i].reader, log->OpenReader(i, pos, eventlog::Visibility::kWritten));
       p[i].start = p[i].reader->next_sequence();
       if (ckpt) p[i].start = std::min(p[i].start, static_cast<uint64_t>(pos.value));
       p[i].origin = ckpt ? ckpt->partitions[i].origin : std::optional<uint64_t>(p[i].start);
@@ -772,6 +774,15 @@ class JobService::Impl::Shard {
     int64_t last_checkpoint = Now();
     // A checkpoint taken but not yet written: waits for its appends.
     std::optional<std::pair<uint64_t, Checkpoint>> pending;
+    // A checkpoint also waits for the events it read past to be durable on the hub's log: after
+    // a power loss the log could hold other events under those sequence numbers, which the job
+    // would then never read.
+    auto inputs_durable = [&](const std::pair<uint64_t, Checkpoint>& c) {
+      for (uint32_t i : mine) {
+        if (c.second.partitions[i].next > p[i].reader->durable_next()) return false;
+      }
+      return true;
+    };
 
     auto feed = [&](uint32_t i, eventlog::Event& e) -> Status {
       Part& part = p[i];
@@ -819,6 +830,10 @@ class JobService::Impl::Shard {
         if (replaying && part.replay_until && part.reader->next_sequence() >= *part.replay_until) {
           continue;  // replayed to its checkpoint: waits for the others
         }
+        // The time an empty read may heartbeat: taken before the read, so that every event
+        // enqueued before it was visible to the read (taken after, an event appended in
+        // between would arrive behind its own heartbeat).
+        int64_t read_at = Now();
         auto batch = part.reader->TryRead(kReadBatch);
         if (!batch) {
           if (batch.error().code() == eventlog::Errc::kClosed) return Ok();
@@ -837,7 +852,7 @@ class JobService::Impl::Shard {
         }
         if (batch->events.empty() && !replaying) {
           // At the log's end: this partition's clock follows the wall clock.
-          ORRERY_TRY(heartbeat(i, (Now() - svc_->options.heartbeat_margin_ms) * 1000));
+          ORRERY_TRY(heartbeat(i, (read_at - svc_->options.heartbeat_margin_ms) * 1000));
         }
       }
       if (replaying && all_caught_up) {
@@ -912,7 +927,7 @@ class JobService::Impl::Shard {
           pending.emplace(tickets_.issued(), std::move(c));
           last_checkpoint = now;
         }
-        if (pending && tickets_.CompletedThrough(pending->first)) {
+        if (pending && tickets_.CompletedThrough(pending->first) && inputs_durable(*pending)) {
           if (auto st = SaveShare(mine, pending->second); !st) {
             ++counters_->runtime_errors;
             Log()->error("stream job '{}': checkpoint not written: {}", job_.name,
@@ -955,7 +970,7 @@ class JobService::Impl::Shard {
     // Stopping: what is appended completes; the last checkpoint stands (a resume replays from
     // it, which rebuilds exactly the state held now).
     tickets_.WaitAll(5000);
-    if (pending && tickets_.CompletedThrough(pending->first)) {
+    if (pending && tickets_.CompletedThrough(pending->first) && inputs_durable(*pending)) {
       if (auto st = SaveShare(mine, pending->second); st && *st)
         counters_->last_checkpoint_ms = pending->second.written_ms;
     }
@@ -1092,6 +1107,7 @@ Result<std::unique_ptr<JobService>> JobService::Open(
                                                     .dead_letter_root = o.dir / "dead-letter",
                                                     .webhook_tls = o.webhook_tls,
                                                     .hub_name = o.hub_name,
+                                                    .visibility = eventlog::Visibility::kWritten,
                                                     .metrics = o.metrics,
                                                     .now_ms = o.now_ms});
   // Load the jobs.

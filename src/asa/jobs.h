@@ -23,9 +23,17 @@
 // id after a restart) and delivered from there by one reader per output, checkpointed as
 // routing's endpoints are (at-least-once). Webhook outputs POST JSON arrays of rows
 // (X-Orrery-Signature, retries with backoff; outputErrorPolicy "drop" dead-letters after
-// maxAttempts, "retry" tries 100 times); storage outputs write routing's batch files;
-// "stream" rows go straight to the hub's log (message source "asa", properties asa-job,
-// asa-output), so routes, other jobs and `orrery monitor-events` see them.
+// maxAttempts, "retry" tries 100 times); storage outputs write routing's batch files (rows as JSON
+// lines or Avro records); "stream" rows go straight to the hub's log (message source "asa",
+// properties asa-job, asa-output), so routes, other jobs and `orrery monitor-events` see them.
+//
+// Latency. Runners read the hub's log, and outputs the output log, with
+// eventlog::Visibility::kWritten: an event reaches the job, and a row its output, once written
+// (page cache, which kill -9 keeps), not after its fdatasync; no fsync is on the path from a
+// device's publish to a webhook's POST. Durability is still what checkpoints wait for: a job's
+// checkpoint passes only events durable on the hub's log and rows durable on the output log,
+// and an output's checkpoint never passes the output log's durable end, so a power loss
+// costs repeats (same ids), never a gap.
 //
 // Checkpoints and recovery. Every checkpoint_interval, once every row produced so far is
 // durable, a runner stores per partition it reads: the position it has read to, its clock, and the

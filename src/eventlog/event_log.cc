@@ -12,11 +12,14 @@
 //  - the sync thread, which fdatasyncs the touched partitions in parallel (SyncPool: one
 //    fdatasync per partition per round), publishes the round to readers, runs its callbacks
 //    and releases its pending bytes.
-// While round N is being synced, the writer already writes round N+1, and producers fill
-// round N+2: disk writes, syncs and producers all overlap, and batch size adapts to the
-// disk's latency by itself (the slower the sync, the more each one covers). At most one round
-// is in flight, so rounds are published and completed in order. Every record is
-// acknowledged only after an fdatasync that started after its pwrite returned.
+// While round N is being synced, the writer already writes round N+1 — and, while kWritten
+// readers are open, everything that arrives before the sync of N ends is written into N+1 at
+// once and shown to them, so that no record waits for a sync to be seen — and producers fill
+// round N+2: disk writes, syncs and
+// producers all overlap, and batch size adapts to the disk's latency by itself (the slower the
+// sync, the more each one covers). At most one round is in flight, so rounds are published and
+// completed in order. Every record is acknowledged only after an fdatasync that started after
+// its pwrite returned.
 //
 // Waking the writer costs producers nothing while it is busy: they only take wake_mu_ when
 // writer_idle_ is set. The writer sets writer_idle_ *before* re-checking the pending buffers
@@ -186,6 +189,7 @@ struct EventLog::Batch {
   std::string buffer;                   // records, swapped out of Partition::pending
   std::vector<Completion> completions;  // one per record
   std::vector<RecordMeta> metas;        // filled by Partition::Write
+  uint64_t bytes = 0;                   // of every record collected (buffer holds the last lot)
   Status status;                        // why the batch failed, if it did
   bool written = false;                 // written without error; durable once synced
 };
@@ -355,6 +359,7 @@ Status EventLog::Start() {
     rounds_[r].batches.resize(options_.partitions);
     rounds_[r].points.resize(options_.partitions);
   }
+  extra_.resize(options_.partitions);
   size_t helpers =
       options_.durability == Durability::kFsync ? std::min<size_t>(options_.partitions, 4) - 1 : 0;
   sync_pool_ = std::make_unique<internal::SyncPool>(helpers);
@@ -515,6 +520,7 @@ bool EventLog::CollectRound(Round& round) {
     if (p.pending.empty()) continue;
     b.buffer.swap(p.pending);
     b.completions.swap(p.completions);
+    b.bytes = b.buffer.size();
     any = true;
   }
   return any;
@@ -541,6 +547,14 @@ void EventLog::WriterLoop() {
     Round& round = rounds_[current];
     if (CollectRound(round)) {
       WriteRound(round, options_.now_ms());
+      // kWritten readers want records as they arrive: while the previous round is still
+      // syncing, write what arrives into this one. Without them one write per round is
+      // cheaper (fewer wake-ups and syscalls under load).
+      if (AnyWrittenReader()) {
+        while (!SyncerFree()) {
+          if (WaitForWorkOrSyncer()) WriteMore(round, options_.now_ms());
+        }
+      }
       HandOff(&round);
       current ^= 1;
     } else if (stop) {
@@ -603,6 +617,7 @@ void EventLog::SleepUntilWork(Round& idle_round) {
 }
 
 void EventLog::WriteRound(Round& round, int64_t now_ms) {
+  std::vector<std::function<void()>> written_hooks;
   for (size_t i = 0; i < partitions_.size(); ++i) {
     Batch& b = round.batches[i];
     b.written = false;
@@ -620,7 +635,88 @@ void EventLog::WriteRound(Round& round, int64_t now_ms) {
     }
     round.points[i] = partitions_[i]->TakePublishPoint();
     b.written = true;
+    // kWritten readers see the batch now, before its fdatasync.
+    partitions_[i]->PublishWritten(round.points[i], &written_hooks);
   }
+  for (auto& hook : written_hooks)
+    hook();
+  written_hooks.clear();
+}
+
+bool EventLog::AnyWrittenReader() const {
+  for (const auto& p : partitions_) {
+    if (p->written_readers.load(std::memory_order_relaxed) > 0) return true;
+  }
+  return false;
+}
+
+bool EventLog::SyncerFree() {
+  std::lock_guard lock(pipe_mu_);
+  return in_flight_ == nullptr;
+}
+
+bool EventLog::WaitForWorkOrSyncer() {
+  writer_idle_.store(true);
+  if (AnyPending()) {
+    writer_idle_.store(false);
+    return true;
+  }
+  {
+    std::unique_lock lock(wake_mu_);
+    // The syncer sets wake_ when it finishes a round; the timeout is only a safety net.
+    wake_cv_.wait_for(lock, std::chrono::milliseconds(100), [&] { return wake_; });
+    wake_ = false;
+  }
+  writer_idle_.store(false);
+  return AnyPending();
+}
+
+void EventLog::WriteMore(Round& round, int64_t now_ms) {
+  std::vector<std::function<void()>> written_hooks;
+  for (size_t i = 0; i < partitions_.size(); ++i) {
+    Partition& part = *partitions_[i];
+    Batch& extra = extra_[i];
+    {
+      std::lock_guard lock(part.append_mu);
+      if (part.pending.empty()) continue;
+      extra.buffer.swap(part.pending);
+      extra.completions.swap(part.completions);
+    }
+    Batch& b = round.batches[i];
+    b.bytes += extra.buffer.size();
+    bool first = b.completions.empty();
+    b.completions.insert(b.completions.end(), std::make_move_iterator(extra.completions.begin()),
+                         std::make_move_iterator(extra.completions.end()));
+    extra.completions.clear();
+    if (failed_.load() || (!first && !b.written)) {
+      // The log failed (CompleteRound fails the whole round) or this batch did before.
+      if (b.status) {
+        std::lock_guard lock(failure_mu_);
+        b.status = failed_.load() ? failure_ : Error(Errc::kFailed, "event log failed");
+      }
+      b.written = false;
+      extra.buffer.clear();
+      continue;
+    }
+    Status st = part.Write(&extra.buffer, now_ms, &b.metas);
+    extra.buffer.clear();
+    if (!st) {
+      SetFailed(st.error());
+      b.status = st.error();
+      b.written = false;
+      continue;
+    }
+    internal::PublishPoint later = part.TakePublishPoint();
+    part.PublishWritten(later, &written_hooks);
+    if (first || !b.written) {
+      round.points[i] = std::move(later);
+    } else {
+      internal::MergePoint(round.points[i], std::move(later));
+    }
+    b.written = true;
+  }
+  for (auto& hook : written_hooks)
+    hook();
 }
 
 void EventLog::HandOff(Round* round) {
@@ -650,6 +746,12 @@ void EventLog::SyncerLoop() {
       in_flight_ = nullptr;
     }
     pipe_cv_.notify_all();
+    {
+      // The writer may be gathering the next round until this one is done (WriterLoop).
+      std::lock_guard lock(wake_mu_);
+      wake_ = true;
+    }
+    wake_cv_.notify_all();
   }
 }
 
@@ -687,7 +789,7 @@ void EventLog::CompleteRound(Round& round) {
 
   std::vector<std::function<void()>> hooks;
   for (size_t i = 0; i < n; ++i) {
-    if (round.batches[i].written) partitions_[i]->Publish(std::move(round.points[i]), &hooks);
+    if (round.batches[i].written) partitions_[i]->PublishDurable(round.points[i], &hooks);
   }
   for (auto& hook : hooks)
     hook();
@@ -696,12 +798,12 @@ void EventLog::CompleteRound(Round& round) {
   uint64_t durable_records = 0, durable_bytes = 0, cost = 0;
   for (size_t i = 0; i < n; ++i) {
     const Batch& b = round.batches[i];
-    cost += b.buffer.size() + b.completions.size() * sizeof(Completion);
+    cost += b.bytes + b.completions.size() * sizeof(Completion);
     if (b.completions.empty() || !b.written) continue;
     metrics_->records[i]->Inc(b.completions.size());
-    metrics_->bytes[i]->Inc(b.buffer.size());
+    metrics_->bytes[i]->Inc(b.bytes);
     durable_records += b.completions.size();
-    durable_bytes += b.buffer.size();
+    durable_bytes += b.bytes;
   }
   if (durable_records > 0) {
     metrics_->commit_records->Observe(static_cast<double>(durable_records));
@@ -731,6 +833,7 @@ void EventLog::CompleteRound(Round& round) {
       }
     }
     b.buffer.clear();
+    b.bytes = 0;
     b.completions.clear();
     b.metas.clear();
     b.status = Ok();
@@ -788,18 +891,15 @@ Result<PartitionProperties> EventLog::GetPartitionProperties(uint32_t partition)
   props.empty = props.beginning_sequence == props.next_sequence;
   props.bytes_on_disk = p.DiskBytes();
   props.segments = p.segments.size();
-  for (auto it = p.segments.rbegin(); it != p.segments.rend(); ++it) {
-    const auto& s = (*it)->published;
-    if (s.records > 0) {
-      props.last_offset = (*it)->OffsetAt(s.last_position);
-      props.last_enqueued_ms = s.last_ms;
-      break;
-    }
+  if (p.durable_any && !props.empty) {
+    props.last_offset = p.durable_last_offset;
+    props.last_enqueued_ms = p.durable_last_ms;
   }
   return props;
 }
 
-Result<std::unique_ptr<Reader>> EventLog::OpenReader(uint32_t partition, Position position) {
+Result<std::unique_ptr<Reader>> EventLog::OpenReader(uint32_t partition, Position position,
+                                                     Visibility visibility) {
   if (partition >= partitions_.size()) {
     return PartitionOutOfRange(partition, options_.partitions);
   }
@@ -813,7 +913,7 @@ Result<std::unique_ptr<Reader>> EventLog::OpenReader(uint32_t partition, Positio
     }
     case Position::Kind::kLatest: {
       std::lock_guard lock(p->mu);
-      sequence = p->durable_next;
+      sequence = p->end(visibility);
       break;
     }
     case Position::Kind::kSequence:
@@ -825,14 +925,15 @@ Result<std::unique_ptr<Reader>> EventLog::OpenReader(uint32_t partition, Positio
       break;
     }
   }
-  return std::unique_ptr<Reader>(new Reader(p, sequence));
+  return std::unique_ptr<Reader>(new Reader(p, sequence, visibility));
 }
 
 Result<std::unique_ptr<Reader>> EventLog::OpenReaderAtCheckpoint(std::string_view group,
                                                                  uint32_t partition,
-                                                                 Position fallback) {
+                                                                 Position fallback,
+                                                                 Visibility visibility) {
   ORRERY_ASSIGN_OR_RETURN(auto checkpoint, groups_->GetCheckpoint(group, partition));
-  return OpenReader(partition, checkpoint ? Position::Sequence(*checkpoint) : fallback);
+  return OpenReader(partition, checkpoint ? Position::Sequence(*checkpoint) : fallback, visibility);
 }
 
 void EventLog::CollectMetrics(metrics::Sink& sink) const {
@@ -864,12 +965,23 @@ void EventLog::CollectMetrics(metrics::Sink& sink) const {
 // ---------------------------------------------------------------------------------------
 // Reader
 
-Reader::Reader(std::shared_ptr<internal::Partition> partition, uint64_t next_sequence)
+Reader::Reader(std::shared_ptr<internal::Partition> partition, uint64_t next_sequence,
+               Visibility visibility)
     : partition_(std::move(partition)),
       partition_id_(partition_->id()),
-      next_sequence_(next_sequence) {}
+      next_sequence_(next_sequence),
+      visibility_(visibility) {
+  if (visibility_ == Visibility::kWritten) partition_->written_readers.fetch_add(1);
+}
 
-Reader::~Reader() = default;
+Reader::~Reader() {
+  if (visibility_ == Visibility::kWritten) partition_->written_readers.fetch_sub(1);
+}
+
+uint64_t Reader::durable_next() const {
+  std::lock_guard lock(partition_->mu);
+  return partition_->durable_next;
+}
 
 bool Reader::Locate(uint64_t* skipped) {
   auto& p = *partition_;
@@ -879,7 +991,8 @@ bool Reader::Locate(uint64_t* skipped) {
     next_sequence_ = earliest;
     iterator_.reset();
   }
-  if (next_sequence_ >= p.durable_next) return false;
+  end_ = p.end(visibility_);
+  if (next_sequence_ >= end_) return false;
   if (iterator_) {
     const auto& segment = *iterator_->segment();
     if (next_sequence_ >= segment.base_sequence() &&
@@ -900,7 +1013,7 @@ Result<ReadBatch> Reader::Read(size_t max_events, std::chrono::steady_clock::tim
   {
     std::unique_lock lock(p.mu);
     auto ready = [&] {
-      return p.closed || next_sequence_ < p.durable_next || next_sequence_ < p.earliest();
+      return p.closed || next_sequence_ < p.end(visibility_) || next_sequence_ < p.earliest();
     };
     if (!ready() && deadline > std::chrono::steady_clock::now()) {
       if (deadline == std::chrono::steady_clock::time_point::max()) {
@@ -917,6 +1030,12 @@ Result<ReadBatch> Reader::Read(size_t max_events, std::chrono::steady_clock::tim
   format::RecordHeader header;
   std::string_view body;
   while (batch.events.size() < max_events) {
+    // Segment sizes are published when written: a durable reader stops at its end, not the
+    // file's.
+    if (next_sequence_ >= end_) {
+      std::lock_guard lock(p.mu);
+      if (!Locate(&batch.skipped)) break;
+    }
     uint64_t position = iterator_->position();
     ORRERY_ASSIGN_OR_RETURN(auto step, iterator_->Next(&header, &body));
     if (step == internal::RecordIterator::Step::kEnd) {
@@ -955,8 +1074,11 @@ Result<ReadBatch> Reader::Read(size_t max_events, std::chrono::steady_clock::tim
 bool Reader::NotifyWhenReadable(std::function<void()> hook) {
   auto& p = *partition_;
   std::lock_guard lock(p.mu);
-  if (p.closed || next_sequence_ < p.durable_next || next_sequence_ < p.earliest()) return false;
-  p.readable_hooks.push_back(std::move(hook));
+  if (p.closed || next_sequence_ < p.end(visibility_) || next_sequence_ < p.earliest()) {
+    return false;
+  }
+  (visibility_ == Visibility::kWritten ? p.written_hooks : p.readable_hooks)
+      .push_back(std::move(hook));
   return true;
 }
 

@@ -24,6 +24,11 @@
 // Readers see durable records only, in sequence order, from any position (earliest, latest,
 // a sequence number, an enqueued time). Read() blocks with a deadline; NotifyWhenReadable()
 // registers a one-shot hook for event-loop integration (post to an executor from it).
+// A reader opened with Visibility::kWritten sees records once written (in the page cache,
+// which kill -9 keeps), before their fdatasync: for consumers whose output is re-made after a
+// crash (stream jobs, their outputs) and who care about latency. Such a consumer must never
+// store a position past Reader::durable_next(): a power loss can take the records after it,
+// and the log then appends other records under the same sequence numbers.
 //
 // Retention deletes whole sealed segments older than retention_ms or beyond max_bytes, never
 // the active one; readers positioned in deleted data move to the earliest remaining record
@@ -35,9 +40,10 @@
 //
 // Threads. Append(), NotifyWhenWritable(), OpenReader() and the accessors are safe from any
 // thread. Completion, writable and readable callbacks run on the log's sync thread (one per
-// log, so never concurrently; while closing, on the thread calling Close()): they must be
-// short and must not block (post to your own executor); they may call Append() and
-// NotifyWhenWritable(), but never Close() or the destructor.
+// log, so never concurrently; while closing, on the thread calling Close()) — the readable
+// hooks of kWritten readers on its writer thread: they must be short and must not block
+// (post to your own executor); they may call Append() and NotifyWhenWritable(), but never
+// Close() or the destructor.
 #pragma once
 
 #include <atomic>
@@ -99,6 +105,9 @@ Status ValidateOptions(const Options& options);
 // The partition of a device: XXH3_64bits(device_id) % partitions. Stable across versions,
 // hosts and restarts (XXH3's output is frozen since xxHash 0.8.0).
 uint32_t PartitionForDevice(std::string_view device_id, uint32_t partitions);
+
+// What a reader sees: durable records (the default), or records once written (see above).
+enum class Visibility { kDurable, kWritten };
 
 // What a completion callback receives for a durable record.
 struct Appended {
@@ -179,10 +188,13 @@ class Reader {
   uint32_t partition() const { return partition_id_; }
   // The sequence number of the next record Read() returns.
   uint64_t next_sequence() const { return next_sequence_; }
+  // One past the partition's last durable record (the most a kWritten reader's consumer may
+  // store as its position). Takes the partition's lock.
+  uint64_t durable_next() const;
 
-  // Returns up to max_events durable records, waiting until at least one is available or the
-  // deadline passes (then an empty batch). kClosed once the log is closed and everything
-  // durable has been read; kCorrupt if stored bytes fail their CRC.
+  // Returns up to max_events visible records (durable ones unless opened kWritten), waiting until
+  // at least one is available or the deadline passes (then an empty batch). kClosed once the log is
+  // closed and everything durable has been read; kCorrupt if stored bytes fail their CRC.
   Result<ReadBatch> Read(size_t max_events, std::chrono::steady_clock::time_point deadline);
   // Read() without waiting.
   Result<ReadBatch> TryRead(size_t max_events) {
@@ -191,19 +203,23 @@ class Reader {
 
   // One-shot readiness hook for event loops. Returns false, without keeping `hook`, when
   // Read() would return something now (or the log is closed); otherwise keeps it and runs it
-  // once on the sync thread when new durable records arrive or the log closes. The hook
+  // once when new visible records arrive (on the sync thread; a kWritten reader's on the
+  // writer thread) or the log closes. The hook
   // may run after this Reader is destroyed: capture what it needs by value or weakly.
   bool NotifyWhenReadable(std::function<void()> hook);
 
  private:
   friend class EventLog;
-  Reader(std::shared_ptr<internal::Partition> partition, uint64_t next_sequence);
+  Reader(std::shared_ptr<internal::Partition> partition, uint64_t next_sequence,
+         Visibility visibility);
   // Positions iterator_ at next_sequence_ (or reports skipped records). REQUIRES: lock held.
   bool Locate(uint64_t* skipped);
 
   std::shared_ptr<internal::Partition> partition_;
   uint32_t partition_id_;
   uint64_t next_sequence_;
+  Visibility visibility_;
+  uint64_t end_ = 0;  // the partition's end for this reader when last located
   std::unique_ptr<internal::RecordIterator> iterator_;
 };
 
@@ -235,12 +251,15 @@ class EventLog {
   // (or the log closes).
   bool NotifyWhenWritable(std::function<void()> callback);
 
-  // Opens a reader on `partition` (kInvalidArgument when out of range).
-  Result<std::unique_ptr<Reader>> OpenReader(uint32_t partition, Position position);
+  // Opens a reader on `partition` (kInvalidArgument when out of range). Latest() means after
+  // the last record the reader's visibility shows.
+  Result<std::unique_ptr<Reader>> OpenReader(uint32_t partition, Position position,
+                                             Visibility visibility = Visibility::kDurable);
   // Opens a reader at the group's checkpoint for `partition`, or at `fallback` when the group
   // has not checkpointed it.
-  Result<std::unique_ptr<Reader>> OpenReaderAtCheckpoint(std::string_view group, uint32_t partition,
-                                                         Position fallback);
+  Result<std::unique_ptr<Reader>> OpenReaderAtCheckpoint(
+      std::string_view group, uint32_t partition, Position fallback,
+      Visibility visibility = Visibility::kDurable);
 
   ConsumerGroups& consumer_groups() { return *groups_; }
 
@@ -279,6 +298,12 @@ class EventLog {
   bool CollectRound(Round& round);
   bool AnyPending();
   void WriteRound(Round& round, int64_t now_ms);
+  bool AnyWrittenReader() const;
+  bool SyncerFree();
+  // Sleeps until something is pending or the syncer finished a round; true: something is.
+  bool WaitForWorkOrSyncer();
+  // Writes what producers appended since `round` was written into it (not yet handed off).
+  void WriteMore(Round& round, int64_t now_ms);
   void HandOff(Round* round);
   void WaitForSyncer();
   size_t ApplyRetention(int64_t now_ms);
@@ -329,6 +354,7 @@ class EventLog {
   bool syncer_stop_ = false;    // guarded by pipe_mu_
 
   std::unique_ptr<Round[]> rounds_;                // two, used alternately
+  std::vector<Batch> extra_;                       // writer: WriteMore's per-partition lots
   std::unique_ptr<internal::SyncPool> sync_pool_;  // sync thread
   int64_t last_retention_ms_ = 0;                  // writer thread
   std::thread syncer_;

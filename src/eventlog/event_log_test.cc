@@ -383,6 +383,48 @@ TEST_F(EventLogTest, ReadersSeeOnlyDurableRecords) {
   EXPECT_EQ(reader->TryRead(10)->events.size(), 1u);
 }
 
+TEST_F(EventLogTest, WrittenReadersSeeRecordsBeforeTheirSync) {
+  Options o = BaseOptions();
+  o.partitions = 1;
+  auto log = OpenLog(o);
+  ASSERT_TRUE(log);
+  auto durable = log->OpenReader(0, Position::Earliest()).value();
+  auto written = log->OpenReader(0, Position::Earliest(), Visibility::kWritten).value();
+  Gate gate;
+  ASSERT_TRUE(log->Append(TestMessage("d", "first"), gate.Blocker()));
+  gate.WaitEntered();  // the sync thread is parked: nothing after "first" becomes durable
+  Completions done;
+  ASSERT_TRUE(log->Append(TestMessage("d", "second"), done.Callback()));
+  ASSERT_TRUE(log->Append(TestMessage("d", "third"), done.Callback()));
+  std::vector<std::string> bodies;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (bodies.size() < 3 && std::chrono::steady_clock::now() < deadline) {
+    for (auto& e : written->Read(10, deadline).value().events)
+      bodies.push_back(e.message.body);
+  }
+  EXPECT_EQ(bodies, (std::vector<std::string>{"first", "second", "third"}));
+  EXPECT_EQ(written->durable_next(), 1u);
+  EXPECT_EQ(durable->TryRead(10)->events.size(), 1u);
+  EXPECT_TRUE(durable->TryRead(10)->events.empty());
+  EXPECT_EQ(log->GetPartitionProperties(0)->next_sequence, 1u);
+  // What arrives while the sync is still parked is written at once too, and wakes the reader.
+  Flag flag;
+  ASSERT_TRUE(written->NotifyWhenReadable(flag.Setter()));
+  ASSERT_TRUE(log->Append(TestMessage("d", "fourth"), done.Callback()));
+  ASSERT_TRUE(flag.Wait());
+  EXPECT_EQ(written->TryRead(10)->events.at(0).message.body, "fourth");
+  EXPECT_EQ(written->durable_next(), 1u);
+  gate.Open();
+  ASSERT_TRUE(done.WaitFor(3));
+  EXPECT_EQ(written->durable_next(), 4u);
+  EXPECT_EQ(durable->TryRead(10)->events.size(), 3u);
+  // "second" to "fourth" were gathered into the round waiting for the parked sync: one commit.
+  EXPECT_EQ(log->commit_stats().commits, 2u);
+  auto props = log->GetPartitionProperties(0).value();
+  EXPECT_EQ(props.next_sequence, 4u);
+  EXPECT_EQ(props.last_offset, done.ok().back().offset);
+}
+
 TEST_F(EventLogTest, GroupCommitCoversEverythingQueuedDuringASync) {
   Options o = BaseOptions();
   o.partitions = 1;

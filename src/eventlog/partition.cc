@@ -36,6 +36,13 @@ void WriteCacheFile(const std::filesystem::path& path, std::string_view data) {
   if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) ::unlink(tmp.c_str());
 }
 
+// Moves every hook of `from` to the end of `to`.
+void TakeHooks(std::vector<std::function<void()>>& from, std::vector<std::function<void()>>* to) {
+  for (auto& hook : from)
+    to->push_back(std::move(hook));
+  from.clear();
+}
+
 void RemoveFile(const std::filesystem::path& path) {
   std::error_code ec;
   std::filesystem::remove(path, ec);
@@ -195,7 +202,15 @@ Result<RecoveryReport> Partition::Recover(int64_t now_ms) {
   report.segments = loaded.size();
   std::lock_guard lock(mu);
   segments = std::move(loaded);
-  durable_next = next_sequence_;
+  durable_next = written_next = next_sequence_;
+  for (auto it = segments.rbegin(); it != segments.rend(); ++it) {
+    const auto& st = (*it)->published;
+    if (st.records == 0) continue;
+    durable_any = true;
+    durable_last_offset = (*it)->OffsetAt(st.last_position);
+    durable_last_ms = st.last_ms;
+    break;
+  }
   return report;
 }
 
@@ -224,7 +239,7 @@ Status Partition::Roll(int64_t now_ms) {
   active_state_ = SegmentState{};
   active_state_.next_sequence = next_sequence_;
   handed_index_ = 0;
-  // Readers may see the new, empty segment at once: they never read past durable_next.
+  // Readers may see the new, empty segment at once: they never read past their end.
   std::lock_guard lock(mu);
   segments.push_back(std::move(next));
   return Ok();
@@ -289,16 +304,32 @@ PublishPoint Partition::TakePublishPoint() {
   return point;
 }
 
+void MergePoint(PublishPoint& into, PublishPoint&& later) {
+  for (auto& sealed : later.sealed)
+    into.sealed.push_back(std::move(sealed));
+  if (later.active != into.active) {
+    // A roll between the two synced `into.active` (now among the sealed).
+    into.needs_sync = later.needs_sync;
+  } else {
+    into.needs_sync = into.needs_sync || later.needs_sync;
+  }
+  into.active = std::move(later.active);
+  into.state = std::move(later.state);
+  into.state.index.clear();
+  into.next_sequence = later.next_sequence;
+}
+
 Status Partition::Sync(const PublishPoint& point) {
   if (point.needs_sync) ORRERY_TRY(point.active->Sync());
   return Ok();
 }
 
-void Partition::Publish(PublishPoint point, std::vector<std::function<void()>>* hooks) {
+void Partition::PublishWritten(const PublishPoint& point,
+                               std::vector<std::function<void()>>* hooks) {
   {
     std::lock_guard lock(mu);
-    for (auto& sealed : point.sealed) {
-      sealed.segment->published = std::move(sealed.state);
+    for (const auto& sealed : point.sealed) {
+      sealed.segment->published = sealed.state;
     }
     auto& p = point.active->published;
     const auto& s = point.state;
@@ -309,13 +340,33 @@ void Partition::Publish(PublishPoint point, std::vector<std::function<void()>>* 
     p.last_ms = s.last_ms;
     p.last_position = s.last_position;
     p.index.insert(p.index.end(), s.index.begin(), s.index.end());
+    bool advanced = written_next != point.next_sequence;
+    written_next = point.next_sequence;
+    if (advanced) TakeHooks(written_hooks, hooks);
+  }
+  cv.notify_all();
+}
+
+void Partition::PublishDurable(const PublishPoint& point,
+                               std::vector<std::function<void()>>* hooks) {
+  {
+    std::lock_guard lock(mu);
+    if (point.state.records > 0) {
+      durable_any = true;
+      durable_last_offset = point.active->OffsetAt(point.state.last_position);
+      durable_last_ms = point.state.last_ms;
+    } else {
+      for (auto it = point.sealed.rbegin(); it != point.sealed.rend(); ++it) {
+        if (it->state.records == 0) continue;
+        durable_any = true;
+        durable_last_offset = it->segment->OffsetAt(it->state.last_position);
+        durable_last_ms = it->state.last_ms;
+        break;
+      }
+    }
     bool advanced = durable_next != point.next_sequence;
     durable_next = point.next_sequence;
-    if (advanced) {
-      for (auto& hook : readable_hooks)
-        hooks->push_back(std::move(hook));
-      readable_hooks.clear();
-    }
+    if (advanced) TakeHooks(readable_hooks, hooks);
   }
   cv.notify_all();
 }
@@ -325,7 +376,9 @@ Result<size_t> Partition::Retain(int64_t now_ms, int64_t retention_ms, uint64_t 
   if (active_state_.records > 0 && active_state_.last_ms < cutoff) {
     ORRERY_TRY(Roll(now_ms));  // syncs the old segment; the new one holds only its header
     std::vector<std::function<void()>> none;
-    Publish(TakePublishPoint(), &none);
+    PublishPoint point = TakePublishPoint();
+    PublishWritten(point, &none);
+    PublishDurable(point, &none);
   }
   std::vector<std::shared_ptr<Segment>> victims;
   {
@@ -363,9 +416,8 @@ void Partition::Close(std::vector<std::function<void()>>* hooks) {
   {
     std::lock_guard lock(mu);
     closed = true;
-    for (auto& hook : readable_hooks)
-      hooks->push_back(std::move(hook));
-    readable_hooks.clear();
+    TakeHooks(readable_hooks, hooks);
+    TakeHooks(written_hooks, hooks);
   }
   cv.notify_all();
 }
@@ -397,7 +449,7 @@ Result<uint64_t> Partition::SequenceForTime(int64_t ms) const {
   uint64_t position = format::kSegmentHeaderSize, limit = 0, fallback = 0;
   {
     std::lock_guard lock(mu);
-    fallback = durable_next;
+    fallback = written_next;
     for (const auto& s : segments) {
       const auto& p = s->published;
       if (p.records > 0 && p.last_ms >= ms) {

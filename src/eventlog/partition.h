@@ -7,17 +7,20 @@
 //  - The writer thread alone writes files: Write() assigns sequence numbers and times,
 //    finishes CRCs, pwrites and rolls segments; TakePublishPoint() then captures what it
 //    wrote as a PublishPoint and hands it to the sync thread.
-//  - The sync thread fdatasyncs a point (Sync()) and Publish()es it: copies it into the
-//    segments' `published` state under `mu` and advances `durable_next`, which is all readers
-//    ever look at. Points are published in the order they were taken. Meanwhile the writer
-//    already writes the next batch, so writing and syncing overlap. Nothing a reader can see
-//    is ever un-durable, and neither thread waits for readers (they hold `mu` only to look up
+//  - The writer then PublishWritten()s the point: copies it into the segments' `published`
+//    state under `mu` and advances `written_next`, the end readers opened with
+//    Visibility::kWritten look at. The sync thread fdatasyncs the point (Sync()) and
+//    PublishDurable()s it: advances `durable_next`, the end every other reader looks at.
+//    Points are published in the order they were taken. Meanwhile the writer already writes
+//    the next batch, so writing and syncing overlap. A durable reader never sees an
+//    un-durable record, and neither thread waits for readers (they hold `mu` only to look up
 //    positions; they read files with pread outside it).
 //  - Rolling seals the active segment (fdatasync, then its .idx) before creating the next one
 //    (header, fdatasync, directory fsync), so every segment but the last is complete on disk.
 //    Recovery relies on that: only the last segment can have a torn tail.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -52,7 +55,8 @@ struct Sealed {
   SegmentState state;
 };
 
-// What the writer has written up to a moment: made durable by Sync(), visible by Publish().
+// What the writer has written up to a moment: visible to kWritten readers by
+// PublishWritten(), made durable by Sync(), visible to every reader by PublishDurable().
 struct PublishPoint {
   std::shared_ptr<Segment> active;
   SegmentState state;          // the active segment's; `index` holds only the new entries
@@ -60,6 +64,11 @@ struct PublishPoint {
   uint64_t next_sequence = 0;
   bool needs_sync = false;  // the active segment was written since the previous point
 };
+
+// Folds `later` (taken after `into`, neither synced yet) into `into`: one Sync() and one
+// PublishDurable() of the result cover both. Index entries are not kept (PublishWritten has
+// published each point's own).
+void MergePoint(PublishPoint& into, PublishPoint&& later);
 
 struct PartitionConfig {
   uint32_t id = 0;
@@ -90,6 +99,8 @@ class Partition {
   Status Write(std::string* batch, int64_t now_ms, std::vector<RecordMeta>* metas);
   // Captures everything written since the previous point.
   PublishPoint TakePublishPoint();
+  // Makes the point visible to kWritten readers; moves their due hooks to `hooks`.
+  void PublishWritten(const PublishPoint& point, std::vector<std::function<void()>>* hooks);
   // Deletes sealed segments whose newest record is older than now_ms - retention_ms, then the
   // oldest sealed ones while the partition holds more than max_bytes (0: no size limit).
   // An active segment whose newest record has expired is rolled first so it can go too.
@@ -99,29 +110,43 @@ class Partition {
   // ---- Sync thread (or the writer thread when nothing is in flight) ----
   // fdatasyncs the point's active segment if needed (and sync is on).
   Status Sync(const PublishPoint& point);
-  // Makes the point visible to readers; moves due readable hooks to `hooks`.
-  void Publish(PublishPoint point, std::vector<std::function<void()>>* hooks);
+  // Makes the point (published written before) visible to every reader; moves due readable
+  // hooks to `hooks`.
+  void PublishDurable(const PublishPoint& point, std::vector<std::function<void()>>* hooks);
   // Marks the partition closed and moves every readable hook to `hooks`.
   void Close(std::vector<std::function<void()>>* hooks);
 
   // ---- Readers (any thread) ----
+  std::atomic<int> written_readers{0};  // open Visibility::kWritten readers
   mutable std::mutex mu;
-  std::condition_variable cv;  // notified on Publish() and Close()
+  std::condition_variable cv;  // notified on PublishWritten(), PublishDurable() and Close()
   // Guarded by mu:
   std::deque<std::shared_ptr<Segment>> segments;  // oldest first; never empty after Recover
   uint64_t durable_next = 0;                      // one past the last durable record
+  uint64_t written_next = 0;                      // one past the last written record
+  // The last durable record (GetPartitionProperties), when there is one.
+  bool durable_any = false;
+  uint64_t durable_last_offset = 0;
+  int64_t durable_last_ms = 0;
   bool closed = false;
-  std::vector<std::function<void()>> readable_hooks;
+  std::vector<std::function<void()>> readable_hooks;  // of kDurable readers
+  std::vector<std::function<void()>> written_hooks;   // of kWritten readers
+
+  // One past the last record a reader of `visibility` may see. REQUIRES: mu held.
+  uint64_t end(Visibility visibility) const {
+    return visibility == Visibility::kWritten ? written_next : durable_next;
+  }
 
   // REQUIRES: mu held.
   uint64_t earliest() const { return segments.front()->base_sequence(); }
   uint64_t DiskBytes() const;
   // The segment holding `sequence` and the position of the last indexed record at or before
-  // it. REQUIRES: mu held, earliest() <= sequence < durable_next.
+  // it. REQUIRES: mu held, earliest() <= sequence < written_next.
   std::pair<std::shared_ptr<Segment>, uint64_t> Find(uint64_t sequence) const;
 
-  // The sequence number of the first durable record enqueued at or after `ms`, or
-  // durable_next when there is none yet. Takes mu itself.
+  // The sequence number of the first written record enqueued at or after `ms`, or
+  // written_next when there is none yet (a durable reader placed there waits for it to become
+  // durable). Takes mu itself.
   Result<uint64_t> SequenceForTime(int64_t ms) const;
 
  private:

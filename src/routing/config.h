@@ -52,9 +52,9 @@ struct StorageEndpoint {
   int64_t batch_frequency_s = 300;      // 60..720 (IoT Hub's bounds)
   int64_t max_chunk_bytes = 300 << 20;  // 10 MiB..500 MiB
   Encoding encoding = Encoding::kAvro;
-  // Not configurable in JSON: the JSON encoding writes each message body as its line rather
-  // than IoT Hub's routing record (stream job outputs: the rows themselves).
-  bool body_lines = false;
+  // Not configurable in JSON: each message body (a stream job's row) is written itself rather
+  // than as IoT Hub's routing record: a JSON line, or an Avro record of its columns.
+  bool body_rows = false;
 };
 
 struct WebhookEndpoint {

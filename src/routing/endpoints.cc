@@ -239,11 +239,13 @@ class EndpointManager::Worker final : public StopToken {
  public:
   // `every_event`: the sink takes every event of the log, not only those routed to `name`.
   Worker(std::string name, std::string group, bool every_event, eventlog::EventLog* log,
-         std::unique_ptr<Sink> sink, std::function<int64_t()> now_ms)
+         eventlog::Visibility visibility, std::unique_ptr<Sink> sink,
+         std::function<int64_t()> now_ms)
       : name_(std::move(name)),
         group_(std::move(group)),
         every_event_(every_event),
         log_(log),
+        visibility_(visibility),
         sink_(std::move(sink)),
         now_ms_(std::move(now_ms)),
         wake_(std::make_shared<Wake>()) {
@@ -287,7 +289,7 @@ class EndpointManager::Worker final : public StopToken {
     std::vector<std::unique_ptr<eventlog::Reader>> readers(parts);
     std::vector<uint64_t> next(parts, 0), saved(parts, 0);
     for (uint32_t p = 0; p < parts; ++p) {
-      auto r = log_->OpenReaderAtCheckpoint(group_, p, eventlog::Position::Latest());
+      auto r = log_->OpenReaderAtCheckpoint(group_, p, eventlog::Position::Latest(), visibility_);
       if (!r) {
         Log()->error("endpoint '{}': cannot read partition {}: {}", name_, p, r.error().message());
         continue;
@@ -323,14 +325,14 @@ class EndpointManager::Worker final : public StopToken {
       for (uint32_t p = 0; p < parts; ++p) {
         auto from = sink_->TakeRewind(p, now);
         if (!from) continue;
-        auto r = log_->OpenReader(p, eventlog::Position::Sequence(*from));
+        auto r = log_->OpenReader(p, eventlog::Position::Sequence(*from), visibility_);
         if (!r) continue;
         readers[p] = std::move(*r);
         next[p] = readers[p]->next_sequence();
         any = true;
       }
       if (now - last_checkpoint >= kCheckpointIntervalMs) {
-        Checkpoint(next, saved);
+        Checkpoint(readers, next, saved);
         last_checkpoint = now;
       }
       if (any) continue;
@@ -361,12 +363,17 @@ class EndpointManager::Worker final : public StopToken {
     }
     // Stopping: deliver what can be delivered, record how far.
     sink_->Flush(now_ms_(), true, *this);
-    Checkpoint(next, saved);
+    Checkpoint(readers, next, saved);
   }
 
-  void Checkpoint(const std::vector<uint64_t>& next, std::vector<uint64_t>& saved) {
+  void Checkpoint(const std::vector<std::unique_ptr<eventlog::Reader>>& readers,
+                  const std::vector<uint64_t>& next, std::vector<uint64_t>& saved) {
     for (uint32_t p = 0; p < next.size(); ++p) {
       uint64_t safe = sink_->PendingFrom(p).value_or(next[p]);
+      // What a power loss can take must be read again after it.
+      if (visibility_ == eventlog::Visibility::kWritten && readers[p]) {
+        safe = std::min(safe, readers[p]->durable_next());
+      }
       if (safe <= saved[p]) continue;
       if (auto st = log_->consumer_groups().Checkpoint(group_, p, safe); !st) {
         Log()->error("endpoint '{}': checkpoint of partition {} failed: {}", name_, p,
@@ -381,6 +388,7 @@ class EndpointManager::Worker final : public StopToken {
   const std::string group_;
   const bool every_event_;
   eventlog::EventLog* log_;
+  const eventlog::Visibility visibility_;
   std::unique_ptr<Sink> sink_;
   std::function<int64_t()> now_ms_;
   std::shared_ptr<Wake> wake_;
@@ -455,8 +463,8 @@ Status EndpointManager::Apply(const RoutingConfig& config) {
     if (workers_.count(name)) continue;
     std::string group = GroupOf(name);
     ORRERY_TRY(EnsureGroupAtEnd(group));
-    workers_[name] =
-        std::make_unique<Worker>(name, group, false, log_, spec.second(), options_.now_ms);
+    workers_[name] = std::make_unique<Worker>(name, group, false, log_, options_.visibility,
+                                              spec.second(), options_.now_ms);
     fingerprints_[name] = spec.first;
   }
   return Ok();
@@ -485,7 +493,7 @@ Status EndpointManager::AttachConsumer(std::string name, std::string group,
   }
   ORRERY_TRY(EnsureGroupAtEnd(group));
   attached_[name] = std::make_unique<Worker>(name, std::move(group), !routed_only, log_,
-                                             std::move(sink), options_.now_ms);
+                                             options_.visibility, std::move(sink), options_.now_ms);
   return Ok();
 }
 

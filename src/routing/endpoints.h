@@ -89,6 +89,10 @@ struct EndpointOptions {
   std::filesystem::path dead_letter_root;  // webhooks dead-letter under it
   net::TlsClientOptions webhook_tls;       // trust for webhook receivers
   std::string hub_name = "localhost";      // {iothub} in file names
+  // What the endpoints' readers see. kWritten (stream jobs' output log, whose rows a job makes
+  // again after a crash): records before their fdatasync, for latency; checkpoints then never
+  // pass the durable end.
+  eventlog::Visibility visibility = eventlog::Visibility::kDurable;
   metrics::Registry* metrics = nullptr;
   std::function<int64_t()> now_ms;
 };

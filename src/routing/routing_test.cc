@@ -1,6 +1,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <climits>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -274,6 +276,76 @@ class EndpointTest : public ::testing::Test {
   std::filesystem::path dir_;
   std::unique_ptr<eventlog::EventLog> log_;
 };
+
+// Hands every event to the test at once (nothing pending).
+class CollectingSink final : public Sink {
+ public:
+  void Add(const eventlog::Event& e, StopToken&) override {
+    std::lock_guard lock(mu_);
+    bodies_.push_back(e.message.body);
+    cv_.notify_all();
+  }
+  void Flush(int64_t, bool, StopToken&) override {}
+  std::optional<uint64_t> PendingFrom(uint32_t) const override { return std::nullopt; }
+  int64_t NextDeadlineMs() const override { return INT64_MAX; }
+  EndpointHealth Health() const override { return {}; }
+  bool WaitFor(size_t n) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(30), [&] { return bodies_.size() >= n; });
+  }
+  std::vector<std::string> bodies() {
+    std::lock_guard lock(mu_);
+    return bodies_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::string> bodies_;
+};
+
+TEST_F(EndpointTest, WrittenVisibilityDeliversBeforeTheSyncAndCheckpointsOnlyDurableRecords) {
+  auto options = Options();
+  options.visibility = eventlog::Visibility::kWritten;
+  EndpointManager manager(log_.get(), options);
+  auto sink = std::make_unique<CollectingSink>();
+  CollectingSink* seen = sink.get();
+  ASSERT_TRUE(manager.AttachConsumer("fast", "fast", std::move(sink)));
+  // Park the log's sync thread in the first record's callback: nothing after it is durable.
+  // The gate opens when the test ends, however it ends (the log's Close waits for it).
+  struct Gate {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool entered = false, open = false;
+  };
+  auto gate = std::make_shared<Gate>();
+  struct Opener {
+    std::shared_ptr<Gate> gate;
+    ~Opener() {
+      {
+        std::lock_guard lock(gate->mu);
+        gate->open = true;
+      }
+      gate->cv.notify_all();
+    }
+  } opener{gate};
+  ASSERT_TRUE(log_->AppendToPartition(0, Telemetry("d", "first"), [gate](const auto&) {
+    std::unique_lock lock(gate->mu);
+    gate->entered = true;
+    gate->cv.notify_all();
+    gate->cv.wait(lock, [&] { return gate->open; });
+  }));
+  {
+    std::unique_lock lock(gate->mu);
+    gate->cv.wait(lock, [&] { return gate->entered; });
+  }
+  ASSERT_TRUE(log_->AppendToPartition(0, Telemetry("d", "second"), nullptr));
+  ASSERT_TRUE(log_->AppendToPartition(0, Telemetry("d", "third"), nullptr));
+  ASSERT_TRUE(seen->WaitFor(3));
+  EXPECT_EQ(seen->bodies(), (std::vector<std::string>{"first", "second", "third"}));
+  manager.Stop();  // checkpoints what it delivered — as far as it is durable
+  EXPECT_EQ(log_->consumer_groups().GetCheckpoint("fast", 0).value(), std::optional<uint64_t>(1));
+}
 
 TEST_F(EndpointTest, StorageEndpointArchivesWhatIsRoutedToItAndResumesAfterRestart) {
   auto config = Config(R"({"endpoints":{"storageContainers":[{"name":"archive","encoding":"json",

@@ -65,12 +65,22 @@ class StorageSink final : public Sink {
     auto& b = open_[e.partition];
     if (!b.writer && !OpenBatch(e.partition, b, e.sequence)) return;
     auto st = b.writer->Append(e);
-    if (!st && st.error().Is(archive::Errc::kTooLarge)) {
+    if (!st && st.error().Is(archive::Errc::kSchemaMismatch) && b.writer->records() > 0) {
+      // A row with other columns (rows' Avro files have the first row's schema): next file.
+      Publish(e.partition, b);
+      if (!b.writer && !retry_.count(e.partition) && OpenBatch(e.partition, b, e.sequence)) {
+        st = b.writer->Append(e);
+      } else {
+        return;
+      }
+    }
+    if (!st && (st.error().Is(archive::Errc::kTooLarge) ||
+                st.error().Is(archive::Errc::kSchemaMismatch))) {
       // One record that cannot be stored at all: it would block the endpoint forever.
       Log()->error(
-          "storage endpoint '{}': partition {} sequence {} is too large to archive; "
+          "storage endpoint '{}': partition {} sequence {} cannot be archived ({}); "
           "skipped",
-          config_.name, e.partition, e.sequence);
+          config_.name, e.partition, e.sequence, st.error().message());
       return;
     }
     if (!st) return Failed(e.partition, b, st.error(), e.sequence);
@@ -143,7 +153,7 @@ class StorageSink final : public Sink {
     // Batches that start in the same minute share the template's name: number them.
     std::filesystem::path final = root_ / *rel;
     archive::WriterOptions wo{.encoding = ArchiveEncoding(config_.encoding),
-                              .body_lines = config_.body_lines};
+                              .body_rows = config_.body_rows};
     for (int n = 0; n < 1000; ++n) {
       std::filesystem::path candidate = final;
       if (n > 0) {
