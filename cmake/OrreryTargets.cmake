@@ -1,7 +1,7 @@
 # Helpers that give every Orrery target the same flags, so components stay uniform.
 
-set(ORRERY_WARNINGS -Wall -Wextra -Wpedantic -Wshadow=local -Wnon-virtual-dtor
-    -Wold-style-cast -Wcast-align -Wimplicit-fallthrough
+set(ORRERY_WARNINGS -Wall -Wextra -Wpedantic $<$<CXX_COMPILER_ID:GNU>:-Wshadow=local>
+    -Wnon-virtual-dtor -Wold-style-cast -Wcast-align -Wimplicit-fallthrough
     -Wno-missing-field-initializers)
 if(ORRERY_WERROR)
   list(APPEND ORRERY_WARNINGS -Werror)

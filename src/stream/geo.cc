@@ -452,8 +452,10 @@ Value CreatePolygon(std::span<Value> a) {
     ring.push_back(Coordinates(*p));
   }
   if (!Same(points.front(), points.back())) return Null();
-  return Value(json::value(
-      json::object{{"type", "Polygon"}, {"coordinates", json::array{std::move(ring)}}}));
+  // Not json::array{std::move(ring)}: clang takes that for the move constructor (no nesting).
+  json::array rings;
+  rings.push_back(std::move(ring));
+  return Value(json::value(json::object{{"type", "Polygon"}, {"coordinates", std::move(rings)}}));
 }
 
 Value StDistance(std::span<Value> a) {

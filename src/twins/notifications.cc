@@ -300,9 +300,9 @@ struct Notifier::Impl {
       auto w = std::make_shared<Wait>();
       w->left = batch.size();
       for (auto& [ticket, event] : batch) {
-        Route(event, [w, ticket](Status st) {
+        Route(event, [w, t = ticket](Status st) {
           std::lock_guard l(w->mu);
-          if (!st) w->failed.push_back(ticket);
+          if (!st) w->failed.push_back(t);
           if (--w->left == 0) w->cv.notify_all();
         });
       }
