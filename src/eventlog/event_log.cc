@@ -708,7 +708,7 @@ void EventLog::WriteMore(Round& round, int64_t now_ms) {
     }
     internal::PublishPoint later = part.TakePublishPoint();
     part.PublishWritten(later, &written_hooks);
-    if (first || !b.written) {
+    if (first) {  // (a batch that failed before was skipped above)
       round.points[i] = std::move(later);
     } else {
       internal::MergePoint(round.points[i], std::move(later));
